@@ -1,0 +1,112 @@
+// Command siplua is a SIP proxy routed by Lua scripts written against Kamailio's KEMI API.
+//
+//	siplua [-config FILE]        serve (no flag: the embedded default configuration and script)
+//	siplua -c [-config FILE]     check configuration and script, print problems as file:line: message
+//	siplua version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/siplua/siplua"
+	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/luabind"
+	_ "github.com/siplua/siplua/modules/all"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Fprintf(stdout, "siplua %s\n", Version)
+		return 0
+	}
+	fl := flag.NewFlagSet("siplua", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (default: the embedded config.toml)")
+	check := fl.Bool("c", false, "check the configuration and script, then exit")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version)\n", fl.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	if *check {
+		if errs := luabind.Check(cfg); len(errs) > 0 {
+			for _, e := range errs {
+				printErrors(stderr, e)
+			}
+			return 1
+		}
+		fmt.Fprintln(stdout, "config OK")
+		return 0
+	}
+	return serve(cfg, stderr)
+}
+
+func loadConfig(path string) (*engine.Config, error) {
+	if path != "" {
+		return engine.LoadConfigFile(path)
+	}
+	src, err := fs.ReadFile(siplua.Files, "config.toml")
+	if err != nil {
+		return nil, fmt.Errorf("embedded config: %w", err)
+	}
+	cfg, err := engine.ParseConfig(src, siplua.DefaultConfigName, "")
+	if err != nil {
+		return nil, err
+	}
+	cfg.FS = siplua.Files
+	return cfg, nil
+}
+
+func printErrors(w io.Writer, err error) {
+	var es engine.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintln(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func serve(cfg *engine.Config, stderr io.Writer) int {
+	log, _ := engine.NewLogger(stderr, cfg.Core)
+	compile := func(c *engine.Config) (engine.Script, error) { return luabind.CompileScript(c, log) }
+	e, err := engine.New(cfg, compile, log)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	if err := e.Listen(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := e.Serve(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// edit replaces Buf[off:end] with text when the message is sent on (Kamailio's lumps): the received bytes
+// stay as they are, so header getters see the message as received, as in Kamailio.
+type edit struct {
+	off, end int
+	text     string
+}
+
+// AddEdit records a change to the outgoing copy of the message.
+func (m *Msg) AddEdit(off, end int, text string) {
+	m.edits = append(m.edits, edit{off: off, end: end, text: text})
+}
+
+// AppendHeader adds a header line (with or without CRLF) after the last header.
+func (m *Msg) AppendHeader(line string) {
+	m.AddEdit(m.Raw.HdrsEnd, m.Raw.HdrsEnd, withCRLF(line))
+}
+
+// InsertHeader adds a header line before the first header.
+func (m *Msg) InsertHeader(line string) {
+	off := m.Raw.HdrsEnd
+	if len(m.Raw.Hdrs) > 0 {
+		off = m.Raw.Hdrs[0].Start
+	}
+	m.AddEdit(off, off, withCRLF(line))
+}
+
+// RemoveHeader removes every header named name and returns how many it removed.
+func (m *Msg) RemoveHeader(name string) int {
+	lname := strings.ToLower(name)
+	n := 0
+	for _, h := range m.Raw.Hdrs {
+		if h.Is(m.Buf, lname) {
+			m.AddEdit(h.Start, h.End, "")
+			n++
+		}
+	}
+	return n
+}
+
+func withCRLF(s string) string {
+	if strings.HasSuffix(s, "\r\n") {
+		return s
+	}
+	return strings.TrimRight(s, "\r\n") + "\r\n"
+}
+
+// appendOutgoing appends the message with its edits (and extra ones, e.g. a Via) to dst.
+func (m *Msg) appendOutgoing(dst []byte, extra ...edit) []byte {
+	edits := m.edits
+	if len(extra) > 0 {
+		edits = append(slices.Clip(edits), extra...)
+	}
+	if len(edits) == 0 {
+		return append(dst, m.Buf...)
+	}
+	sorted := slices.Clone(edits)
+	slices.SortStableFunc(sorted, func(a, b edit) int { return a.off - b.off })
+	pos := 0
+	for _, e := range sorted {
+		if e.off < pos { // overlaps an earlier removal: keep only what lies beyond it
+			if e.end <= pos {
+				dst = append(dst, e.text...)
+				continue
+			}
+			e.off = pos
+		}
+		dst = append(dst, m.Buf[pos:e.off]...)
+		dst = append(dst, e.text...)
+		pos = e.end
+	}
+	return append(dst, m.Buf[pos:]...)
+}
+
+// contentLengthEdit adds Content-Length when the message has none (needed on stream transports).
+func (m *Msg) contentLengthEdit() (edit, bool) {
+	if m.Raw.Find(m.Buf, "content-length") >= 0 {
+		return edit{}, false
+	}
+	n := len(m.Buf) - m.Raw.Body
+	return edit{off: m.Raw.HdrsEnd, end: m.Raw.HdrsEnd, text: "Content-Length: " + strconv.Itoa(n) + "\r\n"}, true
+}

@@ -1,0 +1,344 @@
+// Package engine owns the transports, the message path and the module registry of siplua.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+// Script is a compiled routing program (luabind provides it); each worker gets its own State.
+type Script interface {
+	NewState(worker int) (State, error)
+}
+
+// State runs the routes for one worker; only that worker's goroutine uses it.
+type State interface {
+	// RequestRoute runs ksr_request_route. A *RouteError reports a script failure.
+	RequestRoute(m *Msg) error
+	// ReplyRoute runs ksr_reply_route if the script defines it.
+	ReplyRoute(m *Msg) error
+	Close()
+}
+
+// RouteError is a script failure while routing a message.
+type RouteError struct {
+	Where string // "script.lua:12"
+	Err   error
+}
+
+func (e *RouteError) Error() string { return e.Where + ": " + e.Err.Error() }
+func (e *RouteError) Unwrap() error { return e.Err }
+
+// Compiler builds a Script from a configuration (it reads cfg.ScriptPath and cfg.Mods).
+type Compiler func(cfg *Config) (Script, error)
+
+// Env is what modules get in Start.
+type Env struct {
+	Engine *Engine
+	Log    *slog.Logger
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	requests, replies                          atomic.Uint64
+	repliesLocal, repliesRelayed, forwarded    atomic.Uint64
+	dropQueue, dropParse, dropScript, luaErrors atomic.Uint64
+	busy                                        atomic.Int64
+}
+
+// Snapshot returns the counters by name.
+func (s *Stats) Snapshot() map[string]uint64 {
+	return map[string]uint64{
+		"requests_received": s.requests.Load(), "replies_received": s.replies.Load(),
+		"replies_local": s.repliesLocal.Load(), "replies_relayed": s.repliesRelayed.Load(),
+		"requests_forwarded": s.forwarded.Load(),
+		"dropped_queue_full": s.dropQueue.Load(), "dropped_parse_error": s.dropParse.Load(),
+		"dropped_script": s.dropScript.Load(), "lua_errors": s.luaErrors.Load(),
+		"workers_busy": uint64(max(0, s.busy.Load())),
+	}
+}
+
+// Engine is a running proxy.
+type Engine struct {
+	cfg       *Config
+	log       *slog.Logger
+	compile   Compiler
+	parser    *sip.Parser
+	listeners []*Listener
+	queue     chan *Msg
+	workers   []*worker
+	gen       atomic.Pointer[generation]
+	genSeq    atomic.Uint64
+	tagPrefix string
+	stats     Stats
+	start     time.Time
+
+	connMu sync.Mutex
+	conns  map[netip.AddrPort]*tcpConn
+
+	myHosts map[string]bool // lower-case hosts (IPs, advertise, aliases) that are "myself"
+	myPorts map[int]bool
+	aliasAnyPort map[string]bool
+
+	wg      sync.WaitGroup
+	stopped chan struct{}
+}
+
+type generation struct {
+	id     uint64
+	script Script
+	states []State
+}
+
+// New prepares an engine: starts modules and builds one script state per worker. It does not listen yet.
+func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var tag [16]byte
+	_, _ = rand.Read(tag[:])
+	e := &Engine{
+		cfg: cfg, log: log.With("module", "core"), compile: compile, parser: sip.NewParser(),
+		queue: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
+		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
+	}
+	for _, l := range cfg.Mods.List {
+		if s, ok := l.Inst.(Starter); ok {
+			if err := s.Start(&Env{Engine: e, Log: log.With("module", l.Name)}); err != nil {
+				return nil, fmt.Errorf("start module %s: %w", l.Name, err)
+			}
+		}
+	}
+	n := cfg.WorkerCount()
+	e.workers = make([]*worker, n)
+	for i := range e.workers {
+		e.workers[i] = &worker{id: i, vars: map[string]Value{}}
+	}
+	g, err := e.newGeneration(cfg)
+	if err != nil {
+		e.stopModules()
+		return nil, err
+	}
+	e.gen.Store(g)
+	return e, nil
+}
+
+func (e *Engine) newGeneration(cfg *Config) (*generation, error) {
+	script, err := e.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &generation{id: e.genSeq.Add(1), script: script, states: make([]State, len(e.workers))}
+	for i := range g.states {
+		st, err := script.NewState(i)
+		if err != nil {
+			for _, s := range g.states[:i] {
+				s.Close()
+			}
+			return nil, err
+		}
+		g.states[i] = st
+	}
+	return g, nil
+}
+
+// Config returns the configuration the engine runs.
+func (e *Engine) Config() *Config { return e.cfg }
+
+// Log returns the engine's logger.
+func (e *Engine) Log() *slog.Logger { return e.log }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Uptime is the time since the engine was created.
+func (e *Engine) Uptime() time.Duration { return time.Since(e.start) }
+
+// Generation is the id of the script generation that serves new messages.
+func (e *Engine) Generation() uint64 { return e.gen.Load().id }
+
+// Listeners returns the bound sockets (after Listen).
+func (e *Engine) Listeners() []*Listener { return e.listeners }
+
+// Listen binds every [core] listen address.
+func (e *Engine) Listen() error {
+	for _, la := range e.cfg.Listen {
+		l, err := e.listen(la)
+		if err != nil {
+			for _, l := range e.listeners {
+				l.close()
+			}
+			e.listeners = nil
+			return err
+		}
+		e.listeners = append(e.listeners, l)
+	}
+	e.computeMyself()
+	return nil
+}
+
+// Serve runs the workers and socket readers until ctx ends, then stops gracefully: it stops reading,
+// lets the workers finish what is queued (bounded by shutdown_timeout) and stops the modules.
+func (e *Engine) Serve(ctx context.Context) error {
+	if e.listeners == nil {
+		if err := e.Listen(); err != nil {
+			return err
+		}
+	}
+	var readers sync.WaitGroup
+	for _, l := range e.listeners {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if l.Proto == UDP {
+				e.serveUDP(l)
+			} else {
+				e.serveTCP(l)
+			}
+		}()
+		e.log.Info("listening", "socket", l.String(), "sent_by", l.SentBy)
+	}
+	for _, w := range e.workers {
+		e.wg.Add(1)
+		go e.runWorker(w)
+	}
+	e.log.Info("serving", "workers", len(e.workers), "queue", cap(e.queue), "script", e.cfg.ScriptPath())
+	<-ctx.Done()
+	e.log.Info("stopping")
+	for _, l := range e.listeners {
+		l.close()
+	}
+	readers.Wait()
+	close(e.stopped)
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Duration(e.cfg.Core.ShutdownTimeout) * time.Second):
+		e.log.Warn("shutdown timeout: messages still queued were not routed", "queued", len(e.queue))
+	}
+	e.closeConns()
+	e.stopModules()
+	return nil
+}
+
+func (e *Engine) stopModules() {
+	for _, l := range e.cfg.Mods.List {
+		if s, ok := l.Inst.(Stopper); ok {
+			if err := s.Stop(); err != nil {
+				e.log.Warn("module stop", "name", l.Name, "err", err)
+			}
+		}
+	}
+}
+
+func (e *Engine) computeMyself() {
+	e.myHosts, e.myPorts, e.aliasAnyPort = map[string]bool{}, map[int]bool{}, map[string]bool{}
+	for _, l := range e.listeners {
+		e.myHosts[l.Addr.Addr().Unmap().String()] = true
+		e.myPorts[int(l.Addr.Port())] = true
+		if l.Addr.Addr().Is6() {
+			e.myHosts["["+l.Addr.Addr().String()+"]"] = true
+		}
+	}
+	if adv := e.cfg.Core.Advertise; adv != "" {
+		host, port, _ := SplitHostPort(adv)
+		e.myHosts[strings.ToLower(host)] = true
+		if port > 0 {
+			e.myPorts[port] = true
+		}
+	}
+	for _, a := range e.cfg.Core.Aliases {
+		host, port, err := SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if port == 0 {
+			e.aliasAnyPort[strings.ToLower(host)] = true
+		} else {
+			e.myHosts[strings.ToLower(host)] = true
+			e.myPorts[port] = true
+		}
+	}
+}
+
+// IsMyself reports whether host[:port] is this proxy: one of its socket addresses, the advertised address or
+// an alias. Port 0 means the default SIP port 5060, as in Kamailio.
+func (e *Engine) IsMyself(host string, port int) bool {
+	h := strings.ToLower(host)
+	if e.aliasAnyPort[h] {
+		return true
+	}
+	if !e.myHosts[h] {
+		if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil || !e.myHosts[a.Unmap().String()] {
+			return false
+		}
+	}
+	if port == 0 {
+		port = 5060
+	}
+	return e.myPorts[port]
+}
+
+// IsMyselfAddr reports whether an IP address is one of the proxy's.
+func (e *Engine) IsMyselfAddr(ip netip.Addr) bool { return e.myHosts[ip.Unmap().String()] }
+
+var errNotRequest = errors.New("not a request")
+
+// sendReplyBytes sends a reply the proxy generated for request m.
+func (e *Engine) sendReplyBytes(m *Msg, b []byte) error {
+	if m.Proto == TCP && m.conn != nil {
+		if err := m.conn.write(b); err == nil {
+			return nil
+		}
+	}
+	dst := m.Src
+	if m.Proto == UDP {
+		if port, ok := viaReplyPort(m); ok {
+			dst = netip.AddrPortFrom(m.Src.Addr(), uint16(port))
+		}
+	}
+	return e.send(m.Proto, m.Local, dst, b, m.ReplyNoConnect)
+}
+
+// viaReplyPort is the port a UDP reply goes to per RFC 3261 §18.2.2 and RFC 3581: the source port when rport
+// is asked for, else the sent-by port (5060 if absent).
+func viaReplyPort(m *Msg) (int, bool) {
+	i := m.Raw.Find(m.Buf, "via")
+	if i < 0 {
+		return 0, false
+	}
+	v := string(m.Raw.Hdrs[i].Value(m.Buf))
+	if semi := strings.IndexByte(v, ';'); semi >= 0 {
+		if _, _, _, ok := rawsip.Param(v[semi:], "rport"); ok || m.ForceRport {
+			return 0, false
+		}
+		v = v[:semi]
+	} else if m.ForceRport {
+		return 0, false
+	}
+	v = strings.TrimSpace(v)
+	if sp := strings.LastIndexAny(v, " \t"); sp >= 0 {
+		v = v[sp+1:]
+	}
+	_, port, err := SplitHostPort(v)
+	if err != nil {
+		return 0, false
+	}
+	if port == 0 {
+		port = 5060
+	}
+	return port, true
+}

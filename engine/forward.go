@@ -1,0 +1,313 @@
+package engine
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+// Target is where a message goes: transport, address and the host as written (for logs).
+type Target struct {
+	Proto Proto
+	Addr  netip.AddrPort
+}
+
+// ResolveURI turns a SIP URI into a target: the transport from ;transport= (UDP by default), the host
+// resolved to an address (A/AAAA lookup for names), the port or 5060.
+func (e *Engine) ResolveURI(uri string) (Target, error) {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return Target{}, fmt.Errorf("destination %q: %w", uri, err)
+	}
+	proto := UDP
+	if tp, ok := u.UriParams.Get("transport"); ok {
+		p, ok := ParseProto(tp)
+		if !ok {
+			return Target{}, fmt.Errorf("destination %q: unsupported transport %q", uri, tp)
+		}
+		proto = p
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := e.resolveHost(u.Host)
+	if err != nil {
+		return Target{}, fmt.Errorf("destination %q: %w", uri, err)
+	}
+	return Target{Proto: proto, Addr: netip.AddrPortFrom(ip, uint16(port))}, nil
+}
+
+func (e *Engine) resolveHost(host string) (netip.Addr, error) {
+	host = strings.Trim(host, "[]")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap(), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: no address", host)
+	}
+	return ips[0].Unmap(), nil
+}
+
+// Forward relays the request statelessly (Kamailio's forward): to uri if given, else to $du, else to the
+// R-URI. It adds the proxy's Via with a branch derived from the request's, so a retransmission is relayed
+// with the same branch (RFC 3261 §16.11), and applies the script's header changes and R-URI rewrite.
+func (m *Msg) Forward(uri string) error {
+	if m.Req == nil {
+		return errNotRequest
+	}
+	if uri == "" {
+		uri = m.DstURI
+	}
+	if uri == "" {
+		uri = m.RURI()
+	}
+	t, err := m.E.ResolveURI(uri)
+	if err != nil {
+		return err
+	}
+	return m.ForwardTo(t)
+}
+
+// ForwardTo relays the request statelessly to a resolved target.
+func (m *Msg) ForwardTo(t Target) error {
+	e := m.E
+	local := m.Local
+	if local == nil || local.Proto != t.Proto || local.Addr.Addr().Is4() != t.Addr.Addr().Is4() {
+		local = e.pickListener(t.Proto, t.Addr.Addr())
+	}
+	if local == nil {
+		return fmt.Errorf("forward to %s:%s: no %s listener", t.Proto, t.Addr, t.Proto)
+	}
+	via := "Via: SIP/2.0/" + t.Proto.Upper() + " " + local.SentBy + ";branch=" + m.statelessBranch() + "\r\n"
+	extra := make([]edit, 0, 3)
+	off := m.Raw.HdrsEnd
+	if len(m.Raw.Hdrs) > 0 {
+		off = m.Raw.Hdrs[0].Start
+	}
+	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
+		off = m.Raw.Hdrs[i].Start
+	}
+	extra = append(extra, edit{off: off, end: off, text: via})
+	if m.NewURI != "" {
+		if s, en, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
+			extra = append(extra, edit{off: s, end: en, text: m.NewURI})
+		}
+	}
+	if t.Proto == TCP {
+		if cl, ok := m.contentLengthEdit(); ok {
+			extra = append(extra, cl)
+		}
+	}
+	bp := getBuf()
+	out := m.appendOutgoing((*bp)[:0], extra...)
+	err := e.send(t.Proto, local, t.Addr, out, false)
+	*bp = out
+	putBuf(bp)
+	if err == nil {
+		e.stats.forwarded.Add(1)
+	}
+	return err
+}
+
+// statelessBranch derives the Via branch of a statelessly forwarded request from the request's own top Via
+// branch (or, for an RFC 2543 request without one, from what identifies the transaction).
+func (m *Msg) statelessBranch() string {
+	h := fnv.New64a()
+	if v := m.SIP.Via(); v != nil {
+		if b, ok := v.Params.Get("branch"); ok && strings.HasPrefix(b, "z9hG4bK") {
+			h.Write([]byte(b))
+			h.Write([]byte(m.Req.Method))
+		} else {
+			h.Write([]byte(v.Host))
+			h.Write([]byte(strconv.Itoa(v.Port)))
+		}
+	}
+	if m.Req.Method == sip.ACK || !strings.HasPrefix(m.branchParam(), "z9hG4bK") {
+		h.Write([]byte(callID(m)))
+		if cs := m.SIP.CSeq(); cs != nil {
+			h.Write([]byte(strconv.FormatUint(uint64(cs.SeqNo), 10)))
+		}
+		h.Write([]byte(m.RURI()))
+	}
+	var b [8]byte
+	s := h.Sum64()
+	for i := range b {
+		b[i] = byte(s >> (56 - 8*i))
+	}
+	return "z9hG4bKsl" + hex.EncodeToString(b[:])
+}
+
+func (m *Msg) branchParam() string {
+	if v := m.SIP.Via(); v != nil {
+		b, _ := v.Params.Get("branch")
+		return b
+	}
+	return ""
+}
+
+var errNotOurVia = errors.New("top Via is not this proxy's")
+
+// routeReply relays a reply to a statelessly forwarded request: checks that the top Via is ours, runs
+// ksr_reply_route, removes the top Via and sends the reply to the next one.
+func (e *Engine) routeReply(w *worker, m *Msg) {
+	i := m.Raw.Find(m.Buf, "via")
+	top := m.SIP.Via()
+	if i < 0 || top == nil || !e.IsMyself(top.Host, top.Port) {
+		e.stats.dropParse.Add(1)
+		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
+		return
+	}
+	st := w.state(e)
+	if err := st.ReplyRoute(m); err != nil {
+		e.stats.luaErrors.Add(1)
+		var re *RouteError
+		if errors.As(err, &re) {
+			e.log.Error("script error in reply route", "where", re.Where, "err", re.Err, "call_id", callID(m))
+		} else {
+			e.log.Error("reply route failed", "err", err, "call_id", callID(m))
+		}
+	}
+	if m.Dropped {
+		e.stats.dropScript.Add(1)
+		return
+	}
+	if err := e.RelayReply(m); err != nil {
+		e.log.Info("reply not relayed", "err", err, "call_id", callID(m))
+	}
+}
+
+// RelayReply removes the top Via of a reply and sends the reply to the next Via: on the connection it names
+// for TCP, to received/rport when present (RFC 3581), otherwise to the sent-by address.
+func (e *Engine) RelayReply(m *Msg) error {
+	i := m.Raw.Find(m.Buf, "via")
+	h := m.Raw.Hdrs[i]
+	v := h.Value(m.Buf)
+	var rm edit
+	var next string
+	if end := rawsip.FirstValueEnd(v); end < len(v) {
+		// several values in one header: remove the first and its comma
+		rest := v[end+1:]
+		k := 0
+		for k < len(rest) && (rest[k] == ' ' || rest[k] == '\t' || rest[k] == '\r' || rest[k] == '\n') {
+			k++
+		}
+		rm = edit{off: h.VStart, end: h.VStart + end + 1 + k}
+		next = string(rest[k:])
+	} else {
+		rm = edit{off: h.Start, end: h.End}
+		for _, h2 := range m.Raw.Hdrs[i+1:] {
+			if h2.Is(m.Buf, "via") {
+				next = string(h2.Value(m.Buf))
+				break
+			}
+		}
+	}
+	if next == "" {
+		return errors.New("reply has no second Via")
+	}
+	next = next[:rawsip.FirstValueEnd([]byte(next))]
+	t, err := viaTarget(next)
+	if err != nil {
+		return err
+	}
+	extra := []edit{rm}
+	if t.Proto == TCP {
+		if cl, ok := m.contentLengthEdit(); ok {
+			extra = append(extra, cl)
+		}
+	}
+	bp := getBuf()
+	out := m.appendOutgoing((*bp)[:0], extra...)
+	err = e.send(t.Proto, nil, t.Addr, out, false)
+	*bp = out
+	putBuf(bp)
+	if err == nil {
+		e.stats.repliesRelayed.Add(1)
+	}
+	return err
+}
+
+// viaTarget is where a reply goes for a Via value: received and rport when the previous hop filled them,
+// otherwise the sent-by host and port.
+func viaTarget(v string) (Target, error) {
+	vp, err := ParseVia(v)
+	if err != nil {
+		return Target{}, err
+	}
+	proto, ok := ParseProto(vp.Transport)
+	if !ok {
+		return Target{}, fmt.Errorf("next Via %q: unsupported transport %q", v, vp.Transport)
+	}
+	host, port := vp.Host, vp.Port
+	if r, _, _, ok := rawsip.Param(vp.Params, "received"); ok && r != "" {
+		host = r
+	}
+	if rp, _, _, ok := rawsip.Param(vp.Params, "rport"); ok && rp != "" {
+		if p, err := strconv.Atoi(rp); err == nil {
+			port = p
+		}
+	}
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return Target{}, fmt.Errorf("next Via %q: host %q is not an address (no DNS for replies)", v, host)
+	}
+	return Target{Proto: proto, Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port))}, nil
+}
+
+// Via is one parsed Via value.
+type Via struct {
+	Transport string // "UDP"
+	Host      string // as written (IPv6 in brackets)
+	Port      int    // 0 when absent
+	Params    string // ";branch=...;rport", empty if none
+}
+
+// ParseVia parses one Via value ("SIP/2.0/UDP host:port;params").
+func ParseVia(v string) (Via, error) {
+	v = strings.TrimSpace(v)
+	proto, rest, ok := strings.Cut(v, "/")
+	if !ok || !strings.EqualFold(strings.TrimSpace(proto), "SIP") {
+		return Via{}, fmt.Errorf("via %q: expected SIP/2.0/transport", v)
+	}
+	_, rest, ok = strings.Cut(rest, "/")
+	if !ok {
+		return Via{}, fmt.Errorf("via %q: expected SIP/2.0/transport", v)
+	}
+	rest = strings.TrimLeft(rest, " \t")
+	sp := strings.IndexAny(rest, " \t")
+	if sp < 0 {
+		return Via{}, fmt.Errorf("via %q: no sent-by", v)
+	}
+	var out Via
+	out.Transport = strings.ToUpper(rest[:sp])
+	sentBy := strings.TrimSpace(rest[sp:])
+	if i := strings.IndexByte(sentBy, ';'); i >= 0 {
+		sentBy, out.Params = strings.TrimSpace(sentBy[:i]), sentBy[i:]
+	}
+	host, port, err := SplitHostPort(sentBy)
+	if err != nil {
+		return Via{}, fmt.Errorf("via %q: %w", v, err)
+	}
+	out.Host, out.Port = host, port
+	return out, nil
+}

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Module describes a module that can be loaded with a [modules.NAME] table. Modules register themselves in
+// init(), like Caddy modules and Kamailio's loadmodule table.
+type Module struct {
+	Name string
+	// New returns an instance with its parameter defaults set; the engine decodes [modules.NAME] into it.
+	New func() Instance
+	// Builtin modules are always loaded (Kamailio core functions, pv, kx); a [modules.NAME] table is optional.
+	Builtin bool
+	// TopLevel exports land directly in KSR (KSR.is_method) instead of KSR.NAME.
+	TopLevel bool
+}
+
+// Instance is one loaded module. Its exported struct fields with toml tags are its parameters.
+type Instance interface {
+	Exports() []Export
+}
+
+// Optional lifecycle hooks, checked with type assertions.
+type (
+	// Validator checks parameters after decoding.
+	Validator interface{ Validate() error }
+	// Starter runs once before traffic is served.
+	Starter interface{ Start(*Env) error }
+	// Stopper runs once at shutdown.
+	Stopper interface{ Stop() error }
+	// Reloader takes the parameters of a reloaded configuration (an instance of the same module).
+	Reloader interface{ Reload(next Instance) error }
+)
+
+// Export is one KSR function. Fn is one of the signatures luabind adapts (see luabind/adapt.go): it takes
+// the message context first, then strings and ints, and returns an int (Kamailio's >0 true, <0 false), a
+// bool (core checks), a string, a (string, bool) pair (string or nil), a Value, or nothing.
+type Export struct {
+	Name string
+	Fn   any
+}
+
+var (
+	regMu    sync.RWMutex
+	registry = map[string]Module{}
+)
+
+// Register adds a module to the registry; it panics on a duplicate name (a programming error).
+func Register(m Module) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[m.Name]; dup {
+		panic(fmt.Sprintf("engine: module %q registered twice", m.Name))
+	}
+	registry[m.Name] = m
+}
+
+// LookupModule returns a registered module.
+func LookupModule(name string) (Module, bool) {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	m, ok := registry[name]
+	return m, ok
+}
+
+// RegisteredModules lists registered module names, sorted.
+func RegisteredModules() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Loaded is one module instance of a configuration.
+type Loaded struct {
+	Module
+	Inst Instance
+}
+
+// ModuleSet is the set of modules a configuration loads, in a stable order.
+type ModuleSet struct {
+	List   []Loaded
+	byName map[string]int
+}
+
+// Get returns the loaded instance of a module.
+func (s *ModuleSet) Get(name string) (Instance, bool) {
+	i, ok := s.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return s.List[i].Inst, true
+}
+
+func (s *ModuleSet) add(m Module, inst Instance) {
+	if s.byName == nil {
+		s.byName = map[string]int{}
+	}
+	s.byName[m.Name] = len(s.List)
+	s.List = append(s.List, Loaded{Module: m, Inst: inst})
+}

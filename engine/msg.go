@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+// Proto is a transport protocol.
+type Proto uint8
+
+const (
+	ProtoNone Proto = iota
+	UDP
+	TCP
+)
+
+func (p Proto) String() string {
+	switch p {
+	case UDP:
+		return "udp"
+	case TCP:
+		return "tcp"
+	}
+	return "none"
+}
+
+// Upper is the form used in Via headers.
+func (p Proto) Upper() string {
+	switch p {
+	case UDP:
+		return "UDP"
+	case TCP:
+		return "TCP"
+	}
+	return "UDP"
+}
+
+// ParseProto accepts udp/tcp in any case.
+func ParseProto(s string) (Proto, bool) {
+	switch strings.ToLower(s) {
+	case "udp":
+		return UDP, true
+	case "tcp":
+		return TCP, true
+	}
+	return ProtoNone, false
+}
+
+// Msg is the context of one SIP message while it is routed: what module functions receive.
+type Msg struct {
+	Buf []byte     // the message as received
+	Raw rawsip.Msg // positions of its parts in Buf
+	SIP sip.Message
+	Req *sip.Request  // nil for a reply
+	Res *sip.Response // nil for a request
+
+	Src   netip.AddrPort // where it came from
+	Proto Proto
+	Local *Listener // the socket it arrived on
+	conn  *tcpConn
+	Recv  time.Time
+
+	Flags  uint64 // message flags (KSR.setflag)
+	BFlags uint64 // branch flags of branch 0 (KSR.setbflag)
+
+	// DstURI is the outbound destination ($du); "" = the R-URI.
+	DstURI string
+	// NewURI is the rewritten Request-URI ($ru); "" = unchanged.
+	NewURI string
+
+	// ReplyHdrs are headers added to locally generated replies (hdr.append_to_reply), CRLF-terminated.
+	ReplyHdrs []byte
+	edits     []edit
+
+	Replied        bool // a reply was sent for this request
+	Dropped        bool // KSR.drop() / KSR.x.drop(): do not relay (a reply route drops the reply)
+	ForceRport     bool // KSR.force_rport(): add rport to the Via of replies and use it
+	ReplyNoConnect bool // KSR.set_reply_no_connect(): never open a TCP connection for replies
+
+	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
+	AVPs map[string][]Value
+	Vars map[string]Value
+
+	// Local state of the module functions, keyed by module name (e.g. parsed URIs).
+	E *Engine
+}
+
+var msgPool = sync.Pool{New: func() any { return new(Msg) }}
+
+func newMsg() *Msg { return msgPool.Get().(*Msg) }
+
+// release clears the message for reuse, keeping its buffers.
+func (m *Msg) release() {
+	buf, hdrs, edits, rh := m.Buf[:0], m.Raw.Hdrs[:0], m.edits[:0], m.ReplyHdrs[:0]
+	*m = Msg{Buf: buf, edits: edits, ReplyHdrs: rh}
+	m.Raw.Hdrs = hdrs
+	msgPool.Put(m)
+}
+
+// IsRequest tells a request from a reply.
+func (m *Msg) IsRequest() bool { return m.Req != nil }
+
+// Method returns the request method, or the CSeq method of a reply.
+func (m *Msg) Method() string {
+	if m.Req != nil {
+		return string(m.Req.Method)
+	}
+	if m.Res != nil {
+		if cs := m.Res.CSeq(); cs != nil {
+			return string(cs.MethodName)
+		}
+	}
+	return ""
+}
+
+// RURI returns the current Request-URI as a string ($ru): the rewritten one if set.
+func (m *Msg) RURI() string {
+	if m.NewURI != "" {
+		return m.NewURI
+	}
+	if m.Req == nil {
+		return ""
+	}
+	s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw)
+	if !ok {
+		return m.Req.Recipient.String()
+	}
+	return string(m.Buf[s:e])
+}
+
+// ParsedRURI parses the current Request-URI.
+func (m *Msg) ParsedRURI() (sip.Uri, bool) {
+	if m.Req == nil {
+		return sip.Uri{}, false
+	}
+	if m.NewURI == "" {
+		return m.Req.Recipient, true
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(m.NewURI, &u); err != nil {
+		return sip.Uri{}, false
+	}
+	return u, true
+}
+
+// Header returns the value of the first header named name (case-insensitive, compact forms too).
+func (m *Msg) Header(name string) (string, bool) {
+	lname := strings.ToLower(name)
+	if i := m.Raw.Find(m.Buf, lname); i >= 0 {
+		return string(m.Raw.Hdrs[i].Value(m.Buf)), true
+	}
+	return "", false
+}
+
+// Headers returns the values of all headers named name.
+func (m *Msg) Headers(name string) []string {
+	lname := strings.ToLower(name)
+	var out []string
+	for _, h := range m.Raw.Hdrs {
+		if h.Is(m.Buf, lname) {
+			out = append(out, string(h.Value(m.Buf)))
+		}
+	}
+	return out
+}
+
+// Body returns the message body.
+func (m *Msg) Body() []byte {
+	if m.Raw.Body > len(m.Buf) {
+		return nil
+	}
+	return m.Buf[m.Raw.Body:]
+}
+
+// StatusCode returns a reply's status code, 0 for a request.
+func (m *Msg) StatusCode() int {
+	if m.Res != nil {
+		return m.Res.StatusCode
+	}
+	return 0
+}

@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"encoding/hex"
+	"hash/fnv"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+// Reason returns the default reason phrase of a status code.
+func Reason(code int) string {
+	if r, ok := reasons[code]; ok {
+		return r
+	}
+	switch code / 100 {
+	case 1:
+		return "Trying"
+	case 2:
+		return "OK"
+	case 3:
+		return "Redirect"
+	case 4:
+		return "Client Error"
+	case 5:
+		return "Server Error"
+	}
+	return "Global Failure"
+}
+
+var reasons = map[int]string{
+	100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
+	200: "OK", 202: "Accepted", 300: "Multiple Choices", 301: "Moved Permanently", 302: "Moved Temporarily",
+	305: "Use Proxy", 380: "Alternative Service", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
+	403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+	407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone", 413: "Request Entity Too Large",
+	414: "Request-URI Too Long", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
+	420: "Bad Extension", 421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+	481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete",
+	485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending",
+	493: "Undecipherable", 500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway",
+	503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
+	600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+}
+
+// toTag is the To-tag of a stateless reply: a per-process prefix and a hash of what identifies the request,
+// so a retransmission gets the same tag (Kamailio's sl does the same with its own prefix and a CRC).
+func (m *Msg) toTag() string {
+	h := fnv.New32a()
+	for _, name := range [...]string{"call-id", "from", "cseq"} {
+		if i := m.Raw.Find(m.Buf, name); i >= 0 {
+			h.Write(m.Raw.Hdrs[i].Value(m.Buf))
+		}
+	}
+	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
+		v := m.Raw.Hdrs[i].Value(m.Buf)
+		h.Write(v[:rawsip.FirstValueEnd(v)])
+	}
+	var sum [4]byte
+	s := h.Sum32()
+	sum[0], sum[1], sum[2], sum[3] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
+	return m.E.tagPrefix + "-" + hex.EncodeToString(sum[:])
+}
+
+// viaWithReceived returns the first Via value with received/rport set per RFC 3261 §18.2.1 and RFC 3581:
+// received when the sent-by host is not the source address (or rport is in use), rport filled in when the
+// client asked for it or the script called force_rport.
+func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
+	first, rest := v, ""
+	if i := rawsip.FirstValueEnd([]byte(v)); i < len(v) {
+		first, rest = v[:i], v[i:]
+	}
+	params := ""
+	sentBy := first
+	if i := strings.IndexByte(first, ';'); i >= 0 {
+		sentBy, params = first[:i], first[i:]
+	}
+	host := strings.TrimSpace(sentBy)
+	if i := strings.LastIndexAny(host, " \t"); i >= 0 {
+		host = host[i+1:]
+	}
+	host, _, _ = SplitHostPort(host)
+	host = strings.Trim(host, "[]")
+	srcIP := src.Addr().Unmap().String()
+
+	_, rs, re, hasRport := rawsip.Param(params, "rport")
+	if hasRport || forceRport {
+		rp := ";rport=" + strconv.Itoa(int(src.Port()))
+		if hasRport {
+			params = params[:rs] + rp + params[re:]
+		} else {
+			params += rp
+		}
+	}
+	_, qs, qe, hasRecv := rawsip.Param(params, "received")
+	if hasRecv {
+		params = params[:qs] + params[qe:]
+	}
+	if hasRport || forceRport || !sameHost(host, src.Addr()) {
+		params += ";received=" + srcIP
+	}
+	return sentBy + params + rest
+}
+
+func sameHost(host string, ip netip.Addr) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap() == ip.Unmap()
+}
+
+// BuildReply appends a stateless reply to the request to dst (RFC 3261 §8.2.6): Via (received/rport on
+// the first), From, To (with a tag), Call-ID, CSeq and Record-Route copied as received, then the script's
+// reply headers, Server and Content-Length.
+func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, contentType string) []byte {
+	buf := m.Buf
+	dst = append(dst, "SIP/2.0 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, reason...)
+	dst = append(dst, "\r\n"...)
+	firstVia := true
+	for _, h := range m.Raw.Hdrs {
+		switch {
+		case h.Is(buf, "via"):
+			if firstVia {
+				firstVia = false
+				dst = append(dst, buf[h.Start:h.VStart]...)
+				dst = append(dst, viaWithReceived(string(h.Value(buf)), m.Src, m.ForceRport)...)
+				dst = append(dst, "\r\n"...)
+				continue
+			}
+		case h.Is(buf, "to"):
+			v := h.Value(buf)
+			dst = append(dst, buf[h.Start:h.VEnd]...)
+			if code > 100 && !hasTag(v) {
+				dst = append(dst, ";tag="...)
+				dst = append(dst, m.toTag()...)
+			}
+			dst = append(dst, "\r\n"...)
+			continue
+		case h.Is(buf, "from"), h.Is(buf, "call-id"), h.Is(buf, "cseq"), h.Is(buf, "record-route"):
+		default:
+			continue
+		}
+		dst = append(dst, buf[h.Start:h.VEnd]...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, m.ReplyHdrs...)
+	if sh := m.E.cfg.Core.ServerHeader; sh != "" {
+		dst = append(dst, "Server: "...)
+		dst = append(dst, sh...)
+		dst = append(dst, "\r\n"...)
+	}
+	if len(body) > 0 && contentType != "" {
+		dst = append(dst, "Content-Type: "...)
+		dst = append(dst, contentType...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+func hasTag(to []byte) bool {
+	_, _, _, ok := rawsip.Param(string(to[paramsStart(to):]), "tag")
+	return ok
+}
+
+// paramsStart skips a name-addr's <uri> so that URI parameters are not taken for header parameters.
+func paramsStart(v []byte) int {
+	if i := strings.IndexByte(string(v), '>'); i >= 0 {
+		return i
+	}
+	return 0
+}
+
+// SendReply sends a stateless reply to the request: to the source address and port for an rport Via, on
+// the connection the request came on (TCP), otherwise to the Via per RFC 3261 §18.2.2.
+func (m *Msg) SendReply(code int, reason string) error {
+	return m.SendReplyBody(code, reason, nil, "")
+}
+
+// SendReplyBody is SendReply with a body.
+func (m *Msg) SendReplyBody(code int, reason string, body []byte, contentType string) error {
+	if m.Req == nil {
+		return errNotRequest
+	}
+	if m.Req.IsAck() {
+		return nil // ACK is never answered
+	}
+	bp := getBuf()
+	out := m.BuildReply((*bp)[:0], code, reason, body, contentType)
+	err := m.E.sendReplyBytes(m, out)
+	*bp = out
+	putBuf(bp)
+	if err == nil {
+		m.Replied = true
+		m.E.stats.repliesLocal.Add(1)
+	}
+	return err
+}

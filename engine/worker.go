@@ -1,0 +1,187 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+type worker struct {
+	id   int
+	vars map[string]Value // $var: per worker, kept across messages as in Kamailio
+	gen  *generation
+	out  []byte
+}
+
+// enqueue hands a message to the workers. UDP drops it when the queue is full (the client retransmits);
+// TCP waits, which pushes back on the sender.
+func (e *Engine) enqueue(m *Msg, block bool) {
+	select {
+	case e.queue <- m:
+		return
+	default:
+	}
+	if block {
+		select {
+		case e.queue <- m:
+		case <-e.stopped:
+			m.release()
+		}
+		return
+	}
+	e.stats.dropQueue.Add(1)
+	m.release()
+}
+
+func (e *Engine) runWorker(w *worker) {
+	defer e.wg.Done()
+	for {
+		select {
+		case m := <-e.queue:
+			e.stats.busy.Add(1)
+			e.process(w, m)
+			e.stats.busy.Add(-1)
+		case <-e.stopped:
+			for { // drain what was queued before the readers stopped
+				select {
+				case m := <-e.queue:
+					e.process(w, m)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// state returns this worker's script state of the current generation, closing the state of the previous
+// generation on the switch (only this worker ever used it).
+func (w *worker) state(e *Engine) State {
+	g := e.gen.Load()
+	if w.gen != g {
+		if w.gen != nil && w.gen.states[w.id] != nil {
+			w.gen.states[w.id].Close()
+			w.gen.states[w.id] = nil
+		}
+		w.gen = g
+	}
+	return g.states[w.id]
+}
+
+func (e *Engine) process(w *worker, m *Msg) {
+	defer m.release()
+	m.E, m.Vars, m.Recv = e, w.vars, time.Now()
+	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil {
+		e.malformed(m, err)
+		return
+	}
+	msg, err := e.parser.ParseSIP(m.Buf)
+	if err != nil {
+		e.malformed(m, err)
+		return
+	}
+	m.SIP = msg
+	switch v := msg.(type) {
+	case *sip.Request:
+		m.Req = v
+		e.stats.requests.Add(1)
+		if missing := missingHeader(msg); missing != "" {
+			e.malformed(m, fmt.Errorf("no %s header", missing))
+			return
+		}
+		e.routeRequest(w, m)
+	case *sip.Response:
+		m.Res = v
+		e.stats.replies.Add(1)
+		if missing := missingHeader(msg); missing != "" {
+			e.stats.dropParse.Add(1)
+			e.log.Debug("reply dropped", "src", m.Src.String(), "err", "no "+missing+" header")
+			return
+		}
+		e.routeReply(w, m)
+	}
+}
+
+func missingHeader(msg sip.Message) string {
+	switch {
+	case msg.Via() == nil:
+		return "Via"
+	case msg.From() == nil:
+		return "From"
+	case msg.To() == nil:
+		return "To"
+	case msg.CallID() == nil:
+		return "Call-ID"
+	case msg.CSeq() == nil:
+		return "CSeq"
+	}
+	return ""
+}
+
+// malformed answers a request that cannot be parsed with 400 when the reply can be built (a request line and
+// a Via), otherwise drops it.
+func (e *Engine) malformed(m *Msg, err error) {
+	e.stats.dropParse.Add(1)
+	e.log.Info("malformed message", "src", m.Src.String(), "proto", m.Proto.String(), "err", err)
+	if bytes.HasPrefix(m.Buf, []byte("SIP/")) || bytes.HasPrefix(m.Buf, []byte("ACK ")) {
+		return
+	}
+	if m.Raw.HdrsEnd == 0 || m.Raw.Find(m.Buf, "via") < 0 {
+		return
+	}
+	reason := "Bad Request"
+	if err != nil {
+		reason = "Bad Request - " + sanitizeReason(err.Error())
+	}
+	w := getBuf()
+	out := m.BuildReply((*w)[:0], 400, reason, nil, "")
+	if err := e.sendReplyBytes(m, out); err == nil {
+		e.stats.repliesLocal.Add(1)
+	}
+	*w = out
+	putBuf(w)
+}
+
+func sanitizeReason(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	if len(b) > 60 {
+		b = b[:60]
+	}
+	return string(b)
+}
+
+func (e *Engine) routeRequest(w *worker, m *Msg) {
+	st := w.state(e)
+	err := st.RequestRoute(m)
+	if err == nil {
+		return
+	}
+	e.stats.luaErrors.Add(1)
+	var re *RouteError
+	if errors.As(err, &re) {
+		e.log.Error("script error in request route", "where", re.Where, "err", re.Err, "method", m.Method(), "call_id", callID(m))
+	} else {
+		e.log.Error("request route failed", "err", err, "method", m.Method(), "call_id", callID(m))
+	}
+	if !m.Replied && !m.Req.IsAck() {
+		if err := m.SendReply(500, "Server Internal Error"); err != nil {
+			e.log.Warn("500 after script error not sent", "err", err)
+		}
+	}
+}
+
+func callID(m *Msg) string {
+	if c := m.SIP.CallID(); c != nil {
+		return string(*c)
+	}
+	return ""
+}

@@ -1,0 +1,167 @@
+package luabind
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/siplua/siplua/engine"
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Each KSR export is a plain typed Go function; adapt wraps it in a Lua function once per state, choosing by
+// its signature here so the call path has no reflection. Arguments follow app_lua: a string parameter takes a
+// Lua string or number, an int parameter a number or a numeric string.
+type (
+	fnI     = func(*engine.Msg) int
+	fnSI    = func(*engine.Msg, string) int
+	fnII    = func(*engine.Msg, int) int
+	fnSSI   = func(*engine.Msg, string, string) int
+	fnISI   = func(*engine.Msg, int, string) int
+	fnSII   = func(*engine.Msg, string, int) int
+	fnIII   = func(*engine.Msg, int, int) int
+	fnSSSI  = func(*engine.Msg, string, string, string) int
+	fnB     = func(*engine.Msg) bool
+	fnSB    = func(*engine.Msg, string) bool
+	fnIB    = func(*engine.Msg, int) bool
+	fnS     = func(*engine.Msg) string
+	fnSS    = func(*engine.Msg, string) string
+	fnXS    = func(*engine.Msg) (string, bool)
+	fnSXS   = func(*engine.Msg, string) (string, bool)
+	fnSV    = func(*engine.Msg, string) engine.Value
+	fnSIV   = func(*engine.Msg, string, int) engine.Value
+	fnSSV   = func(*engine.Msg, string, string) engine.Value
+	fnN     = func(*engine.Msg)
+	fnSN    = func(*engine.Msg, string)
+	fnSSN   = func(*engine.Msg, string, string)
+	fnSIN   = func(*engine.Msg, string, int)
+	fnISN   = func(*engine.Msg, int, string)
+	fnV     = func(*engine.Msg) engine.Value
+)
+
+// Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
+func Supported(fn any) bool {
+	return adapt(nil, "", fn) != nil
+}
+
+// adapt returns the Lua function for one export, reading the current message from st.
+func adapt(st *State, name string, fn any) lua.LGFunction {
+	msg := func() *engine.Msg { return st.msg }
+	switch f := fn.(type) {
+	case fnI:
+		return func(L *lua.LState) int { return pushInt(L, f(msg())) }
+	case fnSI:
+		return func(L *lua.LState) int { return pushInt(L, f(msg(), argS(L, name, 1))) }
+	case fnII:
+		return func(L *lua.LState) int { return pushInt(L, f(msg(), argI(L, name, 1))) }
+	case fnSSI:
+		return func(L *lua.LState) int { return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2))) }
+	case fnISI:
+		return func(L *lua.LState) int { return pushInt(L, f(msg(), argI(L, name, 1), argS(L, name, 2))) }
+	case fnSII:
+		return func(L *lua.LState) int { return pushInt(L, f(msg(), argS(L, name, 1), argI(L, name, 2))) }
+	case fnIII:
+		return func(L *lua.LState) int { return pushInt(L, f(msg(), argI(L, name, 1), argI(L, name, 2))) }
+	case fnSSSI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3)))
+		}
+	case fnB:
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg()))); return 1 }
+	case fnSB:
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1)))); return 1 }
+	case fnIB:
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argI(L, name, 1)))); return 1 }
+	case fnS:
+		return func(L *lua.LState) int { L.Push(lua.LString(f(msg()))); return 1 }
+	case fnSS:
+		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(), argS(L, name, 1)))); return 1 }
+	case fnXS:
+		return func(L *lua.LState) int { return pushXS(L)(f(msg())) }
+	case fnSXS:
+		return func(L *lua.LState) int { return pushXS(L)(f(msg(), argS(L, name, 1))) }
+	case fnV:
+		return func(L *lua.LState) int { return pushValue(L, f(msg())) }
+	case fnSV:
+		return func(L *lua.LState) int { return pushValue(L, f(msg(), argS(L, name, 1))) }
+	case fnSIV:
+		return func(L *lua.LState) int { return pushValue(L, f(msg(), argS(L, name, 1), argI(L, name, 2))) }
+	case fnSSV:
+		return func(L *lua.LState) int { return pushValue(L, f(msg(), argS(L, name, 1), argS(L, name, 2))) }
+	case fnN:
+		return func(L *lua.LState) int { f(msg()); return 0 }
+	case fnSN:
+		return func(L *lua.LState) int { f(msg(), argS(L, name, 1)); return 0 }
+	case fnSSN:
+		return func(L *lua.LState) int { f(msg(), argS(L, name, 1), argS(L, name, 2)); return 0 }
+	case fnSIN:
+		return func(L *lua.LState) int { f(msg(), argS(L, name, 1), argI(L, name, 2)); return 0 }
+	case fnISN:
+		return func(L *lua.LState) int { f(msg(), argI(L, name, 1), argS(L, name, 2)); return 0 }
+	}
+	return nil
+}
+
+func pushInt(L *lua.LState, v int) int { L.Push(lua.LNumber(v)); return 1 }
+
+func pushXS(L *lua.LState) func(string, bool) int {
+	return func(s string, ok bool) int {
+		if ok {
+			L.Push(lua.LString(s))
+		} else {
+			L.Push(lua.LNil)
+		}
+		return 1
+	}
+}
+
+func pushValue(L *lua.LState, v engine.Value) int {
+	switch v.Kind {
+	case engine.Str:
+		L.Push(lua.LString(v.S))
+	case engine.Int:
+		L.Push(lua.LNumber(v.I))
+	default:
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+func argS(L *lua.LState, fname string, n int) string {
+	switch v := L.Get(n).(type) {
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		return v.String()
+	}
+	L.RaiseError("KSR.%s: argument %d must be a string, got %s", fname, n, L.Get(n).Type())
+	return ""
+}
+
+func argI(L *lua.LState, fname string, n int) int {
+	switch v := L.Get(n).(type) {
+	case lua.LNumber:
+		return int(v)
+	case lua.LString:
+		if i, err := strconv.Atoi(string(v)); err == nil {
+			return i
+		}
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			return int(f)
+		}
+	}
+	L.RaiseError("KSR.%s: argument %d must be a number, got %s", fname, n, L.Get(n).Type())
+	return 0
+}
+
+// mustAdapt panics for an export whose type luabind does not know: a module bug, caught by tests.
+func mustAdapt(st *State, mod, name string, fn any) lua.LGFunction {
+	full := name
+	if mod != "" {
+		full = mod + "." + name
+	}
+	f := adapt(st, full, fn)
+	if f == nil {
+		panic(fmt.Sprintf("luabind: KSR.%s has unsupported type %T", full, fn))
+	}
+	return f
+}

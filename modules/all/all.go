@@ -1,0 +1,10 @@
+// Package all loads every siplua module.
+package all
+
+import (
+	_ "github.com/siplua/siplua/modules/core"
+	_ "github.com/siplua/siplua/modules/corex"
+	_ "github.com/siplua/siplua/modules/maxfwd"
+	_ "github.com/siplua/siplua/modules/siputils"
+	_ "github.com/siplua/siplua/modules/sl"
+)

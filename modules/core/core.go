@@ -1,0 +1,187 @@
+// Package core provides Kamailio's core KEMI functions, exported directly in KSR (KSR.is_method, KSR.forward…).
+package core
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/siplua/siplua/engine"
+)
+
+func init() {
+	engine.Register(engine.Module{Name: "core", Builtin: true, TopLevel: true, New: func() engine.Instance { return &Core{} }})
+}
+
+// Core has no parameters.
+type Core struct {
+	log *slog.Logger
+}
+
+// Start keeps the logger for KSR.info and friends.
+func (c *Core) Start(env *engine.Env) error {
+	c.log = env.Log.With("module", "script")
+	return nil
+}
+
+func (c *Core) logger() *slog.Logger {
+	if c.log == nil {
+		return slog.Default()
+	}
+	return c.log
+}
+
+// Exports lists KSR.* core functions with Kamailio's return types (bool for checks, int for actions).
+func (c *Core) Exports() []engine.Export {
+	ex := []engine.Export{
+		{Name: "is_method", Fn: isMethod},
+		{Name: "is_method_in", Fn: isMethodIn},
+		{Name: "dbg", Fn: c.logFn(slog.LevelDebug)},
+		{Name: "info", Fn: c.logFn(slog.LevelInfo)},
+		{Name: "notice", Fn: c.logFn(slog.LevelInfo)},
+		{Name: "warn", Fn: c.logFn(slog.LevelWarn)},
+		{Name: "err", Fn: c.logFn(slog.LevelError)},
+		{Name: "crit", Fn: c.logFn(slog.LevelError)},
+		{Name: "log", Fn: c.logLevel},
+		{Name: "setflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&m.Flags, f, true) }},
+		{Name: "resetflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&m.Flags, f, false) }},
+		{Name: "isflagset", Fn: func(m *engine.Msg, f int) bool { return isBit(m.Flags, f) }},
+		{Name: "setbflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&m.BFlags, f, true) }},
+		{Name: "resetbflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&m.BFlags, f, false) }},
+		{Name: "isbflagset", Fn: func(m *engine.Msg, f int) bool { return isBit(m.BFlags, f) }},
+		{Name: "force_rport", Fn: func(m *engine.Msg) bool { m.ForceRport = true; return true }},
+		{Name: "is_myself", Fn: func(m *engine.Msg, uri string) bool { return isMyselfURI(m, uri) }},
+		{Name: "is_myself_ruri", Fn: func(m *engine.Msg) bool { return m.Req != nil && isMyselfURI(m, m.RURI()) }},
+		{Name: "is_myself_furi", Fn: fromMyself},
+		{Name: "is_myself_turi", Fn: toMyself},
+		{Name: "is_myself_srcip", Fn: func(m *engine.Msg) bool { return m.E.IsMyselfAddr(m.Src.Addr()) }},
+		{Name: "forward", Fn: func(m *engine.Msg) int { return c.forward(m, "") }},
+		{Name: "forward_uri", Fn: func(m *engine.Msg, uri string) int { return c.forward(m, uri) }},
+		{Name: "seturi", Fn: setURI},
+		{Name: "setuser", Fn: setUser},
+		{Name: "sethost", Fn: setHost},
+		{Name: "setdsturi", Fn: func(m *engine.Msg, uri string) int { m.DstURI = uri; return 1 }},
+		{Name: "resetdsturi", Fn: func(m *engine.Msg) int { m.DstURI = ""; return 1 }},
+		{Name: "isdsturiset", Fn: func(m *engine.Msg) bool { return m.DstURI != "" }},
+		{Name: "drop", Fn: func(m *engine.Msg) int { m.Dropped = true; return 0 }},
+		{Name: "set_drop", Fn: func(m *engine.Msg) { m.Dropped = true }},
+		{Name: "set_reply_no_connect", Fn: func(m *engine.Msg) int { m.ReplyNoConnect = true; return 1 }},
+	}
+	for _, meth := range []string{"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE",
+		"NOTIFY", "PUBLISH", "MESSAGE", "INFO", "UPDATE", "PRACK", "REFER", "KDMQ"} {
+		meth := meth
+		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return m.Method() == meth }})
+	}
+	return ex
+}
+
+func isMethod(m *engine.Msg, meth string) bool { return strings.EqualFold(m.Method(), meth) }
+
+// methodLetters are Kamailio's is_method_in letters.
+var methodLetters = map[byte]string{
+	'I': "INVITE", 'A': "ACK", 'B': "BYE", 'C': "CANCEL", 'R': "REGISTER", 'M': "MESSAGE", 'O': "OPTIONS",
+	'S': "SUBSCRIBE", 'P': "PUBLISH", 'N': "NOTIFY", 'U': "UPDATE", 'K': "KDMQ", 'G': "GET", 'T': "POST",
+	'V': "PUT", 'D': "DELETE",
+}
+
+func isMethodIn(m *engine.Msg, letters string) bool {
+	meth := m.Method()
+	for i := 0; i < len(letters); i++ {
+		c := letters[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if methodLetters[c] == meth {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Core) logFn(level slog.Level) func(*engine.Msg, string) {
+	return func(m *engine.Msg, s string) {
+		c.logger().Log(nil, level, strings.TrimRight(s, "\r\n"))
+	}
+}
+
+func (c *Core) logLevel(m *engine.Msg, level, s string) {
+	l := slog.LevelError // Kamailio: an unknown level logs as err
+	switch strings.ToLower(level) {
+	case "dbg", "debug":
+		l = slog.LevelDebug
+	case "info", "notice":
+		l = slog.LevelInfo
+	case "warn":
+		l = slog.LevelWarn
+	}
+	c.logger().Log(nil, l, strings.TrimRight(s, "\r\n"))
+}
+
+func setBit(flags *uint64, f int, on bool) bool {
+	if f < 0 || f > 63 {
+		return false
+	}
+	if on {
+		*flags |= 1 << uint(f)
+	} else {
+		*flags &^= 1 << uint(f)
+	}
+	return true
+}
+
+func isBit(flags uint64, f int) bool { return f >= 0 && f <= 63 && flags&(1<<uint(f)) != 0 }
+
+func isMyselfURI(m *engine.Msg, uri string) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return false
+	}
+	return m.E.IsMyself(u.Host, u.Port)
+}
+
+func fromMyself(m *engine.Msg) bool {
+	f := m.SIP.From()
+	return f != nil && m.E.IsMyself(f.Address.Host, f.Address.Port)
+}
+
+func toMyself(m *engine.Msg) bool {
+	t := m.SIP.To()
+	return t != nil && m.E.IsMyself(t.Address.Host, t.Address.Port)
+}
+
+func (c *Core) forward(m *engine.Msg, uri string) int {
+	if err := m.Forward(uri); err != nil {
+		c.logger().Warn("forward failed", "err", err)
+		return -1
+	}
+	return 1
+}
+
+func setURI(m *engine.Msg, uri string) int {
+	var u sip.Uri
+	if m.Req == nil || sip.ParseUri(uri, &u) != nil {
+		return -1
+	}
+	m.NewURI = uri
+	return 1
+}
+
+func setUser(m *engine.Msg, user string) int {
+	u, ok := m.ParsedRURI()
+	if !ok {
+		return -1
+	}
+	u.User = user
+	m.NewURI = u.String()
+	return 1
+}
+
+func setHost(m *engine.Msg, host string) int {
+	u, ok := m.ParsedRURI()
+	if !ok {
+		return -1
+	}
+	u.Host = host
+	m.NewURI = u.String()
+	return 1
+}

@@ -1,0 +1,53 @@
+// Package sl sends stateless replies (Kamailio's sl module).
+package sl
+
+import (
+	"log/slog"
+
+	"github.com/siplua/siplua/engine"
+)
+
+func init() {
+	engine.Register(engine.Module{Name: "sl", New: func() engine.Instance { return &SL{} }})
+}
+
+// SL has no parameters yet.
+type SL struct {
+	log *slog.Logger
+}
+
+// Start keeps the module logger.
+func (s *SL) Start(env *engine.Env) error { s.log = env.Log; return nil }
+
+// Exports: KSR.sl.*.
+func (s *SL) Exports() []engine.Export {
+	return []engine.Export{
+		{Name: "sl_send_reply", Fn: s.sendReply},
+		{Name: "send_reply", Fn: s.sendReply},
+		{Name: "sl_reply_error", Fn: s.replyError},
+	}
+}
+
+func (s *SL) sendReply(m *engine.Msg, code int, reason string) int {
+	if code < 100 || code > 699 {
+		s.logger().Warn("sl_send_reply: invalid status code", "code", code)
+		return -1
+	}
+	if err := m.SendReply(code, reason); err != nil {
+		s.logger().Warn("sl_send_reply failed", "code", code, "err", err)
+		return -1
+	}
+	return 1
+}
+
+// replyError answers with the error the last failing function left, or 500 (Kamailio's sl_reply_error).
+func (s *SL) replyError(m *engine.Msg) int {
+	return s.sendReply(m, 500, "Server Internal Error")
+}
+
+func (s *SL) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
+}
