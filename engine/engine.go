@@ -52,8 +52,8 @@ type Env struct {
 
 // Stats are the engine's counters.
 type Stats struct {
-	requests, replies                          atomic.Uint64
-	repliesLocal, repliesRelayed, forwarded    atomic.Uint64
+	requests, replies                           atomic.Uint64
+	repliesLocal, repliesRelayed, forwarded     atomic.Uint64
 	dropQueue, dropParse, dropScript, luaErrors atomic.Uint64
 	busy                                        atomic.Int64
 }
@@ -88,8 +88,8 @@ type Engine struct {
 	connMu sync.Mutex
 	conns  map[netip.AddrPort]*tcpConn
 
-	myHosts map[string]bool // lower-case hosts (IPs, advertise, aliases) that are "myself"
-	myPorts map[int]bool
+	myHosts      map[string]bool // lower-case hosts (IPs, advertise, aliases) that are "myself"
+	myPorts      map[int]bool
 	aliasAnyPort map[string]bool
 
 	wg      sync.WaitGroup
@@ -342,3 +342,33 @@ func viaReplyPort(m *Msg) (int, bool) {
 	}
 	return port, true
 }
+
+// NewMsg scans and parses raw bytes into a message context as the workers do, for tests, fuzzing and tools
+// that run module functions without a socket. Release is not needed.
+func (e *Engine) NewMsg(buf []byte, src netip.AddrPort, proto Proto) (*Msg, error) {
+	m := &Msg{Buf: buf, Src: src, Proto: proto, E: e, Vars: map[string]Value{}, Recv: time.Now()}
+	if len(e.listeners) > 0 {
+		m.Local = e.listeners[0]
+	}
+	if err := rawsip.Scan(buf, &m.Raw); err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	sm, err := e.parser.ParseSIP(buf)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	m.SIP = sm
+	switch v := sm.(type) {
+	case *sip.Request:
+		m.Req = v
+	case *sip.Response:
+		m.Res = v
+	}
+	if missing := missingHeader(sm); missing != "" {
+		return nil, fmt.Errorf("no %s header", missing)
+	}
+	return m, nil
+}
+
+// Outgoing returns the message as it would be relayed: received bytes with the script's edits applied.
+func (m *Msg) Outgoing() []byte { return m.appendOutgoing(nil) }

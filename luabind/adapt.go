@@ -12,30 +12,30 @@ import (
 // its signature here so the call path has no reflection. Arguments follow app_lua: a string parameter takes a
 // Lua string or number, an int parameter a number or a numeric string.
 type (
-	fnI     = func(*engine.Msg) int
-	fnSI    = func(*engine.Msg, string) int
-	fnII    = func(*engine.Msg, int) int
-	fnSSI   = func(*engine.Msg, string, string) int
-	fnISI   = func(*engine.Msg, int, string) int
-	fnSII   = func(*engine.Msg, string, int) int
-	fnIII   = func(*engine.Msg, int, int) int
-	fnSSSI  = func(*engine.Msg, string, string, string) int
-	fnB     = func(*engine.Msg) bool
-	fnSB    = func(*engine.Msg, string) bool
-	fnIB    = func(*engine.Msg, int) bool
-	fnS     = func(*engine.Msg) string
-	fnSS    = func(*engine.Msg, string) string
-	fnXS    = func(*engine.Msg) (string, bool)
-	fnSXS   = func(*engine.Msg, string) (string, bool)
-	fnSV    = func(*engine.Msg, string) engine.Value
-	fnSIV   = func(*engine.Msg, string, int) engine.Value
-	fnSSV   = func(*engine.Msg, string, string) engine.Value
-	fnN     = func(*engine.Msg)
-	fnSN    = func(*engine.Msg, string)
-	fnSSN   = func(*engine.Msg, string, string)
-	fnSIN   = func(*engine.Msg, string, int)
-	fnISN   = func(*engine.Msg, int, string)
-	fnV     = func(*engine.Msg) engine.Value
+	fnI    = func(*engine.Msg) int
+	fnSI   = func(*engine.Msg, string) int
+	fnII   = func(*engine.Msg, int) int
+	fnSSI  = func(*engine.Msg, string, string) int
+	fnISI  = func(*engine.Msg, int, string) int
+	fnSII  = func(*engine.Msg, string, int) int
+	fnIII  = func(*engine.Msg, int, int) int
+	fnSSSI = func(*engine.Msg, string, string, string) int
+	fnB    = func(*engine.Msg) bool
+	fnSB   = func(*engine.Msg, string) bool
+	fnIB   = func(*engine.Msg, int) bool
+	fnS    = func(*engine.Msg) string
+	fnSS   = func(*engine.Msg, string) string
+	fnXS   = func(*engine.Msg) (string, bool)
+	fnSXS  = func(*engine.Msg, string) (string, bool)
+	fnSV   = func(*engine.Msg, string) engine.Value
+	fnSIV  = func(*engine.Msg, string, int) engine.Value
+	fnSSV  = func(*engine.Msg, string, string) engine.Value
+	fnN    = func(*engine.Msg)
+	fnSN   = func(*engine.Msg, string)
+	fnSSN  = func(*engine.Msg, string, string)
+	fnSIN  = func(*engine.Msg, string, int)
+	fnISN  = func(*engine.Msg, int, string)
+	fnV    = func(*engine.Msg) engine.Value
 )
 
 // Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
