@@ -257,7 +257,7 @@ func (c *Client) RecvResponse(timeout time.Duration) *sip.Response {
 	m := c.Recv(timeout)
 	r, ok := m.(*sip.Response)
 	if !ok {
-		c.t.Fatalf("expected a response, got %s", m.StartLine())
+		c.t.Fatalf("expected a response, got %s", m.String())
 	}
 	return r
 }
