@@ -92,6 +92,9 @@ type Engine struct {
 	myPorts      map[int]bool
 	aliasAnyPort map[string]bool
 
+	pvs        map[string]PV
+	replyHooks []ReplyHook
+
 	wg      sync.WaitGroup
 	stopped chan struct{}
 }
@@ -114,6 +117,7 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 		queue: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
 		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
 	}
+	e.indexModules()
 	for _, l := range cfg.Mods.List {
 		if s, ok := l.Inst.(Starter); ok {
 			if err := s.Start(&Env{Engine: e, Log: log.With("module", l.Name)}); err != nil {

@@ -167,6 +167,11 @@ var errNotOurVia = errors.New("top Via is not this proxy's")
 // routeReply relays a reply to a statelessly forwarded request: checks that the top Via is ours, runs
 // ksr_reply_route, removes the top Via and sends the reply to the next one.
 func (e *Engine) routeReply(w *worker, m *Msg) {
+	for _, h := range e.replyHooks {
+		if h.OnReply(m) {
+			return
+		}
+	}
 	i := m.Raw.Find(m.Buf, "via")
 	top := m.SIP.Via()
 	if i < 0 || top == nil || !e.IsMyself(top.Host, top.Port) {
