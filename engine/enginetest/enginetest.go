@@ -131,6 +131,7 @@ type Client struct {
 	raddr netip.AddrPort
 	Addr  netip.AddrPort // local address
 	rd    []byte
+	buf   []byte
 }
 
 // UDPClient opens a UDP socket on 127.0.0.1 that talks to the proxy's UDP socket.
@@ -197,14 +198,16 @@ func (c *Client) RecvRaw(timeout time.Duration) []byte {
 // TryRecv reads one message or returns the error (a timeout when nothing came).
 func (c *Client) TryRecv(timeout time.Duration) ([]byte, error) {
 	deadline := time.Now().Add(timeout)
+	if c.buf == nil {
+		c.buf = make([]byte, 65535)
+	}
 	if c.udp != nil {
-		buf := make([]byte, 65535)
 		_ = c.udp.SetReadDeadline(deadline)
-		n, _, err := c.udp.ReadFromUDPAddrPort(buf)
+		n, _, err := c.udp.ReadFromUDPAddrPort(c.buf)
 		if err != nil {
 			return nil, err
 		}
-		return buf[:n], nil
+		return append([]byte(nil), c.buf[:n]...), nil
 	}
 	_ = c.tcp.SetReadDeadline(deadline)
 	for {
@@ -212,12 +215,11 @@ func (c *Client) TryRecv(timeout time.Duration) ([]byte, error) {
 			c.rd = rest
 			return msg, nil
 		}
-		buf := make([]byte, 65535)
-		n, err := c.tcp.Read(buf)
+		n, err := c.tcp.Read(c.buf)
 		if err != nil {
 			return nil, err
 		}
-		c.rd = append(c.rd, buf[:n]...)
+		c.rd = append(c.rd, c.buf[:n]...)
 	}
 }
 

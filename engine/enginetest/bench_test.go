@@ -1,0 +1,39 @@
+package enginetest_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/siplua/siplua/engine/enginetest"
+)
+
+const benchScript = `
+function ksr_request_route()
+	if KSR.is_REGISTER() then
+		KSR.sl.sl_send_reply(404, "No registrar")
+		return 1
+	end
+	KSR.sl.sl_send_reply(501, "Not Implemented")
+	return 1
+end`
+
+// BenchmarkStatelessReply measures the whole stateless path over loopback UDP: read, parse, Lua route,
+// reply bytes, send. Allocations are process-wide, so allocs/op counts the proxy's work per request.
+func BenchmarkStatelessReply(b *testing.B) {
+	p := enginetest.Start(b, "[core]\nworkers = 1\nserver_header = \"\"\n[modules.sl]\n", benchScript)
+	c := p.UDPClient(b)
+	req := enginetest.CRLF(c.Request("REGISTER", "sip:127.0.0.1"))
+	const window = 16
+	b.ReportAllocs()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; {
+		n := min(window, b.N-sent)
+		for i := 0; i < n; i++ {
+			c.Send(req)
+		}
+		for i := 0; i < n; i++ {
+			c.RecvRaw(2 * time.Second)
+		}
+		sent += n
+	}
+}
