@@ -105,6 +105,15 @@ func (m *Msg) ForwardTo(t Target) error {
 		off = m.Raw.Hdrs[i].Start
 	}
 	extra = append(extra, edit{off: off, end: off, text: via})
+	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
+		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
+		h := m.Raw.Hdrs[i]
+		v := string(h.Value(m.Buf))
+		end := rawsip.FirstValueEnd([]byte(v))
+		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport); nv != v[:end] {
+			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
+		}
+	}
 	if m.NewURI != "" {
 		if s, en, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
 			extra = append(extra, edit{off: s, end: en, text: m.NewURI})

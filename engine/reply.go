@@ -46,7 +46,7 @@ var reasons = map[int]string{
 }
 
 // toTag is the To-tag of a stateless reply: a per-process prefix and a hash of what identifies the request,
-// so a retransmission gets the same tag (Kamailio's sl does the same with its own prefix and a CRC).
+// so a retransmission gets the same tag; the form is Kamailio's: 32 hex, '.', 8 hex.
 func (m *Msg) toTag() string {
 	h := fnv.New32a()
 	for _, name := range [...]string{"call-id", "from", "cseq"} {
@@ -61,12 +61,12 @@ func (m *Msg) toTag() string {
 	var sum [4]byte
 	s := h.Sum32()
 	sum[0], sum[1], sum[2], sum[3] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
-	return m.E.tagPrefix + "-" + hex.EncodeToString(sum[:])
+	return m.E.tagPrefix + "." + hex.EncodeToString(sum[:])
 }
 
-// viaWithReceived returns the first Via value with received/rport set per RFC 3261 §18.2.1 and RFC 3581:
-// received when the sent-by host is not the source address (or rport is in use), rport filled in when the
-// client asked for it or the script called force_rport.
+// viaWithReceived returns the first Via value with received/rport set per RFC 3261 §18.2.1 and RFC 3581,
+// as Kamailio writes them: received appended when the sent-by host is not the source address or the Via has
+// rport or received; rport filled in place when the client asked for it, appended for force_rport.
 func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
 	first, rest := v, ""
 	if i := rawsip.FirstValueEnd([]byte(v)); i < len(v) {
@@ -94,11 +94,9 @@ func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
 			params += rp
 		}
 	}
-	_, qs, qe, hasRecv := rawsip.Param(params, "received")
-	if hasRecv {
-		params = params[:qs] + params[qe:]
-	}
-	if hasRport || forceRport || !sameHost(host, src.Addr()) {
+	// Kamailio keeps an existing received and appends the new one last; the last one is what counts.
+	_, _, _, hasRecv := rawsip.Param(params, "received")
+	if hasRport || hasRecv || !sameHost(host, src.Addr()) {
 		params += ";received=" + srcIP
 	}
 	return sentBy + params + rest
@@ -110,8 +108,8 @@ func sameHost(host string, ip netip.Addr) bool {
 }
 
 // BuildReply appends a stateless reply to the request to dst (RFC 3261 §8.2.6): Via (received/rport on
-// the first), From, To (with a tag), Call-ID, CSeq and Record-Route copied as received, then the script's
-// reply headers, Server and Content-Length.
+// the first), From, To (with a tag), Call-ID, CSeq and (for 180-299) Record-Route copied as received, in
+// the request's order, then the script's reply headers, Server and Content-Length — what Kamailio's sl sends.
 func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, contentType string) []byte {
 	buf := m.Buf
 	dst = append(dst, "SIP/2.0 "...)
@@ -139,7 +137,11 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 			}
 			dst = append(dst, "\r\n"...)
 			continue
-		case h.Is(buf, "from"), h.Is(buf, "call-id"), h.Is(buf, "cseq"), h.Is(buf, "record-route"):
+		case h.Is(buf, "record-route"):
+			if code < 180 || code > 299 { // only replies that can establish a dialog carry it
+				continue
+			}
+		case h.Is(buf, "from"), h.Is(buf, "call-id"), h.Is(buf, "cseq"):
 		default:
 			continue
 		}

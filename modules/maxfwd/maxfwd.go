@@ -10,12 +10,13 @@ import (
 )
 
 func init() {
-	engine.Register(engine.Module{Name: "maxfwd", New: func() engine.Instance { return &Maxfwd{MaxLimit: 256} }})
+	engine.Register(engine.Module{Name: "maxfwd", New: func() engine.Instance { return &Maxfwd{MaxLimit: 70} }})
 }
 
 // Maxfwd holds the module parameters.
 type Maxfwd struct {
-	// MaxLimit caps a received Max-Forwards before it is decremented (Kamailio modparam max_limit).
+	// MaxLimit caps a received Max-Forwards before it is decremented (Kamailio modparam max_limit, 70):
+	// a higher value goes on as max_limit.
 	MaxLimit int `toml:"max_limit"`
 }
 
@@ -35,8 +36,9 @@ func (mf *Maxfwd) Exports() []engine.Export {
 	}
 }
 
-// process is Kamailio's mf_process_maxfwd_header: no header → add one with limit (2); 0 → -1 (the script
-// answers 483); otherwise decrement (capped at max_limit) → 1; a bad value → -2.
+// process is Kamailio's mf_process_maxfwd_header: no header → insert one with limit after the request line
+// (2); 0 → -1 (the script answers 483); otherwise decrement (a value over max_limit goes on as max_limit) →
+// 1; a bad value → -2. limit is only used when the header is missing, as in Kamailio.
 func (mf *Maxfwd) process(m *engine.Msg, limit int) int {
 	if m.Req == nil {
 		return -2
@@ -44,7 +46,7 @@ func (mf *Maxfwd) process(m *engine.Msg, limit int) int {
 	val, hdr, ok := value(m)
 	switch {
 	case !ok && hdr < 0:
-		m.AppendHeader("Max-Forwards: " + strconv.Itoa(limit))
+		m.InsertHeader("Max-Forwards: " + strconv.Itoa(limit))
 		return 2
 	case !ok:
 		return -2

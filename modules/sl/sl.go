@@ -40,9 +40,10 @@ func (s *SL) sendReply(m *engine.Msg, code int, reason string) int {
 	return 1
 }
 
-// replyError answers with the error the last failing function left, or 500 (Kamailio's sl_reply_error).
+// replyError is Kamailio's sl_reply_error; under KEMI no function leaves an error code, so Kamailio always
+// sends this 500.
 func (s *SL) replyError(m *engine.Msg) int {
-	return s.sendReply(m, 500, "Server Internal Error")
+	return s.sendReply(m, 500, "I'm terribly sorry, server error occurred (1/SL)")
 }
 
 func (s *SL) logger() *slog.Logger {
