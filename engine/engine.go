@@ -3,6 +3,7 @@ package engine
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -189,6 +190,9 @@ func (e *Engine) Listen() error {
 		}
 		e.listeners = append(e.listeners, l)
 	}
+	// Stable across restarts, as Kamailio's: a request retransmitted over a restart gets the same To-tag.
+	sum := md5.Sum([]byte("siplua-stateless" + e.listeners[0].Addr.String()))
+	e.tagPrefix = hex.EncodeToString(sum[:])
 	e.computeMyself()
 	return nil
 }
