@@ -38,9 +38,22 @@ type Proxy struct {
 // script it runs script.lua.
 func Start(t testing.TB, configTOML, script string) *Proxy {
 	t.Helper()
+	return StartFiles(t, configTOML, map[string]string{"script.lua": script})
+}
+
+// StartFiles is Start with more files (Lua modules the script requires): names are relative to the
+// directory of config.toml.
+func StartFiles(t testing.TB, configTOML string, files map[string]string) *Proxy {
+	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "script.lua"), []byte(script), 0o644); err != nil {
-		t.Fatal(err)
+	for name, text := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !strings.Contains(configTOML, "[lua]") {
 		configTOML = "[lua]\nscript = \"script.lua\"\n" + configTOML
