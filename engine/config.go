@@ -259,12 +259,12 @@ func (d *strictDecoder) valueError(key toml.Key, f reflect.Value, err error) {
 func (d *strictDecoder) describe(key toml.Key) string {
 	t := d.md.Type(key...)
 	article := map[string]string{"String": "a string", "Integer": "an integer", "Float": "a float",
-		"Boolean": "a boolean", "Array": "an array", "Hash": "a table",
+		"Bool": "a boolean", "Array": "an array", "Hash": "a table",
 		"Datetime": "a date-time", "Date": "a date", "Time": "a time", "DatetimeLocal": "a local date-time"}[t]
 	if article == "" {
 		article = strings.ToLower(t)
 	}
-	if t == "String" || t == "Integer" || t == "Float" || t == "Boolean" {
+	if t == "String" || t == "Integer" || t == "Float" || t == "Bool" {
 		if v := valueText(d.src, keyLine(d.src, key)); v != "" && len(v) <= 40 {
 			return article + " (" + v + ")"
 		}
@@ -561,10 +561,11 @@ var lineRe = regexp.MustCompile(`line (\d+)`)
 func tomlError(file string, src []byte, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		msg := "TOML syntax error: " + pe.Message
+		msg := pe.Message
 		if pe.LastKey != "" {
 			msg = pe.LastKey + ": " + msg
 		}
+		msg = "TOML syntax error: " + msg
 		return &ConfigError{File: file, Line: pe.Position.Line, Msg: msg}
 	}
 	msg := err.Error()
