@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -110,7 +113,11 @@ func (es Errors) Error() string {
 func LoadConfigFile(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: cannot read the configuration file: %w", path, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -120,14 +127,28 @@ func LoadConfigFile(path string) (*Config, error) {
 }
 
 // ParseConfig decodes a configuration strictly: unknown keys, wrong types and bad values are errors that
-// name the file and line. Relative paths are resolved against dir.
+// name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
+// against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua"}, File: file, Dir: dir, Src: src}
-	md, err := toml.Decode(string(src), c)
+	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
+	var raw struct {
+		Core    toml.Primitive            `toml:"core"`
+		Lua     toml.Primitive            `toml:"lua"`
+		Modules map[string]toml.Primitive `toml:"modules"`
+	}
+	md, err := toml.Decode(string(src), &raw)
 	if err != nil {
 		return nil, tomlError(file, src, err)
 	}
-	var errs Errors
+	d := &strictDecoder{md: md, file: file, src: src, reported: map[string]bool{}}
+	if md.IsDefined("core") {
+		d.table(raw.Core, toml.Key{"core"}, &c.Core)
+	}
+	if md.IsDefined("lua") {
+		d.table(raw.Lua, toml.Key{"lua"}, &c.Lua)
+	}
+	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
 	for _, name := range RegisteredModules() {
 		m, _ := LookupModule(name)
@@ -136,38 +157,285 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 			continue
 		}
 		inst := m.New()
-		if present {
-			if err := md.PrimitiveDecode(prim, inst); err != nil {
-				errs = append(errs, tomlError(file, src, err))
-				continue
-			}
+		if present && !d.table(prim, toml.Key{"modules", name}, inst) {
+			continue
 		}
 		if v, ok := inst.(Validator); ok {
 			if err := v.Validate(); err != nil {
-				errs = append(errs, &ConfigError{File: file, Line: tableLine(src, "modules."+name), Msg: fmt.Sprintf("[modules.%s]: %v", name, err)})
+				d.add(tableLine(src, "modules."+name), "[modules.%s]: %v", name, err)
 				continue
 			}
 		}
 		c.Mods.add(m, inst)
 	}
+	var unknown []string
 	for name := range c.Modules {
 		if _, ok := LookupModule(name); !ok {
-			errs = append(errs, &ConfigError{File: file, Line: tableLine(src, "modules."+name),
-				Msg: fmt.Sprintf("unknown module %q (available: %s)", name, strings.Join(RegisteredModules(), ", "))})
+			unknown = append(unknown, name)
 		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		d.reported["modules."+name] = true
+		d.add(tableLine(src, "modules."+name), "unknown module %q%s; the modules are: %s", name,
+			didYouMean(name, RegisteredModules()), strings.Join(RegisteredModules(), ", "))
 	}
 	for _, k := range md.Undecoded() {
-		if len(k) == 2 && k[0] == "modules" {
-			continue // an unknown module, reported above
-		}
-		errs = append(errs, &ConfigError{File: file, Line: keyLine(src, k), Msg: fmt.Sprintf("unknown key %q", k.String())})
+		d.unknownKey(k)
 	}
-	errs = append(errs, c.validateCore()...)
+	errs := append(d.errs, c.validateCore()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
 	}
 	return c, nil
+}
+
+// strictDecoder decodes tables key by key and collects every problem with its line.
+type strictDecoder struct {
+	md       toml.MetaData
+	file     string
+	src      []byte
+	errs     Errors
+	reported map[string]bool // keys already reported, so their sub-keys are not reported again
+}
+
+func (d *strictDecoder) add(line int, format string, a ...any) {
+	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Msg: fmt.Sprintf(format, a...)})
+}
+
+// table decodes the TOML table prim (at key path) into the struct dst, reporting unknown keys and wrong
+// types; false when anything was wrong.
+func (d *strictDecoder) table(prim toml.Primitive, path toml.Key, dst any) bool {
+	var keys map[string]toml.Primitive
+	if !isTable(d.md.Type(path...)) {
+		d.reported[path.String()] = true
+		d.add(keyOrTableLine(d.src, path), "%s: expected a table, got %s", path, d.describe(path))
+		return false
+	}
+	if err := d.md.PrimitiveDecode(prim, &keys); err != nil {
+		d.reported[path.String()] = true
+		d.add(keyOrTableLine(d.src, path), "%s: expected a table, got %s", path, d.describe(path))
+		return false
+	}
+	fields := structFields(dst)
+	names := slices.Sorted(maps.Keys(fields))
+	ok := true
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		key := append(slices.Clip(path), k)
+		f, known := fields[k]
+		if !known {
+			d.reported[key.String()] = true
+			d.add(keyOrTableLine(d.src, key), "unknown key %q%s; %s", key.String(), didYouMean(k, names), knownKeys(path, names))
+			ok = false
+			continue
+		}
+		if err := d.md.PrimitiveDecode(keys[k], f.Addr().Interface()); err != nil {
+			d.reported[key.String()] = true
+			d.valueError(key, f, err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// valueError reports a key whose value does not decode into its field: with what was expected and what was
+// given for a type mismatch, otherwise with the decoder's (or the type's UnmarshalText) message.
+func (d *strictDecoder) valueError(key toml.Key, f reflect.Value, err error) {
+	line := keyLine(d.src, key)
+	if strings.Contains(err.Error(), "incompatible types") || strings.Contains(err.Error(), "cannot decode") {
+		d.add(line, "%s: expected %s, got %s", key, expectedType(f.Type()), d.describe(key))
+		return
+	}
+	ce := tomlError(d.file, d.src, err).(*ConfigError)
+	msg := ce.Msg
+	if !strings.HasPrefix(msg, key.String()) {
+		msg = key.String() + ": " + msg
+	}
+	d.add(line, "%s", msg)
+}
+
+// describe names the TOML type of the value at key, with the value itself when it is short.
+func (d *strictDecoder) describe(key toml.Key) string {
+	t := d.md.Type(key...)
+	article := map[string]string{"String": "a string", "Integer": "an integer", "Float": "a float",
+		"Bool": "a boolean", "Array": "an array", "Hash": "a table",
+		"Datetime": "a date-time", "Date": "a date", "Time": "a time", "DatetimeLocal": "a local date-time"}[t]
+	if article == "" {
+		article = strings.ToLower(t)
+	}
+	if t == "String" || t == "Integer" || t == "Float" || t == "Bool" {
+		if v := valueText(d.src, keyLine(d.src, key)); v != "" && len(v) <= 40 {
+			return article + " (" + v + ")"
+		}
+	}
+	return article
+}
+
+// valueText is the text after "=" on a line, without a trailing comment.
+func valueText(src []byte, line int) string {
+	if line <= 0 {
+		return ""
+	}
+	lines := strings.Split(string(src), "\n")
+	if line > len(lines) {
+		return ""
+	}
+	_, v, ok := strings.Cut(lines[line-1], "=")
+	if !ok {
+		return ""
+	}
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, `"`) && !strings.HasPrefix(v, "'") {
+		if i := strings.IndexByte(v, '#'); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+	} else if end := strings.IndexByte(v[1:], v[0]); end >= 0 {
+		v = v[:end+2]
+	}
+	return v
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// expectedType says in words what TOML value decodes into t.
+func expectedType(t reflect.Type) string {
+	if t == durationType {
+		return `a duration such as "5s"`
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		if e := expectedType(t.Elem()); strings.HasPrefix(e, "a ") || strings.HasPrefix(e, "an ") {
+			return "an array of " + strings.SplitN(e, " ", 2)[1] + "s"
+		}
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "a table"
+	case reflect.Pointer:
+		return expectedType(t.Elem())
+	}
+	return t.String()
+}
+
+// unknownKey reports a key that no table decoded, unless it lies under one already reported.
+func (d *strictDecoder) unknownKey(k toml.Key) {
+	for i := 1; i <= len(k); i++ {
+		if d.reported[k[:i].String()] {
+			return
+		}
+	}
+	d.reported[k.String()] = true
+	if len(k) == 1 {
+		if isTable(d.md.Type(k...)) {
+			hint := ""
+			if sim := Suggest(k[0], []string{"core", "lua", "modules"}); sim != "" {
+				hint = " (did you mean [" + sim + "]?)"
+			}
+			d.add(tableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua] and [modules.NAME]", k[0], hint)
+			return
+		}
+		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua] or [modules.NAME] tables", k[0])
+		return
+	}
+	d.add(keyOrTableLine(d.src, k), "unknown key %q", k.String())
+}
+
+// isTable tells a TOML table (BurntSushi/toml calls tables, inline or not, "Hash") from other values.
+func isTable(tomlType string) bool { return tomlType == "Hash" || tomlType == "Table" }
+
+func knownKeys(table toml.Key, names []string) string {
+	if len(names) == 0 {
+		return fmt.Sprintf("[%s] takes no keys", table)
+	}
+	return fmt.Sprintf("[%s] keys are: %s", table, strings.Join(names, ", "))
+}
+
+// structFields maps the toml names of a struct's fields to the fields.
+func structFields(dst any) map[string]reflect.Value {
+	v := reflect.ValueOf(dst)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		v = v.Elem()
+	}
+	out := map[string]reflect.Value{}
+	if v.Kind() != reflect.Struct {
+		return out
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name := strings.Split(sf.Tag.Get("toml"), ",")[0]
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		out[name] = v.Field(i)
+	}
+	return out
+}
+
+// Suggest returns the candidate closest to name when it is a plausible typo of it (edit distance at most a
+// third of its length, at least 1), or "".
+func Suggest(name string, candidates []string) string {
+	limit := max(1, len(name)/3)
+	best, bestD := "", limit+1
+	for _, c := range candidates {
+		d := editDistance(strings.ToLower(name), strings.ToLower(c))
+		if d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func didYouMean(name string, candidates []string) string {
+	if s := Suggest(name, candidates); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// KeyLine is the line where a key such as "lua", "script" is set, 0 when it is not in the file.
+func (c *Config) KeyLine(path ...string) int { return keyLine(c.Src, toml.Key(path)) }
+
+func keyOrTableLine(src []byte, k toml.Key) int {
+	if n := tableLine(src, k.String()); n > 0 {
+		return n
+	}
+	return keyLine(src, k)
 }
 
 func (c *Config) validateCore() Errors {
@@ -176,7 +444,7 @@ func (c *Config) validateCore() Errors {
 		errs = append(errs, &ConfigError{File: c.File, Line: keyLine(c.Src, toml.Key{"core", key}), Msg: fmt.Sprintf("core.%s: ", key) + fmt.Sprintf(format, a...)})
 	}
 	if len(c.Core.Listen) == 0 {
-		bad("listen", "at least one address is needed, e.g. \"udp:127.0.0.1:5060\"")
+		bad("listen", "expected at least one address such as \"udp:127.0.0.1:5060\"")
 	}
 	for _, s := range c.Core.Listen {
 		la, err := ParseListen(s)
@@ -187,10 +455,10 @@ func (c *Config) validateCore() Errors {
 		c.Listen = append(c.Listen, la)
 	}
 	if c.Core.Workers < 0 {
-		bad("workers", "must be >= 0 (0 = derived from GOMAXPROCS), got %d", c.Core.Workers)
+		bad("workers", "expected 0 (two per CPU) or more, got %d", c.Core.Workers)
 	}
 	if c.Core.Queue < 1 {
-		bad("queue", "must be >= 1, got %d", c.Core.Queue)
+		bad("queue", "expected 1 or more messages, got %d", c.Core.Queue)
 	}
 	if _, err := ParseLogLevel(c.Core.LogLevel); err != nil {
 		bad("log_level", "%v", err)
@@ -202,13 +470,13 @@ func (c *Config) validateCore() Errors {
 		bad("udp_read_size", "expected 1500..65535, got %d", c.Core.UDPReadSize)
 	}
 	if c.Core.TCPMaxConnections < 1 {
-		bad("tcp_max_connections", "must be >= 1, got %d", c.Core.TCPMaxConnections)
+		bad("tcp_max_connections", "expected 1 or more connections, got %d", c.Core.TCPMaxConnections)
 	}
 	if c.Core.TCPLifetime < 1 {
-		bad("tcp_connection_lifetime", "must be >= 1 (seconds), got %d", c.Core.TCPLifetime)
+		bad("tcp_connection_lifetime", "expected 1 or more seconds, got %d", c.Core.TCPLifetime)
 	}
 	if c.Core.ShutdownTimeout < 0 {
-		bad("shutdown_timeout", "must be >= 0 (seconds), got %d", c.Core.ShutdownTimeout)
+		bad("shutdown_timeout", "expected 0 or more seconds, got %d", c.Core.ShutdownTimeout)
 	}
 	if c.Core.Advertise != "" {
 		if _, _, err := SplitHostPort(c.Core.Advertise); err != nil {
@@ -216,7 +484,7 @@ func (c *Config) validateCore() Errors {
 		}
 	}
 	if c.Lua.Script == "" {
-		errs = append(errs, &ConfigError{File: c.File, Line: keyLine(c.Src, toml.Key{"lua", "script"}), Msg: "lua.script: a script path is needed"})
+		errs = append(errs, &ConfigError{File: c.File, Line: keyLine(c.Src, toml.Key{"lua", "script"}), Msg: "lua.script: expected the path of the routing script, got \"\""})
 	}
 	return errs
 }
@@ -237,7 +505,7 @@ func (c *Config) ScriptPath() string { return c.Resolve(c.Lua.Script) }
 func ParseListen(s string) (ListenAddr, error) {
 	p, hp, ok := strings.Cut(s, ":")
 	if !ok {
-		return ListenAddr{}, fmt.Errorf("%q: expected proto:host:port, e.g. udp:127.0.0.1:5060", s)
+		return ListenAddr{}, fmt.Errorf("%q: expected proto:host:port such as udp:127.0.0.1:5060", s)
 	}
 	proto, ok := ParseProto(p)
 	if !ok {
@@ -245,7 +513,7 @@ func ParseListen(s string) (ListenAddr, error) {
 	}
 	ap, err := netip.ParseAddrPort(hp)
 	if err != nil {
-		return ListenAddr{}, fmt.Errorf("%q: expected an IP address and port: %v", s, err)
+		return ListenAddr{}, fmt.Errorf("%q: expected an IP address and port such as 127.0.0.1:5060 or [::1]:5060 after %q (host names are not allowed)", s, p+":")
 	}
 	return ListenAddr{Proto: proto, Addr: ap}, nil
 }
@@ -269,7 +537,7 @@ func SplitHostPort(s string) (string, int, error) {
 		}
 		port, err := strconv.Atoi(rest[1:])
 		if err != nil || port < 1 || port > 65535 {
-			return "", 0, fmt.Errorf("%q: bad port", s)
+			return "", 0, fmt.Errorf("%q: expected a port 1..65535 after ']:'", s)
 		}
 		return host, port, nil
 	}
@@ -278,8 +546,11 @@ func SplitHostPort(s string) (string, int, error) {
 		return s, 0, nil
 	}
 	port, err := strconv.Atoi(ps)
-	if err != nil || port < 1 || port > 65535 || host == "" {
-		return "", 0, fmt.Errorf("%q: expected host[:port]", s)
+	if host == "" || strings.Contains(ps, ":") {
+		return "", 0, fmt.Errorf("%q: expected host[:port] (an IPv6 address in brackets)", s)
+	}
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: expected host[:port] with a port 1..65535", s)
 	}
 	return host, port, nil
 }
@@ -294,6 +565,7 @@ func tomlError(file string, src []byte, err error) error {
 		if pe.LastKey != "" {
 			msg = pe.LastKey + ": " + msg
 		}
+		msg = "TOML syntax error: " + msg
 		return &ConfigError{File: file, Line: pe.Position.Line, Msg: msg}
 	}
 	msg := err.Error()

@@ -3,11 +3,15 @@ package luabind
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/siplua/siplua/engine"
+	lua "github.com/yuin/gopher-lua"
 )
 
 // Problem is one finding of Check, printed as file:line: message.
@@ -25,27 +29,123 @@ func (p Problem) Error() string {
 }
 
 // Check compiles cfg's script, scans it for KSR names that no loaded module exports, runs its top-level
-// chunk and checks that ksr_request_route exists: what `siplua -c` and a reload verify before serving.
+// chunk and checks that ksr_request_route exists: what `siplua -c` and a reload verify before serving. It
+// reports every problem it can find, not only the first.
 func Check(cfg *engine.Config) []error {
+	name := displayPath(cfg)
 	src, err := cfg.ReadFile(cfg.Lua.Script)
 	if err != nil {
-		return []error{Problem{File: cfg.ScriptPath(), Msg: fmt.Sprintf("cannot read script: %v", err)}}
-	}
-	if _, err := compile(src, cfg.ScriptPath()); err != nil {
-		return []error{err}
-	}
-	probs := ScanNames(cfg.ScriptPath(), src, cfg.Mods)
-	if len(probs) > 0 {
-		return probs
-	}
-	if _, err := CompileScript(cfg, discardLogger()); err != nil {
-		var se *SyntaxError
-		if errors.As(err, &se) {
-			return []error{se}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
 		}
-		return []error{err}
+		where := "named by lua.script"
+		if cfg.KeyLine("lua", "script") == 0 {
+			where = "lua.script is not set and this is its default"
+		}
+		return []error{&engine.ConfigError{File: cfg.File, Line: cfg.KeyLine("lua", "script"),
+			Msg: fmt.Sprintf("cannot read the routing script %s (%s): %v", name, where, err)}}
 	}
-	return nil
+	probs := ScanNames(name, src, cfg.Mods)
+	proto, err := compile(src, name)
+	if err != nil {
+		var se *SyntaxError
+		if errors.As(err, &se) && strings.HasSuffix(se.Msg, " at end of file") {
+			se.Msg += " (is an 'end' or a closing bracket missing?)"
+		}
+		return sortProblems(append(probs, err))
+	}
+	s := &Script{cfg: cfg, name: name, proto: proto, log: discardLogger(), modules: map[string]*lua.FunctionProto{}}
+	if p := checkState(s); p != nil && !onSameLine(probs, p) {
+		probs = append(probs, p)
+	}
+	return sortProblems(probs)
+}
+
+// displayPath names the script as the user can open it: relative to the directory the configuration file was
+// named from (the embedded default's script by its name in the binary).
+func displayPath(cfg *engine.Config) string {
+	if cfg.FS != nil || filepath.IsAbs(cfg.Lua.Script) || cfg.File == "" {
+		return cfg.Lua.Script
+	}
+	return filepath.Join(filepath.Dir(cfg.File), cfg.Lua.Script)
+}
+
+// checkState runs the top-level chunk in a state like a worker's and looks for ksr_request_route.
+func checkState(s *Script) error {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 256})
+	defer L.Close()
+	st := &State{L: L, script: s}
+	st.exit, st.drop = L.NewUserData(), L.NewUserData()
+	openSafeLibs(L, s)
+	if err := st.buildKSR(); err != nil {
+		return Problem{File: s.name, Msg: err.Error()}
+	}
+	L.Push(L.NewFunctionFromProto(s.proto))
+	if err := L.PCall(0, 0, nil); err != nil {
+		text := luaErrText(err)
+		p := Problem{File: s.name, Msg: "error while running the top-level code: " + text}
+		if m := lineRe.FindStringSubmatch(text); m != nil {
+			p.File = m[1]
+			p.Line, _ = strconv.Atoi(m[2])
+			p.Msg = "error while running the top-level code: " + text[len(m[0]):]
+		}
+		if i := strings.Index(p.Msg, "\nstack traceback:"); i >= 0 {
+			p.Msg = p.Msg[:i]
+		}
+		return p
+	}
+	switch v := L.GetGlobal("ksr_request_route").(type) {
+	case *lua.LFunction:
+		return nil
+	case *lua.LNilType:
+		var funcs []string
+		L.G.Global.ForEach(func(k, v lua.LValue) {
+			if _, ok := v.(*lua.LFunction); ok {
+				funcs = append(funcs, k.String())
+			}
+		})
+		hint := ""
+		if sim := engine.Suggest("ksr_request_route", funcs); sim != "" {
+			hint = fmt.Sprintf(" (there is a function %s: a typo?)", sim)
+		}
+		return Problem{File: s.name, Msg: "function ksr_request_route is not defined" + hint +
+			"; the script must define it, siplua calls it for every request"}
+	default:
+		return Problem{File: s.name, Msg: fmt.Sprintf("ksr_request_route is a %s, expected a function", v.Type())}
+	}
+}
+
+var lineRe = regexp.MustCompile(`^(.+?\.lua):(\d+):\s*`)
+
+// onSameLine tells whether a runtime problem sits on a line the name scan already reported (calling an
+// unknown KSR function fails there too; one report is enough).
+func onSameLine(probs []error, p error) bool {
+	pp, ok := p.(Problem)
+	if !ok || pp.Line == 0 {
+		return false
+	}
+	for _, q := range probs {
+		if qp, ok := q.(Problem); ok && qp.File == pp.File && qp.Line == pp.Line {
+			return true
+		}
+	}
+	return false
+}
+
+func sortProblems(errs []error) []error {
+	line := func(e error) int {
+		var se *SyntaxError
+		if errors.As(e, &se) {
+			return se.Line
+		}
+		if p, ok := e.(Problem); ok {
+			return p.Line
+		}
+		return 0
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return line(errs[i]) < line(errs[j]) })
+	return errs
 }
 
 var ksrRe = regexp.MustCompile(`\bKSR\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?`)
@@ -75,6 +175,19 @@ func ScanNames(file string, src []byte, mods *engine.ModuleSet) []error {
 		m, _ := engine.LookupModule(name)
 		add(available, engine.Loaded{Module: m}, m.New())
 	}
+	var loadedMods, allMods []string
+	for name := range loaded {
+		if name != "" {
+			loadedMods = append(loadedMods, name)
+		}
+	}
+	for name := range available {
+		if name != "" {
+			allMods = append(allMods, name)
+		}
+	}
+	sort.Strings(loadedMods)
+	sort.Strings(allMods)
 
 	var errs []error
 	seen := map[string]bool{}
@@ -91,13 +204,26 @@ func ScanNames(file string, src []byte, mods *engine.ModuleSet) []error {
 				if b == "" || loaded[a][b] {
 					continue
 				}
-				msg = fmt.Sprintf("unknown function KSR.%s.%s: module %s has no function %q", a, b, a, b)
+				msg = fmt.Sprintf("unknown function KSR.%s.%s: module %s has no function %q%s", a, b, a, b,
+					suggestFn(a, b, loaded[a]))
 			case available[a] != nil:
-				msg = fmt.Sprintf("KSR.%s is from module %q, which is not loaded: add a [modules.%s] table to the config", joinName(a, b), a, a)
+				if b != "" && !available[a][b] {
+					msg = fmt.Sprintf("unknown function KSR.%s.%s: module %s (not loaded) has no function %q%s",
+						a, b, a, b, suggestFn(a, b, available[a]))
+				} else {
+					msg = fmt.Sprintf("KSR.%s is from module %s, which is not loaded: add a [modules.%s] table to the config", joinName(a, b), a, a)
+				}
 			case available[""][a]:
 				continue
+			case b == "":
+				msg = fmt.Sprintf("unknown function KSR.%s%s", a, suggestFn("", a, loaded[""]))
 			default:
-				msg = fmt.Sprintf("unknown KSR function or module KSR.%s", joinName(a, b))
+				hint := ""
+				if sim := engine.Suggest(a, allMods); sim != "" {
+					hint = fmt.Sprintf(" (did you mean KSR.%s?)", sim)
+				}
+				msg = fmt.Sprintf("unknown module in KSR.%s: there is no module %q%s; loaded modules: %s", joinName(a, b), a, hint,
+					strings.Join(loadedMods, ", "))
 			}
 			key := fmt.Sprintf("%d:%s", lineNo, msg)
 			if !seen[key] {
@@ -108,6 +234,22 @@ func ScanNames(file string, src []byte, mods *engine.ModuleSet) []error {
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(Problem).Line < errs[j].(Problem).Line })
 	return errs
+}
+
+// suggestFn proposes the closest function name of a module ("" = KSR top level) for a typo.
+func suggestFn(mod, name string, fns map[string]bool) string {
+	names := make([]string, 0, len(fns))
+	for n := range fns {
+		names = append(names, n)
+	}
+	sim := engine.Suggest(name, names)
+	if sim == "" {
+		return ""
+	}
+	if mod != "" {
+		sim = mod + "." + sim
+	}
+	return fmt.Sprintf(" (did you mean KSR.%s?)", sim)
 }
 
 func joinName(a, b string) string {

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of the siplua -c tests")
+
+// checkResult is what `siplua -c` printed and returned, in the golden files' form.
+func checkResult(code int, stdout, stderr string) string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout, stderr)
+}
+
+// TestCheckGolden runs `siplua -c -config config.toml` in each testdata/check/<case> directory (so the paths
+// printed are relative and stable) and compares with the case's expected.txt; -update rewrites them.
+func TestCheckGolden(t *testing.T) {
+	cases, err := filepath.Glob("testdata/check/*/config.toml")
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, cfg := range cases {
+		dir, _ := filepath.Abs(filepath.Dir(cfg))
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Chdir(dir)
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-c", "-config", "config.toml"}, &stdout, &stderr)
+			got := checkResult(code, stdout.String(), stderr.String())
+			compareGolden(t, filepath.Join(dir, "expected.txt"), got)
+			switch {
+			case code == 0 && (stdout.String() != "config OK\n" || stderr.Len() > 0):
+				t.Errorf("exit 0 must print only \"config OK\" on stdout")
+			case code != 0 && (code != 1 || stdout.Len() > 0 || stderr.Len() == 0):
+				t.Errorf("a failed check must exit 1 with its problems on stderr only")
+			}
+			if code != 0 {
+				for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+					if !strings.HasPrefix(l, "config.toml") && !strings.HasPrefix(l, "script.lua") {
+						t.Errorf("problem not in file:line: message form: %q", l)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCheckEmbeddedDefault checks the embedded default configuration and script.
+func TestCheckEmbeddedDefault(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-c"}, &stdout, &stderr); code != 0 || stdout.String() != "config OK\n" {
+		t.Fatalf("siplua -c: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestCheckMissingConfig names the file that cannot be read.
+func TestCheckMissingConfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-c", "-config", "nope.toml"}, &stdout, &stderr)
+	want := "nope.toml: cannot read the configuration file: no such file or directory\n"
+	if code != 1 || stderr.String() != want {
+		t.Fatalf("exit %d, stderr %q; want exit 1, %q", code, stderr.String(), want)
+	}
+}
+
+// TestCheckBinary builds the real binary and runs the good case with it.
+func TestCheckBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "siplua")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		dir  string
+		code int
+	}{{"good", 0}, {"unknown_function", 1}} {
+		cmd := exec.Command(bin, "-c", "-config", "config.toml")
+		cmd.Dir = filepath.Join("testdata", "check", c.dir)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d", c.dir, code, c.code)
+		}
+		want, err := os.ReadFile(filepath.Join(cmd.Dir, "expected.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := checkResult(code, stdout.String(), stderr.String()); got != string(want) {
+			t.Errorf("%s: binary output differs from expected.txt:\n%s\nwant:\n%s", c.dir, got, want)
+		}
+	}
+}
+
+func compareGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/siplua -run TestCheckGolden -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (-update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,1 @@
+ksr_request_route = "route"
