@@ -133,30 +133,14 @@ func (e *Engine) malformed(m *Msg, err error) {
 	if m.Raw.HdrsEnd == 0 || m.Raw.Find(m.Buf, "via") < 0 {
 		return
 	}
-	reason := "Bad Request"
-	if err != nil {
-		reason = "Bad Request - " + sanitizeReason(err.Error())
-	}
+	// The detail goes to the log; the reason phrase stays plain, so parser internals do not leak.
 	w := getBuf()
-	out := m.BuildReply((*w)[:0], 400, reason, nil, "")
+	out := m.BuildReply((*w)[:0], 400, "Bad Request", nil, "")
 	if err := e.sendReplyBytes(m, out); err == nil {
 		e.stats.repliesLocal.Add(1)
 	}
 	*w = out
 	putBuf(w)
-}
-
-func sanitizeReason(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c == 0x7f {
-			b[i] = ' '
-		}
-	}
-	if len(b) > 60 {
-		b = b[:60]
-	}
-	return string(b)
 }
 
 func (e *Engine) routeRequest(w *worker, m *Msg) {
