@@ -389,7 +389,7 @@ func (t *TM) cancelBranches(x *tx, keep *branch) {
 			b.schedule(time.Now())
 			continue
 		}
-		b.final, b.retr = true, false
+		b.final, b.retr, b.cancelWanted = true, false, true
 		b.status, b.reason, b.reply = 487, "Request Terminated", nil
 	}
 }

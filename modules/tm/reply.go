@@ -66,7 +66,11 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 	}
 	now := time.Now()
 	if code < 200 {
-		if b.final { // late provisional on a branch that timed out: nothing to do
+		if b.final { // late provisional on a branch ended locally: cancel it now (RFC 3261 §9.1)
+			if b.cancelWanted && b.cancel == nil {
+				b.sendCancel()
+				b.schedule(now)
+			}
 			return
 		}
 		b.status = max(b.status, code)
@@ -91,8 +95,10 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		}
 		return
 	}
-	if b.final { // a real answer after the local timeout (a late 2xx must still reach the caller)
-		if code < 300 && x.invite {
+	if b.final { // a real answer after the local timeout or cancel: ACK it, a late 2xx still goes up
+		if x.invite && code >= 300 {
+			b.sendACK(toValue(m))
+		} else if code < 300 && x.invite {
 			t.relayUp(x, m, code)
 		}
 		return
