@@ -208,12 +208,14 @@ func (t *TM) sendBranch(x *tx, m *engine.Msg, proto engine.Proto, addr string) e
 	b := &branch{tx: x, idx: len(x.branches), uri: m.RURI(), dst: tg, local: local}
 	b.id = t.prefix + strconv.FormatUint(t.seq.Add(1), 36) + "." + strconv.Itoa(b.idx)
 	b.out = m.AppendRequest(make([]byte, 0, len(m.Buf)+256), local, tg.Proto, b.id, m.NewURI)
+	// registered before it is sent: a fast reply must find it (it waits for x.mu)
+	t.client.put(b.id, b)
 	if err := t.e.Send(tg.Proto, local, tg.Addr, b.out); err != nil {
+		t.client.del(b.id)
 		return err
 	}
 	t.e.CountForwarded()
 	x.branches = append(x.branches, b)
-	t.client.put(b.id, b)
 	now := time.Now()
 	fr := x.fr
 	if fr == 0 {
