@@ -63,6 +63,9 @@ func (t *TM) reply(m *engine.Msg, code int, reason string) int {
 	if code < 100 || code > 699 {
 		return -1
 	}
+	if c, ok := m.Tx.(*msgCtx); (!ok || c.tx == nil) && t.lookup(m, keyMethod(m)) == nil && t.newtran(m) < 0 {
+		return -1 // t_reply creates the transaction when there is none
+	}
 	ok, err := t.TxReply(m, code, reason)
 	if !ok || err != nil {
 		return -1
@@ -71,7 +74,7 @@ func (t *TM) reply(m *engine.Msg, code int, reason string) int {
 }
 
 // TxReply answers m through its transaction (engine.TxReplier: KSR.sl.send_reply); handled=false when m has
-// none and t_reply semantics are not wanted.
+// none (sl then replies statelessly).
 func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 	c, _ := m.Tx.(*msgCtx)
 	var x *tx
@@ -83,10 +86,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 			return false, nil
 		}
 		if x = t.lookup(m, keyMethod(m)); x == nil {
-			if t.newtran(m) < 0 {
-				return false, nil
-			}
-			x = ctxOf(m).tx
+			return false, nil // no transaction: the caller answers statelessly
 		}
 	}
 	x.mu.Lock()
