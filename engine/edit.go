@@ -11,11 +11,37 @@ import (
 type edit struct {
 	off, end int
 	text     string
+	// fn, when set, gives the text for the socket the message leaves from (nil: not known yet), so that
+	// Record-Route can name the outgoing socket and double itself when the message changes transport.
+	fn func(out *Listener) string
 }
 
 // AddEdit records a change to the outgoing copy of the message.
 func (m *Msg) AddEdit(off, end int, text string) {
 	m.edits = append(m.edits, edit{off: off, end: end, text: text})
+}
+
+func (e edit) textFor(out *Listener) string {
+	if e.fn != nil {
+		return e.fn(out)
+	}
+	return e.text
+}
+
+// AddSocketEdit records a change whose text depends on the socket the message leaves from.
+func (m *Msg) AddSocketEdit(off, end int, fn func(out *Listener) string) {
+	m.edits = append(m.edits, edit{off: off, end: end, fn: fn})
+}
+
+// EditMark returns the number of edits so far; EditRestore drops those added after a mark (a branch route's
+// changes apply to that branch only).
+func (m *Msg) EditMark() int { return len(m.edits) }
+
+// EditRestore drops the edits added after mark.
+func (m *Msg) EditRestore(mark int) {
+	if mark >= 0 && mark < len(m.edits) {
+		m.edits = m.edits[:mark]
+	}
 }
 
 // AppendHeader adds a header line (with or without CRLF) after the last header.
@@ -54,6 +80,11 @@ func withCRLF(s string) string {
 
 // appendOutgoing appends the message with its edits (and extra ones, e.g. a Via) to dst.
 func (m *Msg) appendOutgoing(dst []byte, extra ...edit) []byte {
+	return m.appendOutgoingFrom(dst, nil, extra...)
+}
+
+// appendOutgoingFrom is appendOutgoing for a message leaving from socket out (socket edits see it).
+func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byte {
 	edits := m.edits
 	if len(extra) > 0 {
 		edits = append(slices.Clip(edits), extra...)
@@ -67,13 +98,13 @@ func (m *Msg) appendOutgoing(dst []byte, extra ...edit) []byte {
 	for _, e := range sorted {
 		if e.off < pos { // overlaps an earlier removal: keep only what lies beyond it
 			if e.end <= pos {
-				dst = append(dst, e.text...)
+				dst = append(dst, e.textFor(out)...)
 				continue
 			}
 			e.off = pos
 		}
 		dst = append(dst, m.Buf[pos:e.off]...)
-		dst = append(dst, e.text...)
+		dst = append(dst, e.textFor(out)...)
 		pos = e.end
 	}
 	return append(dst, m.Buf[pos:]...)

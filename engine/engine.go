@@ -30,6 +30,8 @@ type State interface {
 	RequestRoute(m *Msg) error
 	// ReplyRoute runs ksr_reply_route if the script defines it.
 	ReplyRoute(m *Msg) error
+	// Call runs a script function by name (tm's failure, branch and onreply routes).
+	Call(fname string, m *Msg) error
 	Close()
 }
 

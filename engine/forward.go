@@ -88,44 +88,12 @@ func (m *Msg) Forward(uri string) error {
 // ForwardTo relays the request statelessly to a resolved target.
 func (m *Msg) ForwardTo(t Target) error {
 	e := m.E
-	local := m.Local
-	if local == nil || local.Proto != t.Proto || local.Addr.Addr().Is4() != t.Addr.Addr().Is4() {
-		local = e.pickListener(t.Proto, t.Addr.Addr())
-	}
+	local := e.ListenerFor(m.Local, t)
 	if local == nil {
 		return fmt.Errorf("forward to %s:%s: no %s listener", t.Proto, t.Addr, t.Proto)
 	}
-	via := "Via: SIP/2.0/" + t.Proto.Upper() + " " + local.SentBy + ";branch=" + m.statelessBranch() + "\r\n"
-	extra := make([]edit, 0, 3)
-	off := m.Raw.HdrsEnd
-	if len(m.Raw.Hdrs) > 0 {
-		off = m.Raw.Hdrs[0].Start
-	}
-	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
-		off = m.Raw.Hdrs[i].Start
-	}
-	extra = append(extra, edit{off: off, end: off, text: via})
-	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
-		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
-		h := m.Raw.Hdrs[i]
-		v := string(h.Value(m.Buf))
-		end := rawsip.FirstValueEnd([]byte(v))
-		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport); nv != v[:end] {
-			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
-		}
-	}
-	if m.NewURI != "" {
-		if s, en, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
-			extra = append(extra, edit{off: s, end: en, text: m.NewURI})
-		}
-	}
-	if t.Proto == TCP {
-		if cl, ok := m.contentLengthEdit(); ok {
-			extra = append(extra, cl)
-		}
-	}
 	bp := getBuf()
-	out := m.appendOutgoing((*bp)[:0], extra...)
+	out := m.AppendRequest((*bp)[:0], local, t.Proto, m.statelessBranch(), m.NewURI)
 	err := e.send(t.Proto, local, t.Addr, out, false)
 	*bp = out
 	putBuf(bp)
@@ -133,6 +101,52 @@ func (m *Msg) ForwardTo(t Target) error {
 		e.stats.forwarded.Add(1)
 	}
 	return err
+}
+
+// ListenerFor picks the socket a message to t leaves from: prefer (the one it arrived on) when it has the
+// target's transport and address family.
+func (e *Engine) ListenerFor(prefer *Listener, t Target) *Listener {
+	if prefer != nil && prefer.Proto == t.Proto && prefer.Addr.Addr().Is4() == t.Addr.Addr().Unmap().Is4() {
+		return prefer
+	}
+	return e.pickListener(t.Proto, t.Addr.Addr())
+}
+
+// AppendRequest appends the request as relayed from socket local over proto to dst: the proxy's Via with
+// the given branch on top, received/rport on the previous hop's Via, the Request-URI replaced by ruri (""
+// keeps it), the script's edits (socket edits see local) and Content-Length added on a stream transport.
+func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ruri string) []byte {
+	var extraBuf [4]edit
+	extra := extraBuf[:0]
+	off := m.Raw.HdrsEnd
+	if len(m.Raw.Hdrs) > 0 {
+		off = m.Raw.Hdrs[0].Start
+	}
+	vi := m.Raw.Find(m.Buf, "via")
+	if vi >= 0 {
+		off = m.Raw.Hdrs[vi].Start
+	}
+	extra = append(extra, edit{off: off, end: off, text: "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"})
+	if vi >= 0 {
+		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
+		h := m.Raw.Hdrs[vi]
+		v := string(h.Value(m.Buf))
+		end := rawsip.FirstValueEnd([]byte(v))
+		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport); nv != v[:end] {
+			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
+		}
+	}
+	if ruri != "" {
+		if s, en, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
+			extra = append(extra, edit{off: s, end: en, text: ruri})
+		}
+	}
+	if proto == TCP {
+		if cl, ok := m.contentLengthEdit(); ok {
+			extra = append(extra, cl)
+		}
+	}
+	return m.appendOutgoingFrom(dst, local, extra...)
 }
 
 // statelessBranch derives the Via branch of a statelessly forwarded request from the request's own top Via
@@ -210,7 +224,26 @@ func (e *Engine) routeReply(w *worker, m *Msg) {
 // RelayReply removes the top Via of a reply and sends the reply to the next Via: on the connection it names
 // for TCP, to received/rport when present (RFC 3581), otherwise to the sent-by address.
 func (e *Engine) RelayReply(m *Msg) error {
+	bp := getBuf()
+	out, t, err := m.AppendRelayedReply((*bp)[:0])
+	if err == nil {
+		err = e.send(t.Proto, nil, t.Addr, out, false)
+	}
+	*bp = out
+	putBuf(bp)
+	if err == nil {
+		e.stats.repliesRelayed.Add(1)
+	}
+	return err
+}
+
+// AppendRelayedReply appends the reply as relayed upstream, without its top Via (and with Content-Length
+// when the next hop is a stream), and returns where the next Via says it goes.
+func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	i := m.Raw.Find(m.Buf, "via")
+	if i < 0 {
+		return dst, Target{}, errors.New("reply has no Via")
+	}
 	h := m.Raw.Hdrs[i]
 	v := h.Value(m.Buf)
 	var rm edit
@@ -234,28 +267,19 @@ func (e *Engine) RelayReply(m *Msg) error {
 		}
 	}
 	if next == "" {
-		return errors.New("reply has no second Via")
+		return dst, Target{}, errors.New("reply has no second Via")
 	}
 	next = next[:rawsip.FirstValueEnd([]byte(next))]
 	t, err := viaTarget(next)
 	if err != nil {
-		return err
+		return dst, Target{}, err
 	}
-	extra := []edit{rm}
-	if t.Proto == TCP {
-		if cl, ok := m.contentLengthEdit(); ok {
-			extra = append(extra, cl)
-		}
+	var extraBuf [2]edit
+	extra := append(extraBuf[:0], rm)
+	if cl, ok := m.contentLengthEdit(); ok && t.Proto == TCP {
+		extra = append(extra, cl)
 	}
-	bp := getBuf()
-	out := m.appendOutgoing((*bp)[:0], extra...)
-	err = e.send(t.Proto, nil, t.Addr, out, false)
-	*bp = out
-	putBuf(bp)
-	if err == nil {
-		e.stats.repliesRelayed.Add(1)
-	}
-	return err
+	return m.appendOutgoing(dst, extra...), t, nil
 }
 
 // viaTarget is where a reply goes for a Via value: received and rport when the previous hop filled them,

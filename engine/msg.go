@@ -86,8 +86,25 @@ type Msg struct {
 	AVPs map[string][]Value
 	Vars map[string]Value
 
-	// Local state of the module functions, keyed by module name (e.g. parsed URIs).
-	E *Engine
+	// Branches are the extra destinations of a parallel fork (corex.append_branch, registrar lookup).
+	Branches []Branch
+	// Tx is tm's state for the message (its transaction, the kind of route running); nil outside tm.
+	Tx any
+
+	// Mod is state of the module functions for this message, keyed by module name (rr's Record-Route).
+	Mod map[string]any
+	E   *Engine
+
+	st  State      // the worker's script state while the message is routed
+	job func(*Msg) // RunOnWorker: run this instead of routing the message
+}
+
+// Branch is one additional destination of a request (Kamailio's dset entry).
+type Branch struct {
+	URI    string // the Request-URI of the branch
+	DstURI string // its outbound destination ("" = the URI)
+	Q      int    // q value × 1000 (-1 = none)
+	Flags  uint64 // branch flags
 }
 
 var msgPool = sync.Pool{New: func() any { return new(Msg) }}

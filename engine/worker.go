@@ -73,8 +73,14 @@ func (w *worker) state(e *Engine) State {
 }
 
 func (e *Engine) process(w *worker, m *Msg) {
+	if m.job != nil { // a job owns its message: no release
+		m.E, m.Vars, m.st = e, w.vars, w.state(e)
+		m.job(m)
+		return
+	}
 	defer m.release()
 	m.E, m.Vars, m.Recv = e, w.vars, time.Now()
+	m.st = w.state(e)
 	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil {
 		e.malformed(m, err)
 		return

@@ -20,6 +20,7 @@ type (
 	fnSII  = func(*engine.Msg, string, int) int
 	fnIII  = func(*engine.Msg, int, int) int
 	fnSSSI = func(*engine.Msg, string, string, string) int
+	fnSSII = func(*engine.Msg, string, string, int) int
 	fnB    = func(*engine.Msg) bool
 	fnSB   = func(*engine.Msg, string) bool
 	fnIB   = func(*engine.Msg, int) bool
@@ -64,6 +65,10 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSSI:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3)))
+		}
+	case fnSSII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3)))
 		}
 	case fnB:
 		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg()))); return 1 }

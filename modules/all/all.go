@@ -5,6 +5,9 @@ import (
 	_ "github.com/siplua/siplua/modules/core"
 	_ "github.com/siplua/siplua/modules/corex"
 	_ "github.com/siplua/siplua/modules/maxfwd"
+	_ "github.com/siplua/siplua/modules/rr"
 	_ "github.com/siplua/siplua/modules/siputils"
 	_ "github.com/siplua/siplua/modules/sl"
+	_ "github.com/siplua/siplua/modules/tm"
+	_ "github.com/siplua/siplua/modules/tmx"
 )

@@ -23,7 +23,7 @@ func (s *SL) Start(env *engine.Env) error { s.log = env.Log; return nil }
 func (s *SL) Exports() []engine.Export {
 	return []engine.Export{
 		{Name: "sl_send_reply", Fn: s.sendReply},
-		{Name: "send_reply", Fn: s.sendReply},
+		{Name: "send_reply", Fn: s.sendReplyTx},
 		{Name: "sl_reply_error", Fn: s.replyError},
 	}
 }
@@ -38,6 +38,20 @@ func (s *SL) sendReply(m *engine.Msg, code int, reason string) int {
 		return -1
 	}
 	return 1
+}
+
+// sendReplyTx is Kamailio's send_reply: through the request's transaction when tm has one, else stateless.
+func (s *SL) sendReplyTx(m *engine.Msg, code int, reason string) int {
+	if tr := m.E.TxReplier(); tr != nil && code >= 100 && code <= 699 {
+		if ok, err := tr.TxReply(m, code, reason); ok {
+			if err != nil {
+				s.logger().Warn("send_reply failed", "code", code, "err", err)
+				return -1
+			}
+			return 1
+		}
+	}
+	return s.sendReply(m, code, reason)
 }
 
 // replyError is Kamailio's sl_reply_error; under KEMI no function leaves an error code, so Kamailio always

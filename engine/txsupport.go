@@ -1,0 +1,107 @@
+package engine
+
+import (
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+)
+
+// Services for stateful modules (tm): detached copies of requests, routes run by name on a worker, sending
+// to a chosen socket and address.
+
+// TxReplier is implemented by a module that keeps transactions (tm): it answers a request through its
+// transaction when one exists, so KSR.sl.send_reply is stateful when it can be (Kamailio's sl send_reply).
+type TxReplier interface {
+	TxReply(m *Msg, code int, reason string) (handled bool, err error)
+}
+
+// TxReplier returns the module that answers through transactions, or nil.
+func (e *Engine) TxReplier() TxReplier {
+	for _, l := range e.cfg.Mods.List {
+		if r, ok := l.Inst.(TxReplier); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// Detach returns a copy of the message that outlives its routing (a transaction keeps it): buffers, header
+// positions, edits, AVPs and branches are copied; the parsed message is shared (sipgo copies what it parses).
+func (m *Msg) Detach() *Msg {
+	c := &Msg{
+		Buf: slices.Clone(m.Buf), Raw: m.Raw, SIP: m.SIP, Req: m.Req, Res: m.Res,
+		Src: m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn, Recv: m.Recv,
+		Flags: m.Flags, BFlags: m.BFlags, DstURI: m.DstURI, NewURI: m.NewURI,
+		ReplyHdrs: slices.Clone(m.ReplyHdrs), edits: slices.Clone(m.edits),
+		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect,
+		Branches: slices.Clone(m.Branches), Tx: m.Tx, Mod: maps.Clone(m.Mod), E: m.E,
+	}
+	c.Raw.Hdrs = slices.Clone(m.Raw.Hdrs)
+	if m.AVPs != nil {
+		c.AVPs = make(map[string][]Value, len(m.AVPs))
+		for k, v := range m.AVPs {
+			c.AVPs[k] = slices.Clone(v)
+		}
+	}
+	return c
+}
+
+// CopyAVPs replaces m's AVPs with a copy of src's (a transaction's AVPs seen again in its failure route).
+func (m *Msg) CopyAVPs(src map[string][]Value) { m.AVPs = maps.Clone(src) }
+
+var errNoState = errors.New("no script state: the message is not being routed by a worker")
+
+// CallRoute runs a script function by name with m as the current message, on the worker routing m.
+func (m *Msg) CallRoute(fname string) error {
+	if m.st == nil {
+		return errNoState
+	}
+	return m.st.Call(fname, m)
+}
+
+// RunReplyRoute runs ksr_reply_route for a reply on the worker routing it.
+func (m *Msg) RunReplyRoute() error {
+	if m.st == nil {
+		return errNoState
+	}
+	return m.st.ReplyRoute(m)
+}
+
+// RunOnWorker queues fn to run on a worker with m as its message (a failure route fired by a timer or by a
+// reply): CallRoute works there. m is the caller's (it is not recycled). It never blocks the caller, which
+// may be a worker: when the queue is full a goroutine waits for room (or for the engine to stop).
+func (e *Engine) RunOnWorker(m *Msg, fn func(m *Msg)) {
+	m.job = fn
+	m.E = e
+	select {
+	case e.queue <- m:
+		return
+	default:
+	}
+	go func() {
+		select {
+		case e.queue <- m:
+		case <-e.stopped:
+		}
+	}()
+}
+
+// Send writes b to dst over proto from socket local (picked by transport and family when nil or unfit),
+// opening a TCP connection when none exists.
+func (e *Engine) Send(proto Proto, local *Listener, dst netip.AddrPort, b []byte) error {
+	return e.send(proto, local, dst, b, false)
+}
+
+// SendReplyBytes sends a reply the proxy built (or relays) for request m: on m's TCP connection, or to its
+// source per its Via (RFC 3261 §18.2.2, RFC 3581).
+func (e *Engine) SendReplyBytes(m *Msg, b []byte) error { return e.sendReplyBytes(m, b) }
+
+// CountRelayed and CountLocal update the reply counters for replies sent by a module.
+func (e *Engine) CountRelayed() { e.stats.repliesRelayed.Add(1) }
+
+// CountLocal counts a locally generated reply.
+func (e *Engine) CountLocal() { e.stats.repliesLocal.Add(1) }
+
+// CountForwarded counts a relayed request.
+func (e *Engine) CountForwarded() { e.stats.forwarded.Add(1) }

@@ -1,0 +1,361 @@
+// Package rr does Record-Route and loose routing (Kamailio's rr module).
+package rr
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+func init() {
+	engine.Register(engine.Module{Name: "rr", New: func() engine.Instance {
+		return &RR{AppendFromtag: true, EnableDoubleRR: true}
+	}})
+}
+
+// RR holds the module parameters (Kamailio's names).
+type RR struct {
+	// EnableFullLR writes ";lr=on" instead of ";lr" for old devices.
+	EnableFullLR bool `toml:"enable_full_lr"`
+	// AppendFromtag adds ";ftag=" with the From tag, which is_direction needs.
+	AppendFromtag bool `toml:"append_fromtag"`
+	// EnableDoubleRR adds two Record-Route headers (";r2=on") when the request leaves from another socket.
+	EnableDoubleRR bool `toml:"enable_double_rr"`
+}
+
+// Exports: KSR.rr.*.
+func (r *RR) Exports() []engine.Export {
+	return []engine.Export{
+		{Name: "record_route", Fn: func(m *engine.Msg) int { return r.recordRoute(m, "") }},
+		{Name: "record_route_params", Fn: r.recordRoute},
+		{Name: "record_route_preset", Fn: r.recordRoutePreset},
+		{Name: "record_route_preset_one", Fn: func(m *engine.Msg, a string) int { return r.recordRoutePreset(m, a, "") }},
+		{Name: "record_route_advertised_address", Fn: func(m *engine.Msg, a string) int { return r.recordRoutePreset(m, a, "") }},
+		{Name: "add_rr_param", Fn: addRRParam},
+		{Name: "loose_route", Fn: r.looseRoute},
+		{Name: "loose_route_preloaded", Fn: r.looseRoute},
+		{Name: "check_route_param", Fn: checkRouteParam},
+		{Name: "is_direction", Fn: isDirection},
+	}
+}
+
+// PVs: $route_uri (the Route URI loose_route used) and $rr_params via get_route_param-like access.
+func (r *RR) PVs() []engine.PV {
+	return []engine.PV{{Name: "route_uri", Get: func(m *engine.Msg, _ string) engine.Value {
+		if st := state(m); st.routeURI != "" {
+			return engine.StrVal(st.routeURI)
+		}
+		return engine.Value{}
+	}}}
+}
+
+// rrState is rr's per-message state (engine.Msg.Mod["rr"]).
+type rrState struct {
+	params      string // add_rr_param, before or after record_route
+	recorded    bool
+	routeParams string // params of our Route that loose_route consumed
+	routeURI    string
+}
+
+func state(m *engine.Msg) *rrState {
+	if st, ok := m.Mod["rr"].(*rrState); ok {
+		return st
+	}
+	st := &rrState{}
+	if m.Mod == nil {
+		m.Mod = map[string]any{}
+	}
+	m.Mod["rr"] = st
+	return st
+}
+
+func firstHeaderOff(m *engine.Msg) int {
+	if len(m.Raw.Hdrs) > 0 {
+		return m.Raw.Hdrs[0].Start
+	}
+	return m.Raw.HdrsEnd
+}
+
+func fromTag(m *engine.Msg) string {
+	if f := m.SIP.From(); f != nil {
+		t, _ := f.Params.Get("tag")
+		return t
+	}
+	return ""
+}
+
+// recordRoute inserts Record-Route before the first header, as Kamailio does: the socket the request
+// leaves from, and when that differs from the one it came in on, a second one for the incoming socket, both
+// with ";r2=on" (double Record-Route).
+func (r *RR) recordRoute(m *engine.Msg, params string) int {
+	if m.Req == nil {
+		return -1
+	}
+	st := state(m)
+	if st.recorded {
+		return -1 // Kamailio refuses a second record_route for a message
+	}
+	st.recorded = true
+	st.params += params
+	in := m.Local
+	ftag := ""
+	if r.AppendFromtag {
+		ftag = fromTag(m)
+	}
+	m.AddSocketEdit(firstHeaderOff(m), firstHeaderOff(m), func(out *engine.Listener) string {
+		if out == nil || in == nil || !r.EnableDoubleRR || out == in {
+			s := in
+			if s == nil {
+				s = out
+			}
+			return r.line(sockURI(s), false, ftag, st.params)
+		}
+		return r.line(sockURI(out), true, ftag, st.params) + r.line(sockURI(in), true, ftag, st.params)
+	})
+	return 1
+}
+
+// recordRoutePreset inserts Record-Route with the given address(es) instead of the socket's.
+func (r *RR) recordRoutePreset(m *engine.Msg, addr, addr2 string) int {
+	if m.Req == nil || addr == "" {
+		return -1
+	}
+	st := state(m)
+	st.recorded = true
+	ftag := ""
+	if r.AppendFromtag {
+		ftag = fromTag(m)
+	}
+	uri := func(a string) string {
+		a = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(a, "<"), "sip:"), ">")
+		return "sip:" + a
+	}
+	m.AddSocketEdit(firstHeaderOff(m), firstHeaderOff(m), func(*engine.Listener) string {
+		if addr2 == "" {
+			return r.line(uri(addr), false, ftag, st.params)
+		}
+		return r.line(uri(addr), true, ftag, st.params) + r.line(uri(addr2), true, ftag, st.params)
+	})
+	return 1
+}
+
+func sockURI(l *engine.Listener) string {
+	if l == nil {
+		return "sip:invalid"
+	}
+	u := "sip:" + l.SentBy
+	if l.Proto == engine.TCP {
+		u += ";transport=tcp"
+	}
+	return u
+}
+
+func (r *RR) line(uri string, r2 bool, ftag, params string) string {
+	var b strings.Builder
+	b.WriteString("Record-Route: <")
+	b.WriteString(uri)
+	if r2 {
+		if r.EnableFullLR {
+			b.WriteString(";r2=on")
+		} else {
+			b.WriteString(";r2=on")
+		}
+	}
+	if r.EnableFullLR {
+		b.WriteString(";lr=on")
+	} else {
+		b.WriteString(";lr")
+	}
+	if ftag != "" {
+		b.WriteString(";ftag=")
+		b.WriteString(ftag)
+	}
+	if params != "" && params[0] != ';' {
+		b.WriteByte(';')
+	}
+	b.WriteString(params)
+	b.WriteString(">\r\n")
+	return b.String()
+}
+
+func addRRParam(m *engine.Msg, p string) int {
+	if m.Req == nil {
+		return -1
+	}
+	st := state(m)
+	if p != "" && p[0] != ';' {
+		p = ";" + p
+	}
+	st.params += p
+	return 1
+}
+
+// routeValue is one Route header value with its place in the message.
+type routeValue struct {
+	hdr        int
+	start, end int // of the value (no separator) in Buf
+	uri        sip.Uri
+	raw        string
+}
+
+func routes(m *engine.Msg) []routeValue {
+	var out []routeValue
+	for i, h := range m.Raw.Hdrs {
+		if !h.Is(m.Buf, "route") {
+			continue
+		}
+		off := h.VStart
+		v := m.Buf[h.VStart:h.VEnd]
+		for len(v) > 0 {
+			end := rawsip.FirstValueEnd(v)
+			val := strings.TrimSpace(string(v[:end]))
+			rv := routeValue{hdr: i, start: off, end: off + end, raw: val}
+			u := val
+			if a, b := strings.IndexByte(u, '<'), strings.IndexByte(u, '>'); a >= 0 && b > a {
+				u = u[a+1 : b]
+			}
+			_ = sip.ParseUri(u, &rv.uri)
+			out = append(out, rv)
+			if end >= len(v) {
+				break
+			}
+			off += end + 1
+			v = v[end+1:]
+		}
+	}
+	return out
+}
+
+// removeRoutes edits out the first n Route values, whole headers where all their values go.
+func removeRoutes(m *engine.Msg, rs []routeValue, n int) {
+	for i := 0; i < n; {
+		h := m.Raw.Hdrs[rs[i].hdr]
+		j := i
+		for j < len(rs) && rs[j].hdr == rs[i].hdr {
+			j++
+		}
+		if j <= n { // the whole header goes
+			m.AddEdit(h.Start, h.End, "")
+			i = j
+			continue
+		}
+		// remove values i..n-1 of this header and the comma after them
+		end := rs[n].start
+		for end < h.VEnd && (m.Buf[end] == ' ' || m.Buf[end] == '\t') {
+			end++
+		}
+		m.AddEdit(rs[i].start, end, "")
+		break
+	}
+}
+
+func isOurs(m *engine.Msg, u sip.Uri) bool { return u.Host != "" && m.E.IsMyself(u.Host, u.Port) }
+
+// looseRoute is Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
+// entries removed, $du set to the next hop when one remains), -1 when it has no Route to follow. An R-URI
+// naming the proxy (a strict router upstream) is replaced by the last Route (RFC 3261 §16.4).
+func (r *RR) looseRoute(m *engine.Msg) int {
+	if m.Req == nil {
+		return -1
+	}
+	rs := routes(m)
+	st := state(m)
+	if ru, ok := m.ParsedRURI(); ok && m.E.IsMyself(ru.Host, ru.Port) && ru.UriParams != nil {
+		if _, lr := ru.UriParams.Get("lr"); lr || ru.User == "" && len(rs) > 0 {
+			// the previous hop was a strict router: our Record-Route came as R-URI, the real target is last
+			if len(rs) == 0 {
+				return -1
+			}
+			last := rs[len(rs)-1]
+			st.routeParams = paramsOf(m.RURI())
+			m.NewURI = last.uri.String()
+			h := m.Raw.Hdrs[last.hdr]
+			if len(rs) == 1 || rs[len(rs)-2].hdr != last.hdr {
+				m.AddEdit(h.Start, h.End, "")
+			} else {
+				prev := rs[len(rs)-2]
+				m.AddEdit(prev.end, last.end, "")
+			}
+			return 1
+		}
+	}
+	if len(rs) == 0 {
+		return -1
+	}
+	n := 0
+	for n < len(rs) && isOurs(m, rs[n].uri) {
+		st.routeParams += paramsOf(rs[n].raw)
+		st.routeURI = rs[n].uri.String()
+		n++
+		if _, r2 := rs[n-1].uri.UriParams.Get("r2"); !r2 {
+			break // only a double Record-Route leaves two entries of ours
+		}
+	}
+	removeRoutes(m, rs, n)
+	if n == len(rs) {
+		if n == 0 {
+			return -1
+		}
+		return 1 // route by the R-URI
+	}
+	next := rs[n]
+	if _, lr := next.uri.UriParams.Get("lr"); lr {
+		m.DstURI = next.uri.String()
+		return 1
+	}
+	// strict next hop (RFC 3261 §16.12.1.2): it becomes the R-URI, the R-URI goes last in Route
+	m.AppendHeader("Route: <" + m.RURI() + ">")
+	m.NewURI = next.uri.String()
+	removeRoutes(m, rs[n:], 1)
+	return 1
+}
+
+func paramsOf(v string) string {
+	if a, b := strings.IndexByte(v, '<'), strings.IndexByte(v, '>'); a >= 0 && b > a {
+		v = v[a+1 : b]
+	}
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		return v[i:]
+	}
+	return ""
+}
+
+// checkRouteParam matches a regular expression against the parameters of the Route that loose_route took.
+func checkRouteParam(m *engine.Msg, re string) int {
+	st := state(m)
+	if st.routeParams == "" {
+		return -1
+	}
+	rx, err := regexp.Compile(re)
+	if err != nil || !rx.MatchString(st.routeParams) {
+		return -1
+	}
+	return 1
+}
+
+// isDirection compares our Route's ftag with the From tag: equal → downstream (caller to callee).
+func isDirection(m *engine.Msg, dir string) int {
+	st := state(m)
+	ftag, _, _, ok := rawsip.Param(st.routeParams, "ftag")
+	if !ok {
+		return -1
+	}
+	down := ftag == fromTag(m)
+	switch strings.ToLower(dir) {
+	case "downstream":
+		return b2i(down)
+	case "upstream":
+		return b2i(!down)
+	}
+	return -1
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return -1
+}

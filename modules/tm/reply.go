@@ -1,0 +1,252 @@
+package tm
+
+import (
+	"time"
+
+	"github.com/siplua/siplua/engine"
+)
+
+// OnReply takes every reply to a branch of a transaction (engine.ReplyHook); other replies are left to the
+// engine's stateless relay (e.g. a 2xx retransmitted after the transaction ended).
+func (t *TM) OnReply(m *engine.Msg) bool {
+	v := m.SIP.Via()
+	if v == nil {
+		return false
+	}
+	id, _ := v.Params.Get("branch")
+	b, ok := t.client.get(id)
+	if !ok {
+		return false
+	}
+	x := b.tx
+	code := m.StatusCode()
+	if m.Method() == "CANCEL" {
+		x.mu.Lock()
+		b.cancelN = 1 << 30 // answered: stop retransmitting it
+		x.mu.Unlock()
+		return true
+	}
+	if m.Method() != x.method {
+		return true
+	}
+	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
+	// provisional reply.
+	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Res.Reason}
+	m.Tx = c
+	if err := m.RunReplyRoute(); err != nil {
+		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
+	}
+	x.mu.Lock()
+	onReply := x.onReply
+	x.mu.Unlock()
+	if onReply != "" && !m.Dropped {
+		if err := m.CallRoute(onReply); err != nil {
+			t.logger().Error("onreply route failed", "route", onReply, "err", err, "call_id", callID(m))
+		}
+	}
+	if m.Dropped && code < 200 {
+		return true
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t.branchReply(x, b, m, code)
+	return true
+}
+
+// branchReply updates a branch with a reply and relays what RFC 3261 §16.7 says to. Called with x.mu held.
+func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
+	if b.final && !b.timedOut {
+		// a retransmitted final reply: ACK a negative one again, relay a 2xx again (its ACK is end-to-end)
+		if code >= 300 && x.invite {
+			b.sendACK(toValue(m))
+		} else if code >= 200 && code < 300 && x.invite {
+			t.relayUp(x, m, code)
+		}
+		return
+	}
+	now := time.Now()
+	if code < 200 {
+		if b.final { // late provisional on a branch ended locally: cancel it now (RFC 3261 §9.1)
+			if b.cancelWanted && b.cancel == nil {
+				b.sendCancel()
+				b.schedule(now)
+			}
+			return
+		}
+		b.status = max(b.status, code)
+		if x.invite {
+			b.retr = false
+			if b.cancelWanted || x.canceled {
+				b.sendCancel()
+			}
+			frInv := x.frInv
+			if frInv == 0 {
+				frInv = ms(t.FrInvTimer)
+			}
+			b.frAt = earliest(now.Add(frInv), x.created.Add(ms(t.MaxInvLifetime)))
+		} else if b.retr {
+			b.retrIv = ms(t.T2)
+			b.next = now.Add(b.retrIv)
+			b.frAt = earliest(b.frAt, x.created.Add(ms(t.MaxNonInvLifetime)))
+		}
+		b.schedule(now)
+		if code > 100 && !x.final && !x.canceled {
+			t.relayUp(x, m, code)
+		}
+		return
+	}
+	if b.final { // a real answer after the local timeout or cancel: ACK it, a late 2xx still goes up
+		if x.invite && code >= 300 {
+			b.sendACK(toValue(m))
+		} else if code < 300 && x.invite {
+			t.relayUp(x, m, code)
+		}
+		return
+	}
+	b.final, b.retr, b.status, b.reason = true, false, code, m.Res.Reason
+	if b.timer != nil && b.cancel == nil {
+		b.timer.Stop()
+	}
+	if code < 300 {
+		if x.invite || !x.final {
+			t.relayUp(x, m, code)
+		}
+		if x.invite {
+			t.cancelBranches(x, b)
+		}
+		t.complete(x)
+		return
+	}
+	if x.invite {
+		b.sendACK(toValue(m))
+	}
+	out, _, err := m.AppendRelayedReply(nil)
+	if err != nil {
+		t.logger().Info("reply not relayable", "err", err, "call_id", callID(m))
+		out = nil
+	}
+	b.reply = out
+	if code >= 600 {
+		t.cancelBranches(x, b)
+	}
+	t.complete(x)
+}
+
+// relayUp sends a received reply upstream without its top Via. Called with x.mu held.
+func (t *TM) relayUp(x *tx, m *engine.Msg, code int) {
+	out, _, err := m.AppendRelayedReply(nil)
+	if err != nil {
+		t.logger().Info("reply not relayed", "err", err, "call_id", callID(m))
+		return
+	}
+	if x.final && code >= 200 { // another 2xx of a forked INVITE: relayed, the first one stays the reply
+		if err := t.e.SendReplyBytes(x.req, out); err == nil {
+			t.e.CountRelayed()
+		}
+		return
+	}
+	x.sendUpstream(out, code, true)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func toValue(m *engine.Msg) string {
+	s, _ := m.Header("to")
+	return s
+}
+
+// complete checks whether every branch has its final answer; if so and nothing went upstream yet, it runs
+// the failure route or sends the best reply. Called with x.mu held.
+func (t *TM) complete(x *tx) {
+	if x.inFailure || x.removed {
+		return
+	}
+	for _, b := range x.branches {
+		if !b.final {
+			return
+		}
+	}
+	if x.final {
+		return
+	}
+	best := t.best(x)
+	if best == nil {
+		return
+	}
+	if x.onFailure != "" && best.status >= 300 {
+		fname := x.onFailure
+		x.onFailure = ""
+		x.inFailure = true
+		t.runFailure(x, fname, best.status, best.reason)
+		return
+	}
+	t.sendBest(x, best)
+}
+
+// sendBest sends the chosen final reply upstream. Called with x.mu held.
+func (t *TM) sendBest(x *tx, b *branch) {
+	if b.reply != nil {
+		x.sendUpstream(b.reply, b.status, true)
+		return
+	}
+	x.localReply(b.status, b.reason)
+}
+
+// best picks the reply to send upstream among the branches of the current forking step (RFC 3261 §16.7
+// step 6): a 6xx, else the lowest class; in 4xx the ones that a client can act on (401, 407, 415, 420, 484)
+// first, as Kamailio does; the earliest among equals.
+func (t *TM) best(x *tx) *branch {
+	var best *branch
+	rank := func(b *branch) int {
+		c := b.status
+		switch {
+		case c >= 600:
+			return 0
+		case c < 300:
+			return 1
+		}
+		r := (c / 100) * 10
+		switch c {
+		case 401, 407, 415, 420, 484:
+		default:
+			r += 5
+		}
+		return r
+	}
+	for _, b := range x.branches[min(x.first, len(x.branches)):] {
+		if best == nil || rank(b) < rank(best) {
+			best = b
+		}
+	}
+	return best
+}
+
+// runFailure queues the failure route on a worker with a copy of the transaction's request; whatever the
+// route does not answer or relay gets the best reply afterwards. Called with x.mu held.
+func (t *TM) runFailure(x *tx, fname string, code int, reason string) {
+	fm := x.req.Detach()
+	c := &msgCtx{tx: x, route: routeFailure, code: code, reason: reason}
+	fm.Tx = c
+	n := len(x.branches)
+	t.e.RunOnWorker(fm, func(fm *engine.Msg) {
+		if err := fm.CallRoute(fname); err != nil {
+			t.logger().Error("failure route failed", "route", fname, "err", err, "call_id", callID(fm))
+		}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		x.inFailure = false
+		if len(x.branches) == n {
+			x.onFailure = "" // armed again without a new branch: nothing more can fail
+		}
+		x.req.AVPs = fm.AVPs // AVPs belong to the transaction (t_next_contacts pops them)
+		if x.final {
+			return
+		}
+		t.complete(x)
+	})
+}

@@ -1,0 +1,291 @@
+package tm
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/siplua/siplua/engine"
+)
+
+// The KSR.tm functions besides t_relay. Return values follow Kamailio's KEMI: 1 true, -1 false, 0 stops
+// the script in native configs (here: a retransmission that was absorbed).
+
+func (t *TM) relayToProtoAddr(m *engine.Msg, proto, host string, port int) int {
+	p, ok := engine.ParseProto(proto)
+	if !ok {
+		t.logger().Warn("t_relay_to_proto_addr: unsupported transport", "proto", proto)
+		return -1
+	}
+	return t.relay(m, p, host+":"+strconv.Itoa(port))
+}
+
+func (t *TM) relayToProto(m *engine.Msg, proto string) int {
+	p, ok := engine.ParseProto(proto)
+	if !ok {
+		t.logger().Warn("t_relay_to_proto: unsupported transport", "proto", proto)
+		return -1
+	}
+	return t.relay(m, p, "")
+}
+
+// newtran is t_newtran: creates the transaction (100 Trying for INVITE); 0 for a retransmission (absorbed).
+func (t *TM) newtran(m *engine.Msg) int {
+	if m.Req == nil || m.Req.IsAck() {
+		return -1
+	}
+	c := ctxOf(m)
+	if c.tx != nil {
+		return 1
+	}
+	x, isNew := t.newTx(m)
+	if x == nil {
+		return -1
+	}
+	if !isNew {
+		x.retransmitted(m)
+		return 0
+	}
+	c.tx = x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.req = m.Detach()
+	x.req.Tx = nil
+	if x.invite && t.AutoInv100 {
+		x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
+		x.status = 100
+		_ = t.e.SendReplyBytes(m, x.reply)
+	}
+	return 1
+}
+
+// reply is t_reply: answers through the transaction, creating it if needed.
+func (t *TM) reply(m *engine.Msg, code int, reason string) int {
+	if code < 100 || code > 699 {
+		return -1
+	}
+	if c, ok := m.Tx.(*msgCtx); (!ok || c.tx == nil) && t.lookup(m, keyMethod(m)) == nil && t.newtran(m) < 0 {
+		return -1 // t_reply creates the transaction when there is none
+	}
+	ok, err := t.TxReply(m, code, reason)
+	if !ok || err != nil {
+		return -1
+	}
+	return 1
+}
+
+// TxReply answers m through its transaction (engine.TxReplier: KSR.sl.send_reply); handled=false when m has
+// none (sl then replies statelessly).
+func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
+	c, _ := m.Tx.(*msgCtx)
+	var x *tx
+	if c != nil {
+		x = c.tx
+	}
+	if x == nil {
+		if m.Req == nil || m.Req.IsAck() {
+			return false, nil
+		}
+		if x = t.lookup(m, keyMethod(m)); x == nil {
+			return false, nil // no transaction: the caller answers statelessly
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.req == nil {
+		return false, nil
+	}
+	if c != nil && c.route == routeFailure {
+		c.replied = true
+		if code >= 200 {
+			x.onFailure = ""
+		}
+	}
+	if len(m.ReplyHdrs) > 0 { // append_to_reply of this route applies to the transaction's reply
+		x.req.ReplyHdrs = append(x.req.ReplyHdrs[:0], m.ReplyHdrs...)
+	}
+	x.localReply(code, reason)
+	return true, nil
+}
+
+// checkTrans is t_check_trans: CANCEL → 1 when its INVITE transaction exists; ACK → 1 when it belongs to a
+// transaction answered with 2xx, 0 when it is the hop-by-hop ACK of a negative reply (absorbed); other
+// requests → 0 when retransmitted (the last reply is sent again), -1 when new.
+func (t *TM) checkTrans(m *engine.Msg) int {
+	if m.Req == nil {
+		return -1
+	}
+	switch m.Method() {
+	case "CANCEL":
+		if t.lookup(m, "INVITE") != nil {
+			return 1
+		}
+		return -1
+	case "ACK":
+		x := t.lookup(m, "INVITE")
+		if x == nil {
+			return -1
+		}
+		x.mu.Lock()
+		st := x.status
+		x.mu.Unlock()
+		if st >= 200 && st < 300 {
+			return 1
+		}
+		x.ack()
+		return 0
+	}
+	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil {
+		return 1
+	}
+	x := t.lookup(m, keyMethod(m))
+	if x == nil {
+		return -1
+	}
+	x.retransmitted(m)
+	return 0
+}
+
+func (t *TM) isSet(m *engine.Msg, what string) int {
+	c := ctxOf(m)
+	var name string
+	switch strings.ToLower(what) {
+	case "failure_route":
+		name = c.onFailure
+	case "branch_route":
+		name = c.onBranch
+	case "onreply_route":
+		name = c.onReply
+	default:
+		return -1
+	}
+	if name == "" && c.tx != nil {
+		c.tx.mu.Lock()
+		switch strings.ToLower(what) {
+		case "failure_route":
+			name = c.tx.onFailure
+		case "branch_route":
+			name = c.tx.onBranch
+		case "onreply_route":
+			name = c.tx.onReply
+		}
+		c.tx.mu.Unlock()
+	}
+	return b2i(name != "")
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return -1
+}
+
+// withTx runs f on the message's transaction under its lock; -1 when there is none.
+func withTx(m *engine.Msg, f func(x *tx) int) int {
+	c, ok := m.Tx.(*msgCtx)
+	if !ok || c.tx == nil {
+		return -1
+	}
+	c.tx.mu.Lock()
+	defer c.tx.mu.Unlock()
+	return f(c.tx)
+}
+
+func (t *TM) isCanceled(m *engine.Msg) int {
+	return withTx(m, func(x *tx) int { return b2i(x.canceled) })
+}
+
+func (t *TM) anyTimeout(m *engine.Msg) int {
+	return withTx(m, func(x *tx) int {
+		for _, b := range x.branches {
+			if b.timedOut {
+				return 1
+			}
+		}
+		return -1
+	})
+}
+
+// branchTimeout: the branch the failure route runs for (the best one) timed out.
+func (t *TM) branchTimeout(m *engine.Msg) int {
+	return withTx(m, func(x *tx) int {
+		if b := t.best(x); b != nil && b.timedOut {
+			return 1
+		}
+		return -1
+	})
+}
+
+func (t *TM) branchReplied(m *engine.Msg) int {
+	return withTx(m, func(x *tx) int {
+		if b := t.best(x); b != nil && b.status > 0 && !b.timedOut && b.reply != nil {
+			return 1
+		}
+		return -1
+	})
+}
+
+func (t *TM) anyReplied(m *engine.Msg) int {
+	return withTx(m, func(x *tx) int {
+		for _, b := range x.branches {
+			if b.status > 0 && !b.timedOut {
+				return 1
+			}
+		}
+		return -1
+	})
+}
+
+// setFr is t_set_fr(fr_inv_timeout, fr_timeout) in milliseconds (0 keeps the default).
+func (t *TM) setFr(m *engine.Msg, inv, noninv int) int {
+	c := ctxOf(m)
+	if inv > 0 {
+		c.frInv = ms(inv)
+	}
+	if noninv > 0 {
+		c.fr = ms(noninv)
+	}
+	if c.tx != nil {
+		c.tx.mu.Lock()
+		t.arm(c.tx, c)
+		c.tx.mu.Unlock()
+	}
+	return 1
+}
+
+func (t *TM) statusCode(m *engine.Msg) int {
+	if c, _, ok := t.replyOf(m); ok {
+		return c
+	}
+	return -1
+}
+
+// checkStatus is t_check_status(regex) on the reply code, matched as a string.
+func (t *TM) checkStatus(m *engine.Msg, re string) int {
+	c, _, ok := t.replyOf(m)
+	if !ok {
+		return -1
+	}
+	return b2i(matchCode(re, strconv.Itoa(c)))
+}
+
+// replyOf is the reply a route is about: the received one in an onreply route, the winning one in a failure
+// route, otherwise the last reply the transaction sent.
+func (t *TM) replyOf(m *engine.Msg) (int, string, bool) {
+	c, ok := m.Tx.(*msgCtx)
+	if !ok {
+		return 0, "", false
+	}
+	if c.code > 0 && (c.route == routeReply || c.route == routeFailure) {
+		return c.code, c.reason, true
+	}
+	if c.tx == nil {
+		return 0, "", false
+	}
+	c.tx.mu.Lock()
+	defer c.tx.mu.Unlock()
+	if c.tx.status == 0 {
+		return 0, "", false
+	}
+	return c.tx.status, "", true
+}

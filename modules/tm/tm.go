@@ -1,0 +1,168 @@
+// Package tm keeps SIP transactions (Kamailio's tm module): server transactions that absorb
+// retransmissions, client transactions per branch with RFC 3261 timers, parallel and serial forking with
+// §16.7 reply aggregation, CANCEL, and the failure, branch and onreply routes.
+package tm
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/siplua/siplua/engine"
+)
+
+func init() {
+	engine.Register(engine.Module{Name: "tm", New: func() engine.Instance {
+		return &TM{
+			FrTimer: 30000, FrInvTimer: 120000, MaxInvLifetime: 180000, MaxNonInvLifetime: 32000,
+			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true,
+		}
+	}})
+}
+
+// TM holds the module parameters (milliseconds, Kamailio's names) and the transaction tables.
+type TM struct {
+	// FrTimer: how long a branch waits for a first reply (Kamailio fr_timer).
+	FrTimer int `toml:"fr_timer"`
+	// FrInvTimer: how long an INVITE branch waits for a final reply once a provisional came (fr_inv_timer).
+	FrInvTimer int `toml:"fr_inv_timer"`
+	// MaxInvLifetime and MaxNonInvLifetime cap a transaction's branches however many provisionals come.
+	MaxInvLifetime    int `toml:"max_inv_lifetime"`
+	MaxNonInvLifetime int `toml:"max_noninv_lifetime"`
+	// T1, T2: RFC 3261 retransmission timers (Kamailio retr_timer1, retr_timer2).
+	T1 int `toml:"retr_timer1"`
+	T2 int `toml:"retr_timer2"`
+	// WaitTimer: how long a completed transaction stays to absorb retransmissions (Kamailio wt_timer).
+	WaitTimer int `toml:"wt_timer"`
+	// FailureReplyMode is Kamailio's failure_reply_mode (which branches count for the reply after a
+	// failure route); siplua picks among the branches added since the last failure route (mode 3).
+	FailureReplyMode int `toml:"failure_reply_mode"`
+	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
+	AutoInv100 bool `toml:"auto_inv_100"`
+
+	e      *engine.Engine
+	log    *slog.Logger
+	server table[*tx]     // server transactions by RFC 3261 §17.2.3 key
+	client table[*branch] // client transactions by the Via branch the proxy generated
+	prefix string         // per-process part of generated branches
+	seq    atomic.Uint64
+}
+
+// Validate checks the timers.
+func (t *TM) Validate() error {
+	for name, v := range map[string]int{"fr_timer": t.FrTimer, "fr_inv_timer": t.FrInvTimer,
+		"max_inv_lifetime": t.MaxInvLifetime, "max_noninv_lifetime": t.MaxNonInvLifetime,
+		"retr_timer1": t.T1, "retr_timer2": t.T2} {
+		if v <= 0 {
+			return fmt.Errorf("%s: expected a positive number of milliseconds, got %d", name, v)
+		}
+	}
+	if t.WaitTimer < 0 {
+		return fmt.Errorf("wt_timer: expected >= 0 ms, got %d", t.WaitTimer)
+	}
+	if t.T2 < t.T1 {
+		return fmt.Errorf("retr_timer2 (%d) must not be lower than retr_timer1 (%d)", t.T2, t.T1)
+	}
+	return nil
+}
+
+// Start keeps the engine and prepares the tables.
+func (t *TM) Start(env *engine.Env) error {
+	t.e, t.log = env.Engine, env.Log
+	t.server.init()
+	t.client.init()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	t.prefix = "z9hG4bK" + hex.EncodeToString(b[:])
+	return nil
+}
+
+func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+
+func (t *TM) logger() *slog.Logger {
+	if t.log == nil {
+		return slog.Default()
+	}
+	return t.log
+}
+
+// Exports: KSR.tm.*.
+func (t *TM) Exports() []engine.Export {
+	return []engine.Export{
+		{Name: "t_relay", Fn: func(m *engine.Msg) int { return t.relay(m, engine.ProtoNone, "") }},
+		{Name: "t_relay_to_proto_addr", Fn: t.relayToProtoAddr},
+		{Name: "t_relay_to_proto", Fn: t.relayToProto},
+		{Name: "t_newtran", Fn: t.newtran},
+		{Name: "t_reply", Fn: t.reply},
+		{Name: "t_send_reply", Fn: t.reply},
+		{Name: "t_check_trans", Fn: t.checkTrans},
+		{Name: "t_is_set", Fn: t.isSet},
+		{Name: "t_on_failure", Fn: func(m *engine.Msg, f string) { ctxOf(m).onFailure = f; t.armTx(m) }},
+		{Name: "t_on_branch", Fn: func(m *engine.Msg, f string) { ctxOf(m).onBranch = f; t.armTx(m) }},
+		{Name: "t_on_reply", Fn: func(m *engine.Msg, f string) { ctxOf(m).onReply = f; t.armTx(m) }},
+		{Name: "t_is_canceled", Fn: t.isCanceled},
+		{Name: "t_any_timeout", Fn: t.anyTimeout},
+		{Name: "t_branch_timeout", Fn: t.branchTimeout},
+		{Name: "t_branch_replied", Fn: t.branchReplied},
+		{Name: "t_any_replied", Fn: t.anyReplied},
+		{Name: "t_set_fr", Fn: t.setFr},
+		{Name: "t_reset_fr", Fn: func(m *engine.Msg) int { c := ctxOf(m); c.fr, c.frInv = 0, 0; return 1 }},
+		{Name: "t_load_contacts", Fn: loadContacts},
+		{Name: "t_next_contacts", Fn: nextContacts},
+		{Name: "t_get_status_code", Fn: t.statusCode},
+		{Name: "t_check_status", Fn: t.checkStatus},
+		{Name: "t_release", Fn: func(m *engine.Msg) int { return 1 }},
+	}
+}
+
+// PVs: $T_reply_code, $T_reply_reason, $T_branch_idx.
+func (t *TM) PVs() []engine.PV {
+	return []engine.PV{
+		{Name: "T_reply_code", Get: func(m *engine.Msg, _ string) engine.Value {
+			if c, _, ok := t.replyOf(m); ok {
+				return engine.IntVal(int64(c))
+			}
+			return engine.Value{}
+		}},
+		{Name: "T_reply_reason", Get: func(m *engine.Msg, _ string) engine.Value {
+			if _, r, ok := t.replyOf(m); ok {
+				return engine.StrVal(r)
+			}
+			return engine.Value{}
+		}},
+		{Name: "T_branch_idx", Get: func(m *engine.Msg, _ string) engine.Value {
+			if c, ok := m.Tx.(*msgCtx); ok && (c.route == routeBranch || c.route == routeReply) {
+				return engine.IntVal(int64(c.branch))
+			}
+			return engine.IntVal(0)
+		}},
+	}
+}
+
+// RouteOf names the tm route a message is being run in: "failure", "branch", "reply" or "" (tmx).
+func RouteOf(m *engine.Msg) string {
+	c, ok := m.Tx.(*msgCtx)
+	if !ok {
+		return ""
+	}
+	switch c.route {
+	case routeFailure:
+		return "failure"
+	case routeBranch:
+		return "branch"
+	case routeReply:
+		return "reply"
+	}
+	return ""
+}
+
+// Exists reports whether the request has a server transaction already (tmx.t_precheck_trans).
+func (t *TM) Exists(m *engine.Msg) bool {
+	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil {
+		return false // its own transaction
+	}
+	return t.lookup(m, keyMethod(m)) != nil
+}

@@ -1,0 +1,311 @@
+package tm
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/siplua/siplua/engine"
+)
+
+type routeKind uint8
+
+const (
+	routeRequest routeKind = iota
+	routeFailure
+	routeBranch
+	routeReply
+)
+
+// msgCtx is tm's state for one message (engine.Msg.Tx): the routes the script armed, timers it set, and
+// in failure/branch/onreply routes the transaction and the branch or reply the route is about.
+type msgCtx struct {
+	tx                           *tx
+	route                        routeKind
+	branch                       int
+	code                         int
+	reason                       string
+	onFailure, onBranch, onReply string
+	fr, frInv                    time.Duration
+	replied                      bool // t_reply in a failure route
+}
+
+func ctxOf(m *engine.Msg) *msgCtx {
+	if c, ok := m.Tx.(*msgCtx); ok {
+		return c
+	}
+	c := &msgCtx{}
+	m.Tx = c
+	return c
+}
+
+// tx is a server transaction with its client branches. mu guards everything in it and in its branches.
+type tx struct {
+	mu      sync.Mutex
+	t       *TM
+	key     string
+	req     *engine.Msg // the request as relayed (detached): local replies, failure routes, CANCEL/ACK
+	method  string
+	invite  bool
+	created time.Time
+
+	reply    []byte // the last reply sent upstream, re-sent for a retransmitted request
+	status   int    // its status code (0: none yet)
+	final    bool   // a final reply went upstream
+	acked    bool
+	canceled bool
+
+	branches    []*branch
+	first       int  // branches before this index belong to an earlier serial-forking step
+	inFailure   bool // a failure route is queued or running
+	removed     bool
+	onFailure   string
+	onBranch    string
+	onReply     string
+	fr, frInv   time.Duration
+	timer       *time.Timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	retrIv      time.Duration
+	retrUntil   time.Time
+	localReason string
+}
+
+// branch is a client transaction: one destination of the request.
+type branch struct {
+	tx       *tx
+	idx      int
+	id       string // Via branch
+	uri      string
+	dst      engine.Target
+	local    *engine.Listener
+	out      []byte // the request as sent
+	status   int    // highest status received (0 none), or the local one (408, 487)
+	reason   string
+	reply    []byte // final reply as it would go upstream (nil for a local one)
+	final    bool
+	timedOut bool
+
+	timer        *time.Timer
+	retr         bool // retransmitting the request (UDP, no reply yet)
+	retrIv       time.Duration
+	next         time.Time // next retransmission
+	frAt         time.Time // when the branch times out
+	cancel       []byte    // CANCEL sent on this branch
+	cancelN      int       // CANCEL retransmissions so far
+	cancelWanted bool      // cancel once a provisional arrives
+}
+
+// serverKey is the RFC 3261 §17.2.3 key of a request: top Via branch, sent-by and method (ACK and CANCEL
+// look up their INVITE with method "INVITE"); for an RFC 2543 request without the magic cookie, Call-ID,
+// From tag, CSeq number, Request-URI and the top Via stand in (RFC 3261 §17.2.3 fallback).
+func serverKey(m *engine.Msg, method string) (string, bool) {
+	v := m.SIP.Via()
+	if v == nil {
+		return "", false
+	}
+	b, _ := v.Params.Get("branch")
+	var sb strings.Builder
+	if strings.HasPrefix(b, "z9hG4bK") {
+		sb.Grow(len(b) + len(v.Host) + len(method) + 10)
+		sb.WriteString(b)
+		sb.WriteByte(0)
+		sb.WriteString(v.Host)
+		sb.WriteByte(':')
+		sb.WriteString(strconv.Itoa(v.Port))
+		sb.WriteByte(0)
+		sb.WriteString(method)
+		return sb.String(), true
+	}
+	sb.WriteString("2543\x00")
+	if c := m.SIP.CallID(); c != nil {
+		sb.WriteString(string(*c))
+	}
+	sb.WriteByte(0)
+	if f := m.SIP.From(); f != nil {
+		tag, _ := f.Params.Get("tag")
+		sb.WriteString(tag)
+	}
+	sb.WriteByte(0)
+	if cs := m.SIP.CSeq(); cs != nil {
+		sb.WriteString(strconv.FormatUint(uint64(cs.SeqNo), 10))
+	}
+	sb.WriteByte(0)
+	if s, ok := m.Header("via"); ok {
+		sb.WriteString(s)
+	}
+	sb.WriteByte(0)
+	sb.WriteString(method)
+	if method != "INVITE" || m.Req == nil || !m.Req.IsAck() {
+		sb.WriteByte(0)
+		sb.WriteString(m.Req.Recipient.String())
+	}
+	return sb.String(), true
+}
+
+func keyMethod(m *engine.Msg) string {
+	meth := m.Method()
+	if meth == "ACK" {
+		return "INVITE"
+	}
+	return meth
+}
+
+// lookup finds the server transaction of a request (ACK and CANCEL: the INVITE's when asInvite).
+func (t *TM) lookup(m *engine.Msg, method string) *tx {
+	k, ok := serverKey(m, method)
+	if !ok {
+		return nil
+	}
+	x, _ := t.server.get(k)
+	return x
+}
+
+// newTx creates and registers the server transaction of m, or returns the existing one (a retransmission)
+// with isNew=false.
+func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
+	k, ok := serverKey(m, keyMethod(m))
+	if !ok {
+		return nil, false
+	}
+	meth := m.Method()
+	x := &tx{t: t, key: k, method: meth, invite: meth == "INVITE", created: time.Now()}
+	got, isNew := t.server.getOrPut(k, x)
+	if !isNew {
+		return got, false
+	}
+	return x, true
+}
+
+// retransmitted answers a retransmission of the request with the last reply sent upstream.
+func (x *tx) retransmitted(m *engine.Msg) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.reply != nil {
+		_ = x.t.e.SendReplyBytes(m, x.reply)
+	}
+}
+
+// sendUpstream sends a reply (relayed or local) upstream and remembers it; a final one completes the
+// server side. Called with x.mu held.
+func (x *tx) sendUpstream(out []byte, code int, relayed bool) {
+	if err := x.t.e.SendReplyBytes(x.req, out); err != nil {
+		x.t.logger().Info("reply not sent upstream", "code", code, "err", err, "call_id", callID(x.req))
+	} else if relayed {
+		x.t.e.CountRelayed()
+	} else {
+		x.t.e.CountLocal()
+	}
+	x.reply, x.status = out, code
+	if code >= 200 && !x.final {
+		x.final = true
+		x.completed()
+	}
+}
+
+// localReply sends a reply the proxy makes for the transaction's request. Called with x.mu held.
+func (x *tx) localReply(code int, reason string) {
+	if x.final && !(x.invite && code >= 200 && code < 300) {
+		return
+	}
+	out := x.req.BuildReply(nil, code, reason, nil, "")
+	x.sendUpstream(out, code, false)
+}
+
+// completed runs when a final reply went upstream: retransmit a negative INVITE reply over UDP until the
+// ACK (timers G and H), then keep the transaction wt_timer long to absorb retransmissions, then remove it.
+func (x *tx) completed() {
+	t := x.t
+	if x.invite && x.status >= 300 && x.req.Proto == engine.UDP {
+		x.retrIv = ms(t.T1)
+		x.retrUntil = time.Now().Add(64 * ms(t.T1))
+		x.arm(x.retrIv)
+		return
+	}
+	x.arm(ms(t.WaitTimer))
+}
+
+func (x *tx) arm(d time.Duration) {
+	if x.timer == nil {
+		x.timer = time.AfterFunc(d, x.onTimer)
+		return
+	}
+	x.timer.Reset(d)
+}
+
+func (x *tx) onTimer() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.removed {
+		return
+	}
+	if x.retrIv > 0 && !x.acked {
+		now := time.Now()
+		if now.Before(x.retrUntil) {
+			_ = x.t.e.SendReplyBytes(x.req, x.reply)
+			x.retrIv = min(2*x.retrIv, ms(x.t.T2))
+			x.arm(x.retrIv)
+			return
+		}
+		x.retrIv = 0
+	}
+	for _, b := range x.branches {
+		if !b.final {
+			x.arm(ms(x.t.WaitTimer)) // a branch still waits for its answer to a CANCEL or timeout
+			return
+		}
+	}
+	x.remove()
+}
+
+// ack absorbs the ACK of a negative final reply.
+func (x *tx) ack() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.acked || !x.final {
+		return
+	}
+	x.acked = true
+	if x.retrIv > 0 {
+		x.retrIv = 0
+		x.arm(ms(x.t.WaitTimer))
+	}
+}
+
+// remove takes the transaction and its branches out of the tables. Called with x.mu held.
+func (x *tx) remove() {
+	if x.removed {
+		return
+	}
+	x.removed = true
+	x.t.server.del(x.key)
+	for _, b := range x.branches {
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+		x.t.client.del(b.id)
+	}
+	if x.timer != nil {
+		x.timer.Stop()
+	}
+}
+
+// unregister drops a transaction that never got a branch out (t_relay failed before sending anything), so
+// that the client's retransmission is routed again.
+func (x *tx) unregister() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.branches) == 0 && !x.final {
+		x.removed = true
+		x.t.server.del(x.key)
+	}
+}
+
+func callID(m *engine.Msg) string {
+	if m == nil || m.SIP == nil {
+		return ""
+	}
+	if c := m.SIP.CallID(); c != nil {
+		return string(*c)
+	}
+	return ""
+}
