@@ -40,10 +40,14 @@ func (s *SL) sendReply(m *engine.Msg, code int, reason string) int {
 	return 1
 }
 
-// replyError answers with the error the last failing function left, or 500 (Kamailio's sl_reply_error).
+// replyError is Kamailio's sl_reply_error. Under KEMI no action leaves an error code behind (prev_ser_error
+// stays E_UNSPEC), so Kamailio 5.6 always answers with this text, which is reproduced here.
 func (s *SL) replyError(m *engine.Msg) int {
-	return s.sendReply(m, 500, "Server Internal Error")
+	s.logger().Error("stateless error reply used: " + errUnspecReason)
+	return s.sendReply(m, 500, errUnspecReason)
 }
+
+const errUnspecReason = "I'm terribly sorry, server error occurred (1/SL)"
 
 func (s *SL) logger() *slog.Logger {
 	if s.log == nil {
