@@ -60,7 +60,7 @@ func (m *Msg) InsertHeader(line string) {
 
 // RemoveHeader removes every header named name and returns how many it removed.
 func (m *Msg) RemoveHeader(name string) int {
-	lname := strings.ToLower(name)
+	lname := HeaderName(name)
 	n := 0
 	for _, h := range m.Raw.Hdrs {
 		if h.Is(m.Buf, lname) {

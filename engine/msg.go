@@ -167,7 +167,7 @@ func (m *Msg) ParsedRURI() (sip.Uri, bool) {
 
 // Header returns the value of the first header named name (case-insensitive, compact forms too).
 func (m *Msg) Header(name string) (string, bool) {
-	lname := strings.ToLower(name)
+	lname := HeaderName(name)
 	if i := m.Raw.Find(m.Buf, lname); i >= 0 {
 		return string(m.Raw.Hdrs[i].Value(m.Buf)), true
 	}
@@ -176,7 +176,7 @@ func (m *Msg) Header(name string) (string, bool) {
 
 // Headers returns the values of all headers named name.
 func (m *Msg) Headers(name string) []string {
-	lname := strings.ToLower(name)
+	lname := HeaderName(name)
 	var out []string
 	for _, h := range m.Raw.Hdrs {
 		if h.Is(m.Buf, lname) {
@@ -184,6 +184,17 @@ func (m *Msg) Headers(name string) []string {
 		}
 	}
 	return out
+}
+
+// HeaderName is the lower-case full name rawsip matches on: "v" and "V" become "via", as Kamailio's
+// header-name parser treats compact names.
+func HeaderName(name string) string {
+	if len(name) == 1 {
+		if full := rawsip.Compact(name[0]); full != "" {
+			return full
+		}
+	}
+	return strings.ToLower(name)
 }
 
 // Body returns the message body.

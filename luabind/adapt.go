@@ -24,10 +24,14 @@ type (
 	fnB    = func(*engine.Msg) bool
 	fnSB   = func(*engine.Msg, string) bool
 	fnIB   = func(*engine.Msg, int) bool
+	fnSSB  = func(*engine.Msg, string, string) bool
+	fnSIB  = func(*engine.Msg, string, int) bool
 	fnS    = func(*engine.Msg) string
 	fnSS   = func(*engine.Msg, string) string
+	fnSIS  = func(*engine.Msg, string, int) string
 	fnXS   = func(*engine.Msg) (string, bool)
 	fnSXS  = func(*engine.Msg, string) (string, bool)
+	fnSIXS = func(*engine.Msg, string, int) (string, bool)
 	fnSV   = func(*engine.Msg, string) engine.Value
 	fnSIV  = func(*engine.Msg, string, int) engine.Value
 	fnSSV  = func(*engine.Msg, string, string) engine.Value
@@ -76,14 +80,22 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1)))); return 1 }
 	case fnIB:
 		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argI(L, name, 1)))); return 1 }
+	case fnSSB:
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1), argS(L, name, 2)))); return 1 }
+	case fnSIB:
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1), argI(L, name, 2)))); return 1 }
 	case fnS:
 		return func(L *lua.LState) int { L.Push(lua.LString(f(msg()))); return 1 }
 	case fnSS:
 		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(), argS(L, name, 1)))); return 1 }
+	case fnSIS:
+		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(), argS(L, name, 1), argI(L, name, 2)))); return 1 }
 	case fnXS:
 		return func(L *lua.LState) int { return pushXS(L)(f(msg())) }
 	case fnSXS:
 		return func(L *lua.LState) int { return pushXS(L)(f(msg(), argS(L, name, 1))) }
+	case fnSIXS:
+		return func(L *lua.LState) int { return pushXS(L)(f(msg(), argS(L, name, 1), argI(L, name, 2))) }
 	case fnV:
 		return func(L *lua.LState) int { return pushValue(L, f(msg())) }
 	case fnSV:

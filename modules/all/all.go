@@ -4,7 +4,10 @@ package all
 import (
 	_ "github.com/siplua/siplua/modules/core"
 	_ "github.com/siplua/siplua/modules/corex"
+	_ "github.com/siplua/siplua/modules/hdr"
+	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
+	_ "github.com/siplua/siplua/modules/pv"
 	_ "github.com/siplua/siplua/modules/rr"
 	_ "github.com/siplua/siplua/modules/siputils"
 	_ "github.com/siplua/siplua/modules/sl"

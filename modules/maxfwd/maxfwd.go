@@ -15,15 +15,14 @@ func init() {
 
 // Maxfwd holds the module parameters.
 type Maxfwd struct {
-	// MaxLimit caps a received Max-Forwards before it is decremented (Kamailio modparam max_limit, 70):
-	// a higher value goes on as max_limit.
+	// MaxLimit caps a received Max-Forwards before it is decremented (Kamailio modparam max_limit, default 70).
 	MaxLimit int `toml:"max_limit"`
 }
 
 // Validate checks max_limit.
 func (mf *Maxfwd) Validate() error {
-	if mf.MaxLimit < 1 || mf.MaxLimit > 256 {
-		return fmt.Errorf("max_limit: expected 1..256, got %d", mf.MaxLimit)
+	if mf.MaxLimit < 1 || mf.MaxLimit > 255 {
+		return fmt.Errorf("max_limit: expected 1..255, got %d", mf.MaxLimit)
 	}
 	return nil
 }
@@ -36,9 +35,9 @@ func (mf *Maxfwd) Exports() []engine.Export {
 	}
 }
 
-// process is Kamailio's mf_process_maxfwd_header: no header → insert one with limit after the request line
-// (2); 0 → -1 (the script answers 483); otherwise decrement (a value over max_limit goes on as max_limit) →
-// 1; a bad value → -2. limit is only used when the header is missing, as in Kamailio.
+// process is Kamailio's mf_process_maxfwd_header: no header → insert one with limit before the first header
+// (2); 0 → -1 (the script answers 483); a bad value → -2; otherwise decrement (a value above max_limit
+// becomes max_limit) → 1.
 func (mf *Maxfwd) process(m *engine.Msg, limit int) int {
 	if m.Req == nil {
 		return -2
@@ -46,6 +45,9 @@ func (mf *Maxfwd) process(m *engine.Msg, limit int) int {
 	val, hdr, ok := value(m)
 	switch {
 	case !ok && hdr < 0:
+		if limit < 0 || limit > 255 {
+			return -2
+		}
 		m.InsertHeader("Max-Forwards: " + strconv.Itoa(limit))
 		return 2
 	case !ok:
@@ -56,9 +58,28 @@ func (mf *Maxfwd) process(m *engine.Msg, limit int) int {
 	if val > mf.MaxLimit {
 		val = mf.MaxLimit + 1
 	}
-	h := m.Raw.Hdrs[hdr]
-	m.AddEdit(h.VStart, h.VEnd, strconv.Itoa(val-1))
+	decrementInPlace(m, hdr, val-1)
 	return 1
+}
+
+// decrementInPlace writes x into the received value's digits, right-aligned and padded with spaces, as
+// Kamailio's decrement_maxfwd does in its message buffer: the length does not change (so no positions
+// move), "10" becomes " 9", and header getters afterwards read the new value, as in Kamailio.
+func decrementInPlace(m *engine.Msg, hdr, x int) {
+	h := m.Raw.Hdrs[hdr]
+	span := m.Buf[h.VStart:h.VEnd]
+	i := len(span) - 1
+	for ; i >= 0; i-- {
+		span[i] = byte('0' + x%10)
+		x /= 10
+		if x == 0 {
+			i--
+			break
+		}
+	}
+	for ; i >= 0; i-- {
+		span[i] = ' '
+	}
 }
 
 // isLess is is_maxfwd_lt(max): 1 when Max-Forwards is lower than max, -1 otherwise, -2 when absent or bad.
@@ -73,14 +94,19 @@ func (mf *Maxfwd) isLess(m *engine.Msg, max int) int {
 	return -1
 }
 
-// value returns Max-Forwards and its header index (-1 when absent).
+// value returns Max-Forwards and its header index (-1 when absent). Like Kamailio's str2s, it takes
+// only digits, up to 65535.
 func value(m *engine.Msg) (int, int, bool) {
 	i := m.Raw.Find(m.Buf, "max-forwards")
 	if i < 0 {
 		return 0, -1, false
 	}
-	v, err := strconv.Atoi(strings.TrimSpace(string(m.Raw.Hdrs[i].Value(m.Buf))))
-	if err != nil || v < 0 || v > 255 {
+	s := strings.TrimSpace(string(m.Raw.Hdrs[i].Value(m.Buf)))
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return 0, i, false
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 || v > 65535 {
 		return 0, i, false
 	}
 	return v, i, true

@@ -54,11 +54,14 @@ func (s *SL) sendReplyTx(m *engine.Msg, code int, reason string) int {
 	return s.sendReply(m, code, reason)
 }
 
-// replyError is Kamailio's sl_reply_error; under KEMI no function leaves an error code, so Kamailio always
-// sends this 500.
+// replyError is Kamailio's sl_reply_error. Under KEMI no action leaves an error code behind (prev_ser_error
+// stays E_UNSPEC), so Kamailio 5.6 always answers with this text, which is reproduced here.
 func (s *SL) replyError(m *engine.Msg) int {
-	return s.sendReply(m, 500, "I'm terribly sorry, server error occurred (1/SL)")
+	s.logger().Error("stateless error reply used: " + errUnspecReason)
+	return s.sendReply(m, 500, errUnspecReason)
 }
+
+const errUnspecReason = "I'm terribly sorry, server error occurred (1/SL)"
 
 func (s *SL) logger() *slog.Logger {
 	if s.log == nil {

@@ -1,0 +1,6 @@
+package luabind
+
+import "github.com/siplua/siplua/engine"
+
+// SetMsg lets the external fuzz test call KSR functions directly, as a route would see them.
+func (st *State) SetMsg(m *engine.Msg) { st.msg = m }
