@@ -50,70 +50,77 @@ func Supported(fn any) bool {
 
 // adapt returns the Lua function for one export, reading the current message from st.
 func adapt(st *State, name string, fn any) lua.LGFunction {
-	msg := func() *engine.Msg { return st.msg }
+	// A KSR call outside a route (the script's top-level code) has no message: a clear Lua error, not a
+	// nil pointer in the module.
+	msg := func(L *lua.LState) *engine.Msg {
+		if st.msg == nil {
+			L.RaiseError("KSR.%s needs a SIP message: call it from a route function, not the top-level code", name)
+		}
+		return st.msg
+	}
 	switch f := fn.(type) {
 	case fnI:
-		return func(L *lua.LState) int { return pushInt(L, f(msg())) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L))) }
 	case fnSI:
-		return func(L *lua.LState) int { return pushInt(L, f(msg(), argS(L, name, 1))) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L), argS(L, name, 1))) }
 	case fnII:
-		return func(L *lua.LState) int { return pushInt(L, f(msg(), argI(L, name, 1))) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L), argI(L, name, 1))) }
 	case fnSSI:
-		return func(L *lua.LState) int { return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2))) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2))) }
 	case fnISI:
-		return func(L *lua.LState) int { return pushInt(L, f(msg(), argI(L, name, 1), argS(L, name, 2))) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L), argI(L, name, 1), argS(L, name, 2))) }
 	case fnSII:
-		return func(L *lua.LState) int { return pushInt(L, f(msg(), argS(L, name, 1), argI(L, name, 2))) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L), argS(L, name, 1), argI(L, name, 2))) }
 	case fnIII:
-		return func(L *lua.LState) int { return pushInt(L, f(msg(), argI(L, name, 1), argI(L, name, 2))) }
+		return func(L *lua.LState) int { return pushInt(L, f(msg(L), argI(L, name, 1), argI(L, name, 2))) }
 	case fnSSSI:
 		return func(L *lua.LState) int {
-			return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3)))
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3)))
 		}
 	case fnSSII:
 		return func(L *lua.LState) int {
-			return pushInt(L, f(msg(), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3)))
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3)))
 		}
 	case fnB:
-		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg()))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L)))); return 1 }
 	case fnSB:
-		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1)))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L), argS(L, name, 1)))); return 1 }
 	case fnIB:
-		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argI(L, name, 1)))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L), argI(L, name, 1)))); return 1 }
 	case fnSSB:
-		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1), argS(L, name, 2)))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L), argS(L, name, 1), argS(L, name, 2)))); return 1 }
 	case fnSIB:
-		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(), argS(L, name, 1), argI(L, name, 2)))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L), argS(L, name, 1), argI(L, name, 2)))); return 1 }
 	case fnS:
-		return func(L *lua.LState) int { L.Push(lua.LString(f(msg()))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(L)))); return 1 }
 	case fnSS:
-		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(), argS(L, name, 1)))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(L), argS(L, name, 1)))); return 1 }
 	case fnSIS:
-		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(), argS(L, name, 1), argI(L, name, 2)))); return 1 }
+		return func(L *lua.LState) int { L.Push(lua.LString(f(msg(L), argS(L, name, 1), argI(L, name, 2)))); return 1 }
 	case fnXS:
-		return func(L *lua.LState) int { return pushXS(L)(f(msg())) }
+		return func(L *lua.LState) int { return pushXS(L)(f(msg(L))) }
 	case fnSXS:
-		return func(L *lua.LState) int { return pushXS(L)(f(msg(), argS(L, name, 1))) }
+		return func(L *lua.LState) int { return pushXS(L)(f(msg(L), argS(L, name, 1))) }
 	case fnSIXS:
-		return func(L *lua.LState) int { return pushXS(L)(f(msg(), argS(L, name, 1), argI(L, name, 2))) }
+		return func(L *lua.LState) int { return pushXS(L)(f(msg(L), argS(L, name, 1), argI(L, name, 2))) }
 	case fnV:
-		return func(L *lua.LState) int { return pushValue(L, f(msg())) }
+		return func(L *lua.LState) int { return pushValue(L, f(msg(L))) }
 	case fnSV:
-		return func(L *lua.LState) int { return pushValue(L, f(msg(), argS(L, name, 1))) }
+		return func(L *lua.LState) int { return pushValue(L, f(msg(L), argS(L, name, 1))) }
 	case fnSIV:
-		return func(L *lua.LState) int { return pushValue(L, f(msg(), argS(L, name, 1), argI(L, name, 2))) }
+		return func(L *lua.LState) int { return pushValue(L, f(msg(L), argS(L, name, 1), argI(L, name, 2))) }
 	case fnSSV:
-		return func(L *lua.LState) int { return pushValue(L, f(msg(), argS(L, name, 1), argS(L, name, 2))) }
+		return func(L *lua.LState) int { return pushValue(L, f(msg(L), argS(L, name, 1), argS(L, name, 2))) }
 	case fnN:
-		return func(L *lua.LState) int { f(msg()); return 0 }
+		return func(L *lua.LState) int { f(msg(L)); return 0 }
 	case fnSN:
-		return func(L *lua.LState) int { f(msg(), argS(L, name, 1)); return 0 }
+		return func(L *lua.LState) int { f(msg(L), argS(L, name, 1)); return 0 }
 	case fnSSN:
-		return func(L *lua.LState) int { f(msg(), argS(L, name, 1), argS(L, name, 2)); return 0 }
+		return func(L *lua.LState) int { f(msg(L), argS(L, name, 1), argS(L, name, 2)); return 0 }
 	case fnSIN:
-		return func(L *lua.LState) int { f(msg(), argS(L, name, 1), argI(L, name, 2)); return 0 }
+		return func(L *lua.LState) int { f(msg(L), argS(L, name, 1), argI(L, name, 2)); return 0 }
 	case fnISN:
-		return func(L *lua.LState) int { f(msg(), argI(L, name, 1), argS(L, name, 2)); return 0 }
+		return func(L *lua.LState) int { f(msg(L), argI(L, name, 1), argS(L, name, 2)); return 0 }
 	}
 	return nil
 }

@@ -1,11 +1,16 @@
 package luabind_test
 
 import (
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind"
 	_ "github.com/siplua/siplua/modules/all"
 )
 
@@ -75,5 +80,20 @@ end`)
 	}
 	if !strings.Contains(p.Log.String(), "script.lua:5") {
 		t.Errorf("log should name script.lua:5:\n%s", p.Log.String())
+	}
+}
+
+// A KSR function called from the top-level code (no message yet) is a clear script error.
+func TestKSROutsideRoute(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "script.lua"), []byte("local m = KSR.is_REGISTER()\nfunction ksr_request_route() end\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "config.toml"), []byte("[lua]\nscript = \"script.lua\"\n"), 0o644)
+	cfg, err := engine.LoadConfigFile(filepath.Join(dir, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = luabind.CompileScript(cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "KSR.is_REGISTER needs a SIP message") || !strings.Contains(err.Error(), "script.lua:1") {
+		t.Fatalf("got %v", err)
 	}
 }
