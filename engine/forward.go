@@ -102,7 +102,13 @@ func (m *Msg) ForwardTo(t Target) error {
 		off = m.Raw.Hdrs[0].Start
 	}
 	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
-		off = m.Raw.Hdrs[i].Start
+		h := m.Raw.Hdrs[i]
+		off = h.Start
+		// received/rport on the sender's Via, as Kamailio does, so the reply finds a client behind NAT
+		v := string(h.Value(m.Buf))
+		if nv := viaWithReceived(v, m.Src, m.ForceRport); nv != v {
+			extra = append(extra, edit{off: h.VStart, end: h.VEnd, text: nv})
+		}
 	}
 	extra = append(extra, edit{off: off, end: off, text: via})
 	if m.NewURI != "" {
