@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,18 +54,38 @@ func e2eBinary(t testing.TB) string {
 		if _, err := exec.LookPath(goTool); err != nil {
 			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
-		out, err := exec.Command(goTool, "build", "-o", tmp, ".").CombinedOutput()
+		// under `go test -race` the binary is built with -race too, so that the engine's concurrency under
+		// real load is checked: a race makes the process exit non-zero, which stop reports
+		args, name := []string{"build", "-o", tmp}, "siplua"
+		if e2eRaceEnabled() {
+			args, name = append(args, "-race"), "siplua-race"
+		}
+		out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput()
 		if err != nil {
 			e2eBinErr = fmt.Errorf("go build: %w\n%s", err, out)
 			return
 		}
-		e2eBinPath = filepath.Join(dir, "siplua")
+		e2eBinPath = filepath.Join(dir, name)
 		e2eBinErr = os.Rename(tmp, e2eBinPath)
 	})
 	if e2eBinErr != nil {
 		t.Fatalf("building siplua: %v", e2eBinErr)
 	}
 	return e2eBinPath
+}
+
+// e2eRaceEnabled reports whether this test binary was built with -race.
+func e2eRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
 
 // e2eLog collects the child's stderr and lets a test wait for a line.
@@ -171,6 +192,10 @@ func e2eStart(t testing.TB, args ...string) *e2eProc {
 	bin := e2eBinary(t)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
+	if os.Getenv("GORACE") == "" {
+		// a -race binary otherwise sleeps 1 s at exit
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +269,9 @@ func (p *e2eProc) stop(t testing.TB) {
 			<-p.done
 			t.Errorf("siplua did not exit within 10s of SIGTERM")
 		}
+	}
+	if strings.Contains(p.Log.String(), "WARNING: DATA RACE") {
+		t.Errorf("the race detector found a data race in siplua")
 	}
 	if t.Failed() {
 		t.Logf("siplua log:\n%s", p.Log)
