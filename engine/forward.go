@@ -149,25 +149,39 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	return m.appendOutgoingFrom(dst, local, extra...)
 }
 
-// statelessBranch derives the Via branch of a statelessly forwarded request from the request's own top Via
-// branch (or, for an RFC 2543 request without one, from what identifies the transaction).
+// statelessBranch derives the Via branch of a statelessly forwarded request from what identifies its
+// transaction (RFC 3261 §16.11, and the fields Kamailio hashes): the top Via (sent-by and branch), Call-ID,
+// CSeq number, From tag, the received Request-URI and, except for INVITE/ACK/CANCEL, the To tag. A
+// retransmission gets the same branch, and so does a CANCEL for the INVITE it cancels, as a downstream
+// server needs to match it; different clients reusing a branch do not collide.
 func (m *Msg) statelessBranch() string {
 	h := fnv.New64a()
+	sep := []byte{0}
+	put := func(s string) { h.Write([]byte(s)); h.Write(sep) }
 	if v := m.SIP.Via(); v != nil {
-		if b, ok := v.Params.Get("branch"); ok && strings.HasPrefix(b, "z9hG4bK") {
-			h.Write([]byte(b))
-			h.Write([]byte(m.Req.Method))
-		} else {
-			h.Write([]byte(v.Host))
-			h.Write([]byte(strconv.Itoa(v.Port)))
-		}
+		put(v.Host)
+		put(strconv.Itoa(v.Port))
+		b, _ := v.Params.Get("branch")
+		put(b)
 	}
-	if m.Req.Method == sip.ACK || !strings.HasPrefix(m.branchParam(), "z9hG4bK") {
-		h.Write([]byte(callID(m)))
-		if cs := m.SIP.CSeq(); cs != nil {
-			h.Write([]byte(strconv.FormatUint(uint64(cs.SeqNo), 10)))
+	put(callID(m))
+	if cs := m.SIP.CSeq(); cs != nil {
+		put(strconv.FormatUint(uint64(cs.SeqNo), 10))
+	}
+	if f := m.SIP.From(); f != nil {
+		t, _ := f.Params.Get("tag")
+		put(t)
+	}
+	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
+		put(string(m.Buf[s:e]))
+	}
+	switch m.Req.Method {
+	case sip.INVITE, sip.ACK, sip.CANCEL:
+	default:
+		if t := m.SIP.To(); t != nil {
+			tag, _ := t.Params.Get("tag")
+			put(tag)
 		}
-		h.Write([]byte(m.RURI()))
 	}
 	var b [8]byte
 	s := h.Sum64()
@@ -175,14 +189,6 @@ func (m *Msg) statelessBranch() string {
 		b[i] = byte(s >> (56 - 8*i))
 	}
 	return "z9hG4bKsl" + hex.EncodeToString(b[:])
-}
-
-func (m *Msg) branchParam() string {
-	if v := m.SIP.Via(); v != nil {
-		b, _ := v.Params.Get("branch")
-		return b
-	}
-	return ""
 }
 
 var errNotOurVia = errors.New("top Via is not this proxy's")
