@@ -22,6 +22,8 @@ import (
 type Config struct {
 	Core    CoreConfig                `toml:"core"`
 	Lua     LuaConfig                 `toml:"lua"`
+	Ctl     CtlConfig                 `toml:"ctl"`
+	Metrics MetricsConfig             `toml:"metrics"`
 	Modules map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
@@ -56,6 +58,8 @@ type CoreConfig struct {
 // LuaConfig is the [lua] table.
 type LuaConfig struct {
 	Script string `toml:"script"`
+	// Watch reloads when the configuration, the script or a file it requires changes.
+	Watch bool `toml:"watch"`
 }
 
 // ListenAddr is one parsed [core] listen entry.
@@ -122,7 +126,7 @@ func LoadConfigFile(path string) (*Config, error) {
 // ParseConfig decodes a configuration strictly: unknown keys, wrong types and bad values are errors that
 // name the file and line. Relative paths are resolved against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua"}, File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua"}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
 	md, err := toml.Decode(string(src), c)
 	if err != nil {
 		return nil, tomlError(file, src, err)
@@ -163,6 +167,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 		errs = append(errs, &ConfigError{File: file, Line: keyLine(src, k), Msg: fmt.Sprintf("unknown key %q", k.String())})
 	}
 	errs = append(errs, c.validateCore()...)
+	errs = append(errs, c.validateCtlMetrics()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs

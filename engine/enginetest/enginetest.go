@@ -38,6 +38,18 @@ type Proxy struct {
 // script it runs script.lua.
 func Start(t testing.TB, configTOML, script string) *Proxy {
 	t.Helper()
+	return start(t, configTOML, script, false)
+}
+
+// StartChecked is Start with the script validated as siplua serves it (and as `siplua -c` checks it: the
+// static KSR name scan too), for its startup and its reloads.
+func StartChecked(t testing.TB, configTOML, script string) *Proxy {
+	t.Helper()
+	return start(t, configTOML, script, true)
+}
+
+func start(t testing.TB, configTOML, script string, checked bool) *Proxy {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "script.lua"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
@@ -62,6 +74,9 @@ func Start(t testing.TB, configTOML, script string) *Proxy {
 	lb := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	compile := func(c *engine.Config) (engine.Script, error) { return luabind.CompileScript(c, log) }
+	if checked {
+		compile = luabind.Checked(log)
+	}
 	e, err := engine.New(cfg, compile, log)
 	if err != nil {
 		t.Fatalf("engine: %v", err)
