@@ -27,7 +27,7 @@ func ctlMain(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("siplua ctl", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, ctlUsage); fl.PrintDefaults() }
-	sock := fl.String("s", "", "control socket (default: [ctl] socket of -config, else "+engine.DefaultCtlSocket()+")")
+	sock := fl.String("s", "", "control socket (default: [ctl] socket of -config, else $XDG_RUNTIME_DIR/siplua.ctl or /tmp/siplua-UID.ctl)")
 	cfgPath := fl.String("config", "", "take the socket from this configuration file")
 	raw := fl.Bool("json", false, "print the JSON-RPC response as received")
 	timeout := fl.Duration("timeout", 30*time.Second, "give up after this long")
