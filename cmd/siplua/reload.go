@@ -55,6 +55,7 @@ func (r *reloader) updateWatch() {
 			r.log.Error("file watch unavailable", "err", err)
 			return
 		}
+		w.MatchExt(".lua")
 		r.watcher = w
 	}
 	files := append([]string{cfg.File}, r.e.ScriptFiles()...)

@@ -26,6 +26,7 @@ type Watcher struct {
 	mu    sync.Mutex
 	files map[string]bool // cleaned absolute paths
 	dirs  map[string]bool
+	ext   string
 	done  chan struct{}
 }
 
@@ -122,5 +123,13 @@ func (w *Watcher) watched(name string) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.files[abs]
+	return w.files[abs] || (w.ext != "" && filepath.Ext(abs) == w.ext && w.dirs[filepath.Dir(abs)])
+}
+
+// MatchExt makes every file with this extension (".lua") in a watched directory count, so that a file a
+// script starts to require is noticed even when the reload that would have listed it failed.
+func (w *Watcher) MatchExt(ext string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ext = ext
 }

@@ -49,11 +49,21 @@ func TestWatch(t *testing.T) {
 	if got := calls.Load(); got != 2 {
 		t.Fatalf("unwatched file: %d calls", got)
 	}
+	// with MatchExt, any .lua file in a watched directory counts
+	w.MatchExt(".lua")
+	must(t, os.WriteFile(filepath.Join(dir, "new.lua"), []byte("x"), 0o644))
+	wait("new .lua file", 3)
 	// after Set, only the new set counts
+	w.MatchExt("")
 	must(t, w.Set([]string{other}))
+	must(t, os.WriteFile(b, []byte("q"), 0o644))
 	must(t, os.WriteFile(a, []byte("q"), 0o644))
+	time.Sleep(200 * time.Millisecond)
+	if got := calls.Load(); got != 3 {
+		t.Fatalf("files no longer watched: %d calls", got)
+	}
 	must(t, os.WriteFile(other, []byte("q"), 0o644))
-	wait("new set", 3)
+	wait("new set", 4)
 }
 
 func must(t *testing.T, err error) {
