@@ -44,6 +44,7 @@ func (e *Engine) enqueue(m *Msg, block bool) {
 
 func (e *Engine) runWorker(w *worker) {
 	defer e.wg.Done()
+	w.state(e) // take a state now, so core.workers shows the generation from the start
 	for {
 		select {
 		case m := <-e.queue:

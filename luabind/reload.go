@@ -1,9 +1,13 @@
 package luabind
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/siplua/siplua/engine"
 	lua "github.com/yuin/gopher-lua"
@@ -38,10 +42,29 @@ func CompileChecked(cfg *engine.Config, log *slog.Logger) (*Script, error) {
 	s := &Script{cfg: cfg, name: cfg.ScriptPath(), proto: proto, log: log.With("module", "lua"), modules: map[string]*lua.FunctionProto{}}
 	st, err := s.NewState(-1)
 	if err != nil {
-		return nil, err
+		return nil, placeFirst(err)
 	}
 	st.Close()
 	return s, nil
+}
+
+var placeRe = regexp.MustCompile(`^(.+?): running top-level chunk: ((?:[^\s:]+\.lua:\d+: )+)(.*)$`)
+
+// placeFirst rewrites "script.lua: running top-level chunk: script.lua:1: lib.lua:2: msg" so that the
+// innermost place leads, as every reload error does: "lib.lua:2: msg (required from script.lua:1)".
+func placeFirst(err error) error {
+	m := placeRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	places := strings.Split(strings.TrimSuffix(m[2], ": "), ": ")
+	inner, outer := places[len(places)-1], places[:len(places)-1]
+	msg := inner + ": " + m[3]
+	if len(outer) > 0 {
+		slices.Reverse(outer)
+		return errors.New(msg + " (required from " + strings.Join(outer, ", from ") + ")")
+	}
+	return errors.New(msg + " (running the top-level chunk)")
 }
 
 // Files lists the script and the files it required so far, as paths (for file watching).

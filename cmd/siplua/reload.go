@@ -104,13 +104,13 @@ func startControl(e *engine.Engine, cfg *engine.Config, r *reloader, log *slog.L
 	if cfg.Ctl.Enabled {
 		s, err := ctl.Listen(cfg.CtlSocket(), log)
 		if err != nil {
-			log.Error("control socket unavailable, siplua ctl will not reach this process", "err", err)
+			log.Error("control socket unavailable, siplua ctl will not reach this process", "module", "ctl", "err", err)
 		} else {
 			s.Register(ctl.Builtin(s, e, ctl.Options{Version: Version, Reload: r.reload})...)
 			s.RegisterModules(cfg.Mods)
 			go s.Serve()
 			closers = append(closers, func() { _ = s.Close() })
-			log.Info("control socket", "path", s.Path())
+			log.Info("control socket", "module", "ctl", "path", s.Path())
 		}
 	}
 	if cfg.Metrics.Listen != "" {
@@ -121,7 +121,7 @@ func startControl(e *engine.Engine, cfg *engine.Config, r *reloader, log *slog.L
 		}
 		go m.Serve()
 		closers = append(closers, func() { _ = m.Close() })
-		log.Info("metrics", "url", "http://"+m.Addr().String()+"/metrics", "pprof", cfg.Metrics.Pprof)
+		log.Info("metrics", "module", "metrics", "url", "http://"+m.Addr().String()+"/metrics", "pprof", cfg.Metrics.Pprof)
 	}
 	return stop, nil
 }

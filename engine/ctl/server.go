@@ -76,11 +76,12 @@ type Server struct {
 	path string
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	cmds  map[string]engine.Command
-	conns map[net.Conn]struct{}
-	slots chan struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	cmds   map[string]engine.Command
+	conns  map[net.Conn]struct{}
+	closed bool // no connection is added once Close waits for them
+	slots  chan struct{}
+	wg     sync.WaitGroup
 }
 
 // Listen binds the socket at path with mode 0600. A stale socket file (nothing listening) is replaced; a
@@ -169,9 +170,14 @@ func (s *Server) Serve() {
 			continue
 		}
 		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
 		s.conns[c] = struct{}{}
-		s.mu.Unlock()
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(c)
@@ -187,6 +193,7 @@ func (s *Server) Serve() {
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	s.mu.Lock()
+	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}

@@ -73,7 +73,7 @@ func TestScrapeCountersMove(t *testing.T) {
 	}
 	c.Send(c.Request("BYE", "sip:127.0.0.1")) // script error: 500
 	c.RecvResponse(2 * time.Second)
-	c.Send(c.Request("CANCEL", "sip:127.0.0.1")) // dropped by the script
+	c.Send(c.Request("CANCEL", "sip:127.0.0.1"))                                                              // dropped by the script
 	c.Send("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP " + c.Addr.String() + ";rport;branch=z9hG4bKx\r\n\r\n") // no From: 400
 	c.RecvResponse(2 * time.Second)
 	if _, err := p.Reload(); err != nil {
