@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 )
@@ -196,5 +198,66 @@ function ksr_request_route() KSR.sl.sl_send_reply(200, lib.reason) end
 	expectReason(t, c, "lib two")
 	if files := p.E.ScriptFiles(); len(files) != 2 || !strings.HasSuffix(files[1], "lib.lua") {
 		t.Fatalf("script files %q", files)
+	}
+}
+
+// reloadtest is a module with one parameter it applies live and one that needs a restart.
+type reloadtest struct {
+	Live    string `toml:"live" reload:"live"`
+	Fixed   string `toml:"fixed"`
+	applied []string
+}
+
+func (*reloadtest) Exports() []engine.Export { return nil }
+
+func (r *reloadtest) Reload(next engine.Instance) error {
+	n := next.(*reloadtest)
+	if n.Live == "refuse" {
+		return errors.New("cannot apply \"refuse\"")
+	}
+	r.Live = n.Live
+	r.applied = append(r.applied, n.Live)
+	return nil
+}
+
+func init() {
+	engine.Register(engine.Module{Name: "reloadtest", New: func() engine.Instance { return &reloadtest{Live: "a", Fixed: "x"} }})
+}
+
+func TestReloadModuleParams(t *testing.T) {
+	p := enginetest.StartChecked(t, reloadConfig+"[modules.reloadtest]\n", answering("x"))
+	inst, _ := p.E.Module("reloadtest")
+	mod := inst.(*reloadtest)
+	conf := func(params string) string {
+		return "[lua]\nscript = \"script.lua\"\n" + reloadConfig + "[modules.reloadtest]\n" + params
+	}
+	for _, tc := range []struct {
+		name, params string
+		warn, fail   string
+		applied      string // mod.applied after the step
+	}{
+		{"unchanged", "", "", "", ""},
+		{"live param", "live = \"b\"\n", "", "", "b"},
+		{"restart param", "live = \"b\"\nfixed = \"y\"\n", "modules.reloadtest.fixed changed: it takes effect on restart", "", "b"},
+		{"both", "live = \"c\"\nfixed = \"y\"\n", "modules.reloadtest.fixed changed: it takes effect on restart", "", "b c"},
+		{"hook refuses", "live = \"refuse\"\n", "", "config.toml:6: [modules.reloadtest]: reload: cannot apply \"refuse\"", "b c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p.WriteFile(t, "config.toml", conf(tc.params))
+			ws, err := p.Reload()
+			switch {
+			case tc.fail != "":
+				if err == nil || !strings.Contains(err.Error(), tc.fail) {
+					t.Fatalf("err %v, want %q", err, tc.fail)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case strings.Join(ws, "\n") != tc.warn:
+				t.Fatalf("warnings %q, want %q", ws, tc.warn)
+			}
+			if got := strings.Join(mod.applied, " "); got != tc.applied {
+				t.Fatalf("applied %q, want %q", got, tc.applied)
+			}
+		})
 	}
 }
