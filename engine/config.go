@@ -25,6 +25,8 @@ import (
 type Config struct {
 	Core    CoreConfig                `toml:"core"`
 	Lua     LuaConfig                 `toml:"lua"`
+	Ctl     CtlConfig                 `toml:"ctl"`
+	Metrics MetricsConfig             `toml:"metrics"`
 	Modules map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
@@ -59,6 +61,8 @@ type CoreConfig struct {
 // LuaConfig is the [lua] table.
 type LuaConfig struct {
 	Script string `toml:"script"`
+	// Watch reloads when the configuration, the script or a file it requires changes.
+	Watch bool `toml:"watch"`
 }
 
 // ListenAddr is one parsed [core] listen entry.
@@ -130,11 +134,13 @@ func LoadConfigFile(path string) (*Config, error) {
 // name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
 // against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua"}, File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua"}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
 	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
 	var raw struct {
 		Core    toml.Primitive            `toml:"core"`
 		Lua     toml.Primitive            `toml:"lua"`
+		Ctl     toml.Primitive            `toml:"ctl"`
+		Metrics toml.Primitive            `toml:"metrics"`
 		Modules map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
@@ -147,6 +153,12 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("lua") {
 		d.table(raw.Lua, toml.Key{"lua"}, &c.Lua)
+	}
+	if md.IsDefined("ctl") {
+		d.table(raw.Ctl, toml.Key{"ctl"}, &c.Ctl)
+	}
+	if md.IsDefined("metrics") {
+		d.table(raw.Metrics, toml.Key{"metrics"}, &c.Metrics)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -184,6 +196,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 		d.unknownKey(k)
 	}
 	errs := append(d.errs, c.validateCore()...)
+	errs = append(errs, c.validateCtlMetrics()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
@@ -337,13 +350,13 @@ func (d *strictDecoder) unknownKey(k toml.Key) {
 	if len(k) == 1 {
 		if isTable(d.md.Type(k...)) {
 			hint := ""
-			if sim := Suggest(k[0], []string{"core", "lua", "modules"}); sim != "" {
+			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "modules"}); sim != "" {
 				hint = " (did you mean [" + sim + "]?)"
 			}
-			d.add(tableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua] and [modules.NAME]", k[0], hint)
+			d.add(tableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics] and [modules.NAME]", k[0], hint)
 			return
 		}
-		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua] or [modules.NAME] tables", k[0])
+		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics] or [modules.NAME] tables", k[0])
 		return
 	}
 	d.add(keyOrTableLine(d.src, k), "unknown key %q", k.String())

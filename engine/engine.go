@@ -59,18 +59,26 @@ type Stats struct {
 	repliesLocal, repliesRelayed, forwarded     atomic.Uint64
 	dropQueue, dropParse, dropScript, luaErrors atomic.Uint64
 	busy                                        atomic.Int64
+
+	byMethod                 [len(Methods)]atomic.Uint64
+	sentByClass              [2][7]atomic.Uint64 // [origin][code/100], 0 = out of range
+	reqDur, resDur           histogram
+	reloadsOK, reloadsFailed atomic.Uint64
 }
 
 // Snapshot returns the counters by name.
 func (s *Stats) Snapshot() map[string]uint64 {
-	return map[string]uint64{
+	m := map[string]uint64{
 		"requests_received": s.requests.Load(), "replies_received": s.replies.Load(),
 		"replies_local": s.repliesLocal.Load(), "replies_relayed": s.repliesRelayed.Load(),
 		"requests_forwarded": s.forwarded.Load(),
 		"dropped_queue_full": s.dropQueue.Load(), "dropped_parse_error": s.dropParse.Load(),
 		"dropped_script": s.dropScript.Load(), "lua_errors": s.luaErrors.Load(),
 		"workers_busy": uint64(max(0, s.busy.Load())),
+		"reloads_ok":   s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
 	}
+	s.addLabelled(m)
+	return m
 }
 
 // Engine is a running proxy.
@@ -98,6 +106,10 @@ type Engine struct {
 	pvs        map[string]PV
 	replyHooks []ReplyHook
 
+	reloadMu sync.Mutex                    // one reload at a time
+	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)
+	level    atomic.Pointer[slog.LevelVar] // the process log level, set live by reloads and log.level
+
 	wg      sync.WaitGroup
 	stopped chan struct{}
 }
@@ -106,6 +118,10 @@ type generation struct {
 	id     uint64
 	script Script
 	states []State
+	// slots[i] says who owns states[i]: slotFresh until worker i takes it, or slotClosed when the next
+	// generation arrived first and the reload closed it (see worker.state).
+	slots []atomic.Uint32
+	open  atomic.Int32 // states not closed yet
 }
 
 // New prepares an engine: starts modules and builds one script state per worker. It does not listen yet.
@@ -131,14 +147,16 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	n := cfg.WorkerCount()
 	e.workers = make([]*worker, n)
 	for i := range e.workers {
-		e.workers[i] = &worker{id: i, vars: map[string]Value{}}
+		e.workers[i] = &worker{id: i, vars: map[string]Value{}, wake: make(chan struct{}, 1)}
 	}
 	g, err := e.newGeneration(cfg)
 	if err != nil {
 		e.stopModules()
 		return nil, err
 	}
+	g.id = e.genSeq.Add(1)
 	e.gen.Store(g)
+	e.current.Store(cfg)
 	return e, nil
 }
 
@@ -147,7 +165,8 @@ func (e *Engine) newGeneration(cfg *Config) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{id: e.genSeq.Add(1), script: script, states: make([]State, len(e.workers))}
+	g := &generation{script: script, states: make([]State, len(e.workers)), slots: make([]atomic.Uint32, len(e.workers))}
+	g.open.Store(int32(len(e.workers)))
 	for i := range g.states {
 		st, err := script.NewState(i)
 		if err != nil {

@@ -238,7 +238,7 @@ func (e *Engine) RelayReply(m *Msg) error {
 	*bp = out
 	putBuf(bp)
 	if err == nil {
-		e.stats.repliesRelayed.Add(1)
+		e.stats.replySent(OriginRelayed, m.StatusCode())
 	}
 	return err
 }

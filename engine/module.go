@@ -31,7 +31,10 @@ type (
 	Starter interface{ Start(*Env) error }
 	// Stopper runs once at shutdown.
 	Stopper interface{ Stop() error }
-	// Reloader takes the parameters of a reloaded configuration (an instance of the same module).
+	// Reloader takes the parameters of a reloaded configuration (an instance of the same module). It is
+	// called only when a parameter tagged `reload:"live"` changed; other changed parameters are reported as
+	// needing a restart. It runs while workers route with the instance, so it must publish what it changes
+	// safely (an atomic.Pointer swap); an error fails the reload (keep such checks in Validate when possible).
 	Reloader interface{ Reload(next Instance) error }
 )
 

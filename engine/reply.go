@@ -199,7 +199,7 @@ func (m *Msg) SendReplyBody(code int, reason string, body []byte, contentType st
 	putBuf(bp)
 	if err == nil {
 		m.Replied = true
-		m.E.stats.repliesLocal.Add(1)
+		m.E.stats.replySent(OriginLocal, code)
 	}
 	return err
 }

@@ -98,10 +98,10 @@ func (e *Engine) Send(proto Proto, local *Listener, dst netip.AddrPort, b []byte
 func (e *Engine) SendReplyBytes(m *Msg, b []byte) error { return e.sendReplyBytes(m, b) }
 
 // CountRelayed and CountLocal update the reply counters for replies sent by a module.
-func (e *Engine) CountRelayed() { e.stats.repliesRelayed.Add(1) }
+func (e *Engine) CountRelayed(code int) { e.stats.replySent(OriginRelayed, code) }
 
 // CountLocal counts a locally generated reply.
-func (e *Engine) CountLocal() { e.stats.repliesLocal.Add(1) }
+func (e *Engine) CountLocal(code int) { e.stats.replySent(OriginLocal, code) }
 
 // CountForwarded counts a relayed request.
 func (e *Engine) CountForwarded() { e.stats.forwarded.Add(1) }

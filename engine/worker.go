@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -15,6 +16,10 @@ type worker struct {
 	vars map[string]Value // $var: per worker, kept across messages as in Kamailio
 	gen  *generation
 	out  []byte
+	wake chan struct{} // a reload asks an idle worker to let go of its old state
+
+	busy  atomic.Bool   // for core.workers
+	genID atomic.Uint64 // the generation this worker routes with, for core.workers
 }
 
 // enqueue hands a message to the workers. UDP drops it when the queue is full (the client retransmits);
@@ -39,12 +44,17 @@ func (e *Engine) enqueue(m *Msg, block bool) {
 
 func (e *Engine) runWorker(w *worker) {
 	defer e.wg.Done()
+	w.state(e) // take a state now, so core.workers shows the generation from the start
 	for {
 		select {
 		case m := <-e.queue:
 			e.stats.busy.Add(1)
+			w.busy.Store(true)
 			e.process(w, m)
+			w.busy.Store(false)
 			e.stats.busy.Add(-1)
+		case <-w.wake:
+			w.state(e)
 		case <-e.stopped:
 			for { // drain what was queued before the readers stopped
 				select {
@@ -62,14 +72,38 @@ func (e *Engine) runWorker(w *worker) {
 // generation on the switch (only this worker ever used it).
 func (w *worker) state(e *Engine) State {
 	g := e.gen.Load()
-	if w.gen != g {
-		if w.gen != nil && w.gen.states[w.id] != nil {
-			w.gen.states[w.id].Close()
-			w.gen.states[w.id] = nil
-		}
-		w.gen = g
+	if w.gen == g {
+		return g.states[w.id]
 	}
+	// A generation replaced before this worker took its state had that state closed by the reload: the
+	// CAS fails only then, and the newer generation is already in e.gen.
+	for !g.slots[w.id].CompareAndSwap(slotFresh, slotTaken) {
+		g = e.gen.Load()
+	}
+	if old := w.gen; old != nil {
+		old.closeState(w.id, e)
+	}
+	w.gen = g
+	w.genID.Store(g.id)
 	return g.states[w.id]
+}
+
+// Ownership of a generation's per-worker state.
+const (
+	slotFresh  = iota // built, not used yet
+	slotTaken         // its worker routes with it and closes it when it moves on
+	slotClosed        // closed unused
+)
+
+// closeState closes state i of g (its owner is done with it).
+func (g *generation) closeState(i int, e *Engine) {
+	if st := g.states[i]; st != nil {
+		st.Close()
+		g.states[i] = nil
+	}
+	if g.open.Add(-1) == 0 {
+		e.log.Debug("script generation drained", "generation", g.id)
+	}
 }
 
 func (e *Engine) process(w *worker, m *Msg) {
@@ -95,11 +129,17 @@ func (e *Engine) process(w *worker, m *Msg) {
 	case *sip.Request:
 		m.Req = v
 		e.stats.requests.Add(1)
+		e.stats.byMethod[methodIndex(v.Method.String())].Add(1)
 		if missing := missingHeader(msg); missing != "" {
 			e.malformed(m, fmt.Errorf("no %s header", missing))
 			return
 		}
+		t0 := time.Now()
 		e.routeRequest(w, m)
+		e.stats.reqDur.observe(time.Since(t0))
+		if m.Dropped {
+			e.stats.dropScript.Add(1)
+		}
 	case *sip.Response:
 		m.Res = v
 		e.stats.replies.Add(1)
@@ -108,7 +148,9 @@ func (e *Engine) process(w *worker, m *Msg) {
 			e.log.Debug("reply dropped", "src", m.Src.String(), "err", "no "+missing+" header")
 			return
 		}
+		t0 := time.Now()
 		e.routeReply(w, m)
+		e.stats.resDur.observe(time.Since(t0))
 	}
 }
 
@@ -143,7 +185,7 @@ func (e *Engine) malformed(m *Msg, err error) {
 	w := getBuf()
 	out := m.BuildReply((*w)[:0], 400, "Bad Request", nil, "")
 	if err := e.sendReplyBytes(m, out); err == nil {
-		e.stats.repliesLocal.Add(1)
+		e.stats.replySent(OriginLocal, 400)
 	}
 	*w = out
 	putBuf(w)

@@ -2,6 +2,7 @@
 //
 //	siplua [-config FILE]        serve (no flag: the embedded default configuration and script)
 //	siplua -c [-config FILE]     check configuration and script, print problems as file:line: message
+//	siplua ctl [-s SOCKET] CMD [ARGS...]  call the control socket of a running siplua
 //	siplua version
 package main
 
@@ -34,6 +35,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "siplua %s\n", Version)
 		return 0
 	}
+	if len(args) > 0 && args[0] == "ctl" {
+		return ctlMain(args[1:], stdout, stderr)
+	}
 	fl := flag.NewFlagSet("siplua", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	cfgPath := fl.String("config", "", "configuration file (default: the embedded config.toml)")
@@ -42,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version)\n", fl.Arg(0))
+		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version, ctl)\n", fl.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*cfgPath)
@@ -60,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "config OK")
 		return 0
 	}
-	return serve(cfg, stderr)
+	return serve(cfg, *cfgPath, stderr)
 }
 
 func loadConfig(path string) (*engine.Config, error) {
@@ -90,20 +94,31 @@ func printErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-func serve(cfg *engine.Config, stderr io.Writer) int {
-	log, _ := engine.NewLogger(stderr, cfg.Core)
-	compile := func(c *engine.Config) (engine.Script, error) { return luabind.CompileScript(c, log) }
-	e, err := engine.New(cfg, compile, log)
+func serve(cfg *engine.Config, cfgPath string, stderr io.Writer) int {
+	log, level := engine.NewLogger(stderr, cfg.Core)
+	// checked as -c does, so that a reload cannot swap in a script that -c rejects
+	e, err := engine.New(cfg, luabind.Checked(log), log)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
+	e.SetLevelVar(level)
 	if err := e.Listen(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	r := &reloader{e: e, cfgPath: cfgPath, log: log.With("module", "reload")}
+	r.onSIGHUP(ctx)
+	r.updateWatch()
+	defer r.close()
+	stopControl, err := startControl(e, cfg, r, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer stopControl()
 	if err := e.Serve(ctx); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -38,12 +38,24 @@ type Proxy struct {
 // script it runs script.lua.
 func Start(t testing.TB, configTOML, script string) *Proxy {
 	t.Helper()
-	return StartFiles(t, configTOML, map[string]string{"script.lua": script})
+	return start(t, configTOML, map[string]string{"script.lua": script}, false)
 }
 
 // StartFiles is Start with more files (Lua modules the script requires): names are relative to the
 // directory of config.toml.
 func StartFiles(t testing.TB, configTOML string, files map[string]string) *Proxy {
+	t.Helper()
+	return start(t, configTOML, files, false)
+}
+
+// StartChecked is Start with the script validated as siplua serves it (and as `siplua -c` checks it: the
+// static KSR name scan too), for its startup and its reloads.
+func StartChecked(t testing.TB, configTOML, script string) *Proxy {
+	t.Helper()
+	return start(t, configTOML, map[string]string{"script.lua": script}, true)
+}
+
+func start(t testing.TB, configTOML string, files map[string]string, checked bool) *Proxy {
 	t.Helper()
 	dir := t.TempDir()
 	for name, text := range files {
@@ -75,6 +87,9 @@ func StartFiles(t testing.TB, configTOML string, files map[string]string) *Proxy
 	lb := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	compile := func(c *engine.Config) (engine.Script, error) { return luabind.CompileScript(c, log) }
+	if checked {
+		compile = luabind.Checked(log)
+	}
 	e, err := engine.New(cfg, compile, log)
 	if err != nil {
 		t.Fatalf("engine: %v", err)

@@ -141,7 +141,7 @@ func (t *TM) relayUp(x *tx, m *engine.Msg, code int) {
 	}
 	if x.final && code >= 200 { // another 2xx of a forked INVITE: relayed, the first one stays the reply
 		if err := t.e.SendReplyBytes(x.req, out); err == nil {
-			t.e.CountRelayed()
+			t.e.CountRelayed(code)
 		}
 		return
 	}

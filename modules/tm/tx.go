@@ -191,9 +191,9 @@ func (x *tx) sendUpstream(out []byte, code int, relayed bool) {
 	if err := x.t.e.SendReplyBytes(x.req, out); err != nil {
 		x.t.logger().Info("reply not sent upstream", "code", code, "err", err, "call_id", callID(x.req))
 	} else if relayed {
-		x.t.e.CountRelayed()
+		x.t.e.CountRelayed(code)
 	} else {
-		x.t.e.CountLocal()
+		x.t.e.CountLocal(code)
 	}
 	x.reply, x.status = out, code
 	if code >= 200 && !x.final {
