@@ -2,6 +2,7 @@
 package rr
 
 import (
+	"log/slog"
 	"regexp"
 	"strings"
 
@@ -24,6 +25,18 @@ type RR struct {
 	AppendFromtag bool `toml:"append_fromtag"`
 	// EnableDoubleRR adds two Record-Route headers (";r2=on") when the request leaves from another socket.
 	EnableDoubleRR bool `toml:"enable_double_rr"`
+
+	log *slog.Logger
+}
+
+// Start keeps the module logger.
+func (r *RR) Start(env *engine.Env) error { r.log = env.Log; return nil }
+
+func (r *RR) logger() *slog.Logger {
+	if r.log == nil {
+		return slog.Default()
+	}
+	return r.log
 }
 
 // Exports: KSR.rr.*.
@@ -38,26 +51,59 @@ func (r *RR) Exports() []engine.Export {
 		{Name: "loose_route", Fn: r.looseRoute},
 		{Name: "loose_route_preloaded", Fn: r.looseRoute},
 		{Name: "check_route_param", Fn: checkRouteParam},
-		{Name: "is_direction", Fn: isDirection},
+		{Name: "is_direction", Fn: r.isDirection},
+		{Name: "remove_record_route", Fn: removeRecordRoute},
 	}
 }
 
-// PVs: $route_uri (the Route URI loose_route used) and $rr_params via get_route_param-like access.
+// PVs: Kamailio rr's $route_uri (the URI of the first Route of the message as received, parameters
+// included: Kamailio's KEMI has no get_route_param, scripts read a Route parameter from this) and
+// $rdir(id|name) (the direction of an in-dialog request by the ftag of the Route loose_route took).
 func (r *RR) PVs() []engine.PV {
-	return []engine.PV{{Name: "route_uri", Get: func(m *engine.Msg, _ string) engine.Value {
-		if st := state(m); st.routeURI != "" {
-			return engine.StrVal(st.routeURI)
-		}
-		return engine.Value{}
-	}}}
+	return []engine.PV{
+		{Name: "route_uri", Get: func(m *engine.Msg, _ string) engine.Value {
+			if m.Req == nil {
+				return engine.Value{}
+			}
+			rs := routes(m)
+			if len(rs) == 0 {
+				return engine.Value{}
+			}
+			return engine.StrVal(uriText(rs[0].raw))
+		}},
+		{Name: "rdir", Get: func(m *engine.Msg, key string) engine.Value {
+			up := !downstream(m)
+			switch key {
+			case "name":
+				if up {
+					return engine.StrVal("upstream")
+				}
+				return engine.StrVal("downstream")
+			case "id", "":
+				if up {
+					return engine.IntVal(2) // Kamailio RR_FLOW_UPSTREAM
+				}
+				return engine.IntVal(1) // RR_FLOW_DOWNSTREAM
+			}
+			return engine.Value{}
+		}},
+	}
+}
+
+// uriText is the URI of a name-addr ("<sip:x;lr>" → "sip:x;lr"), or the value itself.
+func uriText(v string) string {
+	if a, b := strings.IndexByte(v, '<'), strings.IndexByte(v, '>'); a >= 0 && b > a {
+		return v[a+1 : b]
+	}
+	return v
 }
 
 // rrState is rr's per-message state (engine.Msg.Mod["rr"]).
 type rrState struct {
 	params      string // add_rr_param, before or after record_route
 	recorded    bool
+	removed     bool   // remove_record_route: the Record-Route edits write nothing
 	routeParams string // params of our Route that loose_route consumed
-	routeURI    string
 }
 
 func state(m *engine.Msg) *rrState {
@@ -106,6 +152,9 @@ func (r *RR) recordRoute(m *engine.Msg, params string) int {
 		ftag = fromTag(m)
 	}
 	m.AddSocketEdit(firstHeaderOff(m), firstHeaderOff(m), func(out *engine.Listener) string {
+		if st.removed {
+			return ""
+		}
 		if out == nil || in == nil || !r.EnableDoubleRR || out == in {
 			s := in
 			if s == nil {
@@ -124,6 +173,9 @@ func (r *RR) recordRoutePreset(m *engine.Msg, addr, addr2 string) int {
 		return -1
 	}
 	st := state(m)
+	if st.recorded {
+		return -1 // Kamailio: "Double attempt to record-route"
+	}
 	st.recorded = true
 	ftag := ""
 	if r.AppendFromtag {
@@ -134,6 +186,9 @@ func (r *RR) recordRoutePreset(m *engine.Msg, addr, addr2 string) int {
 		return "sip:" + a
 	}
 	m.AddSocketEdit(firstHeaderOff(m), firstHeaderOff(m), func(*engine.Listener) string {
+		if st.removed {
+			return ""
+		}
 		if addr2 == "" {
 			return r.line(uri(addr), false, ftag, st.params)
 		}
@@ -288,7 +343,6 @@ func (r *RR) looseRoute(m *engine.Msg) int {
 	n := 0
 	for n < len(rs) && isOurs(m, rs[n].uri) {
 		st.routeParams += paramsOf(rs[n].raw)
-		st.routeURI = rs[n].uri.String()
 		n++
 		if _, r2 := rs[n-1].uri.UriParams.Get("r2"); !r2 {
 			break // only a double Record-Route leaves two entries of ours
@@ -336,21 +390,41 @@ func checkRouteParam(m *engine.Msg, re string) int {
 	return 1
 }
 
-// isDirection compares our Route's ftag with the From tag: equal → downstream (caller to callee).
-func isDirection(m *engine.Msg, dir string) int {
-	st := state(m)
-	ftag, _, _, ok := rawsip.Param(st.routeParams, "ftag")
-	if !ok {
+// isDirection compares the ftag of the Route loose_route took with the From tag: a different tag means the
+// callee sends (upstream); no ftag, an empty one or no From tag counts as downstream, as in Kamailio. It
+// needs append_fromtag (Kamailio refuses it otherwise).
+func (r *RR) isDirection(m *engine.Msg, dir string) int {
+	if !r.AppendFromtag {
+		r.logger().Error("is_direction needs [modules.rr] append_fromtag = true")
 		return -1
 	}
-	down := ftag == fromTag(m)
+	down := downstream(m)
 	switch strings.ToLower(dir) {
 	case "downstream":
 		return b2i(down)
 	case "upstream":
 		return b2i(!down)
 	}
+	r.logger().Error("is_direction: unknown direction, use 'downstream' or 'upstream'", "dir", dir)
 	return -1
+}
+
+func downstream(m *engine.Msg) bool {
+	ftag, _, _, ok := rawsip.Param(state(m).routeParams, "ftag")
+	if !ok || ftag == "" {
+		return true
+	}
+	tag := fromTag(m)
+	return tag == "" || tag == ftag
+}
+
+// removeRecordRoute is remove_record_route: the Record-Route added to this message is not written (the
+// message still counts as record-routed: a second record_route fails, as in Kamailio).
+func removeRecordRoute(m *engine.Msg) int {
+	if st, ok := m.Mod["rr"].(*rrState); ok {
+		st.removed = true
+	}
+	return 1
 }
 
 func b2i(b bool) int {

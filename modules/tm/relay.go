@@ -110,7 +110,6 @@ func (t *TM) relayFailure(m *engine.Msg, c *msgCtx, proto engine.Proto, addr str
 		x.mu.Unlock()
 		return -1
 	}
-	x.first = len(x.branches)
 	t.arm(x, c)
 	x.mu.Unlock()
 	if t.forwardBranches(x, m, c, proto, addr) == 0 {

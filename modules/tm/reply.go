@@ -191,13 +191,17 @@ func (t *TM) complete(x *tx) {
 // sendBest sends the chosen final reply upstream. Called with x.mu held.
 func (t *TM) sendBest(x *tx, b *branch) {
 	if b.reply != nil {
+		if b.status == 503 && t.Remap503 {
+			x.localReply(500, "Service Unavailable") // Kamailio's text: error_text(503)
+			return
+		}
 		x.sendUpstream(b.reply, b.status, true)
 		return
 	}
 	x.localReply(b.status, b.reason)
 }
 
-// best picks the reply to send upstream among the branches of the current forking step (RFC 3261 §16.7
+// best picks the reply to send upstream among the branches whose replies were not dropped (RFC 3261 §16.7
 // step 6): a 6xx, else the lowest class; in 4xx the ones that a client can act on (401, 407, 415, 420, 484)
 // first, as Kamailio does; the earliest among equals.
 func (t *TM) best(x *tx) *branch {
@@ -218,7 +222,10 @@ func (t *TM) best(x *tx) *branch {
 		}
 		return r
 	}
-	for _, b := range x.branches[min(x.first, len(x.branches)):] {
+	for _, b := range x.branches {
+		if b.dropped {
+			continue
+		}
 		if best == nil || rank(b) < rank(best) {
 			best = b
 		}
@@ -240,13 +247,44 @@ func (t *TM) runFailure(x *tx, fname string, code int, reason string) {
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		x.inFailure = false
-		if len(x.branches) == n {
+		added := len(x.branches) > n
+		if !added {
 			x.onFailure = "" // armed again without a new branch: nothing more can fail
 		}
 		x.req.AVPs = fm.AVPs // AVPs belong to the transaction (t_next_contacts pops them)
+		mode := t.FailureReplyMode
+		if c.dropMode > 0 {
+			mode = c.dropMode - 1
+		}
+		dropped := t.dropReplies(x, mode, n, added)
+		if added {
+			x.legStart = n
+		}
 		if x.final {
+			return
+		}
+		if dropped && !added {
+			// Kamailio's branches_failed: the replies are gone and nothing new was tried
+			x.localReply(500, "I'm terribly sorry, server error occurred (1/TM)")
 			return
 		}
 		t.complete(x)
 	})
+}
+
+// dropReplies applies failure_reply_mode after a failure route over the n branches that existed when it
+// started (Kamailio t_reply.c): 1 drops them all, 2 those of the step that just failed, 3 all of them when
+// the route added branches. Called with x.mu held.
+func (t *TM) dropReplies(x *tx, mode, n int, added bool) bool {
+	if mode == 0 || mode == 3 && !added {
+		return false
+	}
+	i := 0
+	if mode == 2 {
+		i = min(x.legStart, n)
+	}
+	for ; i < n; i++ {
+		x.branches[i].dropped = true
+	}
+	return true
 }

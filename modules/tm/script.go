@@ -289,3 +289,19 @@ func (t *TM) replyOf(m *engine.Msg) (int, string, bool) {
 	}
 	return c.tx.status, "", true
 }
+
+// dropReplies is t_drop_replies(mode) for the failure route it runs in: "n" keeps the earlier replies, "l"
+// drops those of the last serial-forking step, anything else drops them all (Kamailio's
+// t_drop_replies_helper).
+func dropReplies(m *engine.Msg, mode string) int {
+	c := ctxOf(m)
+	switch {
+	case strings.HasPrefix(mode, "n"):
+		c.dropMode = 0 + 1
+	case strings.HasPrefix(mode, "l"):
+		c.dropMode = 2 + 1
+	default:
+		c.dropMode = 1 + 1
+	}
+	return 1
+}

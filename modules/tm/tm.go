@@ -18,7 +18,7 @@ func init() {
 	engine.Register(engine.Module{Name: "tm", New: func() engine.Instance {
 		return &TM{
 			FrTimer: 30000, FrInvTimer: 120000, MaxInvLifetime: 180000, MaxNonInvLifetime: 32000,
-			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true,
+			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true, Remap503: true,
 		}
 	}})
 }
@@ -37,9 +37,15 @@ type TM struct {
 	T2 int `toml:"retr_timer2"`
 	// WaitTimer: how long a completed transaction stays to absorb retransmissions (Kamailio wt_timer).
 	WaitTimer int `toml:"wt_timer"`
-	// FailureReplyMode is Kamailio's failure_reply_mode (which branches count for the reply after a
-	// failure route); siplua picks among the branches added since the last failure route (mode 3).
+	// FailureReplyMode is Kamailio's failure_reply_mode: which earlier replies still compete for the final
+	// answer after a failure route. 0 keeps all; 1 drops all; 2 drops those of the serial-forking step that
+	// just failed; 3 drops all when the failure route started a new step. With 1 and 2, a failure route that
+	// neither relays nor replies leaves nothing to send: the caller gets a local 500, as in Kamailio.
+	// KSR.tm.t_drop_replies overrides it for one failure route.
 	FailureReplyMode int `toml:"failure_reply_mode"`
+	// Remap503 sends a local "500 Service Unavailable" instead of relaying a 503 chosen as the final answer
+	// (RFC 3261 §16.7 step 6; Kamailio remap_503_500).
+	Remap503 bool `toml:"remap_503_500"`
 	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
 	AutoInv100 bool `toml:"auto_inv_100"`
 
@@ -62,6 +68,10 @@ func (t *TM) Validate() error {
 	}
 	if t.WaitTimer < 0 {
 		return fmt.Errorf("wt_timer: expected >= 0 ms, got %d", t.WaitTimer)
+	}
+	if t.FailureReplyMode < 0 || t.FailureReplyMode > 3 {
+		return fmt.Errorf("failure_reply_mode: expected 0 (keep all replies), 1 (drop all), 2 (drop the last "+
+			"serial-forking step) or 3 (drop all when a new step starts), got %d", t.FailureReplyMode)
 	}
 	if t.T2 < t.T1 {
 		return fmt.Errorf("retr_timer2 (%d) must not be lower than retr_timer1 (%d)", t.T2, t.T1)
@@ -115,6 +125,8 @@ func (t *TM) Exports() []engine.Export {
 		{Name: "t_get_status_code", Fn: t.statusCode},
 		{Name: "t_check_status", Fn: t.checkStatus},
 		{Name: "t_release", Fn: func(m *engine.Msg) int { return 1 }},
+		{Name: "t_drop_replies", Fn: func(m *engine.Msg, mode string) int { return dropReplies(m, mode) }},
+		{Name: "t_drop_replies_all", Fn: func(m *engine.Msg) int { return dropReplies(m, "a") }},
 	}
 }
 

@@ -29,6 +29,7 @@ type msgCtx struct {
 	onFailure, onBranch, onReply string
 	fr, frInv                    time.Duration
 	replied                      bool // t_reply in a failure route
+	dropMode                     int  // t_drop_replies in a failure route: failure_reply_mode + 1 (0 unset)
 }
 
 func ctxOf(m *engine.Msg) *msgCtx {
@@ -57,7 +58,7 @@ type tx struct {
 	canceled bool
 
 	branches    []*branch
-	first       int  // branches before this index belong to an earlier serial-forking step
+	legStart    int  // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
 	inFailure   bool // a failure route is queued or running
 	removed     bool
 	onFailure   string
@@ -84,6 +85,7 @@ type branch struct {
 	reply    []byte // final reply as it would go upstream (nil for a local one)
 	final    bool
 	timedOut bool
+	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
 
 	timer        *time.Timer
 	retr         bool // retransmitting the request (UDP, no reply yet)
