@@ -128,7 +128,7 @@ const tmConfig = "[modules.tm]\n[modules.rr]\n[modules.sl]\n[modules.maxfwd]\n[m
 // TestS2Call runs the benchmark scenario S2 unchanged: SIPp UAC → siplua (S2.lua) → SIPp UAS, with
 // Record-Route and the ACK and BYE loose-routed.
 func TestS2Call(t *testing.T) {
-	p := enginetest.Start(t, tmConfig, readScript(t, "S2.lua"))
+	p := enginetest.Start(t, tmConfig, readScript(t, "../../../scripts/bench/S2.lua")) // the benchmark script itself
 	uas := startSIPp(t, "uas", "call-uas.xml", "-m", "3")
 	uac := startSIPp(t, "uac", "call-uac.xml", p.UDP.String(), "-m", "3", "-r", "10",
 		"-key", "target", "127.0.0.1:"+strconv.Itoa(uas.Port), "-inf", calleeCSV(t))
