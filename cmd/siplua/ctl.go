@@ -19,6 +19,7 @@ const ctlUsage = `usage: siplua ctl [-s SOCKET | -config FILE] [-json] [-timeout
 
 Commands: core.version, core.uptime, core.reload (alias app_lua.reload), core.workers,
 stats.get [PREFIX...], log.level [LEVEL], system.listMethods, and those of loaded modules.
+Short forms: reload, version, uptime, workers, stats, level, methods.
 `
 
 // ctlMain is `siplua ctl`: one JSON-RPC call on the control socket, printed readably (or raw with -json).
@@ -51,6 +52,9 @@ func ctlMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	method := fl.Arg(0)
+	if full, ok := ctlShort[method]; ok {
+		method = full
+	}
 	resp, result, err := ctl.Call(path, method, fl.Args()[1:], *timeout)
 	if *raw && resp != nil {
 		fmt.Fprintln(stdout, string(resp))
@@ -159,4 +163,10 @@ func scalar(v any) string {
 		return "null"
 	}
 	return fmt.Sprint(v)
+}
+
+// ctlShort are the short forms of the core commands: `siplua ctl reload` is `siplua ctl core.reload`.
+var ctlShort = map[string]string{
+	"reload": "core.reload", "version": "core.version", "uptime": "core.uptime", "workers": "core.workers",
+	"stats": "stats.get", "level": "log.level", "methods": "system.listMethods",
 }

@@ -25,7 +25,7 @@ func TestCtlGolden(t *testing.T) {
 	}{
 		{"version", nil, []string{"core.version"}},
 		{"version-json", nil, []string{"-json", "core.version"}},
-		{"reload", func() { s.write(t, "script.lua", answer("two")) }, []string{"core.reload"}},
+		{"reload", func() { s.write(t, "script.lua", answer("two")) }, []string{"reload"}}, // the short form
 		{"reload-broken", func() {
 			s.write(t, "script.lua", "function ksr_request_route()\n  KSR.sl.no_such()\n  KSR.maxfwd.process_maxfwd(10)\nend\n")
 		}, []string{"core.reload"}},
