@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,6 @@ type worker struct {
 	id   int
 	vars map[string]Value // $var: per worker, kept across messages as in Kamailio
 	gen  *generation
-	out  []byte
 	wake chan struct{} // a reload asks an idle worker to let go of its old state
 
 	busy  atomic.Bool   // for core.workers
@@ -50,7 +50,7 @@ func (e *Engine) runWorker(w *worker) {
 		case m := <-e.queue:
 			e.stats.busy.Add(1)
 			w.busy.Store(true)
-			e.process(w, m)
+			e.safeProcess(w, m)
 			w.busy.Store(false)
 			e.stats.busy.Add(-1)
 		case <-w.wake:
@@ -59,13 +59,25 @@ func (e *Engine) runWorker(w *worker) {
 			for { // drain what was queued before the readers stopped
 				select {
 				case m := <-e.queue:
-					e.process(w, m)
+					e.safeProcess(w, m)
 				default:
 					return
 				}
 			}
 		}
 	}
+}
+
+// safeProcess keeps a worker alive through a bug on some message's path: the message is lost, logged and
+// counted, and the next one is served.
+func (e *Engine) safeProcess(w *worker, m *Msg) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.stats.luaErrors.Add(1)
+			e.log.Error("internal error while routing a message; message dropped", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	e.process(w, m)
 }
 
 // state returns this worker's script state of the current generation, closing the state of the previous
