@@ -59,7 +59,7 @@ func runSIPp(ctx context.Context, t *testing.T, sipp string, p *enginetest.Proxy
 	dir := t.TempDir()
 	logFile, errFile := filepath.Join(dir, "reasons.log"), filepath.Join(dir, "errors.log")
 	cmd := exec.CommandContext(ctx, sipp, "-sf", scen, "-m", fmt.Sprint(calls), "-r", fmt.Sprint(rate),
-		"-i", "127.0.0.1", "-nostdin", "-recv_timeout", "5000", "-timeout", fmt.Sprint(loadSeconds*3), "-timeout_error",
+		"-i", "127.0.0.1", "-p", fmt.Sprint(enginetest.FreePort(t)), "-nostdin", "-recv_timeout", "5000", "-timeout", fmt.Sprint(loadSeconds*3), "-timeout_error",
 		"-trace_logs", "-log_file", logFile, "-trace_err", "-error_file", errFile, p.UDP.String())
 	cmd.Dir = dir
 	var out bytes.Buffer

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -355,26 +354,6 @@ func e2eParam(v, name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// e2eFreePort returns a port that was free on 127.0.0.1 for both UDP and TCP a moment ago.
-func e2eFreePort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
 }
 
 // e2eRequest builds a request with the given top Via sent-by (host:port), branch and Call-ID.

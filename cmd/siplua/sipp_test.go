@@ -29,8 +29,8 @@ func TestSIPpRegister404(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sipp, p.UDP.String(), "-sf", scenario,
 		"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-rp", "1000", "-l", "2000",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(e2eFreePort(t)),
-		"-cp", strconv.Itoa(e2eFreePort(t)), "-mp", strconv.Itoa(e2eFreePort(t)),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(enginetest.FreePort(t)),
+		"-cp", strconv.Itoa(enginetest.FreePort(t)), "-mp", strconv.Itoa(enginetest.FreePort(t)),
 		"-nostdin", "-timeout", "40s", "-timeout_error",
 		"-trace_stat", "-stf", stats, "-fd", "1",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"))

@@ -342,3 +342,24 @@ func NeedProgram(t testing.TB, name, pkg string) string {
 	t.Skipf("%s not found: install the Debian package %s to run this test", name, pkg)
 	return ""
 }
+
+// FreePort returns a port free on 127.0.0.1 for both UDP and TCP, for external peers (SIPp needs -p, or it
+// takes 5060 when free).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port on 127.0.0.1")
+	return 0
+}

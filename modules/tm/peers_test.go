@@ -27,7 +27,7 @@ func (pp *peers) uasURI(i int) string { return "sip:bob@" + pp.uas[i].Addr.Strin
 // script(peers) returns, and a UDP UAC.
 func startPeers(t *testing.T, config string, n int, script func(pp *peers) string) *peers {
 	t.Helper()
-	port := freeUDPPort(t)
+	port := enginetest.FreePort(t)
 	proxy := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
 	pp := &peers{}
 	for range n {

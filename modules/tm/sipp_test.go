@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,39 +25,15 @@ type sippProc struct {
 	Port int
 }
 
-var portMu sync.Mutex
-
-// freeUDPPort asks the kernel for a free loopback UDP port (also free on TCP, for SIPp's -t t1).
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for range 20 {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		c.Close()
-		if err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // startSIPp runs SIPp with a scenario from testdata/sipp on 127.0.0.1; args are extra SIPp arguments
 // (remote address first for a UAC). It is stopped when the test ends.
 func startSIPp(t *testing.T, name, scenario string, args ...string) *sippProc {
 	t.Helper()
 	bin := enginetest.NeedProgram(t, "sipp", "sip-tester")
 	dir := t.TempDir()
-	port := freeUDPPort(t)
+	port := enginetest.FreePort(t)
 	full := []string{"-sf", filepath.Join("testdata", "sipp", scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-bind_local", "-nostdin", "-mp", strconv.Itoa(freeUDPPort(t)), "-cp", strconv.Itoa(freeUDPPort(t)),
+		"-bind_local", "-nostdin", "-mp", strconv.Itoa(enginetest.FreePort(t)), "-cp", strconv.Itoa(enginetest.FreePort(t)),
 		"-trace_err", "-error_file", filepath.Join(dir, "err.log"), "-timeout", "20s", "-recv_timeout", "8000"}
 	full = append(full, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
