@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,24 +31,7 @@ type proc struct {
 	sock string
 	udp  netip.AddrPort
 	cmd  *exec.Cmd
-	log  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  *enginetest.LogBuffer
 }
 
 // startSiplua writes config.toml (a generated [core], [lua] with extraLua, [ctl]) and files (script.lua
@@ -63,7 +44,7 @@ func startSiplua(t *testing.T, extraLua string, files map[string]string) *proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &proc{dir: dir, sock: filepath.Join(dir, "ctl.sock"), udp: freeUDP(t), log: &syncBuffer{}}
+	s := &proc{dir: dir, sock: filepath.Join(dir, "ctl.sock"), udp: freeUDP(t), log: &enginetest.LogBuffer{}}
 	for name, content := range files {
 		s.write(t, name, content)
 	}
