@@ -99,6 +99,7 @@ func (m *Msg) ForwardTo(t Target) error {
 	putBuf(bp)
 	if err == nil {
 		e.stats.forwarded.Add(1)
+		m.Relayed = true
 	}
 	return err
 }
@@ -208,7 +209,7 @@ func (e *Engine) routeReply(w *worker, m *Msg) {
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
 		return
 	}
-	st := w.state(e)
+	st := m.st // taken once per message in process
 	if err := st.ReplyRoute(m); err != nil {
 		e.stats.luaErrors.Add(1)
 		var re *RouteError

@@ -78,6 +78,7 @@ type Msg struct {
 	edits     []edit
 
 	Replied        bool // a reply was sent for this request
+	Relayed        bool // the request was sent on (forward, t_relay) or absorbed by its transaction
 	Dropped        bool // KSR.drop() / KSR.x.drop(): do not relay (a reply route drops the reply)
 	ForceRport     bool // KSR.force_rport(): add rport to the Via of replies and use it
 	ReplyNoConnect bool // KSR.set_reply_no_connect(): never open a TCP connection for replies

@@ -204,7 +204,7 @@ func (e *Engine) malformed(m *Msg, err error) {
 }
 
 func (e *Engine) routeRequest(w *worker, m *Msg) {
-	st := w.state(e)
+	st := m.st // taken once per message in process: a reload in between must not close it under the route
 	err := st.RequestRoute(m)
 	if err == nil {
 		return
@@ -216,10 +216,19 @@ func (e *Engine) routeRequest(w *worker, m *Msg) {
 	} else {
 		e.log.Error("request route failed", "err", err, "method", m.Method(), "call_id", callID(m))
 	}
-	if !m.Replied && !m.Req.IsAck() {
-		if err := m.SendReply(500, "Server Internal Error"); err != nil {
-			e.log.Warn("500 after script error not sent", "err", err)
+	if m.Replied || m.Relayed || m.Req.IsAck() {
+		return // answered or sent on before the error: a 500 now would be a second answer
+	}
+	if tr := e.TxReplier(); tr != nil { // a transaction made by the script answers (and absorbs retransmissions)
+		if ok, err := tr.TxReply(m, 500, "Server Internal Error"); ok {
+			if err != nil {
+				e.log.Warn("500 after script error not sent", "err", err)
+			}
+			return
 		}
+	}
+	if err := m.SendReply(500, "Server Internal Error"); err != nil {
+		e.log.Warn("500 after script error not sent", "err", err)
 	}
 }
 

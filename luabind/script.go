@@ -188,11 +188,13 @@ func (st *State) Call(fname string, m *engine.Msg) error {
 }
 
 func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
+	// Routes nest (t_relay runs the branch route inside the request route): restore the outer message.
+	prev := st.msg
 	st.msg = m
 	L := st.L
 	L.Push(fn)
 	err := L.PCall(0, 0, st.errfn)
-	st.msg = nil
+	st.msg = prev
 	if err == nil {
 		return nil
 	}

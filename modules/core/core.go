@@ -60,12 +60,12 @@ func (c *Core) Exports() []engine.Export {
 		{Name: "seturi", Fn: setURI},
 		{Name: "setuser", Fn: setUser},
 		{Name: "sethost", Fn: setHost},
-		{Name: "setdsturi", Fn: func(m *engine.Msg, uri string) int { m.DstURI = uri; return 1 }},
-		{Name: "resetdsturi", Fn: func(m *engine.Msg) int { m.DstURI = ""; return 1 }},
+		{Name: "setdsturi", Fn: func(m *engine.Msg, uri string) bool { m.DstURI = uri; return true }},
+		{Name: "resetdsturi", Fn: func(m *engine.Msg) bool { m.DstURI = ""; return true }},
 		{Name: "isdsturiset", Fn: func(m *engine.Msg) bool { return m.DstURI != "" }},
 		{Name: "drop", Fn: func(m *engine.Msg) int { m.Dropped = true; return 0 }},
 		{Name: "set_drop", Fn: func(m *engine.Msg) { m.Dropped = true }},
-		{Name: "set_reply_no_connect", Fn: func(m *engine.Msg) int { m.ReplyNoConnect = true; return 1 }},
+		{Name: "set_reply_no_connect", Fn: func(m *engine.Msg) bool { m.ReplyNoConnect = true; return true }},
 	}
 	for _, meth := range []string{"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE",
 		"NOTIFY", "PUBLISH", "MESSAGE", "INFO", "UPDATE", "PRACK", "REFER", "KDMQ"} {
@@ -157,31 +157,31 @@ func (c *Core) forward(m *engine.Msg, uri string) int {
 	return 1
 }
 
-func setURI(m *engine.Msg, uri string) int {
+func setURI(m *engine.Msg, uri string) bool {
 	var u sip.Uri
 	if m.Req == nil || sip.ParseUri(uri, &u) != nil {
-		return -1
+		return false
 	}
 	m.NewURI = uri
-	return 1
+	return true
 }
 
-func setUser(m *engine.Msg, user string) int {
+func setUser(m *engine.Msg, user string) bool {
 	u, ok := m.ParsedRURI()
 	if !ok {
-		return -1
+		return false
 	}
 	u.User = user
 	m.NewURI = u.String()
-	return 1
+	return true
 }
 
-func setHost(m *engine.Msg, host string) int {
+func setHost(m *engine.Msg, host string) bool {
 	u, ok := m.ParsedRURI()
 	if !ok {
-		return -1
+		return false
 	}
 	u.Host = host
 	m.NewURI = u.String()
-	return 1
+	return true
 }

@@ -13,6 +13,14 @@ import (
 // relay is t_relay: stateful forwarding of the request to its R-URI/$du and every appended branch, with
 // proto (when set) and addr ("host:port", when set) overriding where the branches go.
 func (t *TM) relay(m *engine.Msg, proto engine.Proto, addr string) int {
+	r := t.relayOnce(m, proto, addr)
+	if r >= 0 {
+		m.Relayed = true // the transaction owns the answer now: no 500 after a later script error
+	}
+	return r
+}
+
+func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	if m.Req == nil {
 		return -1
 	}
@@ -255,10 +263,19 @@ func (b *branch) onTimer() {
 	t := x.t
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.removed || b.final {
+	cancelling := b.cancel != nil && b.cancelN < 10 && b.dst.Proto == engine.UDP
+	if x.removed || (b.final && !cancelling) {
 		return
 	}
 	now := time.Now()
+	if b.final { // ended locally (CANCEL before it rang): only the CANCEL is retransmitted
+		b.cancelN++
+		_ = t.e.Send(b.dst.Proto, b.local, b.dst.Addr, b.cancel)
+		if b.cancelN < 10 {
+			b.timer.Reset(max(b.retrIv, time.Millisecond))
+		}
+		return
+	}
 	if !now.Before(b.frAt) {
 		b.timeout()
 		t.complete(x)

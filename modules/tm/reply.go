@@ -55,6 +55,12 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 
 // branchReply updates a branch with a reply and relays what RFC 3261 §16.7 says to. Called with x.mu held.
 func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
+	if b.final && code < 200 && b.cancelWanted && b.cancel == nil {
+		// late provisional on a branch ended locally by a CANCEL: cancel it now (RFC 3261 §9.1)
+		b.sendCancel()
+		b.schedule(time.Now())
+		return
+	}
 	if b.final && !b.timedOut {
 		// a retransmitted final reply: ACK a negative one again, relay a 2xx again (its ACK is end-to-end)
 		if code >= 300 && x.invite {
@@ -66,11 +72,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 	}
 	now := time.Now()
 	if code < 200 {
-		if b.final { // late provisional on a branch ended locally: cancel it now (RFC 3261 §9.1)
-			if b.cancelWanted && b.cancel == nil {
-				b.sendCancel()
-				b.schedule(now)
-			}
+		if b.final { // late provisional on a branch that timed out: its CANCEL is already under way
 			return
 		}
 		b.status = max(b.status, code)

@@ -104,6 +104,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 		x.req.ReplyHdrs = append(x.req.ReplyHdrs[:0], m.ReplyHdrs...)
 	}
 	x.localReply(code, reason)
+	m.Replied = true
 	return true, nil
 }
 
