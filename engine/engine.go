@@ -89,12 +89,17 @@ type Engine struct {
 	parser    *sip.Parser
 	listeners []*Listener
 	queue     chan *Msg
-	workers   []*worker
-	gen       atomic.Pointer[generation]
-	genSeq    atomic.Uint64
-	tagPrefix string
-	stats     Stats
-	start     time.Time
+	// jobs are routes modules run on a worker (tm failure routes from timers): kept apart from the queue so
+	// that traffic cannot starve them, with an overflow list instead of a goroutine per job.
+	jobs        chan *Msg
+	jobMu       sync.Mutex
+	jobOverflow []*Msg
+	workers     []*worker
+	gen         atomic.Pointer[generation]
+	genSeq      atomic.Uint64
+	tagPrefix   string
+	stats       Stats
+	start       time.Time
 
 	connMu sync.Mutex
 	conns  map[netip.AddrPort]*tcpConn
@@ -133,7 +138,7 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	_, _ = rand.Read(tag[:])
 	e := &Engine{
 		cfg: cfg, log: log.With("module", "core"), compile: compile, parser: sip.NewParser(),
-		queue: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
+		queue: make(chan *Msg, cfg.Core.Queue), jobs: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
 		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
 	}
 	e.indexModules()

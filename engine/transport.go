@@ -310,10 +310,20 @@ func (e *Engine) tcpConnTo(local *Listener, dst netip.AddrPort, noConnect bool) 
 		return nil, fmt.Errorf("connect tcp %s: %w", dst, err)
 	}
 	tc = &tcpConn{c: c.(*net.TCPConn), remote: dst, local: local}
-	if !e.addConn(tc) {
+	// Another worker may have connected to dst meanwhile: keep its connection (it may be writing on it).
+	e.connMu.Lock()
+	if old := e.conns[dst]; old != nil {
+		e.connMu.Unlock()
+		c.Close()
+		return old, nil
+	}
+	if len(e.conns) >= e.cfg.Core.TCPMaxConnections {
+		e.connMu.Unlock()
 		c.Close()
 		return nil, fmt.Errorf("connect tcp %s: tcp_max_connections reached", dst)
 	}
+	e.conns[dst] = tc
+	e.connMu.Unlock()
 	go e.readTCP(tc)
 	return tc, nil
 }

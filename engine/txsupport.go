@@ -70,21 +70,20 @@ func (m *Msg) RunReplyRoute() error {
 
 // RunOnWorker queues fn to run on a worker with m as its message (a failure route fired by a timer or by a
 // reply): CallRoute works there. m is the caller's (it is not recycled). It never blocks the caller, which
-// may be a worker: when the queue is full a goroutine waits for room (or for the engine to stop).
+// may be a worker holding a transaction lock: when the jobs channel is full the job waits in an overflow
+// list (bounded by the transactions that exist) that workers move into the channel as it drains.
 func (e *Engine) RunOnWorker(m *Msg, fn func(m *Msg)) {
 	m.job = fn
 	m.E = e
 	select {
-	case e.queue <- m:
+	case e.jobs <- m:
 		return
 	default:
 	}
-	go func() {
-		select {
-		case e.queue <- m:
-		case <-e.stopped:
-		}
-	}()
+	e.jobMu.Lock()
+	e.jobOverflow = append(e.jobOverflow, m)
+	e.jobMu.Unlock()
+	e.refillJobs() // the channel may have drained meanwhile
 }
 
 // Send writes b to dst over proto from socket local (picked by transport and family when nil or unfit),

@@ -47,23 +47,54 @@ func (e *Engine) runWorker(w *worker) {
 	w.state(e) // take a state now, so core.workers shows the generation from the start
 	for {
 		select {
+		case m := <-e.jobs:
+			e.refillJobs()
+			e.run(w, m)
+		default:
+		}
+		select {
+		case m := <-e.jobs:
+			e.refillJobs()
+			e.run(w, m)
 		case m := <-e.queue:
-			e.stats.busy.Add(1)
-			w.busy.Store(true)
-			e.safeProcess(w, m)
-			w.busy.Store(false)
-			e.stats.busy.Add(-1)
+			e.run(w, m)
 		case <-w.wake:
 			w.state(e)
 		case <-e.stopped:
 			for { // drain what was queued before the readers stopped
 				select {
+				case m := <-e.jobs:
+					e.refillJobs()
+					e.safeProcess(w, m)
 				case m := <-e.queue:
 					e.safeProcess(w, m)
 				default:
 					return
 				}
 			}
+		}
+	}
+}
+
+func (e *Engine) run(w *worker, m *Msg) {
+	e.stats.busy.Add(1)
+	w.busy.Store(true)
+	e.safeProcess(w, m)
+	w.busy.Store(false)
+	e.stats.busy.Add(-1)
+}
+
+// refillJobs moves jobs that found the jobs channel full into it, as room frees up.
+func (e *Engine) refillJobs() {
+	e.jobMu.Lock()
+	defer e.jobMu.Unlock()
+	for len(e.jobOverflow) > 0 {
+		select {
+		case e.jobs <- e.jobOverflow[0]:
+			e.jobOverflow[0] = nil
+			e.jobOverflow = e.jobOverflow[1:]
+		default:
+			return
 		}
 	}
 }
