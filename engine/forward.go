@@ -234,7 +234,7 @@ func (e *Engine) RelayReply(m *Msg) error {
 	bp := getBuf()
 	out, t, err := m.AppendRelayedReply((*bp)[:0])
 	if err == nil {
-		err = e.send(t.Proto, nil, t.Addr, out, false)
+		err = e.send(t.Proto, m.Local, t.Addr, out, false) // from the socket the reply came in on, as Kamailio
 	}
 	*bp = out
 	putBuf(bp)
