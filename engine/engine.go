@@ -110,6 +110,7 @@ type Engine struct {
 
 	pvs        map[string]PV
 	replyHooks []ReplyHook
+	txReplier  TxReplier // found once at start: sl's send_reply and script errors ask it per message
 
 	reloadMu sync.Mutex                    // one reload at a time
 	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)

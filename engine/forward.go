@@ -196,7 +196,7 @@ var errNotOurVia = errors.New("top Via is not this proxy's")
 
 // routeReply relays a reply to a statelessly forwarded request: checks that the top Via is ours, runs
 // ksr_reply_route, removes the top Via and sends the reply to the next one.
-func (e *Engine) routeReply(w *worker, m *Msg) {
+func (e *Engine) routeReply(m *Msg) {
 	for _, h := range e.replyHooks {
 		if h.OnReply(m) {
 			return

@@ -28,6 +28,9 @@ func (e *Engine) indexModules() {
 		if h, ok := l.Inst.(ReplyHook); ok {
 			e.replyHooks = append(e.replyHooks, h)
 		}
+		if r, ok := l.Inst.(TxReplier); ok && e.txReplier == nil {
+			e.txReplier = r
+		}
 	}
 }
 

@@ -17,14 +17,7 @@ type TxReplier interface {
 }
 
 // TxReplier returns the module that answers through transactions, or nil.
-func (e *Engine) TxReplier() TxReplier {
-	for _, l := range e.cfg.Mods.List {
-		if r, ok := l.Inst.(TxReplier); ok {
-			return r
-		}
-	}
-	return nil
-}
+func (e *Engine) TxReplier() TxReplier { return e.txReplier }
 
 // Detach returns a copy of the message that outlives its routing (a transaction keeps it): buffers, header
 // positions, edits, AVPs and branches are copied; the parsed message is shared (sipgo copies what it parses).

@@ -178,7 +178,7 @@ func (e *Engine) process(w *worker, m *Msg) {
 			return
 		}
 		t0 := time.Now()
-		e.routeRequest(w, m)
+		e.routeRequest(m)
 		e.stats.reqDur.observe(time.Since(t0))
 		if m.Dropped {
 			e.stats.dropScript.Add(1)
@@ -192,7 +192,7 @@ func (e *Engine) process(w *worker, m *Msg) {
 			return
 		}
 		t0 := time.Now()
-		e.routeReply(w, m)
+		e.routeReply(m)
 		e.stats.resDur.observe(time.Since(t0))
 	}
 }
@@ -234,7 +234,7 @@ func (e *Engine) malformed(m *Msg, err error) {
 	putBuf(w)
 }
 
-func (e *Engine) routeRequest(w *worker, m *Msg) {
+func (e *Engine) routeRequest(m *Msg) {
 	st := m.st // taken once per message in process: a reload in between must not close it under the route
 	err := st.RequestRoute(m)
 	if err == nil {

@@ -1,26 +1,21 @@
 package enginetest_test
 
 import (
+	"os"
 	"testing"
 	"time"
 
 	"github.com/siplua/siplua/engine/enginetest"
 )
 
-const benchScript = `
-function ksr_request_route()
-	if KSR.is_REGISTER() then
-		KSR.sl.sl_send_reply(404, "No registrar")
-		return 1
-	end
-	KSR.sl.sl_send_reply(501, "Not Implemented")
-	return 1
-end`
-
 // BenchmarkStatelessReply measures the whole stateless path over loopback UDP: read, parse, Lua route,
 // reply bytes, send. Allocations are process-wide, so allocs/op counts the proxy's work per request.
 func BenchmarkStatelessReply(b *testing.B) {
-	p := enginetest.Start(b, "[core]\nworkers = 1\nserver_header = \"\"\n[modules.sl]\n", benchScript)
+	script, err := os.ReadFile("../../scripts/bench/S1.lua") // the S1 benchmark's own script
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := enginetest.Start(b, "[core]\nworkers = 1\nserver_header = \"\"\n[modules.sl]\n", string(script))
 	c := p.UDPClient(b)
 	req := enginetest.CRLF(c.Request("REGISTER", "sip:127.0.0.1"))
 	const window = 16
