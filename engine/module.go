@@ -109,3 +109,28 @@ func (s *ModuleSet) add(m Module, inst Instance) {
 	s.byName[m.Name] = len(s.List)
 	s.List = append(s.List, Loaded{Module: m, Inst: inst})
 }
+
+// Gauge is a module's current value (registered AORs, contacts, dialogs) shown in /metrics as
+// siplua_NAME and in `siplua ctl stats.get` as NAME. Value is called when scraped, never per message: it
+// must be cheap and safe to call from any goroutine.
+type Gauge struct {
+	Name  string // "usrloc_contacts": lower case, module name first
+	Help  string
+	Value func() float64
+}
+
+// GaugeProvider is a module that shows gauges; the engine reads the list once, at start.
+type GaugeProvider interface {
+	Gauges() []Gauge
+}
+
+// ModuleGauges lists the gauges of the loaded modules.
+func (e *Engine) ModuleGauges() []Gauge {
+	var out []Gauge
+	for _, l := range e.cfg.Mods.List {
+		if g, ok := l.Inst.(GaugeProvider); ok {
+			out = append(out, g.Gauges()...)
+		}
+	}
+	return out
+}

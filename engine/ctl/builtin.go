@@ -75,7 +75,11 @@ func Builtin(s *Server, e *engine.Engine, o Options) []engine.Command {
 			return r, nil
 		}},
 		{Name: "stats.get", Help: "counters; arguments filter by name prefix (none or \"all\": every counter)", Fn: func(args []string) (any, error) {
-			return filterStats(e.Stats().Snapshot(), args), nil
+			all := e.Stats().Snapshot()
+			for _, g := range e.ModuleGauges() {
+				all[g.Name] = uint64(max(0, g.Value()))
+			}
+			return filterStats(all, args), nil
 		}},
 		{Name: "log.level", Help: "show the log level, or set it: debug, info, warn, error", Fn: func(args []string) (any, error) {
 			lv := e.LevelVar()

@@ -74,13 +74,18 @@ type collector struct {
 
 	requests, replies, repliesSent, forwarded, routeDur, luaErrors, dropped *prometheus.Desc
 	queue, queueCap, busy, workers, reloads, generation, info, uptime       *prometheus.Desc
+
+	// modGauges are the loaded modules' gauges (engine.GaugeProvider), described once: modules are loaded
+	// only at start.
+	modGauges []engine.Gauge
+	modDescs  []*prometheus.Desc
 }
 
 func newCollector(e *engine.Engine, version string) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("siplua_"+name, help, labels, nil)
 	}
-	return &collector{e: e, version: version,
+	c := &collector{e: e, version: version,
 		requests:    d("requests_received_total", "SIP requests received, by method.", "method"),
 		replies:     d("replies_received_total", "SIP replies received."),
 		repliesSent: d("replies_sent_total", "SIP replies sent, by code class and origin (local: generated here; relayed).", "class", "origin"),
@@ -97,11 +102,19 @@ func newCollector(e *engine.Engine, version string) *collector {
 		info:        d("build_info", "Always 1; the version label says which siplua runs.", "version"),
 		uptime:      d("uptime_seconds", "Seconds since the engine started."),
 	}
+	for _, g := range e.ModuleGauges() {
+		c.modGauges = append(c.modGauges, g)
+		c.modDescs = append(c.modDescs, d(g.Name, g.Help))
+	}
+	return c
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.replies, c.repliesSent, c.forwarded, c.routeDur, c.luaErrors,
 		c.dropped, c.queue, c.queueCap, c.busy, c.workers, c.reloads, c.generation, c.info, c.uptime} {
+		ch <- d
+	}
+	for _, d := range c.modDescs {
 		ch <- d
 	}
 }
@@ -143,6 +156,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.generation, float64(c.e.Generation()))
 	gauge(c.info, 1, c.version)
 	gauge(c.uptime, c.e.Uptime().Seconds())
+	for i, g := range c.modGauges {
+		gauge(c.modDescs[i], g.Value())
+	}
 }
 
 func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h engine.HistogramSnapshot, label string) {
