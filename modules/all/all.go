@@ -13,4 +13,5 @@ import (
 	_ "github.com/siplua/siplua/modules/sl"
 	_ "github.com/siplua/siplua/modules/tm"
 	_ "github.com/siplua/siplua/modules/tmx"
+	_ "github.com/siplua/siplua/modules/usrloc"
 )
