@@ -82,6 +82,9 @@ type Usrloc struct {
 	SnapshotFile string `toml:"snapshot_file"`
 	// SnapshotInterval is how often the snapshot is written, in seconds (and at shutdown).
 	SnapshotInterval int `toml:"snapshot_interval"`
+	// NatBflag is the branch flag (0..63) that marks a contact as behind NAT, saved in Binding.CFlags by
+	// the registrar (Kamailio's nat_bflag); nathelper pings the contacts that have it. -1 = none.
+	NatBflag int `toml:"nat_bflag"`
 
 	log   *slog.Logger
 	store Store
@@ -90,7 +93,7 @@ type Usrloc struct {
 // New returns an instance with the defaults.
 func New() *Usrloc {
 	return &Usrloc{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisPrefix: "siplua:ul:",
-		RedisTimeout: 200, TimerInterval: 60, SnapshotFile: "", SnapshotInterval: 30}
+		RedisTimeout: 200, TimerInterval: 60, SnapshotFile: "", SnapshotInterval: 30, NatBflag: -1}
 }
 
 // Validate checks the parameters.
@@ -114,7 +117,15 @@ func (u *Usrloc) Validate() error {
 	if u.SnapshotInterval < 1 || u.SnapshotInterval > 86400 {
 		return fmt.Errorf("snapshot_interval: expected 1..86400 (seconds), got %d", u.SnapshotInterval)
 	}
+	if u.NatBflag < -1 || u.NatBflag > 63 {
+		return fmt.Errorf("nat_bflag: expected -1 (none) or 0..63, got %d", u.NatBflag)
+	}
 	return nil
+}
+
+// NATed reports whether a binding carries the NAT branch flag.
+func (u *Usrloc) NATed(b *Binding) bool {
+	return u.NatBflag >= 0 && b.CFlags&(1<<uint(u.NatBflag)) != 0
 }
 
 // Store returns the location store (nil before Start).
