@@ -33,7 +33,7 @@ type Binding struct {
 	Q         int16  // q × 1000; -1 = none given (sorts as 1.0)
 	RegID     int32  // reg-id (RFC 5626), 0 = none
 	Flags     uint32 // usrloc flags
-	CFlags    uint32 // branch flags saved with the contact (e.g. the NAT flag), restored on lookup
+	CFlags    uint64 // branch flags saved with the contact (e.g. the NAT flag), restored on lookup
 	Methods   uint32 // allowed methods as a bit mask (registrar's table); 0 = not known: every method
 }
 
