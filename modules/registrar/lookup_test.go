@@ -180,12 +180,13 @@ func TestPathRoute(t *testing.T) {
 	// the contact is a port nobody listens on: only the Path makes the INVITE reach the edge
 	far := "sip:kim@127.0.0.1:" + strconv.Itoa(enginetest.FreePort(t))
 	n.register(t, "kim", 1, "Contact: <"+far+">", "Path: "+path, "Supported: path")
-	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:kim@example.com"))
+	// the Path goes before a Route the request already has (as Kamailio inserts it)
+	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:kim@example.com", "Route: <sip:other.example.org;lr>"))
 	r := recvReq(t, edge, "INVITE")
 	if reqURI(r) != far {
 		t.Fatalf("R-URI %q", reqURI(r))
 	}
-	if got := header(r, "Route"); got != path {
+	if got := header(r, "Route"); got != path+"|<sip:other.example.org;lr>" {
 		t.Fatalf("Route %q, want %q\n%s", got, path, r)
 	}
 	replyTo(t, edge, r, "603 Decline")
