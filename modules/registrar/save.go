@@ -568,8 +568,8 @@ func (r *Registrar) insertContacts(reg *register, now int64) ([]usrloc.Binding, 
 }
 
 // updateContacts handles a REGISTER for an AOR with bindings (Kamailio's update_contacts): insert new
-// contacts, refresh known ones, remove those with expires 0; replace (flag 0x04) keeps only the first
-// contact saved. It returns the new list and 1 (inserted), 2 (updated), 3 (deleted) for the last change,
+// contacts, refresh known ones, remove those with expires 0; with replace (flag 0x04) each contact saved
+// removes the others, so the last one stays (what Kamailio 5.6 does with several contacts). It returns the new list and 1 (inserted), 2 (updated), 3 (deleted) for the last change,
 // 0 for none.
 func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace bool, now int64) ([]usrloc.Binding, int, rerr) {
 	if !replace && r.MaxContacts > 0 {
@@ -623,7 +623,7 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 				return nil, 0, e
 			}
 			if replace {
-				return []usrloc.Binding{b}, 1, rFine
+				out = out[:0]
 			}
 			out = insertAt(out, b)
 			rc = 1
@@ -637,9 +637,8 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 			}
 			b.Flags = out[j].Flags
 			if replace {
-				return []usrloc.Binding{b}, 2, rFine
-			}
-			if b.Q == out[j].Q {
+				out = append(out[:0], b)
+			} else if b.Q == out[j].Q {
 				out[j] = b
 			} else {
 				out = insertAt(slices.Delete(out, j, j+1), b)

@@ -297,3 +297,39 @@ func TestPathAndReceivedReply(t *testing.T) {
 		})
 	}
 }
+
+// TestReplaceAndInstance replays a second Kamailio 5.6 session (min_expires_mode 1): 423 lists the current
+// bindings and Min-Expires; flag 0x04 keeps one contact (the last one saved); +sip.instance and reg-id are
+// echoed in the Contact list.
+func TestReplaceAndInstance(t *testing.T) {
+	p := enginetest.Start(t, strings.Replace(regConfig, "[modules.registrar]\n", "[modules.registrar]\nmax_contacts = 2\nmin_expires_mode = 1\n", 1), regScript)
+	u := newUA(t, p)
+	for i, s := range []struct {
+		user    string
+		cseq    int
+		hdrs    []string
+		status  string
+		contact string
+		ret     string
+	}{
+		{"pat", 1, []string{"Contact: <sip:p@10.0.0.1>"}, "200 OK", "<sip:p@10.0.0.1>;expires=3600", "1"},
+		{"pat", 2, []string{"Contact: <sip:p@10.0.0.2>;expires=10"}, "423 Interval Too Brief", "<sip:p@10.0.0.1>;expires=3600", "-1"},
+		{"pat", 3, []string{"Contact: <sip:p@10.0.0.3>;expires=100", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.3>;expires=100", "1"},
+		{"pat", 4, []string{"Contact: <sip:p@10.0.0.3>;expires=200, <sip:p@10.0.0.4>", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.4>;expires=3600", "1"},
+		{"quinn", 4, []string{"Contact: <sip:q@10.0.0.3>;expires=5"}, "423 Interval Too Brief", "", "-1"},
+		{"quinn", 5, []string{`Contact: <sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`}, "200 OK", `<sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`, "1"},
+	} {
+		hdrs := s.hdrs
+		if !strings.Contains(strings.Join(hdrs, "\n"), "X-Flags") {
+			hdrs = append(hdrs, "X-Flags: 2")
+		}
+		got := u.register(t, s.user, s.cseq, hdrs...)
+		if status(got) != s.status || header(got, "Contact") != s.contact || header(got, "X-Save") != s.ret {
+			t.Fatalf("step %d: got %q Contact %q X-Save %q, want %q %q %q\n%s", i, status(got), header(got, "Contact"),
+				header(got, "X-Save"), s.status, s.contact, s.ret, got)
+		}
+		if s.status == "423 Interval Too Brief" && header(got, "Min-Expires") != "60" {
+			t.Fatalf("step %d: Min-Expires %q", i, header(got, "Min-Expires"))
+		}
+	}
+}
