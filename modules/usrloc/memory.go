@@ -61,8 +61,8 @@ type memOptions struct {
 
 // newMemoryStore opens the in-memory backend with the module parameters.
 func newMemoryStore(u *Usrloc, env *engine.Env) (Store, error) {
-	log := slog.Default()
-	if env != nil && env.Log != nil {
+	var log *slog.Logger
+	if env != nil {
 		log = env.Log
 	}
 	var cfg *engine.Config
@@ -71,7 +71,10 @@ func newMemoryStore(u *Usrloc, env *engine.Env) (Store, error) {
 	}
 	path, err := snapshotPath(u.SnapshotFile, cfg)
 	if err != nil {
-		log.Warn("usrloc snapshot disabled", "module", "usrloc", "err", err)
+		if log == nil {
+			log = slog.Default().With("module", "usrloc")
+		}
+		log.Warn("usrloc snapshot disabled", "err", err)
 		path = ""
 	}
 	return openMemStore(memOptions{
@@ -89,10 +92,9 @@ func openMemStore(o memOptions) (*memStore, error) {
 	if s.now == nil {
 		s.now = func() int64 { return time.Now().Unix() }
 	}
-	if s.log == nil {
-		s.log = slog.Default()
+	if s.log == nil { // the engine's logger has the module attribute already
+		s.log = slog.Default().With("module", "usrloc")
 	}
-	s.log = s.log.With("module", "usrloc")
 	for i := range s.shards {
 		s.shards[i].tables = map[string]map[string][]Binding{}
 	}

@@ -80,7 +80,7 @@ func TestSnapshotKilled(t *testing.T) {
 	clk := newClock()
 	path := filepath.Join(t.TempDir(), "usrloc.snapshot")
 	const interval = 100 * time.Millisecond
-	s, err := openMemStore(memOptions{Now: clk.now, SnapshotFile: path, SnapshotInterval: interval})
+	s, err := openMemStore(memOptions{Now: clk.now, SnapshotFile: path, SnapshotInterval: interval, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func writeTemp(t testing.TB, dir string, data []byte) string {
 func FuzzSnapshot(f *testing.F) {
 	clk := newClock()
 	var buf bytes.Buffer
-	s, _ := openMemStore(memOptions{Now: clk.now})
+	s, _ := openMemStore(memOptions{Now: clk.now, Log: slog.New(slog.DiscardHandler)})
 	for i := range 3 {
 		put(f, s, "", fmt.Sprintf("u%d", i), full(clk, i))
 	}
