@@ -61,8 +61,8 @@ type memOptions struct {
 
 // newMemoryStore opens the in-memory backend with the module parameters.
 func newMemoryStore(u *Usrloc, env *engine.Env) (Store, error) {
-	log := slog.Default()
-	if env != nil && env.Log != nil {
+	var log *slog.Logger
+	if env != nil {
 		log = env.Log
 	}
 	var cfg *engine.Config
@@ -71,7 +71,10 @@ func newMemoryStore(u *Usrloc, env *engine.Env) (Store, error) {
 	}
 	path, err := snapshotPath(u.SnapshotFile, cfg)
 	if err != nil {
-		log.Warn("usrloc snapshot disabled", "module", "usrloc", "err", err)
+		if log == nil {
+			log = slog.Default().With("module", "usrloc")
+		}
+		log.Warn("usrloc snapshot disabled", "err", err)
 		path = ""
 	}
 	return openMemStore(memOptions{
@@ -89,10 +92,9 @@ func openMemStore(o memOptions) (*memStore, error) {
 	if s.now == nil {
 		s.now = func() int64 { return time.Now().Unix() }
 	}
-	if s.log == nil {
-		s.log = slog.Default()
+	if s.log == nil { // the engine's logger has the module attribute already
+		s.log = slog.Default().With("module", "usrloc")
 	}
-	s.log = s.log.With("module", "usrloc")
 	for i := range s.shards {
 		s.shards[i].tables = map[string]map[string][]Binding{}
 	}
@@ -204,7 +206,9 @@ func (s *memStore) store(sh *memShard, table string, t map[string][]Binding, aor
 	stored := make([]Binding, len(next))
 	for i := range next {
 		stored[i] = next[i]
-		s.pack(&stored[i])
+		if !reuseStrings(&stored[i], old) {
+			s.pack(&stored[i])
+		}
 		stored[i].AOR = key
 	}
 	t[key] = stored
@@ -348,6 +352,25 @@ func (s *memStore) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// reuseStrings points b's strings at those of the stored binding with the same contact when they are all
+// equal: a re-REGISTER usually repeats Contact, Call-ID and User-Agent, and then needs no new copy.
+func reuseStrings(b *Binding, old []Binding) bool {
+	for i := range old {
+		o := &old[i]
+		if o.Contact != b.Contact {
+			continue
+		}
+		if o.Received != b.Received || o.Path != b.Path || o.CallID != b.CallID || o.UserAgent != b.UserAgent ||
+			o.Instance != b.Instance || o.Socket != b.Socket {
+			return false
+		}
+		b.Contact, b.Received, b.Path, b.CallID, b.UserAgent, b.Instance, b.Socket =
+			o.Contact, o.Received, o.Path, o.CallID, o.UserAgent, o.Instance, o.Socket
+		return true
+	}
+	return false
 }
 
 // maxInterned bounds the socket names a store interns: they come from the listeners, so a handful.

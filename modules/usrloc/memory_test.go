@@ -3,6 +3,7 @@ package usrloc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,9 @@ func (c *clock) at(d int64) int64 { return c.t.Load() + d }
 
 func openTest(t testing.TB, o memOptions) *memStore {
 	t.Helper()
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	s, err := openMemStore(o)
 	if err != nil {
 		t.Fatal(err)
