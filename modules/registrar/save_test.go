@@ -333,3 +333,26 @@ func TestReplaceAndInstance(t *testing.T) {
 		}
 	}
 }
+
+// TestStatefulReply: after t_newtran save answers through the transaction (Kamailio's sl freply), so a
+// retransmitted REGISTER gets the same 200 from tm (same To tag) and is not saved again.
+func TestStatefulReply(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n[modules.tm]\n[modules.usrloc]\n[modules.registrar]\n", `
+function ksr_request_route()
+	if KSR.tm.t_newtran() == 0 then return 1 end
+	KSR.registrar.save("location", 0)
+end`)
+	c := p.UDPClient(t)
+	req := c.Request("REGISTER", "sip:example.com", "Contact: <sip:sam@10.0.0.1>")
+	req = strings.Replace(req, "To: <sip:example.com>", "To: <sip:sam@example.com>", 1)
+	c.Send(req)
+	first := string(c.RecvRaw(2 * time.Second))
+	c.Send(req)
+	second := string(c.RecvRaw(2 * time.Second))
+	if status(first) != "200 OK" || first != second {
+		t.Fatalf("first:\n%s\nretransmission:\n%s", first, second)
+	}
+	if header(first, "Contact") != "<sip:sam@10.0.0.1>;expires=3600" {
+		t.Fatalf("Contact %q", header(first, "Contact"))
+	}
+}
