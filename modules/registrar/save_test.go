@@ -54,6 +54,12 @@ func newUA(t *testing.T, p *enginetest.Proxy) *ua {
 // reply.
 func (u *ua) register(t *testing.T, user string, cseq int, hdrs ...string) string {
 	t.Helper()
+	return u.registerRaw(t, strings.NewReplacer(), user, cseq, hdrs...)
+}
+
+// registerRaw is register with the request text passed through rep (to change the domain).
+func (u *ua) registerRaw(t *testing.T, rep *strings.Replacer, user string, cseq int, hdrs ...string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bK%s\r\n", u.c.Addr, enginetest.RandHex(8))
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s@example.com>;tag=%s\r\nTo: <sip:%s@example.com>\r\n", user, enginetest.RandHex(4), user)
@@ -62,7 +68,7 @@ func (u *ua) register(t *testing.T, user string, cseq int, hdrs ...string) strin
 		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
-	u.c.Send(b.String())
+	u.c.Send(rep.Replace(b.String()))
 	return string(u.c.RecvRaw(2 * time.Second))
 }
 
