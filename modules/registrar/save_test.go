@@ -362,3 +362,33 @@ end`)
 		t.Fatalf("Contact %q", header(first, "Contact"))
 	}
 }
+
+// TestMalformedRegister: broken REGISTERs get a 400 with the reason, never a crash or silence.
+func TestMalformedRegister(t *testing.T) {
+	p := enginetest.Start(t, regConfig, regScript)
+	c := p.UDPClient(t)
+	base := "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP " + c.Addr.String() + ";branch=z9hG4bK%s\r\nFrom: <sip:m@example.com>;tag=1\r\n"
+	for i, tc := range []struct{ hdrs, want string }{
+		// the engine refuses these before the script runs (its 400 has no P-Registrar-Error)
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: x REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 99999999999 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <>\r\n", ""},
+		{"To: <mailto:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", "Error while parsing AOR"},
+		{"To: <sip:m@example.com>\r\nCall-ID: " + strings.Repeat("c", 300) + "\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", "Callid too long"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@" + strings.Repeat("h", 600) + ">\r\n", "Contact/received too long"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nExpires: -5\r\nContact: <sip:m@1.2.3.4>\r\n", "Expires parse error"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>;q=0.1234\r\n", "Invalid q param in contact"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: *, <sip:m@1.2.3.4>\r\nExpires: 0\r\n", "* used in contact and more than 1 contact"},
+	} {
+		c.Send(fmt.Sprintf(base, enginetest.RandHex(6)) + tc.hdrs + "Content-Length: 0\r\n\r\n")
+		b, err := c.TryRecv(2 * time.Second)
+		if err != nil {
+			t.Fatalf("case %d: no reply: %v", i, err)
+		}
+		got := string(b)
+		if status(got) != "400 Bad Request" || header(got, "P-Registrar-Error") != tc.want {
+			t.Errorf("case %d: %q %q, want 400 %q", i, status(got), header(got, "P-Registrar-Error"), tc.want)
+		}
+	}
+}
