@@ -74,7 +74,8 @@ type Msg struct {
 	NewURI string
 	// Path is the route set of branch 0 (Kamailio's path_vec, set by registrar lookup from a binding's
 	// Path, RFC 3327): relayed requests carry it as a Route header in front of the others.
-	Path string
+	Path  string
+	ruriQ int // the R-URI branch's q × 1000 plus 2 (0 = never set); see SetRURIQ
 
 	// ReplyHdrs are headers added to locally generated replies (hdr.append_to_reply), CRLF-terminated.
 	ReplyHdrs []byte
@@ -110,6 +111,18 @@ type Branch struct {
 	Q      int    // q value × 1000 (-1 = none)
 	Flags  uint64 // branch flags
 	Path   string // its route set (a binding's Path), sent as a Route header ("" = none)
+}
+
+// SetRURIQ records the q (× 1000, -1 = none) of the Request-URI branch, Kamailio's set_ruri_q: registrar
+// lookup gives it the q of the contact it put in the R-URI, so t_load_contacts orders it with the branches.
+func (m *Msg) SetRURIQ(q int) { m.ruriQ = q + 2 }
+
+// RURIQ returns the q of the Request-URI branch × 1000, -1 when none was set.
+func (m *Msg) RURIQ() int {
+	if m.ruriQ == 0 {
+		return -1
+	}
+	return m.ruriQ - 2
 }
 
 var msgPool = sync.Pool{New: func() any { return new(Msg) }}

@@ -101,6 +101,7 @@ func (r *Registrar) doLookup(m *engine.Msg, table, uri string, dset bool) int {
 			return -3
 		}
 		m.NewURI, m.DstURI, m.Path = b.Contact, du, path
+		m.SetRURIQ(int(b.Q))
 		m.BFlags |= b.CFlags
 		rest = first + 1
 		if !r.AppendBranches {
@@ -132,7 +133,7 @@ func (r *Registrar) lookupBranches(m *engine.Msg, table string) int {
 	m.Branches = nil
 	ret := r.lookup(m, table)
 	found := ret > 0
-	ruri, du, path, bflags, added := m.NewURI, m.DstURI, m.Path, m.BFlags, m.Branches
+	ruri, du, path, bflags, q, added := m.NewURI, m.DstURI, m.Path, m.BFlags, m.RURIQ(), m.Branches
 	out := make([]engine.Branch, 0, len(start)+len(added))
 	for _, b := range start {
 		if b.DstURI != "" || b.Path != "" || b.Flags != 0 {
@@ -140,16 +141,18 @@ func (r *Registrar) lookupBranches(m *engine.Msg, table string) int {
 			continue
 		}
 		m.NewURI, m.DstURI, m.Path, m.BFlags, m.Branches = b.URI, "", "", 0, nil
+		m.SetRURIQ(b.Q)
 		ret = r.lookup(m, table)
 		if ret > 0 {
 			found = true
-			out = append(out, engine.Branch{URI: m.NewURI, DstURI: m.DstURI, Q: b.Q, Flags: m.BFlags, Path: m.Path})
+			out = append(out, engine.Branch{URI: m.NewURI, DstURI: m.DstURI, Q: m.RURIQ(), Flags: m.BFlags, Path: m.Path})
 			out = append(out, m.Branches...)
 			continue
 		}
 		out = append(out, b)
 	}
 	m.NewURI, m.DstURI, m.Path, m.BFlags = ruri, du, path, bflags
+	m.SetRURIQ(q)
 	m.Branches = append(out, added...)
 	if found {
 		return 1

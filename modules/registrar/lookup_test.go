@@ -156,21 +156,25 @@ func TestParallelFork(t *testing.T) {
 }
 
 // TestSerialFork: t_load_contacts/t_next_contacts try the contacts one q group at a time from the failure
-// route: the q=1 contact first, then after its 486 the q=0.5 one.
+// route: the two q=0.5 contacts together first (the R-URI keeps its contact's q), then after their
+// failures the q=0.1 one.
 func TestSerialFork(t *testing.T) {
-	n := startNet(t, "", 2)
-	n.register(t, "jon", 1, "Contact: <"+contactOf(n.peer[1], "jon1")+">;q=0.5, <"+contactOf(n.peer[0], "jon0")+">;q=1")
+	n := startNet(t, "", 3)
+	n.register(t, "jon", 1, "Contact: <"+contactOf(n.peer[2], "jon2")+">;q=0.1, <"+contactOf(n.peer[0], "jon0")+">;q=0.5, <"+
+		contactOf(n.peer[1], "jon1")+">;q=0.5")
 	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:jon@example.com", "X-Serial: 1"))
 	r0 := recvReq(t, n.peer[0], "INVITE")
-	if b, err := n.peer[1].TryRecv(300 * time.Millisecond); err == nil {
+	r1 := recvReq(t, n.peer[1], "INVITE")
+	if b, err := n.peer[2].TryRecv(300 * time.Millisecond); err == nil {
 		t.Fatalf("the lower q contact was called at once:\n%s", b)
 	}
 	replyTo(t, n.peer[0], r0, "486 Busy Here")
-	r1 := recvReq(t, n.peer[1], "INVITE")
-	if reqURI(r1) != contactOf(n.peer[1], "jon1") {
-		t.Fatalf("second step R-URI %q", reqURI(r1))
+	replyTo(t, n.peer[1], r1, "486 Busy Here")
+	r2 := recvReq(t, n.peer[2], "INVITE")
+	if reqURI(r2) != contactOf(n.peer[2], "jon2") {
+		t.Fatalf("second step R-URI %q", reqURI(r2))
 	}
-	replyTo(t, n.peer[1], r1, "480 Temporarily Unavailable")
+	replyTo(t, n.peer[2], r2, "480 Temporarily Unavailable")
 	if got := status(finalReply(t, n.uac.c)); got != "480 Temporarily Unavailable" {
 		t.Fatalf("caller got %q", got)
 	}

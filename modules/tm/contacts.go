@@ -24,7 +24,7 @@ func loadContacts(m *engine.Msg) int {
 		return 1
 	}
 	all := make([]engine.Branch, 0, 1+len(m.Branches))
-	all = append(all, engine.Branch{URI: m.RURI(), DstURI: m.DstURI, Q: -1, Flags: m.BFlags, Path: m.Path})
+	all = append(all, engine.Branch{URI: m.RURI(), DstURI: m.DstURI, Q: m.RURIQ(), Flags: m.BFlags, Path: m.Path})
 	all = append(all, m.Branches...)
 	q := func(b engine.Branch) int {
 		if b.Q < 0 {
@@ -63,6 +63,7 @@ func nextContacts(m *engine.Msg) int {
 	}
 	q0, first := parse(vals[0])
 	m.NewURI, m.DstURI, m.BFlags, m.Path = first.URI, first.DstURI, first.Flags, first.Path
+	m.SetRURIQ(first.Q)
 	m.Branches = m.Branches[:0]
 	n := 1
 	for ; n < len(vals); n++ {
