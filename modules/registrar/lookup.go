@@ -3,10 +3,12 @@ package registrar
 import (
 	"encoding/hex"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 	"github.com/siplua/siplua/modules/usrloc"
 )
 
@@ -42,16 +44,35 @@ func hasToTag(to string) bool {
 }
 
 // dest is where a binding is reached: its Path's first hop (with the Path as route set), else its
-// received address, else the contact itself ("").
-func dest(b *usrloc.Binding) (du, path string, ok bool) {
-	if b.Path != "" {
-		hop, _, good := firstPathURI(b.Path)
+// received address, else the contact itself (""). With path_check_local a first Path hop that is this
+// proxy is skipped (a location table shared by several proxies, each saving itself as Path).
+func (r *Registrar) dest(m *engine.Msg, b *usrloc.Binding) (du, path string, ok bool) {
+	path = b.Path
+	for path != "" {
+		hop, _, good := firstPathURI(path)
 		if !good {
 			return "", "", false
 		}
-		return hop, b.Path, true
+		if !r.PathCheckLocal || m.E == nil || !r.isMyself(m.E, hop) {
+			return hop, path, true
+		}
+		end := rawsip.FirstValueEnd([]byte(path))
+		if end >= len(path) {
+			path = ""
+			break
+		}
+		path = strings.TrimSpace(path[end+1:])
 	}
 	return b.Received, "", true
+}
+
+func (r *Registrar) isMyself(e *engine.Engine, uri string) bool {
+	u, ok := rawsip.ParseURI(uri)
+	if !ok {
+		return false
+	}
+	port, _ := strconv.Atoi(u.Port)
+	return e.IsMyself(u.Host, port)
 }
 
 // doLookup is Kamailio's lookup: the AOR of uri (the R-URI when "") is looked up; the first live contact
@@ -95,7 +116,7 @@ func (r *Registrar) doLookup(m *engine.Msg, table, uri string, dset bool) int {
 	rest := first
 	if !dset {
 		b := &bs[first]
-		du, path, ok := dest(b)
+		du, path, ok := r.dest(m, b)
 		if !ok {
 			r.logger().Error("lookup: bad Path in binding", "module", "registrar", "aor", aor, "path", b.Path)
 			return -3
@@ -113,7 +134,7 @@ func (r *Registrar) doLookup(m *engine.Msg, table, uri string, dset bool) int {
 		if !b.Live(now) || !r.allowed(m, b) {
 			continue
 		}
-		du, path, ok := dest(b)
+		du, path, ok := r.dest(m, b)
 		if !ok {
 			continue // as Kamailio: give the next branches a chance
 		}

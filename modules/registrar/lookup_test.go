@@ -250,3 +250,20 @@ func TestLookupFailures(t *testing.T) {
 		t.Fatalf("after removal: %q", status(got))
 	}
 }
+
+// TestPathCheckLocal: with path_check_local a first Path hop naming this proxy is skipped: the INVITE
+// goes to the next hop with only the rest of the Path as Route.
+func TestPathCheckLocal(t *testing.T) {
+	n := startNet(t, "use_path = true\npath_mode = 0\npath_check_local = true\n", 1)
+	edge := n.peer[0]
+	rest := "<sip:" + edge.Addr.String() + ";lr>"
+	far := "sip:olga@127.0.0.1:" + strconv.Itoa(enginetest.FreePort(t))
+	n.register(t, "olga", 1, "Contact: <"+far+">", "Path: <sip:"+n.p.UDP.String()+";lr>, "+rest)
+	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:olga@example.com"))
+	r := recvReq(t, edge, "INVITE")
+	if reqURI(r) != far || header(r, "Route") != rest {
+		t.Fatalf("R-URI %q Route %q\n%s", reqURI(r), header(r, "Route"), r)
+	}
+	replyTo(t, edge, r, "603 Decline")
+	finalReply(t, n.uac.c)
+}

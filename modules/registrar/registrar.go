@@ -66,6 +66,8 @@ type Registrar struct {
 	// PathUseReceived takes the received parameter of the first Path URI as the received address (and
 	// sets usrloc's nat_bflag), for a registrar behind a load balancer.
 	PathUseReceived bool `toml:"path_use_received"`
+	// PathCheckLocal: lookup skips a first Path hop that is this proxy.
+	PathCheckLocal bool `toml:"path_check_local"`
 	// RetryAfter adds Retry-After to 5xx replies of save; 0 = none.
 	RetryAfter int `toml:"retry_after"`
 	// ContactMaxSize is the longest Contact URI accepted (400 beyond).
