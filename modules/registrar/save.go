@@ -642,8 +642,8 @@ func (r *Registrar) insertContacts(reg *register, now int64) ([]usrloc.Binding, 
 		if e != rFine {
 			return nil, e
 		}
-		if j := find(out, c); j >= 0 { // the same contact twice in one REGISTER: the last one wins
-			out = slices.Delete(out, j, j+1)
+		if find(out, c) >= 0 { // the same contact twice in one REGISTER: the first one stays (as Kamailio)
+			continue
 		}
 		out = insertAt(out, b)
 	}

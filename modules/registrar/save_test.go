@@ -322,6 +322,8 @@ func TestReplaceAndInstance(t *testing.T) {
 		{"pat", 2, []string{"Contact: <sip:p@10.0.0.2>;expires=10"}, "423 Interval Too Brief", "<sip:p@10.0.0.1>;expires=3600", "-1"},
 		{"pat", 3, []string{"Contact: <sip:p@10.0.0.3>;expires=100", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.3>;expires=100", "1"},
 		{"pat", 4, []string{"Contact: <sip:p@10.0.0.3>;expires=200, <sip:p@10.0.0.4>", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.4>;expires=3600", "1"},
+		{"ron", 1, []string{"Contact: <sip:s@10.0.0.5>, <sip:s@10.0.0.5>;expires=100"}, "200 OK", "<sip:s@10.0.0.5>;expires=3600", "1"},
+		{"ron", 2, []string{"Contact: <sip:s@10.0.0.5>;expires=200, <sip:s@10.0.0.5>;expires=100"}, "200 OK", "<sip:s@10.0.0.5>;expires=200", "2"},
 		{"quinn", 4, []string{"Contact: <sip:q@10.0.0.3>;expires=5"}, "423 Interval Too Brief", "", "-1"},
 		{"quinn", 5, []string{`Contact: <sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`}, "200 OK", `<sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`, "1"},
 	} {
