@@ -76,6 +76,22 @@ func stateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "siplua"), nil
 }
 
+// probeSnapshotDir warns at start when the snapshot cannot be written, rather than at the first interval.
+// It is not an error: the proxy serves, only without persistence.
+func (s *memStore) probeSnapshotDir() {
+	dir, base := filepath.Split(s.snapPath)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".probe*")
+	if err != nil {
+		s.log.Warn("usrloc snapshot cannot be written: locations will not survive a restart", "file", s.snapPath, "err", err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+}
+
 // saveSnapshot writes the live bindings to the snapshot file atomically: a temporary file in the same
 // directory, fsynced, renamed over the old one, and the directory fsynced. It does nothing when the table
 // has not changed since the last snapshot. Shard locks are held only to gather slices, never during I/O.

@@ -101,7 +101,11 @@ func TestSnapshotKilled(t *testing.T) {
 func TestSnapshotOnlyWhenChanged(t *testing.T) {
 	clk := newClock()
 	path := filepath.Join(t.TempDir(), "usrloc.snapshot")
-	s := openTest(t, memOptions{Now: clk.now, SnapshotFile: path})
+	var lb logBuf
+	s := openTest(t, memOptions{Now: clk.now, SnapshotFile: path, Log: slog.New(slog.NewTextHandler(&lb, nil))})
+	if !strings.Contains(lb.String(), "usrloc snapshot cannot be written") {
+		t.Fatalf("no warning at start: %s", lb.String())
+	}
 	put(t, s, "", "a", full(clk, 1))
 	if err := s.saveSnapshot(); err != nil {
 		t.Fatal(err)
@@ -236,7 +240,11 @@ func FuzzSnapshot(f *testing.F) {
 func TestSnapshotUnwritable(t *testing.T) {
 	clk := newClock()
 	path := filepath.Join(t.TempDir(), "no", "such", "dir", "usrloc.snapshot")
-	s := openTest(t, memOptions{Now: clk.now, SnapshotFile: path})
+	var lb logBuf
+	s := openTest(t, memOptions{Now: clk.now, SnapshotFile: path, Log: slog.New(slog.NewTextHandler(&lb, nil))})
+	if !strings.Contains(lb.String(), "usrloc snapshot cannot be written") {
+		t.Fatalf("no warning at start: %s", lb.String())
+	}
 	put(t, s, "", "a", full(clk, 1))
 	if err := s.saveSnapshot(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("saveSnapshot error = %v, want one naming %s", err, path)
