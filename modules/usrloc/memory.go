@@ -100,6 +100,7 @@ func openMemStore(o memOptions) (*memStore, error) {
 	}
 	if s.snapPath != "" {
 		s.loadSnapshot()
+		s.probeSnapshotDir()
 	}
 	if s.timer > 0 || (s.snapPath != "" && s.snapInterval > 0) {
 		go s.run()
@@ -316,6 +317,7 @@ func (s *memStore) expire() int {
 func (s *memStore) run() {
 	defer close(s.done)
 	var expC, snapC <-chan time.Time
+	failing := false
 	if s.timer > 0 {
 		t := time.NewTicker(s.timer)
 		defer t.Stop()
@@ -335,9 +337,15 @@ func (s *memStore) run() {
 				s.log.Debug("expired bindings removed", "count", n)
 			}
 		case <-snapC:
-			if err := s.saveSnapshot(); err != nil {
-				s.log.Error("usrloc snapshot not written", "err", err)
+			// A failing disk would log every interval: log the first failure and the recovery only.
+			err := s.saveSnapshot()
+			switch {
+			case err != nil && !failing:
+				s.log.Error("usrloc snapshot not written: locations written since the last snapshot will not survive a restart", "err", err)
+			case err == nil && failing:
+				s.log.Info("usrloc snapshot written again", "file", s.snapPath)
 			}
+			failing = err != nil
 		}
 	}
 }

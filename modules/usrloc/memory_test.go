@@ -310,3 +310,38 @@ func TestMemoryExpireTimer(t *testing.T) {
 		t.Fatal("timer goroutine still running after Close")
 	}
 }
+
+// A refresh that changes one string stores the new value; one that changes nothing keeps the values.
+func TestMemoryRefreshStrings(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, memOptions{Now: clk.now})
+	b := Binding{Contact: "sip:u@h", CallID: "c1", UserAgent: "UA/1", Socket: "udp:1.2.3.4:5060", Expires: clk.at(60)}
+	put(t, s, "", "u", b)
+	for _, tc := range []struct {
+		name   string
+		change func(*Binding)
+	}{
+		{"same", func(*Binding) {}},
+		{"new call-id", func(b *Binding) { b.CallID = "c2" }},
+		{"new user agent", func(b *Binding) { b.UserAgent = "UA/2" }},
+		{"received set", func(b *Binding) { b.Received = "sip:9.9.9.9:1" }},
+		{"path set", func(b *Binding) { b.Path = "<sip:p;lr>" }},
+		{"new socket", func(b *Binding) { b.Socket = "tcp:1.2.3.4:5060" }},
+		{"instance", func(b *Binding) { b.Instance = "<urn:x>" }},
+	} {
+		tc.change(&b)
+		err := s.Update("", "u", func(cur []Binding) ([]Binding, error) {
+			cur[0] = b
+			return cur, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Lookup("", "u")
+		want := b
+		want.AOR = "u"
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("%s: stored %+v, want %+v", tc.name, got, want)
+		}
+	}
+}

@@ -76,6 +76,22 @@ func stateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "siplua"), nil
 }
 
+// probeSnapshotDir warns at start when the snapshot cannot be written, rather than at the first interval.
+// It is not an error: the proxy serves, only without persistence.
+func (s *memStore) probeSnapshotDir() {
+	dir, base := filepath.Split(s.snapPath)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".probe*")
+	if err != nil {
+		s.log.Warn("usrloc snapshot cannot be written: locations will not survive a restart", "file", s.snapPath, "err", err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+}
+
 // saveSnapshot writes the live bindings to the snapshot file atomically: a temporary file in the same
 // directory, fsynced, renamed over the old one, and the directory fsynced. It does nothing when the table
 // has not changed since the last snapshot. Shard locks are held only to gather slices, never during I/O.
@@ -318,7 +334,9 @@ var errShortRecord = errors.New("record shorter than its fields")
 
 // decodeRecord is appendRecord's inverse; only the bindings live at now are returned.
 func decodeRecord(p []byte, now int64) (table, aor string, bs []Binding, err error) {
-	d := decoder{p: p}
+	// One string for the whole record: the fields are sliced from it (the store copies them into its own
+	// allocation per binding), instead of one allocation per field.
+	d := decoder{p: p, s: string(p)}
 	table, aor = d.str(), d.str()
 	n := d.uvarint()
 	if d.err != nil {
@@ -358,7 +376,8 @@ func decodeRecord(p []byte, now int64) (table, aor string, bs []Binding, err err
 
 // decoder reads varints and strings from a record, remembering the first error.
 type decoder struct {
-	p   []byte
+	p   []byte // what is left to read
+	s   string // the whole record
 	err error
 }
 
@@ -397,7 +416,8 @@ func (d *decoder) str() string {
 		d.err = errShortRecord
 		return ""
 	}
-	v := string(d.p[:l])
+	off := len(d.s) - len(d.p)
+	v := d.s[off : off+int(l)]
 	d.p = d.p[l:]
 	return v
 }
