@@ -52,3 +52,30 @@ func TestExportsAdapted(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadLive: a reload applies changed registrar parameters to the running module at once (as
+// Kamailio's cfg framework does for max_contacts, expiries …); use_domain waits for a restart.
+func TestReloadLive(t *testing.T) {
+	cfg := "[lua]\nscript = \"script.lua\"\n[modules.sl]\n[modules.usrloc]\n[modules.registrar]\nmax_contacts = 1\n"
+	p := enginetest.Start(t, cfg, regScript)
+	u := newUA(t, p)
+	if got := u.register(t, "val", 1, "Contact: <sip:v@10.0.0.1>, <sip:v@10.0.0.2>"); status(got) != "503 Service Unavailable" {
+		t.Fatalf("before reload: %q", status(got))
+	}
+	p.WriteFile(t, "config.toml", strings.Replace(cfg, "max_contacts = 1", "max_contacts = 3\nmax_expires = 100\nuse_domain = true", 1))
+	warnings, err := p.Reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "modules.registrar.use_domain changed: it takes effect on restart") {
+		t.Fatalf("warnings %q", warnings)
+	}
+	got := u.register(t, "val", 2, "Contact: <sip:v@10.0.0.1>, <sip:v@10.0.0.2>")
+	if status(got) != "200 OK" || header(got, "Contact") != "<sip:v@10.0.0.1>;expires=100, <sip:v@10.0.0.2>;expires=100" {
+		t.Fatalf("after reload:\n%s", got)
+	}
+	// use_domain did not change: the AOR is still the user alone
+	if got := u.request(t, "OPTIONS", "sip:val@other.example"); header(got, "X-Ret") != "1" {
+		t.Fatalf("lookup without domain after reload:\n%s", got)
+	}
+}

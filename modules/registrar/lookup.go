@@ -80,6 +80,7 @@ func (r *Registrar) isMyself(e *engine.Engine, uri string) bool {
 // branch flags added; with append_branches the others become branches. dset (lookup_to_dset) makes every
 // contact a branch. 1 found, -1 none, -2 found but none allows the method, -3 error.
 func (r *Registrar) doLookup(m *engine.Msg, table, uri string, dset bool) int {
+	r = r.live()
 	if uri == "" {
 		uri = m.RURI()
 	}
@@ -186,6 +187,7 @@ func (r *Registrar) lookupBranches(m *engine.Msg, table string) int {
 func (r *Registrar) registered(m *engine.Msg, table string) int { return r.registeredURI(m, table, "") }
 
 func (r *Registrar) registeredURI(m *engine.Msg, table, uri string) int {
+	r = r.live()
 	if uri == "" {
 		if m.Req != nil {
 			uri = m.RURI()
@@ -221,6 +223,7 @@ func (r *Registrar) registeredURI(m *engine.Msg, table, uri string) int {
 // unregister removes every contact of the AOR of uri: 1 (also when there was none, as Kamailio), -1 bad
 // URI, -2 store error.
 func (r *Registrar) unregister(m *engine.Msg, table, uri string) int {
+	r = r.live()
 	if uri == "" {
 		var ok bool
 		if uri, ok = toURI(m); !ok {
@@ -255,6 +258,7 @@ func ruid(b *usrloc.Binding) string {
 // unregisterRUID removes the contact with that ruid: 1, -1 bad URI, -2 store error, -3 not found. With
 // uri "" every AOR of the table is searched (an administrative call, not for the routing path).
 func (r *Registrar) unregisterRUID(m *engine.Msg, table, uri, id string) int {
+	r = r.live()
 	if id == "" {
 		return r.unregister(m, table, uri)
 	}

@@ -30,68 +30,100 @@ const (
 // Registrar holds the module parameters (Kamailio's registrar modparams; use_domain is usrloc's there).
 type Registrar struct {
 	// DefaultExpires is used when a contact has neither an expires parameter nor an Expires header.
-	DefaultExpires int `toml:"default_expires"`
+	DefaultExpires int `toml:"default_expires" reload:"live"`
 	// MinExpires: a lower non-zero expiry is raised to it (min_expires_mode 0) or refused with 423; 0 = no
 	// minimum.
-	MinExpires int `toml:"min_expires"`
+	MinExpires int `toml:"min_expires" reload:"live"`
 	// MinExpiresMode 0 raises a too short expiry to min_expires (Kamailio's default), 1 answers
 	// 423 Interval Too Brief with Min-Expires (RFC 3261 §10.3 step 7).
-	MinExpiresMode int `toml:"min_expires_mode"`
+	MinExpiresMode int `toml:"min_expires_mode" reload:"live"`
 	// MaxExpires caps the expiry; 0 = no cap.
-	MaxExpires int `toml:"max_expires"`
+	MaxExpires int `toml:"max_expires" reload:"live"`
 	// MaxContacts is the most contacts an AOR may have; more are refused with 503; 0 = no limit.
-	MaxContacts int `toml:"max_contacts"`
+	MaxContacts int `toml:"max_contacts" reload:"live"`
 	// DefaultQ is the q (× 1000) of a contact without a q parameter; -1 = none (sorts after every q).
-	DefaultQ int `toml:"default_q"`
+	DefaultQ int `toml:"default_q" reload:"live"`
 	// RealmPrefix is stripped from the domain of the AOR (with use_domain): "sip." makes sip.example.com
 	// the same AOR domain as example.com.
-	RealmPrefix string `toml:"realm_prefix"`
+	RealmPrefix string `toml:"realm_prefix" reload:"live"`
 	// AppendBranches: lookup appends the contacts after the first as branches (parallel forking).
-	AppendBranches bool `toml:"append_branches"`
+	AppendBranches bool `toml:"append_branches" reload:"live"`
 	// CaseSensitive keeps the case of the AOR's user part (the domain is always lower-cased).
-	CaseSensitive bool `toml:"case_sensitive"`
+	CaseSensitive bool `toml:"case_sensitive" reload:"live"`
 	// UseDomain makes the AOR user@domain; false = the user part alone (Kamailio's usrloc use_domain).
 	UseDomain bool `toml:"use_domain"`
 	// ReceivedAVP names the AVP where nathelper's fix_nated_register put the source URI; saved as the
 	// binding's received address. "" = not used.
-	ReceivedAVP string `toml:"received_avp"`
+	ReceivedAVP string `toml:"received_avp" reload:"live"`
 	// ReceivedParam is the Contact parameter that shows the received address in the 200 OK; "" = none.
-	ReceivedParam string `toml:"received_param"`
+	ReceivedParam string `toml:"received_param" reload:"live"`
 	// MethodFiltering: lookup of an initial request skips contacts whose Allow did not list its method.
-	MethodFiltering bool `toml:"method_filtering"`
+	MethodFiltering bool `toml:"method_filtering" reload:"live"`
 	// UsePath saves the Path headers of a REGISTER and routes to the contact through them.
-	UsePath bool `toml:"use_path"`
+	UsePath bool `toml:"use_path" reload:"live"`
 	// PathMode is 0 (off: not echoed), 1 (lazy: echoed when supported) or 2 (strict: 420 when not supported).
-	PathMode int `toml:"path_mode"`
+	PathMode int `toml:"path_mode" reload:"live"`
 	// PathUseReceived takes the received parameter of the first Path URI as the received address (and
 	// sets usrloc's nat_bflag), for a registrar behind a load balancer.
-	PathUseReceived bool `toml:"path_use_received"`
+	PathUseReceived bool `toml:"path_use_received" reload:"live"`
 	// PathCheckLocal: lookup skips a first Path hop that is this proxy.
-	PathCheckLocal bool `toml:"path_check_local"`
+	PathCheckLocal bool `toml:"path_check_local" reload:"live"`
 	// RetryAfter adds Retry-After to 5xx replies of save; 0 = none.
-	RetryAfter int `toml:"retry_after"`
+	RetryAfter int `toml:"retry_after" reload:"live"`
 	// ContactMaxSize is the longest Contact URI accepted (400 beyond).
-	ContactMaxSize int `toml:"contact_max_size"`
+	ContactMaxSize int `toml:"contact_max_size" reload:"live"`
 	// CSeqDelay: a REGISTER with the same Call-ID and CSeq as the stored binding is a retransmission
 	// (answered 200, nothing changes) within this many seconds of the last update, an error after
 	// (Kamailio's usrloc cseq_delay).
-	CSeqDelay int `toml:"cseq_delay"`
+	CSeqDelay int `toml:"cseq_delay" reload:"live"`
 
-	rcvAVP string // the AVP name in ReceivedAVP
-	ul     *usrloc.Usrloc
-	log    *slog.Logger
+	rcvAVP string  // the AVP name in ReceivedAVP
+	rt     *shared // what the running instance and its reloaded parameter sets share
+}
+
+// shared is the state of the running module. Workers read the parameters from cur, a copy of the
+// Registrar that Reload replaces whole (the instance the engine holds is never written after Start).
+type shared struct {
+	ul  *usrloc.Usrloc
+	log *slog.Logger
 
 	accepted, rejected atomic.Uint64
 	sockets            sync.Map // *engine.Listener → its String(), made once per socket
+	cur                atomic.Pointer[Registrar]
+}
+
+// live returns the current parameter set (r itself before Start).
+func (r *Registrar) live() *Registrar {
+	if p := r.rt.cur.Load(); p != nil {
+		return p
+	}
+	return r
+}
+
+// Reload applies changed live parameters (every one but use_domain, which changes the AOR of the stored
+// bindings: it needs a restart).
+func (r *Registrar) Reload(next engine.Instance) error {
+	n, ok := next.(*Registrar)
+	if !ok {
+		return fmt.Errorf("registrar reload: got %T", next)
+	}
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	c := *n
+	c.UseDomain = r.live().UseDomain
+	c.rt = r.rt
+	r.rt.cur.Store(&c)
+	return nil
 }
 
 // socketName is l.String() without building it again for every REGISTER.
 func (r *Registrar) socketName(l *engine.Listener) string {
-	if s, ok := r.sockets.Load(l); ok {
+	if s, ok := r.rt.sockets.Load(l); ok {
 		return s.(string)
 	}
 	s := l.String()
-	r.sockets.Store(l, s)
+	r.rt.sockets.Store(l, s)
 	return s
 }
 
@@ -99,7 +131,7 @@ func (r *Registrar) socketName(l *engine.Listener) string {
 func New() *Registrar {
 	return &Registrar{DefaultExpires: 3600, MinExpires: 60, DefaultQ: -1, AppendBranches: true,
 		ReceivedAVP: "$avp(RECEIVED)", ReceivedParam: "received", PathMode: PathModeStrict,
-		ContactMaxSize: 512, CSeqDelay: 20}
+		ContactMaxSize: 512, CSeqDelay: 20, rt: &shared{}}
 }
 
 // Validate checks the parameters.
@@ -154,9 +186,9 @@ func avpName(spec string) (string, error) {
 
 // Start finds the location table of module usrloc.
 func (r *Registrar) Start(env *engine.Env) error {
-	r.log = env.Log
-	if r.log == nil {
-		r.log = slog.Default()
+	r.rt.log = env.Log
+	if r.rt.log == nil {
+		r.rt.log = slog.Default()
 	}
 	if r.rcvAVP == "" && r.ReceivedAVP != "" { // Validate not run (a test building the instance itself)
 		if err := r.Validate(); err != nil {
@@ -167,7 +199,9 @@ func (r *Registrar) Start(env *engine.Env) error {
 	if err != nil {
 		return fmt.Errorf("registrar needs the location table: %w", err)
 	}
-	r.ul = ul
+	r.rt.ul = ul
+	c := *r
+	r.rt.cur.Store(&c)
 	return nil
 }
 
@@ -175,10 +209,10 @@ var errNoStore = errors.New("location store not open (usrloc not started)")
 
 // store returns usrloc's store; usrloc opens it in its Start, which may run after ours.
 func (r *Registrar) store() (usrloc.Store, error) {
-	if r.ul == nil {
+	if r.rt.ul == nil {
 		return nil, errNoStore
 	}
-	s := r.ul.Store()
+	s := r.rt.ul.Store()
 	if s == nil {
 		return nil, errNoStore
 	}
@@ -186,10 +220,10 @@ func (r *Registrar) store() (usrloc.Store, error) {
 }
 
 func (r *Registrar) logger() *slog.Logger {
-	if r.log == nil {
+	if r.rt.log == nil {
 		return slog.Default()
 	}
-	return r.log
+	return r.rt.log
 }
 
 // Exports: KSR.registrar.* with Kamailio 5.6's KEMI signatures.
@@ -222,9 +256,9 @@ func (r *Registrar) PVs() []engine.PV {
 func (r *Registrar) Gauges() []engine.Gauge {
 	return []engine.Gauge{
 		{Name: "registrar_accepted_regs", Help: "REGISTER requests saved.",
-			Value: func() float64 { return float64(r.accepted.Load()) }},
+			Value: func() float64 { return float64(r.rt.accepted.Load()) }},
 		{Name: "registrar_rejected_regs", Help: "REGISTER requests refused by save.",
-			Value: func() float64 { return float64(r.rejected.Load()) }},
+			Value: func() float64 { return float64(r.rt.rejected.Load()) }},
 	}
 }
 

@@ -113,6 +113,7 @@ func (r *Registrar) save(m *engine.Msg, table string, flags int) int {
 // and answers the REGISTER unless flags has 0x02, as Kamailio does (with the Contact list, and the status
 // and P-Registrar-Error of the error).
 func (r *Registrar) saveURI(m *engine.Msg, table string, flags int, uri string) int {
+	r = r.live()
 	if m.Req == nil {
 		return -1
 	}
@@ -120,9 +121,9 @@ func (r *Registrar) saveURI(m *engine.Msg, table string, flags int, uri string) 
 	var cur []usrloc.Binding
 	ret, e := r.doSave(m, table, flags, uri, now, &cur)
 	if e == rFine {
-		r.accepted.Add(1)
+		r.rt.accepted.Add(1)
 	} else {
-		r.rejected.Add(1)
+		r.rt.rejected.Add(1)
 	}
 	p := r.buildReply(m, e, cur, now)
 	switch {
@@ -561,8 +562,8 @@ func (r *Registrar) binding(reg *register, c *contact, exp int, now int64) (usrl
 	switch {
 	case reg.pathRcv != "":
 		b.Received = reg.pathRcv
-		if r.ul != nil && r.ul.NatBflag >= 0 {
-			b.CFlags |= 1 << uint(r.ul.NatBflag)
+		if ul := r.rt.ul; ul != nil && ul.NatBflag >= 0 {
+			b.CFlags |= 1 << uint(ul.NatBflag)
 		}
 	case c.received != "":
 		b.Received = c.received

@@ -20,6 +20,7 @@ type profile struct {
 // fetchContacts is reg_fetch_contacts(table, uri, profile): 1 when the AOR has contacts, -1 otherwise.
 // The profile lives for the message being routed (Kamailio keeps it in the process until freed).
 func (r *Registrar) fetchContacts(m *engine.Msg, table, uri, name string) int {
+	r = r.live()
 	st := r.state(m, true)
 	if st.profiles == nil {
 		st.profiles = map[string]*profile{}
