@@ -16,6 +16,11 @@ type Module struct {
 	Builtin bool
 	// TopLevel exports land directly in KSR (KSR.is_method) instead of KSR.NAME.
 	TopLevel bool
+	// Requires names modules that must be loaded too (registrar needs usrloc, as in Kamailio): a
+	// configuration without them is an error, and they start before this one.
+	Requires []string
+	// After names modules that, when loaded, start before this one (nathelper pings what usrloc holds).
+	After []string
 }
 
 // Instance is one loaded module. Its exported struct fields with toml tags are its parameters.
@@ -133,4 +138,35 @@ func (e *Engine) ModuleGauges() []Gauge {
 		}
 	}
 	return out
+}
+
+// orderByDependencies puts every module after the modules it requires or names in After (when loaded), so
+// that Start runs in dependency order and Stop in reverse; otherwise the order stays by name. A cycle
+// (a programming error) keeps the name order for the modules in it.
+func (s *ModuleSet) orderByDependencies() {
+	placed := make(map[string]bool, len(s.List))
+	visiting := map[string]bool{}
+	out := make([]Loaded, 0, len(s.List))
+	var visit func(l Loaded)
+	visit = func(l Loaded) {
+		if placed[l.Name] || visiting[l.Name] {
+			return
+		}
+		visiting[l.Name] = true
+		for _, dep := range append(append([]string{}, l.Requires...), l.After...) {
+			if i, ok := s.byName[dep]; ok {
+				visit(s.List[i])
+			}
+		}
+		visiting[l.Name] = false
+		placed[l.Name] = true
+		out = append(out, l)
+	}
+	for _, l := range s.List {
+		visit(l)
+	}
+	s.List = out
+	for i, l := range s.List {
+		s.byName[l.Name] = i
+	}
 }
