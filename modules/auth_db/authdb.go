@@ -57,9 +57,6 @@ type redisClient struct{ c rueidis.Client }
 
 // Validate checks the parameters.
 func (d *AuthDB) Validate() error {
-	if d.UsersFile == "" && d.RedisURL == "" {
-		return errors.New("users_file, redis_url: expected at least one source of credentials, got none")
-	}
 	if d.UsersFile != "" {
 		switch strings.ToLower(filepath.Ext(d.UsersFile)) {
 		case ".csv", ".toml":
@@ -101,6 +98,9 @@ func (d *AuthDB) Start(env *engine.Env) error {
 		if _, err := d.load(d.UsersFile); err != nil {
 			return err
 		}
+	}
+	if d.UsersFile == "" && d.RedisURL == "" {
+		d.log.Warn("no users_file and no redis_url: every user is unknown (-3)")
 	}
 	d.stop = make(chan struct{})
 	if d.RedisURL != "" {
@@ -179,7 +179,10 @@ func (d *AuthDB) Reload(next engine.Instance) error {
 		return fmt.Errorf("auth_db: reload with a %T", next)
 	}
 	if n.UsersFile == "" {
-		return errors.New("users_file: cannot be removed by a reload (restart siplua)")
+		if d.users.Load() != nil {
+			return errors.New("users_file: cannot be removed by a reload (restart siplua)")
+		}
+		return nil
 	}
 	if _, err := d.load(n.UsersFile); err != nil {
 		return err
