@@ -34,7 +34,7 @@ type challenge struct {
 
 var paramRE = regexp.MustCompile(`(\w+)=("([^"]*)"|[^,\s]+)`)
 
-func parseChallenge(t *testing.T, v string) challenge {
+func parseChallenge(t testing.TB, v string) challenge {
 	t.Helper()
 	if !strings.HasPrefix(v, "Digest ") {
 		t.Fatalf("challenge %q: not Digest", v)
