@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,7 +67,11 @@ func (d *AuthDB) Validate() error {
 	}
 	if d.RedisURL != "" {
 		if _, err := rueidis.ParseURL(d.RedisURL); err != nil {
-			return fmt.Errorf("redis_url: expected redis://host:port[/db], got %q: %w", d.RedisURL, err)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // url.Error repeats the URL, password included
+			}
+			return fmt.Errorf("redis_url: expected redis://host:port[/db], got %q: %w", redactURL(d.RedisURL), err)
 		}
 	}
 	if d.RedisTimeout < 1 || d.RedisTimeout > 10000 {

@@ -127,7 +127,7 @@ func TestUsersFile(t *testing.T) {
 					{"bob", "bob", "bobpw", "SHA-256", 200, "1"}, // ha1_sha256
 					{"bob", "bob", "bobpw", "MD5", 200, "1"},     // ha1
 					{"bob", "bob", "alicepw", "MD5", 403, "-2"},
-					{"carol", "carol", "carolpw", "MD5", 200, "1"},     // ha1 in upper case
+					{"carol", "carol", "carolpw", "MD5", 200, "1"},      // ha1 in upper case
 					{"carol", "carol", "carolpw", "SHA-256", 403, "-1"}, // no SHA-256 secret for carol
 					{"dave", "dave", "x", "MD5", 403, "-3"},
 					{"alice", "bob", "bobpw", "MD5", 403, "-8"}, // bob registering alice
