@@ -376,3 +376,64 @@ end`)
 		t.Fatalf("the retransmission got a new challenge (nonce %s, then %s): not through the transaction", n1, n2)
 	}
 }
+
+// TestConsumeAndHasCredentials: has_credentials finds credentials by realm in either header;
+// consume_credentials removes the header that authenticated from the relayed request only.
+func TestConsumeAndHasCredentials(t *testing.T) {
+	p := enginetest.Start(t, "[modules.auth]\n", "function ksr_request_route() end")
+	pv := p.Export(t, "auth", "pv_proxy_authenticate")
+	has := p.Export(t, "auth", "has_credentials")
+	consume := p.Export(t, "auth", "consume_credentials")
+	inv := "INVITE sip:bob@example.org SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-1\n" +
+		"From: <sip:alice@example.org>;tag=1\nTo: <sip:bob@example.org>\nCall-ID: c1\nCSeq: 1 INVITE\n"
+	m := enginetest.Msg(t, p, inv+"Content-Length: 0\n\n")
+	if got := enginetest.Call(t, pv, m, "", "secret", 4); got != "number:-5" {
+		t.Fatalf("no credentials: %s", got)
+	}
+	if got := enginetest.Call(t, consume, m); got != "number:-1" {
+		t.Fatalf("consume_credentials without credentials: %s", got)
+	}
+	hdr := m.AVPs["digest_challenge"][0].S
+	if !strings.HasPrefix(hdr, "Proxy-Authenticate: Digest realm=\"example.org\"") || !strings.Contains(hdr, `qop="auth"`) {
+		t.Fatalf("flag 4 challenge in $avp(digest_challenge): %q", hdr)
+	}
+	ch := parseChallenge(t, strings.TrimSpace(strings.SplitN(strings.TrimPrefix(hdr, "Proxy-Authenticate: "), "\r\n", 2)[0]))
+	k := creds{user: "alice", pass: "secret", method: "INVITE", uri: "sip:bob@example.org"}
+	m = enginetest.Msg(t, p, inv+"X-Before: 1\nProxy-Authorization: "+k.answer(ch)+"\nX-After: 1\nContent-Length: 0\n\n")
+	for _, tc := range []struct{ realm, want string }{{"example.org", "number:1"}, {"", "number:1"}, {"other.org", "number:-1"}} {
+		if got := enginetest.Call(t, has, m, tc.realm); got != tc.want {
+			t.Errorf("has_credentials(%q) = %s, want %s", tc.realm, got, tc.want)
+		}
+	}
+	if got := enginetest.Call(t, pv, m, "example.org", "secret", 0); got != "number:1" {
+		t.Fatalf("valid credentials: %s", got)
+	}
+	if got := enginetest.Call(t, consume, m); got != "number:1" {
+		t.Fatalf("consume_credentials: %s", got)
+	}
+	out := string(m.Outgoing())
+	if strings.Contains(out, "Proxy-Authorization") || !strings.Contains(out, "X-Before: 1\r\nX-After: 1\r\n") {
+		t.Fatalf("relayed request after consume_credentials:\n%s", out)
+	}
+	if v, _ := m.Header("Proxy-Authorization"); v == "" {
+		t.Errorf("the script no longer sees the received header")
+	}
+}
+
+// TestNotChallenged: ACK and CANCEL are neither challenged nor authenticated (auth_challenge → 1, no reply;
+// pv_auth_check → 1), as in Kamailio.
+func TestNotChallenged(t *testing.T) {
+	p := enginetest.Start(t, "[modules.auth]\n", "function ksr_request_route() end")
+	challenge := p.Export(t, "auth", "auth_challenge")
+	check := p.Export(t, "auth", "pv_auth_check")
+	for _, method := range []string{"ACK", "CANCEL"} {
+		m := enginetest.Msg(t, p, method+" sip:bob@example.org SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-1\n"+
+			"From: <sip:alice@example.org>;tag=1\nTo: <sip:bob@example.org>\nCall-ID: c1\nCSeq: 1 "+method+"\nContent-Length: 0\n\n")
+		if got := enginetest.Call(t, challenge, m, "", 1); got != "number:1" || m.Replied {
+			t.Errorf("auth_challenge on %s: %s, replied %v", method, got, m.Replied)
+		}
+		if got := enginetest.Call(t, check, m, "", "x", 0, 1); got != "number:1" {
+			t.Errorf("pv_auth_check on %s: %s", method, got)
+		}
+	}
+}
