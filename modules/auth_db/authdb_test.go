@@ -403,3 +403,33 @@ func TestRedisLater(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestReadmeExample runs the README example (stateful, auth_check with identity check, consume_credentials).
+func TestReadmeExample(t *testing.T) {
+	p := enginetest.StartFiles(t, "[modules.sl]\n[modules.tm]\n[modules.auth]\nsecret = \"a long random string shared by all siplua nodes\"\n"+
+		"[modules.auth_db]\nusers_file = \"users.csv\"\n", map[string]string{"users.csv": "# users.csv: a header line names the columns\n" +
+		"user,domain,password,ha1,ha1_sha256\nalice,127.0.0.1,secret,,\nbob,127.0.0.1,," + ha1("MD5", "bob", "127.0.0.1", "bobpw") + ",\n",
+		"script.lua": `
+function ksr_request_route()
+	if KSR.tm.t_newtran() <= 0 then return end       -- retransmissions are answered by the transaction
+	local rc = KSR.auth_db.auth_check("", "subscriber", 1)  -- "" = To host for REGISTER, From host otherwise
+	if rc == -2 then KSR.tm.t_reply(403, "Forbidden"); return end
+	if rc < 0 then KSR.auth.auth_challenge("", 1); return end  -- 401 for REGISTER, 407 otherwise
+	KSR.auth.consume_credentials()
+	KSR.tm.t_reply(200, "OK")
+end`})
+	c := &client{t: t, c: p.UDPClient(t)}
+	for _, tc := range []struct {
+		method, user, pass, alg string
+		code                    int
+	}{
+		{"REGISTER", "alice", "secret", "SHA-256", 200},
+		{"REGISTER", "bob", "bobpw", "MD5", 200},
+		{"REGISTER", "alice", "nope", "MD5", 403},
+		{"MESSAGE", "alice", "secret", "SHA-256", 200},
+	} {
+		if r := c.login(tc.method, tc.user, tc.user, tc.pass, tc.alg); r.StatusCode != tc.code {
+			t.Errorf("%s %s/%s %s: got %d, want %d", tc.method, tc.user, tc.pass, tc.alg, r.StatusCode, tc.code)
+		}
+	}
+}
