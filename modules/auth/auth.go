@@ -280,7 +280,7 @@ func (a *Auth) Authenticate(m *engine.Msg, realm string, hf HF, lookup Lookup) R
 	if realm == "" {
 		return Result{Code: Error}
 	}
-	c, idx, err := findCredentials(m, realm, hf)
+	c, idx, err := findCredentials(m, realm, hf, a.offers)
 	if err != nil {
 		a.log.Debug("credentials unreadable", "header", hf.credHeader(), "err", err)
 		return Result{Code: Error}
@@ -411,9 +411,11 @@ func splitUsername(s string) Username {
 }
 
 // findCredentials returns the first Digest credentials of the header type whose realm is realm (compared
-// case-insensitively, as Kamailio does) and the header's index, or -1.
-func findCredentials(m *engine.Msg, realm string, hf HF) (Credentials, int, error) {
+// case-insensitively, as Kamailio does) and the header's index, or -1. When offers is set and a client sent
+// credentials for the realm in several algorithms, the first one with an offered algorithm is taken.
+func findCredentials(m *engine.Msg, realm string, hf HF, offers func(Algorithm) bool) (Credentials, int, error) {
 	name := hf.credHeader()
+	first, firstIdx := Credentials{}, -1
 	for i, h := range m.Raw.Hdrs {
 		if !h.Is(m.Buf, name) {
 			continue
@@ -425,11 +427,20 @@ func findCredentials(m *engine.Msg, realm string, hf HF) (Credentials, int, erro
 		if err != nil {
 			return c, -1, fmt.Errorf("%s header: %w", name, err)
 		}
-		if strings.EqualFold(string(c.Realm), realm) {
+		if !strings.EqualFold(string(c.Realm), realm) {
+			continue
+		}
+		if offers == nil {
 			return c, i, nil
 		}
+		if alg, ok := ParseAlgorithm(c.Algorithm); ok && offers(alg) {
+			return c, i, nil
+		}
+		if firstIdx < 0 {
+			first, firstIdx = c, i
+		}
 	}
-	return Credentials{}, -1, nil
+	return first, firstIdx, nil
 }
 
 // hasCredentials is has_credentials(realm): 1 when a Proxy-Authorization or Authorization header has
@@ -440,7 +451,7 @@ func (a *Auth) hasCredentials(m *engine.Msg, realm string) int {
 	}
 	realm = Realm(m, realm)
 	for _, hf := range [...]HF{Proxy, WWW} {
-		if _, i, _ := findCredentials(m, realm, hf); i >= 0 {
+		if _, i, _ := findCredentials(m, realm, hf, nil); i >= 0 {
 			return OK
 		}
 	}

@@ -437,3 +437,20 @@ func TestNotChallenged(t *testing.T) {
 		}
 	}
 }
+
+// TestSeveralCredentials: credentials for another realm and for an algorithm not offered are passed over
+// for the ones that fit.
+func TestSeveralCredentials(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\nalgorithms = [\"MD5\"]\n", pvScript)
+	c := p.UDPClient(t)
+	ch := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[0]
+	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
+	good := k.answer(ch)
+	r := send(c, "REGISTER", "alice",
+		"Authorization: "+strings.ReplaceAll(good, `realm="127.0.0.1"`, `realm="elsewhere"`),
+		"Authorization: "+strings.Replace(good, "algorithm=MD5", "algorithm=SHA-256", 1),
+		"Authorization: "+good)
+	if r.StatusCode != 200 {
+		t.Fatalf("got %d rc=%s, want 200", r.StatusCode, rc(r))
+	}
+}

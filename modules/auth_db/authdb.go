@@ -273,6 +273,9 @@ func (d *AuthDB) lookup(u auth.Username, realm string) (auth.Secret, bool, error
 }
 
 func (d *AuthDB) find(user, domain string, useDomain bool) (auth.Secret, bool, error) {
+	if user == "" {
+		return auth.Secret{}, false, nil
+	}
 	if s, ok := d.users.Load().get(user, domain, useDomain); ok {
 		return s, true, nil
 	}

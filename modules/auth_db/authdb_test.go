@@ -358,6 +358,19 @@ func TestRedis(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// a user added after a miss is seen at once too (the miss was cached, and invalidated)
+	set("sub:dave@127.0.0.1", "password", "davepw")
+	deadline = time.Now().Add(2 * time.Second)
+	for {
+		r := c.login("REGISTER", "dave", "dave", "davepw", "SHA-256")
+		if rc(r) == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("user added to Redis after a miss not found: rc=%s", rc(r))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// Redis gone: the users file still answers, a Redis user is a source error (-1), within the timeout
 	rc0.Do(ctx, rc0.B().Arbitrary("SHUTDOWN", "NOSAVE").Build())
 	time.Sleep(100 * time.Millisecond)
@@ -365,7 +378,7 @@ func TestRedis(t *testing.T) {
 		t.Errorf("file user with Redis down: rc=%s", rc(r))
 	}
 	start := time.Now()
-	if r := c.login("REGISTER", "dave", "dave", "x", "MD5"); rc(r) != "-1" {
+	if r := c.login("REGISTER", "erin", "erin", "x", "MD5"); rc(r) != "-1" {
 		t.Errorf("Redis user with Redis down: rc=%s, want -1", rc(r))
 	}
 	if d := time.Since(start); d > 2*time.Second {
