@@ -181,7 +181,8 @@ func TestUsersFileErrors(t *testing.T) {
 		{"u.csv", "user,password\nalice,\n", "expected password, ha1 or ha1_sha256"},
 		{"u.csv", "user,domain,password\nalice,a,x\nalice,A,y\n", "listed twice"},
 		{"u.toml", "[[users]]\nuser = \"alice\"\npasswd = \"x\"\n", `unknown key "users.passwd"`},
-		{"u.toml", "[[users]\n", "expected end of table array"},
+		{"u.toml", "[[users]\n", "u.toml:2: TOML syntax error"},
+		{"u.toml", "[[users]]\nuser = \"a\"\npassword = s3cr3t\n", "u.toml:3: TOML syntax error"},
 		{"u.json", "{}", "expected a .csv or .toml file"},
 	} {
 		dir := t.TempDir()
@@ -192,6 +193,9 @@ func TestUsersFileErrors(t *testing.T) {
 		err := startErr(t, filepath.Join(dir, "c.toml"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %q: error %v, want it to say %q", tc.name, tc.text, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: the error shows the password: %v", tc.name, err)
 		}
 	}
 }

@@ -184,9 +184,10 @@ func readTOML(path string) ([]row, []string, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, nil, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+			// only the line: the parser's message may quote the text, and that text may be a password
+			return nil, nil, fmt.Errorf("%s:%d: TOML syntax error (expected [[users]] tables of key = \"value\" lines)", path, pe.Position.Line)
 		}
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err) // a file error, or a type mismatch (names the key only)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, nil, fmt.Errorf("%s: unknown key %q (expected [[users]] with user, domain, password, ha1, ha1_sha256)", path, und[0].String())
