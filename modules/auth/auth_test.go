@@ -454,3 +454,18 @@ func TestSeveralCredentials(t *testing.T) {
 		t.Fatalf("got %d rc=%s, want 200", r.StatusCode, rc(r))
 	}
 }
+
+// TestTCP: the challenge and the authenticated reply go back on the TCP connection.
+func TestTCP(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\n", pvScript)
+	c := p.TCPClient(t)
+	r := send(c, "REGISTER", "alice")
+	if r.StatusCode != 401 {
+		t.Fatalf("got %d", r.StatusCode)
+	}
+	ch := challenges(t, r, "WWW-Authenticate")[0]
+	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
+	if r := send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch)); r.StatusCode != 200 {
+		t.Fatalf("over TCP: got %d rc=%s", r.StatusCode, rc(r))
+	}
+}
