@@ -41,6 +41,12 @@ type (
 	// needing a restart. It runs while workers route with the instance, so it must publish what it changes
 	// safely (an atomic.Pointer swap); an error fails the reload (keep such checks in Validate when possible).
 	Reloader interface{ Reload(next Instance) error }
+	// FileReloader is a Reloader whose data lives in files its parameters name (a users file, a list): every
+	// reload calls Reload, even when no parameter changed, so the files are read again.
+	FileReloader interface {
+		Reloader
+		ReloadsFiles()
+	}
 )
 
 // Export is one KSR function. Fn is one of the signatures luabind adapts (see luabind/adapt.go): it takes

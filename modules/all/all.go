@@ -2,6 +2,8 @@
 package all
 
 import (
+	_ "github.com/siplua/siplua/modules/auth"
+	_ "github.com/siplua/siplua/modules/auth_db"
 	_ "github.com/siplua/siplua/modules/core"
 	_ "github.com/siplua/siplua/modules/corex"
 	_ "github.com/siplua/siplua/modules/hdr"
