@@ -7,6 +7,7 @@ import (
 	_ "github.com/siplua/siplua/modules/hdr"
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
+	_ "github.com/siplua/siplua/modules/nathelper"
 	_ "github.com/siplua/siplua/modules/pv"
 	_ "github.com/siplua/siplua/modules/rr"
 	_ "github.com/siplua/siplua/modules/siputils"
