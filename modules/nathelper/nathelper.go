@@ -148,7 +148,12 @@ func (n *Nathelper) Start(env *engine.Env) error {
 	}
 	p := newPinger(n)
 	n.pinger.Store(p)
-	p.start()
+	// The first round must see usrloc started, and modules start in name order (usrloc after nathelper):
+	// a job runs on a worker, and workers start only once every module has started, so the job closing
+	// ready orders the pinger's reads after usrloc's Start.
+	ready := make(chan struct{})
+	env.Engine.RunOnWorker(&engine.Msg{}, func(*engine.Msg) { close(ready) })
+	p.start(ready)
 	return nil
 }
 

@@ -2,8 +2,8 @@ package nathelper_test
 
 import (
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"

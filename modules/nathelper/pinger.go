@@ -53,15 +53,20 @@ func newPinger(n *Nathelper) *pinger {
 	return p
 }
 
-func (p *pinger) start() { go p.run() }
+func (p *pinger) start(ready <-chan struct{}) { go p.run(ready) }
 
 func (p *pinger) stop() {
 	close(p.quit)
 	<-p.done
 }
 
-func (p *pinger) run() {
+func (p *pinger) run(ready <-chan struct{}) {
 	defer close(p.done)
+	select {
+	case <-p.quit:
+		return
+	case <-ready:
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	slot := 0
