@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/modules/usrloc"
 )
 
 func init() {
@@ -63,7 +64,7 @@ type Nathelper struct {
 // registrar reads by default).
 func New() *Nathelper {
 	return &Nathelper{SippingMethod: "OPTIONS", SippingBflag: -1, NatpingDisableBflag: -1,
-		ReceivedAVP: "RECEIVED", AliasName: "alias", NatAddrMode: 1, NortpproxyStr: "a=nortpproxy:yes",
+		ReceivedAVP: "$avp(RECEIVED)", AliasName: "alias", NatAddrMode: 1, NortpproxyStr: "a=nortpproxy:yes",
 		AppendSDPOldmediaip: true}
 }
 
@@ -143,8 +144,12 @@ func (n *Nathelper) Start(env *engine.Env) error {
 	if n.NatpingInterval == 0 {
 		return nil
 	}
-	if _, ok := env.Engine.Module("usrloc"); !ok {
-		return fmt.Errorf("natping_interval: the keepalives need the location table: add a [modules.usrloc] table")
+	ul, err := usrloc.FromEngine(env.Engine)
+	if err != nil {
+		return fmt.Errorf("natping_interval: the keepalives need the location table: %w", err)
+	}
+	if n.PingNatedOnly && ul.NatBflag < 0 {
+		return fmt.Errorf("ping_nated_only: set nat_bflag in [modules.usrloc] (the flag that marks NATed contacts)")
 	}
 	p := newPinger(n)
 	n.pinger.Store(p)

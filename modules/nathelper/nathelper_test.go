@@ -514,3 +514,22 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+func TestStartErrors(t *testing.T) {
+	for _, c := range []struct{ toml, want string }{
+		{"[modules.nathelper]\nnatping_interval = 5\n", "usrloc"},
+		{"[modules.usrloc]\n[modules.nathelper]\nnatping_interval = 5\nping_nated_only = true\n", "nat_bflag"},
+	} {
+		dir := t.TempDir()
+		writeFile(t, dir+"/config.toml", "[lua]\nscript = \"s.lua\"\n"+c.toml)
+		writeFile(t, dir+"/s.lua", "function ksr_request_route() end")
+		cfg, err := engine.LoadConfigFile(dir + "/config.toml")
+		if err != nil {
+			t.Fatalf("%q: %v", c.toml, err)
+		}
+		compile := func(*engine.Config) (engine.Script, error) { return nil, nil }
+		if _, err := engine.New(cfg, compile, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: engine.New error %v, want one naming %s", c.toml, err, c.want)
+		}
+	}
+}

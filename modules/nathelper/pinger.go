@@ -3,7 +3,6 @@ package nathelper
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
@@ -112,9 +111,6 @@ func (p *pinger) round(slot int, now int64) error {
 	store := ul.Store()
 	if store == nil {
 		return nil
-	}
-	if n.PingNatedOnly && ul.NatBflag < 0 {
-		return errors.New("ping_nated_only is set but usrloc has no nat_bflag")
 	}
 	var targets []target
 	err = store.Range("", func(table string, b *usrloc.Binding) bool {
