@@ -36,6 +36,8 @@ type pinger struct {
 	alive   map[string]int64       // contact key → last sign of life (reply or registration), Unix s
 
 	sent, answered, removed atomic.Uint64
+
+	buckets [][]target // this interval's contacts by slot; only the pinger goroutine uses it
 }
 
 type pendingPing struct {
@@ -101,7 +103,9 @@ func contactKey(table string, b *usrloc.Binding) string {
 	return table + "\x00" + b.AOR + "\x00" + b.Contact
 }
 
-// round pings the contacts of one slot.
+// round pings the contacts of one slot. The location table is read once per interval, at slot 0, and
+// its contacts are bucketed by slot: one pass over the table per natping_interval (a Redis store is
+// scanned once per interval, not every second); a contact registered meanwhile waits for the next pass.
 func (p *pinger) round(slot int, now int64) error {
 	n := p.n
 	ul, err := usrloc.FromEngine(n.e)
@@ -112,23 +116,25 @@ func (p *pinger) round(slot int, now int64) error {
 	if store == nil {
 		return nil
 	}
-	var targets []target
-	err = store.Range("", func(table string, b *usrloc.Binding) bool {
-		key := contactKey(table, b)
-		if slotOf(key, n.NatpingInterval) != slot {
-			return true
-		}
-		if t, ok := p.targetFor(ul, table, key, b); ok {
-			if t.sip && n.KeepaliveTimeout > 0 {
-				p.noteRegistered(key, b.Modified)
+	if slot == 0 || p.buckets == nil {
+		p.buckets = make([][]target, n.NatpingInterval)
+		err = store.Range("", func(table string, b *usrloc.Binding) bool {
+			key := contactKey(table, b)
+			if t, ok := p.targetFor(ul, table, key, b); ok {
+				if t.sip && n.KeepaliveTimeout > 0 {
+					p.noteRegistered(key, b.Modified)
+				}
+				s := slotOf(key, n.NatpingInterval)
+				p.buckets[s] = append(p.buckets[s], t)
 			}
-			targets = append(targets, t)
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("natping: location table: %w", err)
 		}
-		return true
-	})
-	if err != nil {
-		return fmt.Errorf("natping: location table: %w", err)
 	}
+	targets := p.buckets[slot]
+	p.buckets[slot] = nil
 	for _, t := range targets {
 		if t.sip && n.KeepaliveTimeout > 0 && p.expired(t.key, now) {
 			if _, err := store.Delete(t.table, t.aor, t.contact); err != nil {
@@ -145,10 +151,16 @@ func (p *pinger) round(slot int, now int64) error {
 	return nil
 }
 
+// slotOf is the second of the interval a contact is pinged in: FNV-1a mixed with a 64-bit finalizer, since
+// FNV's low bits alone follow the parity of the key's bytes and would put similar keys in one slot.
 func slotOf(key string, interval int) int {
-	h := fnv.New32a()
+	h := fnv.New64a()
 	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(interval))
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return int(x % uint64(interval))
 }
 
 // targetFor decides whether and where binding b is pinged. A NATed contact is pinged only at its received

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +216,48 @@ func TestKeepalivesSIP(t *testing.T) {
 	}
 	if !strings.Contains(p.Log.String(), "keepalive_timeout without a reply") {
 		t.Errorf("no log line for the unregistered contact")
+	}
+	onlyLoopback(t, p)
+}
+
+// TestKeepalivesSpread: with natping_interval 2, each contact is pinged once per 2 s, and the contacts are
+// spread over the two seconds instead of all pinged in one burst.
+func TestKeepalivesSpread(t *testing.T) {
+	p := enginetest.Start(t, "[modules.usrloc]\nnat_bflag = 6\n[modules.nathelper]\nnatping_interval = 2\n",
+		"function ksr_request_route() end")
+	var uas []*ua
+	for i := range 8 {
+		u := newUA(t, false)
+		uas = append(uas, u)
+		register(t, p, usrloc.Binding{AOR: "u" + strconv.Itoa(i), Contact: "sip:u@10.0.0." + strconv.Itoa(i+1) + ":5060",
+			Received: "sip:" + u.addr.String(), CFlags: 1 << 6})
+	}
+	time.Sleep(4300 * time.Millisecond)
+	var first []time.Time
+	for i, u := range uas {
+		got := u.packets()
+		if len(got) < 1 || len(got) > 3 {
+			t.Errorf("contact %d got %d keepalives in 4.3 s with natping_interval 2, want 1..3", i, len(got))
+			continue
+		}
+		if len(got) >= 2 {
+			if gap := got[1].at.Sub(got[0].at); gap < 1500*time.Millisecond || gap > 2500*time.Millisecond {
+				t.Errorf("contact %d: keepalives %v apart, want about 2 s", i, gap)
+			}
+		}
+		first = append(first, got[0].at)
+	}
+	minT, maxT := first[0], first[0]
+	for _, f := range first {
+		if f.Before(minT) {
+			minT = f
+		}
+		if f.After(maxT) {
+			maxT = f
+		}
+	}
+	if maxT.Sub(minT) < 700*time.Millisecond {
+		t.Errorf("all contacts were pinged within %v: not spread over the interval", maxT.Sub(minT))
 	}
 	onlyLoopback(t, p)
 }
