@@ -261,3 +261,45 @@ func TestKeepalivesSpread(t *testing.T) {
 	}
 	onlyLoopback(t, p)
 }
+
+// TestEnablePingAndDisableFlag: a contact that is not NATed is pinged at its Contact address (ping_nated_only
+// false), one with natping_disable_bflag never, and nathelper.enable_ping 0 stops the keepalives until 1.
+func TestEnablePingAndDisableFlag(t *testing.T) {
+	p := enginetest.Start(t, "[modules.usrloc]\n[modules.nathelper]\nnatping_interval = 1\nnatping_disable_bflag = 5\n",
+		"function ksr_request_route() end")
+	plain, off := newUA(t, false), newUA(t, false)
+	register(t, p, usrloc.Binding{AOR: "plain", Contact: "sip:plain@" + plain.addr.String()})
+	register(t, p, usrloc.Binding{AOR: "off", Contact: "sip:off@" + off.addr.String(), CFlags: 1 << 5})
+	time.Sleep(1500 * time.Millisecond)
+	if len(plain.packets()) == 0 {
+		t.Fatal("the contact without NAT was not pinged at its Contact address")
+	}
+	inst, _ := p.E.Module("nathelper")
+	cmd := inst.(engine.Commander).RPC()[0]
+	if cmd.Name != "nathelper.enable_ping" {
+		t.Fatalf("command %s", cmd.Name)
+	}
+	if _, err := cmd.Fn([]string{"0"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := len(plain.packets())
+	time.Sleep(2200 * time.Millisecond)
+	if after := len(plain.packets()); after != before {
+		t.Errorf("enable_ping 0: %d keepalives still sent", after-before)
+	}
+	if _, err := cmd.Fn([]string{"1"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if after := len(plain.packets()); after == before {
+		t.Errorf("enable_ping 1: keepalives did not resume")
+	}
+	if n := len(off.packets()); n != 0 {
+		t.Errorf("the contact with natping_disable_bflag got %d keepalives", n)
+	}
+	if _, err := cmd.Fn([]string{"x"}); err == nil {
+		t.Errorf("enable_ping x: no error")
+	}
+	onlyLoopback(t, p)
+}
