@@ -33,6 +33,7 @@ end`
 // fix_nated_register and save, a call to it reaches 127.0.0.1:P, and keepalives arrive there every second;
 // nothing is sent to the private address.
 func TestRegisterBehindNAT(t *testing.T) {
+	t.Parallel()
 	p := enginetest.Start(t, "[modules.usrloc]\nnat_bflag = 6\n[modules.registrar]\n[modules.tm]\n[modules.sl]\n"+
 		"[modules.nathelper]\nnatping_interval = 1\nping_nated_only = true\n", registrarScript)
 	phone := newUA(t, false)

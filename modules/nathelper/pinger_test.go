@@ -140,6 +140,7 @@ func onlyLoopback(t *testing.T, p *enginetest.Proxy) int {
 // address is never used, a NATed contact without a received address is not pinged, and with
 // ping_nated_only a contact without the NAT flag is not pinged either.
 func TestKeepalivesUDP(t *testing.T) {
+	t.Parallel()
 	p := enginetest.Start(t, "[modules.usrloc]\nnat_bflag = 6\n[modules.nathelper]\nnatping_interval = 1\nping_nated_only = true\n",
 		"function ksr_request_route() end")
 	nated, plain := newUA(t, false), newUA(t, false)
@@ -178,6 +179,7 @@ func TestKeepalivesUDP(t *testing.T) {
 // TestKeepalivesSIP: SIP keepalives (sipping_bflag) to every contact; the replies are absorbed; a contact
 // that does not answer for keepalive_timeout is unregistered, one that answers stays.
 func TestKeepalivesSIP(t *testing.T) {
+	t.Parallel()
 	p := enginetest.Start(t, "[modules.usrloc]\nnat_bflag = 6\n[modules.nathelper]\nnatping_interval = 1\n"+
 		"sipping_bflag = 7\nsipping_from = \"sip:pinger@127.0.0.1\"\nkeepalive_timeout = 2\n",
 		"function ksr_reply_route() KSR.err('reply route ran for a keepalive reply') end\nfunction ksr_request_route() end")
@@ -223,6 +225,7 @@ func TestKeepalivesSIP(t *testing.T) {
 // TestKeepalivesSpread: with natping_interval 2, each contact is pinged once per 2 s, and the contacts are
 // spread over the two seconds instead of all pinged in one burst.
 func TestKeepalivesSpread(t *testing.T) {
+	t.Parallel()
 	p := enginetest.Start(t, "[modules.usrloc]\nnat_bflag = 6\n[modules.nathelper]\nnatping_interval = 2\n",
 		"function ksr_request_route() end")
 	var uas []*ua
@@ -265,6 +268,7 @@ func TestKeepalivesSpread(t *testing.T) {
 // TestEnablePingAndDisableFlag: a contact that is not NATed is pinged at its Contact address (ping_nated_only
 // false), one with natping_disable_bflag never, and nathelper.enable_ping 0 stops the keepalives until 1.
 func TestEnablePingAndDisableFlag(t *testing.T) {
+	t.Parallel()
 	p := enginetest.Start(t, "[modules.usrloc]\n[modules.nathelper]\nnatping_interval = 1\nnatping_disable_bflag = 5\n",
 		"function ksr_request_route() end")
 	plain, off := newUA(t, false), newUA(t, false)
@@ -302,4 +306,35 @@ func TestEnablePingAndDisableFlag(t *testing.T) {
 		t.Errorf("enable_ping x: no error")
 	}
 	onlyLoopback(t, p)
+}
+
+// TestKeepaliveSocket: pings leave from the socket the contact registered on, or from force_socket.
+func TestKeepaliveSocket(t *testing.T) {
+	t.Parallel()
+	for _, force := range []bool{false, true} {
+		port := strconv.Itoa(enginetest.FreePort(t))
+		conf := "[core]\nlisten = [\"udp:127.0.0.1:" + port + "\", \"udp:127.0.0.1:0\"]\n[modules.usrloc]\n" +
+			"[modules.nathelper]\nnatping_interval = 1\n"
+		if force {
+			conf += "force_socket = \"udp:127.0.0.1:" + port + "\"\n"
+		}
+		p := enginetest.Start(t, conf, "function ksr_request_route() end")
+		ls := p.E.Listeners()
+		if len(ls) != 2 {
+			t.Fatalf("%d listeners", len(ls))
+		}
+		want := ls[1] // the registered one
+		if force {
+			want = ls[0]
+		}
+		u := newUA(t, false)
+		register(t, p, usrloc.Binding{AOR: "a", Contact: "sip:a@" + u.addr.String(), Socket: ls[1].String()})
+		waitPacket(t, u, "\x00", 3*time.Second)
+		for _, pk := range u.packets() {
+			if pk.from != want.Addr {
+				t.Errorf("force_socket %v: keepalive from %s, want %s", force, pk.from, want.Addr)
+			}
+		}
+		onlyLoopback(t, p)
+	}
 }
