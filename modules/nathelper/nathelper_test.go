@@ -533,3 +533,25 @@ func TestStartErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAllFromLua calls every KSR.nathelper function from Lua: each is reachable with Kamailio's argument
+// types and returns a number.
+func TestAllFromLua(t *testing.T) {
+	p := enginetest.Start(t, cfg+"[modules.hdr]\n", enginetest.EvalScript)
+	c := p.UDPClient(t)
+	calls := []string{
+		"KSR.nathelper.nat_uac_test(19)", "KSR.nathelper.is_rfc1918('10.0.0.1')", "KSR.nathelper.fix_nated_register()",
+		"KSR.nathelper.add_rcv_param(0)", "KSR.nathelper.add_contact_alias_addr('127.0.0.1', '5060', 'udp')",
+		"KSR.nathelper.add_contact_alias()", "KSR.nathelper.set_contact_alias()", "KSR.nathelper.set_contact_alias_trim()",
+		"KSR.nathelper.fix_nated_contact()", "KSR.nathelper.handle_ruri_alias()", "KSR.nathelper.handle_ruri_alias_mode(1)",
+		"KSR.nathelper.set_alias_to_pv('$var(a)')", "KSR.nathelper.fix_nated_sdp(3)", "KSR.nathelper.fix_nated_sdp_ip(2, '127.0.0.1')",
+	}
+	got := c.Eval("OPTIONS", "sip:x@127.0.0.1;alias=127.0.0.1~5060~1", []string{"Contact: <sip:a@10.0.0.9;alias=127.0.0.1~5060~1>"}, calls...)
+	want := []string{"number:1", "number:1", "number:1", "number:1", "number:1", "number:-1", "number:-1", "number:-1",
+		"number:-1", "number:1", "number:2", "number:1", "number:-1", "number:-1"}
+	for i := range calls {
+		if got[i] != want[i] {
+			t.Errorf("%s = %s, want %s", calls[i], got[i], want[i])
+		}
+	}
+}
