@@ -180,6 +180,14 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 		}
 		c.Mods.add(m, inst)
 	}
+	for _, l := range c.Mods.List {
+		for _, need := range l.Requires {
+			if _, ok := c.Mods.Get(need); !ok {
+				d.add(tableLine(src, "modules."+l.Name), "[modules.%s]: needs module %s: add a [modules.%s] table", l.Name, need, need)
+			}
+		}
+	}
+	c.Mods.orderByDependencies()
 	var unknown []string
 	for name := range c.Modules {
 		if _, ok := LookupModule(name); !ok {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -269,8 +270,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 	return nil
 }
 
+// stopModules stops the modules in the reverse of their start order (a module stops before those it needs).
 func (e *Engine) stopModules() {
-	for _, l := range e.cfg.Mods.List {
+	for _, l := range slices.Backward(e.cfg.Mods.List) {
 		if s, ok := l.Inst.(Stopper); ok {
 			if err := s.Stop(); err != nil {
 				e.log.Warn("module stop", "name", l.Name, "err", err)

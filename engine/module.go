@@ -16,6 +16,11 @@ type Module struct {
 	Builtin bool
 	// TopLevel exports land directly in KSR (KSR.is_method) instead of KSR.NAME.
 	TopLevel bool
+	// Requires names modules that must be loaded too (registrar needs usrloc, as in Kamailio): a
+	// configuration without them is an error, and they start before this one.
+	Requires []string
+	// After names modules that, when loaded, start before this one (nathelper pings what usrloc holds).
+	After []string
 }
 
 // Instance is one loaded module. Its exported struct fields with toml tags are its parameters.
@@ -36,6 +41,12 @@ type (
 	// needing a restart. It runs while workers route with the instance, so it must publish what it changes
 	// safely (an atomic.Pointer swap); an error fails the reload (keep such checks in Validate when possible).
 	Reloader interface{ Reload(next Instance) error }
+	// FileReloader is a Reloader whose data lives in files its parameters name (a users file, a list): every
+	// reload calls Reload, even when no parameter changed, so the files are read again.
+	FileReloader interface {
+		Reloader
+		ReloadsFiles()
+	}
 )
 
 // Export is one KSR function. Fn is one of the signatures luabind adapts (see luabind/adapt.go): it takes
@@ -133,4 +144,35 @@ func (e *Engine) ModuleGauges() []Gauge {
 		}
 	}
 	return out
+}
+
+// orderByDependencies puts every module after the modules it requires or names in After (when loaded), so
+// that Start runs in dependency order and Stop in reverse; otherwise the order stays by name. A cycle
+// (a programming error) keeps the name order for the modules in it.
+func (s *ModuleSet) orderByDependencies() {
+	placed := make(map[string]bool, len(s.List))
+	visiting := map[string]bool{}
+	out := make([]Loaded, 0, len(s.List))
+	var visit func(l Loaded)
+	visit = func(l Loaded) {
+		if placed[l.Name] || visiting[l.Name] {
+			return
+		}
+		visiting[l.Name] = true
+		for _, dep := range append(append([]string{}, l.Requires...), l.After...) {
+			if i, ok := s.byName[dep]; ok {
+				visit(s.List[i])
+			}
+		}
+		visiting[l.Name] = false
+		placed[l.Name] = true
+		out = append(out, l)
+	}
+	for _, l := range s.List {
+		visit(l)
+	}
+	s.List = out
+	for i, l := range s.List {
+		s.byName[l.Name] = i
+	}
 }

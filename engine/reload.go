@@ -199,7 +199,7 @@ func (e *Engine) restartWarnings(cfg *Config) []string {
 }
 
 // reloadModules hands the new parameters to the running modules that apply some live and whose live
-// parameters changed.
+// parameters changed, and to every FileReloader.
 func (e *Engine) reloadModules(cfg *Config) error {
 	for _, l := range e.cfg.Mods.List {
 		r, ok := l.Inst.(Reloader)
@@ -208,7 +208,7 @@ func (e *Engine) reloadModules(cfg *Config) error {
 			continue
 		}
 		live := liveParams(l.Inst)
-		changed := false
+		_, changed := l.Inst.(FileReloader)
 		for _, k := range changedKeys(l.Inst, next) {
 			changed = changed || live[k]
 		}

@@ -44,6 +44,10 @@ type (
 	fnV    = func(*engine.Msg) engine.Value
 )
 
+// fnSSIII is pv_auth_check(realm, passwd, flags, checks) (declared apart so the table above keeps its
+// alignment).
+type fnSSIII = func(*engine.Msg, string, string, int, int) int
+
 // Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
 func Supported(fn any) bool {
 	return adapt(nil, "", fn) != nil
@@ -81,6 +85,10 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3)))
+		}
+	case fnSSIII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argI(L, name, 4)))
 		}
 	case fnSISI:
 		return func(L *lua.LState) int {

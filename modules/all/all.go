@@ -2,11 +2,14 @@
 package all
 
 import (
+	_ "github.com/siplua/siplua/modules/auth"
+	_ "github.com/siplua/siplua/modules/auth_db"
 	_ "github.com/siplua/siplua/modules/core"
 	_ "github.com/siplua/siplua/modules/corex"
 	_ "github.com/siplua/siplua/modules/hdr"
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
+	_ "github.com/siplua/siplua/modules/nathelper"
 	_ "github.com/siplua/siplua/modules/pv"
 	_ "github.com/siplua/siplua/modules/registrar"
 	_ "github.com/siplua/siplua/modules/rr"
