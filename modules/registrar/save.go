@@ -125,7 +125,10 @@ func (r *Registrar) saveURI(m *engine.Msg, table string, flags int, uri string) 
 	} else {
 		r.rt.rejected.Add(1)
 	}
-	p := r.buildReply(m, e, cur, now)
+	// Kamailio forgets the Path vector when save returns, so a reply sent later by reg_send_reply has no
+	// Path (nor the 420 of path_mode 2); one prepared now (0x10) or sent now has it
+	withPath := flags&flagNoReply == 0 || flags&flagPrepReply != 0
+	p := r.buildReply(m, e, cur, now, withPath)
 	switch {
 	case flags&flagNoReply == 0:
 		m.ReplyHdrs = append(m.ReplyHdrs, p.hdrs...)
@@ -179,7 +182,7 @@ func (r *Registrar) sendPendingReply(m *engine.Msg) int {
 // buildReply makes the status and headers of save's reply: the live bindings as one Contact header
 // (Kamailio's build_contact), Path (and 420's Unsupported), Min-Expires for 423, P-Registrar-Error and
 // Retry-After for errors.
-func (r *Registrar) buildReply(m *engine.Msg, e rerr, cur []usrloc.Binding, now int64) pendingReply {
+func (r *Registrar) buildReply(m *engine.Msg, e rerr, cur []usrloc.Binding, now int64, withPath bool) pendingReply {
 	var b strings.Builder
 	n := 0
 	for i := range cur {
@@ -215,7 +218,7 @@ func (r *Registrar) buildReply(m *engine.Msg, e rerr, cur []usrloc.Binding, now 
 	if n > 0 {
 		b.WriteString("\r\n")
 	}
-	if e == rFine && r.UsePath && r.PathMode != PathModeOff {
+	if e == rFine && withPath && r.UsePath && r.PathMode != PathModeOff {
 		if path := pathVector(m); path != "" {
 			_, supported := hasOptionTag(m, "supported", "path")
 			switch {
@@ -682,6 +685,7 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 	}
 	out := slices.Clone(old)
 	rc := 0
+	var touched []string // contacts this REGISTER already saved: a repeat updates them again (last wins)
 	for i := range reg.list {
 		c := &reg.list[i]
 		exp, e := r.expires(reg, c)
@@ -689,7 +693,7 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 			return nil, 0, e
 		}
 		j := find(out, c)
-		if j >= 0 {
+		if j >= 0 && !slices.Contains(touched, c.uri) {
 			skip, e := r.cseqCheck(&out[j], reg, now)
 			if e != rFine {
 				return nil, 0, e
@@ -698,6 +702,7 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 				continue
 			}
 		}
+		touched = append(touched, c.uri)
 		switch {
 		case j < 0 && exp == 0:
 			continue
@@ -722,10 +727,8 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 			b.Flags = out[j].Flags
 			if replace {
 				out = append(out[:0], b)
-			} else if b.Q == out[j].Q {
-				out[j] = b
 			} else {
-				out = insertAt(slices.Delete(out, j, j+1), b)
+				out[j] = b // in place even when its q changed: Kamailio 5.6's usrloc does not move it
 			}
 			rc = 2
 		}

@@ -124,8 +124,9 @@ func TestSaveOnTheWire(t *testing.T) {
 		{3, []string{"Contact: <sip:alice@10.0.0.2:5070>;expires=900"}, "200 OK", "<sip:alice@10.0.0.1:5070>;q=0.5;expires=3600, <sip:alice@10.0.0.2:5070>;expires=300", ""},
 		{7, []string{"Contact: <sip:alice@10.0.0.2:5070>;q=abc"}, "400 Bad Request", "<sip:alice@10.0.0.1:5070>;q=0.5;expires=3600, <sip:alice@10.0.0.2:5070>;expires=300", "Invalid q param in contact"},
 		{8, []string{"Contact: <sip:alice@10.0.0.2:5070>;q=2"}, "400 Bad Request", "<sip:alice@10.0.0.1:5070>;q=0.5;expires=3600, <sip:alice@10.0.0.2:5070>;expires=300", "Invalid q param in contact"},
-		// an expires parameter that is not a number means default_expires; q=1 moves it first
-		{9, []string{"Contact: <sip:alice@10.0.0.2:5070>;expires=abc;q=1"}, "200 OK", "<sip:alice@10.0.0.2:5070>;q=1;expires=3600, <sip:alice@10.0.0.1:5070>;q=0.5;expires=3600", ""},
+		// an expires parameter that is not a number means default_expires; a new q does not move the
+		// binding (Kamailio 5.6 keeps the list order of an update)
+		{9, []string{"Contact: <sip:alice@10.0.0.2:5070>;expires=abc;q=1"}, "200 OK", "<sip:alice@10.0.0.1:5070>;q=0.5;expires=3600, <sip:alice@10.0.0.2:5070>;q=1;expires=3600", ""},
 		// expires=0 removes one contact
 		{10, []string{"Contact: <sip:alice@10.0.0.1:5070>;expires=0"}, "200 OK", "<sip:alice@10.0.0.2:5070>;q=1;expires=3600", ""},
 		{11, []string{"Expires: abc", "Contact: <sip:alice@10.0.0.1:5070>"}, "400 Bad Request", "", "Expires parse error"},
@@ -322,8 +323,10 @@ func TestReplaceAndInstance(t *testing.T) {
 		{"pat", 2, []string{"Contact: <sip:p@10.0.0.2>;expires=10"}, "423 Interval Too Brief", "<sip:p@10.0.0.1>;expires=3600", "-1"},
 		{"pat", 3, []string{"Contact: <sip:p@10.0.0.3>;expires=100", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.3>;expires=100", "1"},
 		{"pat", 4, []string{"Contact: <sip:p@10.0.0.3>;expires=200, <sip:p@10.0.0.4>", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.4>;expires=3600", "1"},
+		// a contact twice in the REGISTER of a new AOR: the first one stays ...
 		{"ron", 1, []string{"Contact: <sip:s@10.0.0.5>, <sip:s@10.0.0.5>;expires=100"}, "200 OK", "<sip:s@10.0.0.5>;expires=3600", "1"},
-		{"ron", 2, []string{"Contact: <sip:s@10.0.0.5>;expires=200, <sip:s@10.0.0.5>;expires=100"}, "200 OK", "<sip:s@10.0.0.5>;expires=200", "2"},
+		// ... but for an AOR with bindings the last one wins (both as Kamailio 5.6 does)
+		{"ron", 2, []string{"Contact: <sip:s@10.0.0.5>;expires=200, <sip:s@10.0.0.5>;expires=100"}, "200 OK", "<sip:s@10.0.0.5>;expires=100", "2"},
 		{"quinn", 4, []string{"Contact: <sip:q@10.0.0.3>;expires=5"}, "423 Interval Too Brief", "", "-1"},
 		{"quinn", 5, []string{`Contact: <sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`}, "200 OK", `<sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`, "1"},
 	} {
