@@ -267,3 +267,28 @@ func TestPathCheckLocal(t *testing.T) {
 	replyTo(t, edge, r, "603 Decline")
 	finalReply(t, n.uac.c)
 }
+
+// TestTCPContactReusesConnection: a UA registered over TCP behind NAT (its Contact names a private address;
+// the received address, as nathelper sets it, is its TCP source) gets the INVITE on the connection it
+// registered on.
+func TestTCPContactReusesConnection(t *testing.T) {
+	p := enginetest.Start(t, "[modules.tm]\n[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n", proxyScript)
+	tcp := p.TCPClient(t)
+	far := "sip:tina@127.0.0.1:" + strconv.Itoa(enginetest.FreePort(t)) + ";transport=tcp"
+	req := tcp.Request("REGISTER", "sip:example.com", "Contact: <"+far+">", "X-Rcv: sip:"+tcp.Addr.String()+";transport=tcp")
+	req = strings.Replace(req, "To: <sip:example.com>", "To: <sip:tina@example.com>", 1)
+	tcp.Send(req)
+	if got := string(tcp.RecvRaw(2 * time.Second)); status(got) != "200 OK" {
+		t.Fatalf("REGISTER over TCP: %s", got)
+	}
+	uac := p.UDPClient(t)
+	uac.Send(uac.Request("INVITE", "sip:tina@example.com"))
+	r := recvReq(t, tcp, "INVITE")
+	if reqURI(r) != far {
+		t.Fatalf("R-URI %q", reqURI(r))
+	}
+	replyTo(t, tcp, r, "486 Busy Here")
+	if got := status(finalReply(t, uac)); got != "486 Busy Here" {
+		t.Fatalf("caller got %q", got)
+	}
+}
