@@ -53,6 +53,20 @@ request_route {
 		reg_send_reply();
 		exit;
 	}
+	if ($hdr(X-Fn) == "unregister") {
+		unregister("location", "$hdr(X-Arg)");
+		$var(r) = $rc;
+		append_to_reply("X-Ret: $var(r)\r\n");
+		sl_send_reply("200", "Fn");
+		exit;
+	}
+	if ($hdr(X-Fn) == "registered") {
+		registered("location");
+		$var(r) = $rc;
+		append_to_reply("X-Ret: $var(r)\r\nX-Ru: $ru\r\n");
+		sl_send_reply("200", "Fn");
+		exit;
+	}
 	lookup("location");
 	$var(r) = $rc;
 	append_to_reply("X-Ret: $var(r)\r\nX-Ru: $ru\r\nX-Du: $du\r\n");
@@ -71,6 +85,16 @@ function ksr_request_route()
 		local rc = KSR.registrar.save("location", f)
 		KSR.hdr.append_to_reply("X-Save: " .. rc .. "\r\n")
 		KSR.registrar.reg_send_reply()
+		return 1
+	end
+	local fn = KSR.hdr.get("X-Fn")
+	if fn == "unregister" then
+		KSR.hdr.append_to_reply("X-Ret: " .. KSR.registrar.unregister("location", KSR.hdr.get("X-Arg")) .. "\r\n")
+		KSR.sl.sl_send_reply(200, "Fn")
+		return 1
+	elseif fn == "registered" then
+		KSR.hdr.append_to_reply("X-Ret: " .. KSR.registrar.registered("location") .. "\r\nX-Ru: " .. KSR.pv.get("$ru") .. "\r\n")
+		KSR.sl.sl_send_reply(200, "Fn")
 		return 1
 	end
 	local rc = KSR.registrar.lookup("location")
@@ -223,6 +247,13 @@ func TestAgainstKamailio(t *testing.T) {
 				{"REGISTER", "sue", 2, "s", []string{"Contact: <sip:s@10.0.0.7>;methods=\"MESSAGE\""}},
 				{"MESSAGE", "sue", 1, "m3", nil},
 				{"SUBSCRIBE", "sue", 1, "m4", nil},
+				{"OPTIONS", "sue", 1, "o1", []string{"X-Fn: registered"}},
+				{"OPTIONS", "nobody", 1, "o2", []string{"X-Fn: registered"}},
+				{"OPTIONS", "x", 1, "o3", []string{"X-Fn: unregister", "X-Arg: sip:SUE@example.com"}},
+				{"OPTIONS", "sue", 1, "o4", []string{"X-Fn: registered"}},
+				{"OPTIONS", "x", 1, "o5", []string{"X-Fn: unregister", "X-Arg: sip:sue@example.com"}},
+				{"OPTIONS", "x", 1, "o6", []string{"X-Fn: unregister", "X-Arg: mailto:x"}},
+				{"REGISTER", "sue", 3, "s", nil},
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
