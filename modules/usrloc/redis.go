@@ -35,9 +35,9 @@ import (
 // it knew, and a background probe (the store's one goroutine) PINGs until Redis answers again.
 
 const (
-	// updateAttempts bounds the optimistic retries of one Update (each conflict means another node wrote
-	// the same AOR between our read and our write).
-	updateAttempts = 16
+	// updateAttempts bounds the optimistic retries of one Update, as redis_timeout does (each conflict
+	// means another writer changed the same AOR between our read and our write).
+	updateAttempts = 64
 	// probeInterval is how often a down store asks Redis whether it is back.
 	probeInterval = 250 * time.Millisecond
 	// logEvery rate-limits the log lines of each kind of failure.
@@ -195,7 +195,7 @@ func (s *redisStore) Lookup(table, aor string) ([]Binding, error) {
 		if cached {
 			return liveOnly(e.bindings, now), nil
 		}
-		return nil, fmt.Errorf("usrloc redis: lookup %s: %w", key, ErrUnavailable)
+		return nil, fmt.Errorf("usrloc redis: lookup %s: %w", string(key), ErrUnavailable)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	bs, _, err := s.read(ctx, c, key, aor, true)

@@ -641,6 +641,20 @@ func BenchmarkRedisLookupWarm(b *testing.B) {
 	})
 }
 
+// BenchmarkRedisLookupWarmSerial: the same from one goroutine.
+func BenchmarkRedisLookupWarmSerial(b *testing.B) {
+	s, _ := benchStore(b)
+	if bs, err := s.Lookup("location", "bench@example.com"); err != nil || len(bs) != 2 {
+		b.Fatal(bs, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if bs, _ := s.Lookup("location", "bench@example.com"); len(bs) != 2 {
+			b.Fatal("lost")
+		}
+	}
+}
+
 // BenchmarkRedisLookupDoCacheHit: what the lookup would cost on rueidis's own cache alone (hit, decode).
 func BenchmarkRedisLookupDoCacheHit(b *testing.B) {
 	s, _ := benchStore(b)
