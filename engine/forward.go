@@ -117,12 +117,13 @@ func (e *Engine) ListenerFor(prefer *Listener, t Target) *Listener {
 // the given branch on top, received/rport on the previous hop's Via, the Request-URI replaced by ruri (""
 // keeps it), the script's edits (socket edits see local) and Content-Length added on a stream transport.
 func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ruri string) []byte {
-	var extraBuf [4]edit
+	var extraBuf [5]edit
 	extra := extraBuf[:0]
 	off := m.Raw.HdrsEnd
 	if len(m.Raw.Hdrs) > 0 {
 		off = m.Raw.Hdrs[0].Start
 	}
+	first := off
 	vi := m.Raw.Find(m.Buf, "via")
 	if vi >= 0 {
 		off = m.Raw.Hdrs[vi].Start
@@ -136,6 +137,12 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport); nv != v[:end] {
 			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
 		}
+	}
+	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
+		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
+			first = m.Raw.Hdrs[ri].Start
+		}
+		extra = append(extra, edit{off: first, end: first, text: "Route: " + m.Path + "\r\n"})
 	}
 	if ruri != "" {
 		if s, en, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {

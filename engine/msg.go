@@ -72,6 +72,9 @@ type Msg struct {
 	DstURI string
 	// NewURI is the rewritten Request-URI ($ru); "" = unchanged.
 	NewURI string
+	// Path is the route set of branch 0 (Kamailio's path_vec, set by registrar lookup from a binding's
+	// Path, RFC 3327): relayed requests carry it as a Route header in front of the others.
+	Path string
 
 	// ReplyHdrs are headers added to locally generated replies (hdr.append_to_reply), CRLF-terminated.
 	ReplyHdrs []byte
@@ -106,6 +109,7 @@ type Branch struct {
 	DstURI string // its outbound destination ("" = the URI)
 	Q      int    // q value × 1000 (-1 = none)
 	Flags  uint64 // branch flags
+	Path   string // its route set (a binding's Path), sent as a Route header ("" = none)
 }
 
 var msgPool = sync.Pool{New: func() any { return new(Msg) }}

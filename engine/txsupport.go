@@ -25,7 +25,7 @@ func (m *Msg) Detach() *Msg {
 	c := &Msg{
 		Buf: slices.Clone(m.Buf), Raw: m.Raw, SIP: m.SIP, Req: m.Req, Res: m.Res,
 		Src: m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn, Recv: m.Recv,
-		Flags: m.Flags, BFlags: m.BFlags, DstURI: m.DstURI, NewURI: m.NewURI,
+		Flags: m.Flags, BFlags: m.BFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), edits: slices.Clone(m.edits),
 		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect,
 		Branches: slices.Clone(m.Branches), Tx: m.Tx, Mod: maps.Clone(m.Mod), E: m.E,

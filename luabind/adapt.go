@@ -21,6 +21,7 @@ type (
 	fnIII  = func(*engine.Msg, int, int) int
 	fnSSSI = func(*engine.Msg, string, string, string) int
 	fnSSII = func(*engine.Msg, string, string, int) int
+	fnSISI = func(*engine.Msg, string, int, string) int
 	fnB    = func(*engine.Msg) bool
 	fnSB   = func(*engine.Msg, string) bool
 	fnIB   = func(*engine.Msg, int) bool
@@ -80,6 +81,10 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3)))
+		}
+	case fnSISI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argI(L, name, 2), argS(L, name, 3)))
 		}
 	case fnB:
 		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L)))); return 1 }

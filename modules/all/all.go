@@ -8,6 +8,7 @@ import (
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/pv"
+	_ "github.com/siplua/siplua/modules/registrar"
 	_ "github.com/siplua/siplua/modules/rr"
 	_ "github.com/siplua/siplua/modules/siputils"
 	_ "github.com/siplua/siplua/modules/sl"

@@ -24,7 +24,7 @@ func loadContacts(m *engine.Msg) int {
 		return 1
 	}
 	all := make([]engine.Branch, 0, 1+len(m.Branches))
-	all = append(all, engine.Branch{URI: m.RURI(), DstURI: m.DstURI, Q: -1, Flags: m.BFlags})
+	all = append(all, engine.Branch{URI: m.RURI(), DstURI: m.DstURI, Q: -1, Flags: m.BFlags, Path: m.Path})
 	all = append(all, m.Branches...)
 	q := func(b engine.Branch) int {
 		if b.Q < 0 {
@@ -35,7 +35,7 @@ func loadContacts(m *engine.Msg) int {
 	slices.SortStableFunc(all, func(a, b engine.Branch) int { return q(b) - q(a) })
 	vals := make([]engine.Value, len(all))
 	for i, b := range all {
-		vals[i] = engine.StrVal(strconv.Itoa(q(b)) + "\x00" + b.URI + "\x00" + b.DstURI + "\x00" + strconv.FormatUint(b.Flags, 10))
+		vals[i] = engine.StrVal(strconv.Itoa(q(b)) + "\x00" + b.URI + "\x00" + b.DstURI + "\x00" + strconv.FormatUint(b.Flags, 10) + "\x00" + b.Path)
 	}
 	if m.AVPs == nil {
 		m.AVPs = map[string][]engine.Value{}
@@ -53,16 +53,16 @@ func nextContacts(m *engine.Msg) int {
 		return -1
 	}
 	parse := func(v engine.Value) (int, engine.Branch) {
-		p := strings.SplitN(v.S, "\x00", 4)
-		for len(p) < 4 {
+		p := strings.SplitN(v.S, "\x00", 5)
+		for len(p) < 5 {
 			p = append(p, "")
 		}
 		q, _ := strconv.Atoi(p[0])
 		f, _ := strconv.ParseUint(p[3], 10, 64)
-		return q, engine.Branch{URI: p[1], DstURI: p[2], Q: q, Flags: f}
+		return q, engine.Branch{URI: p[1], DstURI: p[2], Q: q, Flags: f, Path: p[4]}
 	}
 	q0, first := parse(vals[0])
-	m.NewURI, m.DstURI, m.BFlags = first.URI, first.DstURI, first.Flags
+	m.NewURI, m.DstURI, m.BFlags, m.Path = first.URI, first.DstURI, first.Flags, first.Path
 	m.Branches = m.Branches[:0]
 	n := 1
 	for ; n < len(vals); n++ {

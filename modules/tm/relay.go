@@ -146,22 +146,22 @@ func (t *TM) destURI(m *engine.Msg, du, ruri string, proto engine.Proto, addr st
 // it returns how many were sent.
 func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto, addr string) int {
 	type dest struct {
-		uri, du string
-		flags   uint64
+		uri, du, path string
+		flags         uint64
 	}
 	dests := make([]dest, 0, 1+len(m.Branches))
-	dests = append(dests, dest{m.RURI(), m.DstURI, m.BFlags})
+	dests = append(dests, dest{m.RURI(), m.DstURI, m.Path, m.BFlags})
 	for _, b := range m.Branches {
-		dests = append(dests, dest{b.URI, b.DstURI, b.Flags})
+		dests = append(dests, dest{b.URI, b.DstURI, b.Path, b.Flags})
 	}
 	m.Branches = nil
 	sent := 0
 	x.mu.Lock()
 	onBranch := x.onBranch
 	x.mu.Unlock()
-	origURI, origDU, origBF, origRoute := m.NewURI, m.DstURI, m.BFlags, c.route
+	origURI, origDU, origBF, origPath, origRoute := m.NewURI, m.DstURI, m.BFlags, m.Path, c.route
 	for i, d := range dests {
-		m.NewURI, m.DstURI, m.BFlags = "", d.du, d.flags
+		m.NewURI, m.DstURI, m.BFlags, m.Path = "", d.du, d.flags, d.path
 		if d.uri != m.RURI() {
 			m.NewURI = d.uri
 		}
@@ -189,7 +189,7 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 		}
 		m.EditRestore(mark)
 	}
-	m.NewURI, m.DstURI, m.BFlags = origURI, origDU, origBF
+	m.NewURI, m.DstURI, m.BFlags, m.Path = origURI, origDU, origBF, origPath
 	return sent
 }
 

@@ -78,7 +78,8 @@ type Usrloc struct {
 	// TimerInterval is how often expired bindings are removed, in seconds (Kamailio's timer_interval).
 	TimerInterval int `toml:"timer_interval"`
 	// SnapshotFile is where the memory backend keeps its bindings across restarts, relative to the
-	// configuration file; "" = no snapshot.
+	// configuration file's directory (the state directory for the embedded default configuration, see
+	// snapshotPath); "" = no snapshot.
 	SnapshotFile string `toml:"snapshot_file"`
 	// SnapshotInterval is how often the snapshot is written, in seconds (and at shutdown).
 	SnapshotInterval int `toml:"snapshot_interval"`
@@ -93,7 +94,7 @@ type Usrloc struct {
 // New returns an instance with the defaults.
 func New() *Usrloc {
 	return &Usrloc{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisPrefix: "siplua:ul:",
-		RedisTimeout: 200, TimerInterval: 60, SnapshotFile: "", SnapshotInterval: 30, NatBflag: -1}
+		RedisTimeout: 200, TimerInterval: 60, SnapshotFile: DefaultSnapshotFile, SnapshotInterval: 30, NatBflag: -1}
 }
 
 // Validate checks the parameters.

@@ -1,0 +1,234 @@
+package registrar
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+// aor canonicalises a SIP URI into the address of record as Kamailio's extract_aor does: the user part
+// unescaped, "@domain" added with use_domain (realm_prefix stripped), all lower case unless case_sensitive
+// (then only the domain). ok is false when the URI does not parse.
+func (r *Registrar) aor(uri string) (string, bool) {
+	u, ok := rawsip.ParseURI(strings.TrimSpace(uri))
+	if !ok {
+		return "", false
+	}
+	user := unescape(u.User)
+	if strings.EqualFold(u.Scheme, "tel") || strings.EqualFold(u.Scheme, "tels") {
+		u.Host = ""
+	}
+	if !r.CaseSensitive {
+		user = strings.ToLower(user)
+	}
+	if !r.UseDomain {
+		return user, true
+	}
+	host := strings.ToLower(u.Host)
+	if p := strings.ToLower(r.RealmPrefix); p != "" && len(p) < len(host) && strings.HasPrefix(host, p) {
+		host = host[len(p):]
+	}
+	return user + "@" + host, true
+}
+
+// unescape decodes %XX in a URI user part; a bad escape is kept as written.
+func unescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// contact is one Contact of a REGISTER.
+type contact struct {
+	uri      string
+	expires  string // the expires parameter; "" = none
+	hasExp   bool
+	q        string
+	hasQ     bool
+	received string
+	methods  string
+	hasMeth  bool
+	instance string
+	regID    string
+}
+
+// contacts splits every Contact header of m into contacts. star reports a "*" Contact; nstar counts
+// the Contact values in all (a "*" among others is an error of the caller's to report).
+func contacts(m *engine.Msg) (list []contact, star bool, values int, ok bool) {
+	for _, h := range m.Raw.Hdrs {
+		if !h.Is(m.Buf, "contact") {
+			continue
+		}
+		v := string(h.Value(m.Buf))
+		for len(v) > 0 {
+			end := rawsip.FirstValueEnd([]byte(v))
+			one := strings.TrimSpace(v[:end])
+			if end < len(v) {
+				v = v[end+1:]
+			} else {
+				v = ""
+			}
+			if one == "" {
+				continue
+			}
+			values++
+			if one == "*" {
+				star = true
+				continue
+			}
+			_, uri, params, good := rawsip.NameAddr(one)
+			if !good || uri == "" {
+				return nil, star, values, false
+			}
+			c := contact{uri: uri}
+			c.expires, c.hasExp = param(params, "expires")
+			c.q, c.hasQ = param(params, "q")
+			c.received, _ = param(params, "received")
+			c.methods, c.hasMeth = param(params, "methods")
+			c.instance, _ = param(params, "+sip.instance")
+			c.regID, _ = param(params, "reg-id")
+			list = append(list, c)
+		}
+	}
+	return list, star, values, true
+}
+
+// param returns a header parameter's value without quotes.
+func param(params, name string) (string, bool) {
+	v, _, _, ok := rawsip.Param(params, name)
+	if !ok {
+		return "", false
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, true
+}
+
+// parseQ reads a qvalue (RFC 3261 §25.1: "0"["."0*3DIGIT] / "1"["."0*3"0"]) as q × 1000.
+func parseQ(s string) (int, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 5 {
+		return 0, false
+	}
+	ip, frac, dot := strings.Cut(s, ".")
+	if ip != "0" && ip != "1" || dot && len(frac) > 3 {
+		return 0, false
+	}
+	q := int(ip[0]-'0') * 1000
+	mul := 100
+	for i := 0; i < len(frac); i++ {
+		if frac[i] < '0' || frac[i] > '9' {
+			return 0, false
+		}
+		q += int(frac[i]-'0') * mul
+		mul /= 10
+	}
+	if q > 1000 {
+		return 0, false
+	}
+	return q, true
+}
+
+// formatQ writes q × 1000 as Kamailio's q2str: "1", "0", "0.5", "0.25", "0.125"; "" for none.
+func formatQ(q int) string {
+	switch {
+	case q < 0:
+		return ""
+	case q >= 1000:
+		return "1"
+	case q == 0:
+		return "0"
+	}
+	b := []byte{'0', '.', byte('0' + q/100)}
+	if q %= 100; q != 0 {
+		b = append(b, byte('0'+q/10))
+		if q %= 10; q != 0 {
+			b = append(b, byte('0'+q))
+		}
+	}
+	return string(b)
+}
+
+// Kamailio's method bits (parser/msg_parser.h), so $ulc(p=>methods) shows the numbers Kamailio shows.
+var methodBits = map[string]uint32{
+	"INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32, "SUBSCRIBE": 64,
+	"NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512, "PRACK": 1024, "UPDATE": 2048, "REFER": 4096,
+	"PUBLISH": 8192, "KDMQ": 16384, "GET": 32768, "POST": 65536, "PUT": 131072, "DELETE": 262144,
+}
+
+const (
+	methodOther = 524288
+	allMethods  = 0xFFFFFFFF
+)
+
+func methodBit(name string) uint32 {
+	if b, ok := methodBits[strings.ToUpper(strings.TrimSpace(name))]; ok {
+		return b
+	}
+	return methodOther
+}
+
+// methodMask parses a comma-separated method list (Allow, a methods contact parameter).
+func methodMask(list ...string) uint32 {
+	var mask uint32
+	for _, l := range list {
+		for _, t := range strings.Split(l, ",") {
+			if strings.TrimSpace(t) != "" {
+				mask |= methodBit(t)
+			}
+		}
+	}
+	return mask
+}
+
+// firstPathURI returns the URI of the first element of a Path vector (the next hop) and its received
+// parameter.
+func firstPathURI(path string) (uri, received string, ok bool) {
+	end := rawsip.FirstValueEnd([]byte(path))
+	_, uri, _, ok = rawsip.NameAddr(path[:end])
+	if !ok || uri == "" {
+		return "", "", false
+	}
+	if u, good := rawsip.ParseURI(uri); good {
+		received, _ = param(u.Params, "received")
+	}
+	return uri, received, true
+}
+
+// toURI returns the URI of the To header.
+func toURI(m *engine.Msg) (string, bool) {
+	v, ok := m.Header("to")
+	if !ok {
+		return "", false
+	}
+	_, uri, _, ok := rawsip.NameAddr(v)
+	return uri, ok && uri != ""
+}
+
+// hasOptionTag reports whether a Supported (or Require) header lists tag.
+func hasOptionTag(m *engine.Msg, header, tag string) (present, has bool) {
+	for _, v := range m.Headers(header) {
+		present = true
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), tag) {
+				has = true
+			}
+		}
+	}
+	return present, has
+}

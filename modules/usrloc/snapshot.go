@@ -1,0 +1,419 @@
+package usrloc
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/siplua/siplua/engine"
+)
+
+// The snapshot file of the memory backend:
+//
+//	header  "SIPLUAUL" + version byte (1)
+//	record  uvarint(len) payload crc32c(payload), little endian; one record per AOR
+//	end     uvarint(0) then uvarint(records written): a file without it was cut short
+//
+// payload: table, aor, uvarint(n), then n bindings of Contact Received Path Socket CallID UserAgent
+// Instance (each uvarint length + bytes), varint Expires Modified, uvarint CSeq, varint Q RegID, uvarint
+// Flags CFlags Methods. Varints keep it compact (a binding is ~130 bytes) and the per-record CRC lets a
+// damaged file give back every record before the damage.
+const (
+	snapMagic   = "SIPLUAUL"
+	snapVersion = 1
+	// maxSnapRecord bounds one record (an AOR's bindings) so that a corrupt length cannot make the loader
+	// allocate gigabytes.
+	maxSnapRecord = 16 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// DefaultSnapshotFile is snapshot_file's default: next to the configuration file.
+const DefaultSnapshotFile = "usrloc.snapshot"
+
+// snapshotPath resolves snapshot_file. A relative name is relative to the configuration file's directory.
+// The embedded default configuration has no directory: there the file goes to the state directory
+// ($STATE_DIRECTORY from systemd's StateDirectory=, else $XDG_STATE_HOME/siplua, else
+// ~/.local/state/siplua), never to whatever the working directory happens to be.
+func snapshotPath(name string, cfg *engine.Config) (string, error) {
+	if name == "" || filepath.IsAbs(name) {
+		return name, nil
+	}
+	if cfg == nil {
+		return name, nil
+	}
+	if cfg.Dir != "" {
+		return cfg.Resolve(name), nil
+	}
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		d, _, _ = strings.Cut(d, ":") // systemd lists one per StateDirectory= entry, and creates them
+		return filepath.Join(d, name), nil
+	}
+	dir, err := stateDir()
+	if err != nil {
+		return "", fmt.Errorf("snapshot_file %q: the configuration has no directory and %w", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("snapshot_file %q: state directory: %w", name, err)
+	}
+	return filepath.Join(dir, name), nil
+}
+
+func stateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "siplua"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return "", errors.New("no state directory is known ($STATE_DIRECTORY, $XDG_STATE_HOME and $HOME are unset)")
+	}
+	return filepath.Join(home, ".local", "state", "siplua"), nil
+}
+
+// probeSnapshotDir warns at start when the snapshot cannot be written, rather than at the first interval.
+// It is not an error: the proxy serves, only without persistence.
+func (s *memStore) probeSnapshotDir() {
+	dir, base := filepath.Split(s.snapPath)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".probe*")
+	if err != nil {
+		s.log.Warn("usrloc snapshot cannot be written: locations will not survive a restart", "file", s.snapPath, "err", err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// saveSnapshot writes the live bindings to the snapshot file atomically: a temporary file in the same
+// directory, fsynced, renamed over the old one, and the directory fsynced. It does nothing when the table
+// has not changed since the last snapshot. Shard locks are held only to gather slices, never during I/O.
+func (s *memStore) saveSnapshot() error {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	gen := s.gen.Load()
+	if gen == s.savedGen {
+		return nil
+	}
+	dir, base := filepath.Split(s.snapPath)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".tmp*")
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
+	}
+	if err := f.Chmod(0o600); err != nil { // contacts and user agents are the users' data
+		return fail(err)
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	n, err := s.writeSnapshot(w)
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
+	}
+	if err := os.Rename(tmp, s.snapPath); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
+	}
+	if d, err := os.Open(dir); err == nil { // make the rename itself durable
+		_ = d.Sync()
+		d.Close()
+	}
+	s.savedGen = gen
+	s.log.Debug("usrloc snapshot written", "file", s.snapPath, "aors", n)
+	return nil
+}
+
+// writeSnapshot writes the header, one record per AOR with live bindings, and the end mark.
+func (s *memStore) writeSnapshot(w io.Writer) (records int, err error) {
+	if _, err := io.WriteString(w, snapMagic); err != nil {
+		return 0, err
+	}
+	if _, err := w.Write([]byte{snapVersion}); err != nil {
+		return 0, err
+	}
+	type entry struct {
+		table string
+		bs    []Binding
+	}
+	var (
+		batch []entry
+		buf   []byte
+		frame [binary.MaxVarintLen64 + 4]byte
+	)
+	now := s.now()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		batch = batch[:0]
+		sh.mu.RLock()
+		for tn, t := range sh.tables {
+			for _, bs := range t {
+				batch = append(batch, entry{tn, bs}) // stored slices are immutable: safe after unlock
+			}
+		}
+		sh.mu.RUnlock()
+		for _, e := range batch {
+			buf = appendRecord(buf[:0], e.table, e.bs, now)
+			if buf == nil {
+				continue // nothing live
+			}
+			n := binary.PutUvarint(frame[:], uint64(len(buf)))
+			if _, err := w.Write(frame[:n]); err != nil {
+				return records, err
+			}
+			if _, err := w.Write(buf); err != nil {
+				return records, err
+			}
+			binary.LittleEndian.PutUint32(frame[:4], crc32.Checksum(buf, crcTable))
+			if _, err := w.Write(frame[:4]); err != nil {
+				return records, err
+			}
+			records++
+		}
+	}
+	end := binary.AppendUvarint(binary.AppendUvarint(nil, 0), uint64(records))
+	_, err = w.Write(end)
+	return records, err
+}
+
+// appendRecord encodes the live bindings of one AOR; it returns nil when none is live.
+func appendRecord(buf []byte, table string, bs []Binding, now int64) []byte {
+	n := 0
+	for i := range bs {
+		if bs[i].Live(now) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	str := func(v string) { buf = binary.AppendUvarint(buf, uint64(len(v))); buf = append(buf, v...) }
+	str(table)
+	str(bs[0].AOR)
+	buf = binary.AppendUvarint(buf, uint64(n))
+	for i := range bs {
+		b := &bs[i]
+		if !b.Live(now) {
+			continue
+		}
+		for _, v := range [...]string{b.Contact, b.Received, b.Path, b.Socket, b.CallID, b.UserAgent, b.Instance} {
+			str(v)
+		}
+		buf = binary.AppendVarint(buf, b.Expires)
+		buf = binary.AppendVarint(buf, b.Modified)
+		buf = binary.AppendUvarint(buf, uint64(b.CSeq))
+		buf = binary.AppendVarint(buf, int64(b.Q))
+		buf = binary.AppendVarint(buf, int64(b.RegID))
+		buf = binary.AppendUvarint(buf, uint64(b.Flags))
+		buf = binary.AppendUvarint(buf, b.CFlags)
+		buf = binary.AppendUvarint(buf, uint64(b.Methods))
+	}
+	return buf
+}
+
+// loadSnapshot fills the empty store from the snapshot file, skipping expired bindings. A missing file
+// is a first start. A damaged one is logged: the records before the damage are kept, the rest skipped;
+// the process goes on either way.
+func (s *memStore) loadSnapshot() {
+	f, err := os.Open(s.snapPath)
+	if errors.Is(err, os.ErrNotExist) {
+		s.log.Info("no usrloc snapshot yet, starting empty", "file", s.snapPath)
+		return
+	}
+	if err != nil {
+		s.log.Error("usrloc snapshot not loaded", "file", s.snapPath, "err", err)
+		return
+	}
+	defer f.Close()
+	aors, bindings, err := s.readSnapshot(bufio.NewReaderSize(f, 256<<10))
+	if err != nil {
+		s.log.Error("usrloc snapshot damaged: kept what came before the damage, skipped the rest",
+			"file", s.snapPath, "aors", aors, "bindings", bindings, "err", err)
+	} else {
+		s.log.Info("usrloc snapshot loaded", "file", s.snapPath, "aors", aors, "bindings", bindings)
+	}
+	s.savedGen = s.gen.Load() // what was just loaded is on disk already
+}
+
+// readSnapshot reads records into the store until the end mark or the first damage.
+func (s *memStore) readSnapshot(r *bufio.Reader) (aors, bindings int, err error) {
+	head := make([]byte, len(snapMagic)+1)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return 0, 0, fmt.Errorf("header: %w", eofIsShort(err))
+	}
+	if string(head[:len(snapMagic)]) != snapMagic {
+		return 0, 0, errors.New("not a siplua usrloc snapshot (bad magic)")
+	}
+	if head[len(snapMagic)] != snapVersion {
+		return 0, 0, fmt.Errorf("snapshot version %d, this siplua reads %d", head[len(snapMagic)], snapVersion)
+	}
+	now := s.now()
+	var buf []byte
+	var crc [4]byte
+	for rec := 0; ; rec++ {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			return aors, bindings, fmt.Errorf("record %d: length: %w", rec, eofIsShort(err))
+		}
+		if n == 0 {
+			want, err := binary.ReadUvarint(r)
+			if err != nil {
+				return aors, bindings, fmt.Errorf("end mark: %w", eofIsShort(err))
+			}
+			if want != uint64(rec) {
+				return aors, bindings, fmt.Errorf("end mark counts %d records, read %d", want, rec)
+			}
+			return aors, bindings, nil
+		}
+		if n > maxSnapRecord {
+			return aors, bindings, fmt.Errorf("record %d: length %d is over the %d limit", rec, n, maxSnapRecord)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return aors, bindings, fmt.Errorf("record %d: %w", rec, eofIsShort(err))
+		}
+		if _, err := io.ReadFull(r, crc[:]); err != nil {
+			return aors, bindings, fmt.Errorf("record %d: checksum: %w", rec, eofIsShort(err))
+		}
+		if binary.LittleEndian.Uint32(crc[:]) != crc32.Checksum(buf, crcTable) {
+			return aors, bindings, fmt.Errorf("record %d: checksum mismatch", rec)
+		}
+		table, aor, bs, err := decodeRecord(buf, now)
+		if err != nil {
+			return aors, bindings, fmt.Errorf("record %d: %w", rec, err)
+		}
+		if len(bs) == 0 {
+			continue
+		}
+		err = s.Update(table, aor, func(cur []Binding) ([]Binding, error) { return append(cur, bs...), nil })
+		if err != nil {
+			return aors, bindings, err
+		}
+		aors++
+		bindings += len(bs)
+	}
+}
+
+func eofIsShort(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// minBindingBytes is the smallest encoded binding: 7 empty strings and 8 one-byte varints.
+const minBindingBytes = 15
+
+var errShortRecord = errors.New("record shorter than its fields")
+
+// decodeRecord is appendRecord's inverse; only the bindings live at now are returned.
+func decodeRecord(p []byte, now int64) (table, aor string, bs []Binding, err error) {
+	d := decoder{p: p}
+	table, aor = d.str(), d.str()
+	n := d.uvarint()
+	if d.err != nil {
+		return "", "", nil, d.err
+	}
+	if table == "" || aor == "" {
+		return "", "", nil, errors.New("empty table or AOR")
+	}
+	if n > uint64(len(d.p))/minBindingBytes { // a bigger count is damage: do not allocate for it
+		return "", "", nil, fmt.Errorf("%d bindings cannot fit in %d bytes", n, len(d.p))
+	}
+	bs = make([]Binding, 0, n)
+	for range n {
+		var b Binding
+		for _, f := range [...]*string{&b.Contact, &b.Received, &b.Path, &b.Socket, &b.CallID, &b.UserAgent, &b.Instance} {
+			*f = d.str()
+		}
+		b.Expires, b.Modified = d.varint(), d.varint()
+		b.CSeq = uint32(d.uvarint())
+		b.Q, b.RegID = int16(d.varint()), int32(d.varint())
+		b.Flags = uint32(d.uvarint())
+		b.CFlags = d.uvarint()
+		b.Methods = uint32(d.uvarint())
+		if d.err != nil {
+			return "", "", nil, d.err
+		}
+		if b.Live(now) {
+			b.AOR = aor
+			bs = append(bs, b)
+		}
+	}
+	if len(d.p) != 0 {
+		return "", "", nil, fmt.Errorf("%d bytes left after the bindings", len(d.p))
+	}
+	return table, aor, bs, nil
+}
+
+// decoder reads varints and strings from a record, remembering the first error.
+type decoder struct {
+	p   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.p)
+	if n <= 0 {
+		d.err = errShortRecord
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.p)
+	if n <= 0 {
+		d.err = errShortRecord
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) str() string {
+	l := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if l > uint64(len(d.p)) {
+		d.err = errShortRecord
+		return ""
+	}
+	v := string(d.p[:l])
+	d.p = d.p[l:]
+	return v
+}
