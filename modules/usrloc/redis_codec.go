@@ -43,7 +43,7 @@ func appendBinding(dst []byte, idx int, b *Binding) []byte {
 // decodeBinding decodes v (a field value) into b, for AOR aor; it returns the binding's position. It never
 // panics on bad input: a value some other writer left is reported as an error, the caller skips it.
 func decodeBinding(v, aor string, b *Binding) (int, error) {
-	d := decoder{s: v}
+	d := redisDecoder{s: v}
 	if f := d.byte(); f != codecVersion {
 		return 0, fmt.Errorf("%w: format %d, want %d", errCodec, f, codecVersion)
 	}
@@ -66,13 +66,13 @@ func decodeBinding(v, aor string, b *Binding) (int, error) {
 	return int(idx), nil
 }
 
-type decoder struct {
+type redisDecoder struct {
 	s   string
 	i   int
 	err bool
 }
 
-func (d *decoder) byte() byte {
+func (d *redisDecoder) byte() byte {
 	if d.i >= len(d.s) {
 		d.err = true
 		return 0
@@ -82,7 +82,7 @@ func (d *decoder) byte() byte {
 }
 
 // uvarint reads an unsigned varint (binary.Uvarint's format, read from a string without copying it).
-func (d *decoder) uvarint() uint64 {
+func (d *redisDecoder) uvarint() uint64 {
 	var x uint64
 	for shift := uint(0); shift < 64; shift += 7 {
 		c := d.byte()
@@ -98,7 +98,7 @@ func (d *decoder) uvarint() uint64 {
 	return 0
 }
 
-func (d *decoder) varint() int64 {
+func (d *redisDecoder) varint() int64 {
 	u := d.uvarint()
 	x := int64(u >> 1)
 	if u&1 != 0 {
@@ -107,7 +107,7 @@ func (d *decoder) varint() int64 {
 	return x
 }
 
-func (d *decoder) str() string {
+func (d *redisDecoder) str() string {
 	n := d.uvarint()
 	if d.err || n > uint64(len(d.s)-d.i) {
 		d.err = true

@@ -86,7 +86,7 @@ func (r *testRedis) raw(t testing.TB) rueidis.Client {
 }
 
 // commandCalls returns how many times the server ran cmd (INFO commandstats).
-func commandCalls(t testing.TB, c rueidis.Client, cmd string) int {
+func redisCommandCalls(t testing.TB, c rueidis.Client, cmd string) int {
 	t.Helper()
 	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
 	if err != nil {
@@ -101,32 +101,32 @@ func commandCalls(t testing.TB, c rueidis.Client, cmd string) int {
 	return 0
 }
 
-// syncBuf is a log sink the test reads.
-type syncBuf struct {
+// redisLogBuf is a log sink the test reads.
+type redisLogBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuf) Write(p []byte) (int, error) {
+func (s *redisLogBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuf) String() string {
+func (s *redisLogBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *syncBuf) {
+func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *redisLogBuf) {
 	t.Helper()
 	u := New()
 	u.Backend, u.RedisURL, u.RedisTimeout, u.RedisPrefix = "redis", url, timeoutMS, "test:ul:"
 	if err := u.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuf{}
+	logs := &redisLogBuf{}
 	env := &engine.Env{Log: slog.New(slog.NewTextHandler(logs, nil)).With("module", "usrloc")}
 	st, err := newRedisStore(u, env)
 	if err != nil {
@@ -136,7 +136,7 @@ func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *s
 	return st.(*redisStore), logs
 }
 
-func bind(aor, contact string, expiresIn int64) Binding {
+func redisBinding(aor, contact string, expiresIn int64) Binding {
 	now := time.Now().Unix()
 	return Binding{AOR: aor, Contact: contact, Received: "sip:192.0.2.1:5070;transport=udp", Path: "<sip:p1>,<sip:p2;lr>",
 		Socket: "udp:127.0.0.1:5060", CallID: "cid-" + contact, UserAgent: "ua/1.0", Instance: "<urn:uuid:1>",
@@ -144,23 +144,15 @@ func bind(aor, contact string, expiresIn int64) Binding {
 }
 
 // add returns an Update fn that adds (or replaces, by Contact) b.
-func add(b Binding) func([]Binding) ([]Binding, error) {
+func redisAdd(b Binding) func([]Binding) ([]Binding, error) {
 	return func(cur []Binding) ([]Binding, error) {
 		out := slices.DeleteFunc(cur, func(x Binding) bool { return x.Contact == b.Contact })
 		return append(out, b), nil
 	}
 }
 
-func contacts(bs []Binding) []string {
-	var out []string
-	for _, b := range bs {
-		out = append(out, b.Contact)
-	}
-	return out
-}
-
 // eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func redisEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
 		if cond() {
@@ -172,7 +164,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func mustLookup(t *testing.T, s Store, table, aor string) []Binding {
+func redisLookup(t *testing.T, s Store, table, aor string) []Binding {
 	t.Helper()
 	bs, err := s.Lookup(table, aor)
 	if err != nil {
@@ -193,14 +185,14 @@ func TestRedisStoreOperations(t *testing.T) {
 		want []string // contacts of aor in "location" afterwards, in order
 	}{
 		{"empty", func() error { return nil }, nil},
-		{"add first", func() error { return s.Update("location", aor, add(bind(aor, "sip:a@1.1.1.1", 60))) }, []string{"sip:a@1.1.1.1"}},
-		{"add second", func() error { return s.Update("location", aor, add(bind(aor, "sip:b@2.2.2.2", 60))) },
+		{"add first", func() error { return s.Update("location", aor, redisAdd(redisBinding(aor, "sip:a@1.1.1.1", 60))) }, []string{"sip:a@1.1.1.1"}},
+		{"add second", func() error { return s.Update("location", aor, redisAdd(redisBinding(aor, "sip:b@2.2.2.2", 60))) },
 			[]string{"sip:a@1.1.1.1", "sip:b@2.2.2.2"}},
-		{"refresh first keeps order of fn", func() error { return s.Update("location", aor, add(bind(aor, "sip:a@1.1.1.1", 120))) },
+		{"refresh first keeps order of fn", func() error { return s.Update("location", aor, redisAdd(redisBinding(aor, "sip:a@1.1.1.1", 120))) },
 			[]string{"sip:b@2.2.2.2", "sip:a@1.1.1.1"}},
 		{"same contact twice is kept twice", func() error {
 			return s.Update("location", aor, func(cur []Binding) ([]Binding, error) {
-				return append(cur, bind(aor, "sip:b@2.2.2.2", 30)), nil
+				return append(cur, redisBinding(aor, "sip:b@2.2.2.2", 30)), nil
 			})
 		}, []string{"sip:b@2.2.2.2", "sip:a@1.1.1.1", "sip:b@2.2.2.2"}},
 		{"fn error changes nothing", func() error {
@@ -239,7 +231,7 @@ func TestRedisStoreOperations(t *testing.T) {
 			return err
 		}, nil},
 		{"update to nothing removes the key", func() error {
-			if err := s.Update("location", aor, add(bind(aor, "sip:c@3.3.3.3", 60))); err != nil {
+			if err := s.Update("location", aor, redisAdd(redisBinding(aor, "sip:c@3.3.3.3", 60))); err != nil {
 				return err
 			}
 			return s.Update("location", aor, func([]Binding) ([]Binding, error) { return nil, nil })
@@ -252,7 +244,7 @@ func TestRedisStoreOperations(t *testing.T) {
 		// Redis invalidates our own write asynchronously (a push on the connection): poll briefly.
 		var got []string
 		for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
-			got = contacts(mustLookup(t, s, "location", aor))
+			got = contacts(redisLookup(t, s, "location", aor))
 			if slices.Equal(got, st.want) || time.Now().After(deadline) {
 				break
 			}
@@ -266,24 +258,24 @@ func TestRedisStoreOperations(t *testing.T) {
 	}
 
 	// Every field of a binding survives the trip.
-	want := bind(aor, "sip:full@4.4.4.4;transport=tcp", 90)
-	if err := s.Update("location", aor, add(want)); err != nil {
+	want := redisBinding(aor, "sip:full@4.4.4.4;transport=tcp", 90)
+	if err := s.Update("location", aor, redisAdd(want)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "full binding visible", func() bool { return len(mustLookup(t, s, "location", aor)) == 1 })
-	if got := mustLookup(t, s, "location", aor)[0]; got != want {
+	redisEventually(t, time.Second, "full binding visible", func() bool { return len(redisLookup(t, s, "location", aor)) == 1 })
+	if got := redisLookup(t, s, "location", aor)[0]; got != want {
 		t.Fatalf("binding changed on the way:\n got %+v\nwant %+v", got, want)
 	}
 
 	// Tables are apart; Range sees one table or all, Counts counts after the next recount.
-	if err := s.Update("other", aor, add(bind(aor, "sip:o@5.5.5.5", 60))); err != nil {
+	if err := s.Update("other", aor, redisAdd(redisBinding(aor, "sip:o@5.5.5.5", 60))); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update("location", "bob", add(bind("bob", "sip:bob@6.6.6.6", 60))); err != nil {
+	if err := s.Update("location", "bob", redisAdd(redisBinding("bob", "sip:bob@6.6.6.6", 60))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "other table visible", func() bool { return len(mustLookup(t, s, "other", aor)) == 1 })
-	if got := contacts(mustLookup(t, s, "location", aor)); len(got) != 1 {
+	redisEventually(t, time.Second, "other table visible", func() bool { return len(redisLookup(t, s, "other", aor)) == 1 })
+	if got := contacts(redisLookup(t, s, "location", aor)); len(got) != 1 {
 		t.Fatalf("location table got the other table's binding: %q", got)
 	}
 	seen := map[string][]string{}
@@ -321,18 +313,18 @@ func TestRedisLookupWarmNoRoundTrip(t *testing.T) {
 	r := startRedis(t)
 	s, _ := newTestRedisStore(t, r.url(), 1000)
 	raw := r.raw(t)
-	if err := s.Update("location", "carol", add(bind("carol", "sip:carol@1.1.1.1", 60))); err != nil {
+	if err := s.Update("location", "carol", redisAdd(redisBinding("carol", "sip:carol@1.1.1.1", 60))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "binding visible", func() bool { return len(mustLookup(t, s, "location", "carol")) == 1 })
-	mustLookup(t, s, "location", "nobody") // unknown AORs are cached as such too
-	before := commandCalls(t, raw, "hgetall")
+	redisEventually(t, time.Second, "binding visible", func() bool { return len(redisLookup(t, s, "location", "carol")) == 1 })
+	redisLookup(t, s, "location", "nobody") // unknown AORs are cached as such too
+	before := redisCommandCalls(t, raw, "hgetall")
 	for range 200 {
-		if len(mustLookup(t, s, "location", "carol")) != 1 || len(mustLookup(t, s, "location", "nobody")) != 0 {
+		if len(redisLookup(t, s, "location", "carol")) != 1 || len(redisLookup(t, s, "location", "nobody")) != 0 {
 			t.Fatal("warm lookup answered wrong")
 		}
 	}
-	if after := commandCalls(t, raw, "hgetall"); after != before {
+	if after := redisCommandCalls(t, raw, "hgetall"); after != before {
 		t.Fatalf("400 warm lookups made %d HGETALLs, want 0", after-before)
 	}
 }
@@ -343,7 +335,7 @@ func TestRedisExpiry(t *testing.T) {
 	raw := r.raw(t)
 	ctx := context.Background()
 	if err := s.Update("location", "dave", func([]Binding) ([]Binding, error) {
-		return []Binding{bind("dave", "sip:short@1.1.1.1", 1), bind("dave", "sip:long@2.2.2.2", 3)}, nil
+		return []Binding{redisBinding("dave", "sip:short@1.1.1.1", 1), redisBinding("dave", "sip:long@2.2.2.2", 3)}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -353,14 +345,14 @@ func TestRedisExpiry(t *testing.T) {
 		t.Fatalf("PTTL of the AOR = %d ms, want the latest expiry (2..3 s)", pttl)
 	}
 	// An already-expired binding from fn is not stored.
-	if err := s.Update("location", "erin", add(bind("erin", "sip:old@1.1.1.1", -1))); err != nil {
+	if err := s.Update("location", "erin", redisAdd(redisBinding("erin", "sip:old@1.1.1.1", -1))); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := raw.Do(ctx, raw.B().Exists().Key("test:ul:location:erin").Build()).AsInt64(); n != 0 {
 		t.Fatal("an expired binding created a key")
 	}
-	eventually(t, 3*time.Second, "short binding filtered on read", func() bool {
-		return slices.Equal(contacts(mustLookup(t, s, "location", "dave")), []string{"sip:long@2.2.2.2"})
+	redisEventually(t, 3*time.Second, "short binding filtered on read", func() bool {
+		return slices.Equal(contacts(redisLookup(t, s, "location", "dave")), []string{"sip:long@2.2.2.2"})
 	})
 	// The next update drops the expired field from the hash.
 	if err := s.Update("location", "dave", func(cur []Binding) ([]Binding, error) { return cur, nil }); err != nil {
@@ -370,11 +362,11 @@ func TestRedisExpiry(t *testing.T) {
 		t.Fatalf("HLEN after update = %d, want 2 (expired field removed)", n)
 	}
 	// The key goes by itself, without any update.
-	eventually(t, 5*time.Second, "key expired by Redis", func() bool {
+	redisEventually(t, 5*time.Second, "key expired by Redis", func() bool {
 		n, _ := raw.Do(ctx, raw.B().Exists().Key(key).Build()).AsInt64()
 		return n == 0
 	})
-	if bs := mustLookup(t, s, "location", "dave"); len(bs) != 0 {
+	if bs := redisLookup(t, s, "location", "dave"); len(bs) != 0 {
 		t.Fatalf("expired AOR still found: %q", contacts(bs))
 	}
 }
@@ -387,33 +379,33 @@ func TestRedisTwoNodes(t *testing.T) {
 	const aor = "frank@example.com"
 
 	// B caches "no bindings", then A registers: B sees it within a second (invalidation, not expiry).
-	if bs := mustLookup(t, b, "location", aor); len(bs) != 0 {
+	if bs := redisLookup(t, b, "location", aor); len(bs) != 0 {
 		t.Fatalf("fresh server has bindings: %v", bs)
 	}
-	if err := a.Update("location", aor, add(bind(aor, "sip:f1@1.1.1.1", 3600))); err != nil {
+	if err := a.Update("location", aor, redisAdd(redisBinding(aor, "sip:f1@1.1.1.1", 3600))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "A's registration seen by B", func() bool { return len(mustLookup(t, b, "location", aor)) == 1 })
+	redisEventually(t, time.Second, "A's registration seen by B", func() bool { return len(redisLookup(t, b, "location", aor)) == 1 })
 	// B has it cached now; A changes it: B sees the change.
-	mustLookup(t, a, "location", aor)
-	if err := a.Update("location", aor, add(bind(aor, "sip:f2@2.2.2.2", 3600))); err != nil {
+	redisLookup(t, a, "location", aor)
+	if err := a.Update("location", aor, redisAdd(redisBinding(aor, "sip:f2@2.2.2.2", 3600))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "A's second contact seen by B", func() bool { return len(mustLookup(t, b, "location", aor)) == 2 })
+	redisEventually(t, time.Second, "A's second contact seen by B", func() bool { return len(redisLookup(t, b, "location", aor)) == 2 })
 	// Delete via B: A (which had it cached) no longer finds it.
-	if len(mustLookup(t, a, "location", aor)) != 2 {
+	if len(redisLookup(t, a, "location", aor)) != 2 {
 		t.Fatal("A does not see its own two contacts")
 	}
 	if ok, err := b.Delete("location", aor, "sip:f1@1.1.1.1"); err != nil || !ok {
 		t.Fatalf("Delete via B: %v %v", ok, err)
 	}
-	eventually(t, time.Second, "B's delete of one contact seen by A", func() bool {
-		return slices.Equal(contacts(mustLookup(t, a, "location", aor)), []string{"sip:f2@2.2.2.2"})
+	redisEventually(t, time.Second, "B's delete of one contact seen by A", func() bool {
+		return slices.Equal(contacts(redisLookup(t, a, "location", aor)), []string{"sip:f2@2.2.2.2"})
 	})
 	if ok, err := b.Delete("location", aor, ""); err != nil || !ok {
 		t.Fatalf("Delete all via B: %v %v", ok, err)
 	}
-	eventually(t, time.Second, "B's delete of the AOR seen by A", func() bool { return len(mustLookup(t, a, "location", aor)) == 0 })
+	redisEventually(t, time.Second, "B's delete of the AOR seen by A", func() bool { return len(redisLookup(t, a, "location", aor)) == 0 })
 
 	// Concurrent updates of one AOR from both nodes lose nothing (compare-and-set with retries).
 	const writers, each = 8, 10
@@ -427,7 +419,7 @@ func TestRedisTwoNodes(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				c := fmt.Sprintf("sip:w%d-%d@10.0.0.1", w, i)
-				if err := st.Update("location", "busy", add(bind("busy", c, 3600))); err != nil {
+				if err := st.Update("location", "busy", redisAdd(redisBinding("busy", c, 3600))); err != nil {
 					errs <- err
 				}
 			}
@@ -439,8 +431,8 @@ func TestRedisTwoNodes(t *testing.T) {
 		t.Fatalf("concurrent Update: %v", err)
 	}
 	for _, st := range []*redisStore{a, b} {
-		eventually(t, time.Second, "all concurrent contacts stored", func() bool {
-			return len(mustLookup(t, st, "location", "busy")) == writers*each
+		redisEventually(t, time.Second, "all concurrent contacts stored", func() bool {
+			return len(redisLookup(t, st, "location", "busy")) == writers*each
 		})
 	}
 }
@@ -450,18 +442,18 @@ func TestRedisOutage(t *testing.T) {
 	const timeoutMS = 200
 	a, logs := newTestRedisStore(t, r.url(), timeoutMS)
 	b, _ := newTestRedisStore(t, r.url(), timeoutMS)
-	if err := a.Update("location", "gina", add(bind("gina", "sip:gina@1.1.1.1", 3600))); err != nil {
+	if err := a.Update("location", "gina", redisAdd(redisBinding("gina", "sip:gina@1.1.1.1", 3600))); err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range []*redisStore{a, b} {
-		eventually(t, time.Second, "binding visible", func() bool { return len(mustLookup(t, st, "location", "gina")) == 1 })
+		redisEventually(t, time.Second, "binding visible", func() bool { return len(redisLookup(t, st, "location", "gina")) == 1 })
 	}
 
 	r.kill()
 	// Updates fail quickly with ErrUnavailable: the first within redis_timeout, the next at once.
 	for i := range 50 {
 		start := time.Now()
-		err := a.Update("location", "gina", add(bind("gina", "sip:gina2@2.2.2.2", 3600)))
+		err := a.Update("location", "gina", redisAdd(redisBinding("gina", "sip:gina2@2.2.2.2", 3600)))
 		if !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Update %d with Redis down: %v, want ErrUnavailable", i, err)
 		}
@@ -497,20 +489,20 @@ func TestRedisOutage(t *testing.T) {
 
 	// Redis is back (empty: it had no persistence): both nodes recover.
 	r.start()
-	eventually(t, 5*time.Second, "Update works again", func() bool {
-		return a.Update("location", "gina", add(bind("gina", "sip:gina3@3.3.3.3", 3600))) == nil
+	redisEventually(t, 5*time.Second, "Update works again", func() bool {
+		return a.Update("location", "gina", redisAdd(redisBinding("gina", "sip:gina3@3.3.3.3", 3600))) == nil
 	})
 	for _, st := range []*redisStore{a, b} {
-		eventually(t, 5*time.Second, "lookup reads the new server", func() bool {
+		redisEventually(t, 5*time.Second, "lookup reads the new server", func() bool {
 			bs, err := st.Lookup("location", "gina")
 			return err == nil && slices.Equal(contacts(bs), []string{"sip:gina3@3.3.3.3"})
 		})
 	}
 	// And invalidation works again across nodes.
-	if err := b.Update("location", "gina", add(bind("gina", "sip:gina4@4.4.4.4", 3600))); err != nil {
+	if err := b.Update("location", "gina", redisAdd(redisBinding("gina", "sip:gina4@4.4.4.4", 3600))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "B's update after recovery seen by A", func() bool { return len(mustLookup(t, a, "location", "gina")) == 2 })
+	redisEventually(t, time.Second, "B's update after recovery seen by A", func() bool { return len(redisLookup(t, a, "location", "gina")) == 2 })
 	if !strings.Contains(logs.String(), "redis reachable again") {
 		t.Fatalf("no recovery logged:\n%s", logs)
 	}
@@ -520,17 +512,17 @@ func TestRedisStartsWhileDown(t *testing.T) {
 	r := startRedis(t)
 	r.kill()
 	s, _ := newTestRedisStore(t, r.url(), 200)
-	if err := s.Update("location", "hank", add(bind("hank", "sip:h@1.1.1.1", 60))); !errors.Is(err, ErrUnavailable) {
+	if err := s.Update("location", "hank", redisAdd(redisBinding("hank", "sip:h@1.1.1.1", 60))); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Update before Redis ever answered: %v, want ErrUnavailable", err)
 	}
 	if _, err := s.Lookup("location", "hank"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Lookup before Redis ever answered: %v, want ErrUnavailable", err)
 	}
 	r.start()
-	eventually(t, 5*time.Second, "store connects once Redis is up", func() bool {
-		return s.Update("location", "hank", add(bind("hank", "sip:h@1.1.1.1", 60))) == nil
+	redisEventually(t, 5*time.Second, "store connects once Redis is up", func() bool {
+		return s.Update("location", "hank", redisAdd(redisBinding("hank", "sip:h@1.1.1.1", 60))) == nil
 	})
-	eventually(t, time.Second, "binding visible", func() bool { return len(mustLookup(t, s, "location", "hank")) == 1 })
+	redisEventually(t, time.Second, "binding visible", func() bool { return len(redisLookup(t, s, "location", "hank")) == 1 })
 }
 
 func TestRedisBadConfig(t *testing.T) {
@@ -558,7 +550,7 @@ func TestRedisForeignData(t *testing.T) {
 	if err := raw.Do(ctx, raw.B().Set().Key("test:ul:location:str").Value("x").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if got := contacts(mustLookup(t, s, "location", "ivy")); !slices.Equal(got, []string{"sip:ok@1.1.1.1"}) {
+	if got := contacts(redisLookup(t, s, "location", "ivy")); !slices.Equal(got, []string{"sip:ok@1.1.1.1"}) {
 		t.Fatalf("lookup over foreign fields: %q", got)
 	}
 	if !strings.Contains(logs.String(), "cannot be decoded") {
@@ -567,17 +559,17 @@ func TestRedisForeignData(t *testing.T) {
 	if _, err := s.Lookup("location", "str"); err == nil || errors.Is(err, ErrUnavailable) {
 		t.Fatalf("lookup of a non-hash key: %v, want a WRONGTYPE error (not unavailable)", err)
 	}
-	if err := s.Update("location", "ivy", add(bind("ivy", "sip:new@2.2.2.2", 60))); err != nil {
+	if err := s.Update("location", "ivy", redisAdd(redisBinding("ivy", "sip:new@2.2.2.2", 60))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "update over foreign data", func() bool { return len(mustLookup(t, s, "location", "ivy")) == 2 })
+	redisEventually(t, time.Second, "update over foreign data", func() bool { return len(redisLookup(t, s, "location", "ivy")) == 2 })
 	if err := s.Range("location", func(string, *Binding) bool { return true }); err != nil {
 		t.Fatalf("Range over a non-hash key: %v", err)
 	}
 }
 
 func TestRedisCodec(t *testing.T) {
-	b := bind("x", "sip:x@1.1.1.1", 60)
+	b := redisBinding("x", "sip:x@1.1.1.1", 60)
 	b.Q, b.RegID, b.Expires, b.Modified = -1, -5, -3, 1<<40
 	enc := string(appendBinding(nil, 3, &b))
 	var got Binding
@@ -600,7 +592,7 @@ func TestRedisCodec(t *testing.T) {
 }
 
 func FuzzRedisDecodeBinding(f *testing.F) {
-	b := bind("x", "sip:x@1.1.1.1", 60)
+	b := redisBinding("x", "sip:x@1.1.1.1", 60)
 	f.Add(string(appendBinding(nil, 0, &b)))
 	f.Add("")
 	f.Fuzz(func(t *testing.T, v string) {
@@ -613,11 +605,11 @@ func FuzzRedisDecodeBinding(f *testing.F) {
 	})
 }
 
-func benchStore(b *testing.B) (*redisStore, *testRedis) {
+func redisBenchStore(b *testing.B) (*redisStore, *testRedis) {
 	r := startRedis(b)
 	s, _ := newTestRedisStore(b, r.url(), 1000)
 	if err := s.Update("location", "bench@example.com", func([]Binding) ([]Binding, error) {
-		return []Binding{bind("bench@example.com", "sip:b1@1.1.1.1", 3600), bind("bench@example.com", "sip:b2@2.2.2.2", 3600)}, nil
+		return []Binding{redisBinding("bench@example.com", "sip:b1@1.1.1.1", 3600), redisBinding("bench@example.com", "sip:b2@2.2.2.2", 3600)}, nil
 	}); err != nil {
 		b.Fatal(err)
 	}
@@ -627,7 +619,7 @@ func benchStore(b *testing.B) (*redisStore, *testRedis) {
 
 // BenchmarkRedisLookupWarm: the routing path when nothing changed (local cache, no round trip).
 func BenchmarkRedisLookupWarm(b *testing.B) {
-	s, _ := benchStore(b)
+	s, _ := redisBenchStore(b)
 	if bs, err := s.Lookup("location", "bench@example.com"); err != nil || len(bs) != 2 {
 		b.Fatal(bs, err)
 	}
@@ -643,7 +635,7 @@ func BenchmarkRedisLookupWarm(b *testing.B) {
 
 // BenchmarkRedisLookupWarmSerial: the same from one goroutine.
 func BenchmarkRedisLookupWarmSerial(b *testing.B) {
-	s, _ := benchStore(b)
+	s, _ := redisBenchStore(b)
 	if bs, err := s.Lookup("location", "bench@example.com"); err != nil || len(bs) != 2 {
 		b.Fatal(bs, err)
 	}
@@ -657,7 +649,7 @@ func BenchmarkRedisLookupWarmSerial(b *testing.B) {
 
 // BenchmarkRedisLookupDoCacheHit: what the lookup would cost on rueidis's own cache alone (hit, decode).
 func BenchmarkRedisLookupDoCacheHit(b *testing.B) {
-	s, _ := benchStore(b)
+	s, _ := redisBenchStore(b)
 	c := s.conn()
 	key := s.key("location", "bench@example.com")
 	ctx := context.Background()
@@ -675,7 +667,7 @@ func BenchmarkRedisLookupDoCacheHit(b *testing.B) {
 
 // BenchmarkRedisLookupRoundTrip: a lookup that must ask Redis (cache miss: HGETALL and decode).
 func BenchmarkRedisLookupRoundTrip(b *testing.B) {
-	s, _ := benchStore(b)
+	s, _ := redisBenchStore(b)
 	c := s.conn()
 	key := []byte(s.key("location", "bench@example.com"))
 	b.ReportAllocs()
@@ -688,11 +680,11 @@ func BenchmarkRedisLookupRoundTrip(b *testing.B) {
 
 // BenchmarkRedisUpdate: one REGISTER refresh (cached read, fn, EVALSHA compare-and-set).
 func BenchmarkRedisUpdate(b *testing.B) {
-	s, _ := benchStore(b)
-	nb := bind("bench@example.com", "sip:b1@1.1.1.1", 3600)
+	s, _ := redisBenchStore(b)
+	nb := redisBinding("bench@example.com", "sip:b1@1.1.1.1", 3600)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.Update("location", "bench@example.com", add(nb)); err != nil {
+		if err := s.Update("location", "bench@example.com", redisAdd(nb)); err != nil {
 			b.Fatal(err)
 		}
 	}
