@@ -197,8 +197,12 @@ func (s *redisStore) Lookup(table, aor string) ([]Binding, error) {
 		}
 		return nil, fmt.Errorf("usrloc redis: lookup %s: %w", string(key), ErrUnavailable)
 	}
+	how := readTracked
+	if cached && e.bypass > time.Now().UnixNano() {
+		how = readBypass
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	bs, _, err := s.read(ctx, c, key, aor, true)
+	bs, _, err := s.read(ctx, c, key, aor, how)
 	cancel()
 	if err != nil {
 		if cached && errors.Is(err, ErrUnavailable) {
@@ -209,13 +213,20 @@ func (s *redisStore) Lookup(table, aor string) ([]Binding, error) {
 	return liveOnly(bs, now), nil
 }
 
-// read fetches the hash of key. tracked reads go through rueidis's DoCache (so Redis tracks the key for
-// this connection) and fill the local cache; untracked ones are plain reads for Update's retries.
-func (s *redisStore) read(ctx context.Context, c rueidis.Client, key []byte, aor string, tracked bool) ([]Binding, string, error) {
+type readMode int
+
+const (
+	readTracked readMode = iota // DoCache: Redis tracks the key for this connection; fills the local cache
+	readBypass                  // a plain read after a write of this node; kept as a stale copy only
+	readPlain                   // a plain read for Update; the cache is left alone
+)
+
+// read fetches the hash of key.
+func (s *redisStore) read(ctx context.Context, c rueidis.Client, key []byte, aor string, how readMode) ([]Binding, string, error) {
 	k := string(key)
 	gen0, epoch0 := s.cache.gen.Load(), s.cache.epoch.Load()
 	var res rueidis.RedisResult
-	if tracked {
+	if how == readTracked {
 		res = c.DoCache(ctx, c.B().Hgetall().Key(k).Cache(), cacheMaxAge*time.Second)
 	} else {
 		res = c.Do(ctx, c.B().Hgetall().Key(k).Build())
@@ -228,8 +239,8 @@ func (s *redisStore) read(ctx context.Context, c rueidis.Client, key []byte, aor
 	if bad > 0 {
 		s.logLimited("decode", "redis: bindings that cannot be decoded were skipped", "key", k, "fields", bad)
 	}
-	if tracked {
-		s.cache.put(key, bs, ver, gen0, epoch0, time.Now().Unix())
+	if how != readPlain {
+		s.cache.put(key, bs, ver, gen0, epoch0, time.Now().Unix(), how == readTracked)
 	}
 	return bs, ver, nil
 }
@@ -263,7 +274,7 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 			cur, ver = e.bindings, e.ver
 		} else {
 			var err error
-			if cur, ver, err = s.read(ctx, c, []byte(key), aor, false); err != nil {
+			if cur, ver, err = s.read(ctx, c, []byte(key), aor, readPlain); err != nil {
 				return err
 			}
 		}
@@ -273,7 +284,7 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 		if err != nil {
 			return err
 		}
-		written, err := s.write(ctx, c, key, ver, next, now)
+		written, err := s.write(ctx, c, key, aor, ver, next, now)
 		if err != nil {
 			return err
 		}
@@ -285,7 +296,7 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 }
 
 // write stores bs (the live ones) as key's hash if its version is still ver; false means a conflict.
-func (s *redisStore) write(ctx context.Context, c rueidis.Client, key, ver string, bs []Binding, now int64) (bool, error) {
+func (s *redisStore) write(ctx context.Context, c rueidis.Client, key, aor, ver string, bs []Binding, now int64) (bool, error) {
 	live := make([]Binding, 0, len(bs))
 	var maxExp int64
 	for i := range bs {
@@ -310,7 +321,14 @@ func (s *redisStore) write(ctx context.Context, c rueidis.Client, key, ver strin
 	if err != nil {
 		return false, s.fail("write "+key, err)
 	}
-	return n == 1, nil
+	if n != 1 {
+		return false, nil
+	}
+	for i := range live {
+		live[i].AOR = aor
+	}
+	s.cache.wrote(key, live, args[1], time.Now())
+	return true, nil
 }
 
 // Delete removes one contact (through Update) or the whole AOR (one DEL).
@@ -327,6 +345,7 @@ func (s *redisStore) Delete(table, aor, contact string) (bool, error) {
 		if err != nil {
 			return false, s.fail("delete "+key, err)
 		}
+		s.cache.wrote(key, nil, "", time.Now())
 		return n > 0, nil
 	}
 	var removed bool

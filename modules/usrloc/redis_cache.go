@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The Redis backend's local cache: the decoded bindings of each AOR this node looked up, so that a Lookup
@@ -31,6 +32,14 @@ type cacheEntry struct {
 	epoch    uint64    // localCache.epoch when read: an older epoch means tracking was lost since
 	fetched  int64     // Unix seconds of the read
 	valid    bool      // false once Redis invalidated the key: then only a stale copy for outages
+	// bypass (Unix ns) follows a write of this node: until then, or until Redis's invalidation of the key
+	// arrives, a lookup reads Redis without rueidis's cache, which may still hold the value from before
+	// the write (the invalidation push can come just after the write's reply). A node reads its own
+	// writes: a REGISTER answered 200 is routed by the next INVITE through the same node.
+	bypass int64
+	// tracked: a DoCache of the key completed and Redis has not invalidated it since, so rueidis's cache
+	// may hold it (only then does a write of this node need the bypass).
+	tracked bool
 }
 
 // fresh reports whether e can answer without asking Redis.
@@ -80,13 +89,18 @@ func (c *localCache) get(key []byte) (cacheEntry, bool) {
 	return v, ok
 }
 
-// put stores bindings read for key; the entry is valid only if no invalidation came since gen0 was taken.
-func (c *localCache) put(key []byte, bs []Binding, ver string, gen0, epoch0 uint64, now int64) {
+// put stores bindings read for key. A tracked read (DoCache) gives a valid entry if no invalidation came
+// since gen0 was taken; an untracked one only a stale copy.
+func (c *localCache) put(key []byte, bs []Binding, ver string, gen0, epoch0 uint64, now int64, tracked bool) {
 	e := &cacheEntry{bindings: bs, minExp: minExpires(bs), ver: ver, epoch: epoch0, fetched: now}
 	sh := c.shard(key)
 	sh.mu.Lock()
-	e.valid = c.gen.Load() == gen0
+	e.valid = tracked && c.gen.Load() == gen0
+	e.tracked = tracked
 	old, ok := sh.m[string(key)]
+	if ok && !tracked {
+		e.bypass, e.tracked = old.bypass, old.tracked
+	}
 	if !ok && len(sh.m) >= cacheMaxEntries/cacheShards {
 		for k := range sh.m { // Go's map order is random enough for an eviction of last resort
 			delete(sh.m, k)
@@ -114,6 +128,21 @@ func (c *localCache) trim(key []byte, fetched int64, ver string, live []Binding)
 	sh.mu.Unlock()
 }
 
+// wrote records a write of this node: bs (what was written) becomes the stale copy, and lookups bypass
+// rueidis's cache until Redis's invalidation arrives, for a second at most.
+func (c *localCache) wrote(key string, bs []Binding, ver string, now time.Time) {
+	epoch := c.epoch.Load()
+	e := &cacheEntry{bindings: bs, minExp: minExpires(bs), ver: ver, epoch: epoch, fetched: now.Unix()}
+	sh := c.shard([]byte(key))
+	sh.mu.Lock()
+	c.gen.Add(1) // a tracked read in flight may have rueidis's old value: it must not become valid
+	if old, ok := sh.m[key]; ok && old.tracked && old.epoch == epoch {
+		e.tracked, e.bypass = true, now.Add(time.Second).UnixNano()
+	}
+	sh.m[key] = e
+	sh.mu.Unlock()
+}
+
 // invalidate marks keys as changed in Redis; nil keys means every key.
 func (c *localCache) invalidate(keys []string) {
 	if keys == nil {
@@ -126,7 +155,7 @@ func (c *localCache) invalidate(keys []string) {
 		sh.mu.Lock()
 		c.gen.Add(1)
 		if e, ok := sh.m[k]; ok {
-			e.valid = false
+			e.valid, e.bypass, e.tracked = false, 0, false
 		}
 		sh.mu.Unlock()
 	}
