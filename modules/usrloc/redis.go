@@ -44,6 +44,12 @@ const (
 	logEvery = 10 * time.Second
 	// scanCount is the COUNT hint of the SCANs of Range and of the counts.
 	scanCount = 512
+	// countSample: past this many AORs, the contacts are counted on the first ones and extrapolated.
+	countSample = 20000
+	// countsKey (after the prefix) holds "AORs contacts" as last counted; countLockKey elects the node
+	// that counts. Neither has a ':' so neither is taken for a table's AOR.
+	countsKey    = "#counts"
+	countLockKey = "#countlock"
 )
 
 // casScript replaces the hash of KEYS[1] if its version is still ARGV[1]. ARGV[2] is the new version,
@@ -379,7 +385,7 @@ func (s *redisStore) Range(table string, fn func(table string, b *Binding) bool)
 	var cursor uint64
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(scanCount).Build()).AsScanEntry()
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(scanCount).Type("hash").Build()).AsScanEntry()
 		if err != nil {
 			cancel()
 			return s.fail("scan "+pattern, err)
@@ -492,31 +498,67 @@ func (s *redisStore) probe() bool {
 	return true
 }
 
-// recount counts AORs (keys) and contacts (fields but the version) under the prefix.
+// recount refreshes the counts. One node per timer_interval counts (whoever takes the lock key first) and
+// leaves the result in countsKey for the others, so the cost of a count does not grow with the nodes.
 func (s *redisStore) recount() error {
 	c := s.conn()
 	if c == nil {
 		return ErrUnavailable
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	lock := c.B().Set().Key(s.prefix + countLockKey).Value("1").Nx().Px(s.every * 9 / 10).Build()
+	if err := c.Do(ctx, lock).Error(); rueidis.IsRedisNil(err) {
+		// Another node counts this round: take its last result, or count if there is none yet.
+		if v, err := c.Do(ctx, c.B().Get().Key(s.prefix+countsKey).Build()).ToString(); err == nil {
+			var a, n int64
+			if _, err := fmt.Sscan(v, &a, &n); err == nil {
+				s.aors.Store(a)
+				s.contacts.Store(n)
+				return nil
+			}
+		}
+	} else if err != nil {
+		return s.fail("count lock", err)
+	}
+	aors, contacts, err := s.countAll()
+	if err != nil {
+		return err
+	}
+	s.aors.Store(aors)
+	s.contacts.Store(contacts)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel2()
+	return c.Do(ctx2, c.B().Set().Key(s.prefix+countsKey).Value(fmt.Sprint(aors, contacts)).Px(3*s.every).Build()).Error()
+}
+
+// countAll SCANs the keys under the prefix (the AORs) and HLENs them in pipelined batches (contacts: the
+// fields but the version). Past countSample keys the contacts are extrapolated from the first ones.
+func (s *redisStore) countAll() (aors, contacts int64, err error) {
+	c := s.conn()
+	if c == nil {
+		return 0, 0, ErrUnavailable
+	}
 	pattern := globEscape(s.prefix) + "*"
 	var cursor uint64
-	var aors, contacts int64
+	var sampled, sampledContacts int64
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(scanCount).Build()).AsScanEntry()
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(scanCount).Type("hash").Build()).AsScanEntry()
 		if err != nil {
 			cancel()
-			return s.fail("scan "+pattern, err)
+			return 0, 0, s.fail("scan "+pattern, err)
 		}
-		if len(e.Elements) > 0 {
+		aors += int64(len(e.Elements))
+		if sampled < countSample && len(e.Elements) > 0 {
 			cmds := make(rueidis.Commands, len(e.Elements))
 			for i, k := range e.Elements {
 				cmds[i] = c.B().Hlen().Key(k).Build()
 			}
 			for _, r := range c.DoMulti(ctx, cmds...) {
-				if n, err := r.AsInt64(); err == nil && n > 1 {
-					aors++
-					contacts += n - 1
+				if n, err := r.AsInt64(); err == nil && n > 0 {
+					sampled++
+					sampledContacts += n - 1
 				}
 			}
 		}
@@ -525,9 +567,10 @@ func (s *redisStore) recount() error {
 			break
 		}
 	}
-	s.aors.Store(aors)
-	s.contacts.Store(contacts)
-	return nil
+	if sampled == 0 {
+		return aors, 0, nil
+	}
+	return aors, sampledContacts * aors / sampled, nil
 }
 
 // fail turns a failed call into the error to return. Anything but an error reply from Redis means Redis

@@ -294,11 +294,29 @@ func TestRedisStoreOperations(t *testing.T) {
 	if err := s.Range("location", func(string, *Binding) bool { n++; return false }); err != nil || n != 1 {
 		t.Fatalf("Range stopping at once called fn %d times (err %v), want 1", n, err)
 	}
+	if a, c, err := s.countAll(); err != nil || a != 3 || c != 3 {
+		t.Fatalf("countAll = %d AORs %d contacts (%v), want 3, 3", a, c, err)
+	}
+	// One node counts per interval and shares the result: the counts key holds it, the gauges show it.
+	if err := raw.Do(context.Background(), raw.B().Del().Key("test:ul:#countlock").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.recount(); err != nil {
 		t.Fatal(err)
 	}
 	if a, c := s.Counts(); a != 3 || c != 3 {
 		t.Fatalf("Counts = %d AORs %d contacts, want 3, 3", a, c)
+	}
+	hlens := redisCommandCalls(t, raw, "hlen")
+	other, _ := newTestRedisStore(t, r.url(), 1000)
+	if err := other.recount(); err != nil { // the lock is taken: it reads the shared result
+		t.Fatal(err)
+	}
+	if a, c := other.Counts(); a != 3 || c != 3 {
+		t.Fatalf("second node's Counts = %d AORs %d contacts, want the shared 3, 3", a, c)
+	}
+	if n := redisCommandCalls(t, raw, "hlen") - hlens; n != 0 {
+		t.Fatalf("the second node made %d HLENs, want 0 (one node counts)", n)
 	}
 }
 
