@@ -47,8 +47,13 @@ type net4 struct {
 	peer []*enginetest.Client // UAS (and edge proxy) sockets
 }
 
-// startNet starts the proxy on a known port and n peer sockets that send to it.
+// startNet starts the proxy (proxyScript) on a known port and n peer sockets that send to it.
 func startNet(t *testing.T, extra string, n int) *net4 {
+	t.Helper()
+	return startNetScript(t, extra, proxyScript, n)
+}
+
+func startNetScript(t *testing.T, extra, script string, n int) *net4 {
 	t.Helper()
 	port := enginetest.FreePort(t)
 	proxy := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
@@ -57,7 +62,7 @@ func startNet(t *testing.T, extra string, n int) *net4 {
 		nw.peer = append(nw.peer, enginetest.NewUDPClient(t, proxy))
 	}
 	listen := fmt.Sprintf("[core]\nlisten = [\"udp:127.0.0.1:%d\"]\n", port)
-	nw.p = enginetest.Start(t, listen+"[modules.tm]\n[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n"+extra, proxyScript)
+	nw.p = enginetest.Start(t, listen+"[modules.tm]\n[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n"+extra, script)
 	nw.uac = newUA(t, nw.p)
 	return nw
 }

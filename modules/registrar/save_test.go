@@ -54,6 +54,12 @@ func newUA(t *testing.T, p *enginetest.Proxy) *ua {
 // reply.
 func (u *ua) register(t *testing.T, user string, cseq int, hdrs ...string) string {
 	t.Helper()
+	return u.registerRaw(t, strings.NewReplacer(), user, cseq, hdrs...)
+}
+
+// registerRaw is register with the request text passed through rep (to change the domain).
+func (u *ua) registerRaw(t *testing.T, rep *strings.Replacer, user string, cseq int, hdrs ...string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bK%s\r\n", u.c.Addr, enginetest.RandHex(8))
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s@example.com>;tag=%s\r\nTo: <sip:%s@example.com>\r\n", user, enginetest.RandHex(4), user)
@@ -62,7 +68,7 @@ func (u *ua) register(t *testing.T, user string, cseq int, hdrs ...string) strin
 		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
-	u.c.Send(b.String())
+	u.c.Send(rep.Replace(b.String()))
 	return string(u.c.RecvRaw(2 * time.Second))
 }
 
@@ -330,6 +336,59 @@ func TestReplaceAndInstance(t *testing.T) {
 		}
 		if s.status == "423 Interval Too Brief" && header(got, "Min-Expires") != "60" {
 			t.Fatalf("step %d: Min-Expires %q", i, header(got, "Min-Expires"))
+		}
+	}
+}
+
+// TestStatefulReply: after t_newtran save answers through the transaction (Kamailio's sl freply), so a
+// retransmitted REGISTER gets the same 200 from tm (same To tag) and is not saved again.
+func TestStatefulReply(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n[modules.tm]\n[modules.usrloc]\n[modules.registrar]\n", `
+function ksr_request_route()
+	if KSR.tm.t_newtran() == 0 then return 1 end
+	KSR.registrar.save("location", 0)
+end`)
+	c := p.UDPClient(t)
+	req := c.Request("REGISTER", "sip:example.com", "Contact: <sip:sam@10.0.0.1>")
+	req = strings.Replace(req, "To: <sip:example.com>", "To: <sip:sam@example.com>", 1)
+	c.Send(req)
+	first := string(c.RecvRaw(2 * time.Second))
+	c.Send(req)
+	second := string(c.RecvRaw(2 * time.Second))
+	if status(first) != "200 OK" || first != second {
+		t.Fatalf("first:\n%s\nretransmission:\n%s", first, second)
+	}
+	if header(first, "Contact") != "<sip:sam@10.0.0.1>;expires=3600" {
+		t.Fatalf("Contact %q", header(first, "Contact"))
+	}
+}
+
+// TestMalformedRegister: broken REGISTERs get a 400 with the reason, never a crash or silence.
+func TestMalformedRegister(t *testing.T) {
+	p := enginetest.Start(t, regConfig, regScript)
+	c := p.UDPClient(t)
+	base := "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP " + c.Addr.String() + ";branch=z9hG4bK%s\r\nFrom: <sip:m@example.com>;tag=1\r\n"
+	for i, tc := range []struct{ hdrs, want string }{
+		// the engine refuses these before the script runs (its 400 has no P-Registrar-Error)
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: x REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 99999999999 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <>\r\n", ""},
+		{"To: <mailto:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", "Error while parsing AOR"},
+		{"To: <sip:m@example.com>\r\nCall-ID: " + strings.Repeat("c", 300) + "\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", "Callid too long"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@" + strings.Repeat("h", 600) + ">\r\n", "Contact/received too long"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nExpires: -5\r\nContact: <sip:m@1.2.3.4>\r\n", "Expires parse error"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>;q=0.1234\r\n", "Invalid q param in contact"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: *, <sip:m@1.2.3.4>\r\nExpires: 0\r\n", "* used in contact and more than 1 contact"},
+	} {
+		c.Send(fmt.Sprintf(base, enginetest.RandHex(6)) + tc.hdrs + "Content-Length: 0\r\n\r\n")
+		b, err := c.TryRecv(2 * time.Second)
+		if err != nil {
+			t.Fatalf("case %d: no reply: %v", i, err)
+		}
+		got := string(b)
+		if status(got) != "400 Bad Request" || header(got, "P-Registrar-Error") != tc.want {
+			t.Errorf("case %d: %q %q, want 400 %q", i, status(got), header(got, "P-Registrar-Error"), tc.want)
 		}
 	}
 }

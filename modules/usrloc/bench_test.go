@@ -146,3 +146,23 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshotLoad reads a snapshot of 100 000 bindings (the start of a proxy).
+func BenchmarkSnapshotLoad(b *testing.B) {
+	s, _ := fill(b, 100_000)
+	path := b.TempDir() + "/ul.snapshot"
+	s.snapPath = path
+	if err := s.saveSnapshot(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := openMemStore(memOptions{SnapshotFile: path, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if a, _ := r.Counts(); a != 100_000 {
+			b.Fatalf("loaded %d", a)
+		}
+	}
+}

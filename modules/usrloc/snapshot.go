@@ -334,7 +334,9 @@ var errShortRecord = errors.New("record shorter than its fields")
 
 // decodeRecord is appendRecord's inverse; only the bindings live at now are returned.
 func decodeRecord(p []byte, now int64) (table, aor string, bs []Binding, err error) {
-	d := decoder{p: p}
+	// One string for the whole record: the fields are sliced from it (the store copies them into its own
+	// allocation per binding), instead of one allocation per field.
+	d := decoder{p: p, s: string(p)}
 	table, aor = d.str(), d.str()
 	n := d.uvarint()
 	if d.err != nil {
@@ -374,7 +376,8 @@ func decodeRecord(p []byte, now int64) (table, aor string, bs []Binding, err err
 
 // decoder reads varints and strings from a record, remembering the first error.
 type decoder struct {
-	p   []byte
+	p   []byte // what is left to read
+	s   string // the whole record
 	err error
 }
 
@@ -413,7 +416,8 @@ func (d *decoder) str() string {
 		d.err = errShortRecord
 		return ""
 	}
-	v := string(d.p[:l])
+	off := len(d.s) - len(d.p)
+	v := d.s[off : off+int(l)]
 	d.p = d.p[l:]
 	return v
 }

@@ -85,7 +85,7 @@ func TestSnapshotKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, s, "", "early@example.org", full(clk, 1))
-	time.Sleep(3 * interval) // more than one interval: a periodic snapshot must have it
+	time.Sleep(5 * interval) // well over one interval (slack for a loaded machine): a periodic snapshot has it
 	put(t, s, "", "late@example.org", full(clk, 2))
 	// kill: the goroutine stops, no Close, no final snapshot
 	close(s.stop)
@@ -93,7 +93,7 @@ func TestSnapshotKilled(t *testing.T) {
 
 	r := openTest(t, memOptions{Now: clk.now, SnapshotFile: path})
 	if bs, _ := r.Lookup("", "early@example.org"); len(bs) != 1 {
-		t.Fatalf("binding registered %v before the kill was lost", 3*interval)
+		t.Fatalf("binding registered %v before the kill was lost", 5*interval)
 	}
 }
 
@@ -101,11 +101,7 @@ func TestSnapshotKilled(t *testing.T) {
 func TestSnapshotOnlyWhenChanged(t *testing.T) {
 	clk := newClock()
 	path := filepath.Join(t.TempDir(), "usrloc.snapshot")
-	var lb logBuf
-	s := openTest(t, memOptions{Now: clk.now, SnapshotFile: path, Log: slog.New(slog.NewTextHandler(&lb, nil))})
-	if !strings.Contains(lb.String(), "usrloc snapshot cannot be written") {
-		t.Fatalf("no warning at start: %s", lb.String())
-	}
+	s := openTest(t, memOptions{Now: clk.now, SnapshotFile: path})
 	put(t, s, "", "a", full(clk, 1))
 	if err := s.saveSnapshot(); err != nil {
 		t.Fatal(err)
