@@ -274,9 +274,10 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 		var cur []Binding
 		var ver string
 		e, ok := s.cache.get([]byte(key))
-		if attempt == 0 && ok && e.fresh(s.cache.epoch.Load(), time.Now().Unix()) {
-			// A valid cached copy saves the read; if it is stale after all, the version check fails and
-			// the next attempt reads from Redis.
+		if attempt == 0 && ok && e.epoch == s.cache.epoch.Load() {
+			// The cached copy saves the read: valid, or the value this node wrote last (a refresh
+			// through the same node, the common case). If another writer came in between, the version
+			// check fails and the next attempt reads from Redis.
 			cur, ver = e.bindings, e.ver
 		} else {
 			var err error
