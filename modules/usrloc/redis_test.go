@@ -421,7 +421,7 @@ func TestRedisTwoNodes(t *testing.T) {
 	// Concurrent updates of one AOR from both nodes lose nothing (compare-and-set with retries).
 	const writers, each = 8, 10
 	var wg sync.WaitGroup
-	errs := make(chan error, writers*each)
+	errs := make(chan error, writers*each+2)
 	for w := range writers {
 		st := a
 		if w%2 == 1 {
@@ -436,7 +436,26 @@ func TestRedisTwoNodes(t *testing.T) {
 			}
 		})
 	}
+	stopReaders := make(chan struct{})
+	var readers sync.WaitGroup
+	for _, st := range []*redisStore{a, b} {
+		readers.Go(func() { // lookups race the writes (and the invalidations) on both nodes
+			for {
+				select {
+				case <-stopReaders:
+					return
+				default:
+				}
+				if _, err := st.Lookup("location", "busy"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
 	wg.Wait()
+	close(stopReaders)
+	readers.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatalf("concurrent Update: %v", err)
