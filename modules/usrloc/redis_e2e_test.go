@@ -315,3 +315,26 @@ func TestRedisSIPpRegisterViaACallViaB(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The ul.* control commands work on the Redis backend (they walk it with Range, write with Update).
+func TestRedisCommands(t *testing.T) {
+	url, _ := e2eRedis(t)
+	_, sock := startUL(t, fmt.Sprintf("backend = \"redis\"\nredis_url = %q\n", url))
+	for _, step := range []struct {
+		method, want string
+		args         []string
+	}{
+		{"ul.add", `"ok"`, []string{"location", "alice@example.org", "sip:alice@10.0.0.1", "600", "0.5", "<sip:edge;lr>", "0", "64", "0"}},
+		{"ul.add", `"ok"`, []string{"bob@example.org", "sip:bob@10.0.0.2"}},
+		{"ul.lookup", `"sip:alice@10.0.0.1"`, []string{"alice@example.org"}},
+		{"ul.dump", `{"Domains":[{"AoRs":[{"AoR":"alice@example.org"},{"AoR":"bob@example.org"}],"Domain":"location"`, []string{"brief"}},
+		{"ul.rm", `{"AoR":"alice@example.org","Removed":true}`, []string{"alice@example.org"}},
+		{"ul.lookup", "error 500: AOR not found", []string{"alice@example.org"}},
+		{"ul.rm_contact", `"Removed":true`, []string{"location", "bob@example.org", "sip:bob@10.0.0.2"}},
+		{"ul.dump", `"AoRs":[]`, nil},
+	} {
+		if got := call(t, sock, step.method, step.args...); !strings.Contains(got, step.want) {
+			t.Fatalf("%s %v:\ngot  %s\nwant it to contain %s", step.method, step.args, got, step.want)
+		}
+	}
+}
