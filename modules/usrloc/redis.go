@@ -130,6 +130,11 @@ func newRedisStore(u *Usrloc, env *engine.Env) (Store, error) {
 		if errors.Is(err, rueidis.ErrNoCache) {
 			return nil, fmt.Errorf("redis at %s: %w (the redis backend needs Redis 6 or later)", opt.InitAddress[0], err)
 		}
+		if _, refused := rueidis.IsRedisErr(err); refused {
+			// Redis answered and said no (NOAUTH, WRONGPASS, a database that does not exist): a
+			// configuration error, not an outage to wait out.
+			return nil, fmt.Errorf("redis at %s (redis_url): %w", opt.InitAddress[0], err)
+		}
 		s.down.Store(true)
 		s.log.Warn("redis unreachable at start; location updates fail until it answers",
 			"addr", opt.InitAddress[0], "err", err)

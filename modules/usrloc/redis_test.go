@@ -565,6 +565,29 @@ func TestRedisBadConfig(t *testing.T) {
 	}
 }
 
+// Redis answering "no" at start (here: a password is needed) is a configuration error, not an outage.
+func TestRedisRefusedAtStart(t *testing.T) {
+	r := startRedis(t)
+	raw := r.raw(t)
+	if err := raw.Do(context.Background(), raw.B().ConfigSet().ParameterValue().ParameterValue("requirepass", "secret").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	u := New()
+	u.Backend, u.RedisURL = "redis", r.url()
+	if _, err := newRedisStore(u, &engine.Env{Log: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("no password for a server that wants one: %v, want a NOAUTH error", err)
+	}
+	u.RedisURL = strings.Replace(r.url(), "redis://", "redis://:secret@", 1)
+	st, err := newRedisStore(u, &engine.Env{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("with the password: %v", err)
+	}
+	defer st.Close()
+	if err := st.Update("location", "pw", redisAdd(redisBinding("pw", "sip:pw@1.1.1.1", 60))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A hash written by something else (or an older format) is skipped, never a crash.
 func TestRedisForeignData(t *testing.T) {
 	r := startRedis(t)
