@@ -216,6 +216,7 @@ func (s *redisStore) Lookup(table, aor string) ([]Binding, error) {
 	bs, _, err := s.read(ctx, c, key, aor, how)
 	cancel()
 	if err != nil {
+		err = s.fail("read "+string(key), err)
 		if cached && errors.Is(err, ErrUnavailable) {
 			return liveOnly(e.bindings, now), nil
 		}
@@ -244,7 +245,7 @@ func (s *redisStore) read(ctx context.Context, c rueidis.Client, key []byte, aor
 	}
 	h, err := res.AsStrMap()
 	if err != nil {
-		return nil, "", s.fail("read "+k, err)
+		return nil, "", err // the caller turns it into the error to return (fail)
 	}
 	bs, ver, bad := decodeHash(h, aor)
 	if bad > 0 {
@@ -266,6 +267,16 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 	// One deadline for the whole Update, retries included.
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
+	conflict := func() error {
+		return fmt.Errorf("usrloc redis: update %s: conflicting updates from other writers until the deadline, giving up", key)
+	}
+	failed := func(what string, attempt int, err error) error {
+		if attempt > 0 && ctx.Err() != nil {
+			// Redis answered the earlier attempts: the deadline went on conflicts, not on an outage.
+			return conflict()
+		}
+		return s.fail(what+" "+key, err)
+	}
 	for attempt := range updateAttempts {
 		if attempt > 0 {
 			// Conflicts come from writers of the same AOR at the same moment: a random pause, growing
@@ -287,7 +298,7 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 		} else {
 			var err error
 			if cur, ver, err = s.read(ctx, c, []byte(key), aor, readPlain); err != nil {
-				return err
+				return failed("read", attempt, err)
 			}
 		}
 		now := time.Now().Unix()
@@ -298,13 +309,13 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 		}
 		written, err := s.write(ctx, c, key, aor, ver, next, now)
 		if err != nil {
-			return err
+			return failed("write", attempt, err)
 		}
 		if written {
 			return nil
 		}
 	}
-	return fmt.Errorf("usrloc redis: update %s: conflicting updates from other writers until the deadline, giving up", key)
+	return conflict()
 }
 
 // write stores bs (the live ones) as key's hash if its version is still ver; false means a conflict.
@@ -331,7 +342,7 @@ func (s *redisStore) write(ctx context.Context, c rueidis.Client, key, aor, ver 
 	}
 	n, err := s.cas.Exec(ctx, c, []string{key}, args).AsInt64()
 	if err != nil {
-		return false, s.fail("write "+key, err)
+		return false, err // the caller turns it into the error to return (fail)
 	}
 	if n != 1 {
 		return false, nil

@@ -385,8 +385,9 @@ func TestRedisExpiry(t *testing.T) {
 // Two stores on one server are two siplua nodes.
 func TestRedisTwoNodes(t *testing.T) {
 	r := startRedis(t)
-	a, _ := newTestRedisStore(t, r.url(), 1000)
-	b, _ := newTestRedisStore(t, r.url(), 1000)
+	// A long redis_timeout: the concurrent updates below must not run out of time on a loaded machine.
+	a, _ := newTestRedisStore(t, r.url(), 10000)
+	b, _ := newTestRedisStore(t, r.url(), 10000)
 	const aor = "frank@example.com"
 
 	// B caches "no bindings", then A registers: B sees it within a second (invalidation, not expiry).
