@@ -68,7 +68,7 @@ func e2eRedis(t *testing.T) (url string, kill func()) {
 func e2eNode(t *testing.T, redisURL string) *enginetest.Proxy {
 	t.Helper()
 	cfg := fmt.Sprintf("[modules.sl]\n[modules.tm]\n[modules.registrar]\n[modules.usrloc]\nbackend = \"redis\"\n"+
-		"redis_url = %q\nredis_prefix = \"e2e:\"\nredis_timeout = 300\n", redisURL)
+		"redis_url = %q\nredis_prefix = \"e2e:\"\nredis_timeout = 1000\n", redisURL)
 	return enginetest.Start(t, cfg, e2eScript)
 }
 
@@ -288,7 +288,7 @@ func TestRedisSIPpRegisterViaACallViaB(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := fmt.Sprintf("[modules.sl]\n[modules.tm]\n[modules.rr]\n[modules.maxfwd]\n[modules.siputils]\n[modules.registrar]\n"+
-		"[modules.usrloc]\nbackend = \"redis\"\nredis_url = %q\nredis_prefix = \"s3:\"\n", url)
+		"[modules.usrloc]\nbackend = \"redis\"\nredis_url = %q\nredis_prefix = \"s3:\"\nredis_timeout = 2000\n", url)
 	a, b := enginetest.Start(t, cfg, string(script)), enginetest.Start(t, cfg, string(script))
 	var csv strings.Builder
 	csv.WriteString("SEQUENTIAL\n")
