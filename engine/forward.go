@@ -138,7 +138,10 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
 		}
 	}
-	if m.Path != "" { // the registrar's route set to the contact (RFC 3327), first as in Kamailio
+	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
+		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
+			first = m.Raw.Hdrs[ri].Start
+		}
 		extra = append(extra, edit{off: first, end: first, text: "Route: " + m.Path + "\r\n"})
 	}
 	if ruri != "" {

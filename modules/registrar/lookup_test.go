@@ -47,8 +47,13 @@ type net4 struct {
 	peer []*enginetest.Client // UAS (and edge proxy) sockets
 }
 
-// startNet starts the proxy on a known port and n peer sockets that send to it.
+// startNet starts the proxy (proxyScript) on a known port and n peer sockets that send to it.
 func startNet(t *testing.T, extra string, n int) *net4 {
+	t.Helper()
+	return startNetScript(t, extra, proxyScript, n)
+}
+
+func startNetScript(t *testing.T, extra, script string, n int) *net4 {
 	t.Helper()
 	port := enginetest.FreePort(t)
 	proxy := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
@@ -57,7 +62,7 @@ func startNet(t *testing.T, extra string, n int) *net4 {
 		nw.peer = append(nw.peer, enginetest.NewUDPClient(t, proxy))
 	}
 	listen := fmt.Sprintf("[core]\nlisten = [\"udp:127.0.0.1:%d\"]\n", port)
-	nw.p = enginetest.Start(t, listen+"[modules.tm]\n[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n"+extra, proxyScript)
+	nw.p = enginetest.Start(t, listen+"[modules.tm]\n[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n"+extra, script)
 	nw.uac = newUA(t, nw.p)
 	return nw
 }
@@ -180,12 +185,13 @@ func TestPathRoute(t *testing.T) {
 	// the contact is a port nobody listens on: only the Path makes the INVITE reach the edge
 	far := "sip:kim@127.0.0.1:" + strconv.Itoa(enginetest.FreePort(t))
 	n.register(t, "kim", 1, "Contact: <"+far+">", "Path: "+path, "Supported: path")
-	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:kim@example.com"))
+	// the Path goes before a Route the request already has (as Kamailio inserts it)
+	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:kim@example.com", "Route: <sip:other.example.org;lr>"))
 	r := recvReq(t, edge, "INVITE")
 	if reqURI(r) != far {
 		t.Fatalf("R-URI %q", reqURI(r))
 	}
-	if got := header(r, "Route"); got != path {
+	if got := header(r, "Route"); got != path+"|<sip:other.example.org;lr>" {
 		t.Fatalf("Route %q, want %q\n%s", got, path, r)
 	}
 	replyTo(t, edge, r, "603 Decline")

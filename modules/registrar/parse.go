@@ -183,17 +183,54 @@ func methodBit(name string) uint32 {
 	return methodOther
 }
 
-// methodMask parses a comma-separated method list (Allow, a methods contact parameter).
-func methodMask(list ...string) uint32 {
-	var mask uint32
-	for _, l := range list {
-		for _, t := range strings.Split(l, ",") {
-			if strings.TrimSpace(t) != "" {
-				mask |= methodBit(t)
-			}
+// methodMask adds the methods of a comma-separated list (Allow, a methods contact parameter) to mask.
+func methodMask(mask uint32, list string) uint32 {
+	for list != "" {
+		t, rest, _ := strings.Cut(list, ",")
+		if strings.TrimSpace(t) != "" {
+			mask |= methodBit(t)
 		}
+		list = rest
 	}
 	return mask
+}
+
+// rawHeader returns the raw value of the first header named name (lower-case full name) without copying.
+func rawHeader(m *engine.Msg, name string) ([]byte, bool) {
+	i := m.Raw.Find(m.Buf, name)
+	if i < 0 {
+		return nil, false
+	}
+	return m.Raw.Hdrs[i].Value(m.Buf), true
+}
+
+// uint32Value parses a header value of digits (surrounding blanks allowed).
+func uint32Value(v []byte) (uint32, bool) {
+	v = trimBlanks(v)
+	if len(v) == 0 || len(v) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > 1<<32-1 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+func trimBlanks(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // firstPathURI returns the URI of the first element of a Path vector (the next hop) and its received
@@ -222,12 +259,18 @@ func toURI(m *engine.Msg) (string, bool) {
 
 // hasOptionTag reports whether a Supported (or Require) header lists tag.
 func hasOptionTag(m *engine.Msg, header, tag string) (present, has bool) {
-	for _, v := range m.Headers(header) {
+	for _, h := range m.Raw.Hdrs {
+		if !h.Is(m.Buf, header) {
+			continue
+		}
 		present = true
-		for _, t := range strings.Split(v, ",") {
+		v := string(h.Value(m.Buf))
+		for v != "" {
+			t, rest, _ := strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), tag) {
 				has = true
 			}
+			v = rest
 		}
 	}
 	return present, has

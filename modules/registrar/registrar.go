@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/siplua/siplua/engine"
@@ -79,6 +80,17 @@ type Registrar struct {
 	log    *slog.Logger
 
 	accepted, rejected atomic.Uint64
+	sockets            sync.Map // *engine.Listener → its String(), made once per socket
+}
+
+// socketName is l.String() without building it again for every REGISTER.
+func (r *Registrar) socketName(l *engine.Listener) string {
+	if s, ok := r.sockets.Load(l); ok {
+		return s.(string)
+	}
+	s := l.String()
+	r.sockets.Store(l, s)
+	return s
 }
 
 // New returns an instance with Kamailio's defaults (received_avp set to the AVP nathelper uses here).

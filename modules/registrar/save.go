@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 	"github.com/siplua/siplua/modules/usrloc"
 )
 
@@ -239,17 +241,18 @@ func (r *Registrar) buildReply(m *engine.Msg, e rerr, cur []usrloc.Binding, now 
 
 // pathVector joins the Path header values with "," (Kamailio's build_path_vector).
 func pathVector(m *engine.Msg) string {
-	hs := m.Headers("path")
-	switch len(hs) {
-	case 0:
-		return ""
-	case 1:
-		return strings.TrimSpace(hs[0])
+	var path []byte
+	n := 0
+	for _, h := range m.Raw.Hdrs {
+		if h.Is(m.Buf, "path") {
+			if n > 0 {
+				path = append(path, ',')
+			}
+			path = append(path, trimBlanks(h.Value(m.Buf))...)
+			n++
+		}
 	}
-	for i := range hs {
-		hs[i] = strings.TrimSpace(hs[i])
-	}
-	return strings.Join(hs, ",")
+	return string(path)
 }
 
 // doSave reads the REGISTER and updates the store. cur receives the bindings the reply lists. It returns
@@ -323,41 +326,54 @@ func (r *Registrar) doSave(m *engine.Msg, table string, flags int, uri string, n
 // readRegister checks and reads what save needs (Kamailio's parse_message and check_contacts).
 func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 	reg := &register{hdrExp: -1, bflags: m.BFlags, qOver: -2}
+	x := scanHeaders(m)
 	if uri == "" {
-		var ok bool
-		if uri, ok = toURI(m); !ok {
+		if x.to < 0 {
 			return nil, rToMiss
 		}
+		_, u, _, ok := rawsip.NameAddr(string(x.value(m, x.to)))
+		if !ok || u == "" {
+			return nil, rToMiss
+		}
+		uri = u
 	}
 	aor, ok := r.aor(uri)
 	if !ok {
 		return nil, rAORParse
 	}
 	reg.aor = aor
-	cid, ok := m.Header("call-id")
-	if cid = strings.TrimSpace(cid); !ok || cid == "" {
+	if x.callID < 0 {
+		return nil, rCIDMiss
+	}
+	cid := trimBlanks(x.value(m, x.callID))
+	if len(cid) == 0 {
 		return nil, rCIDMiss
 	}
 	if len(cid) > callIDMaxSize {
 		return nil, rCallIDLen
 	}
-	reg.callID = cid
-	cs, ok := m.Header("cseq")
-	if !ok {
+	reg.callID = string(cid)
+	if x.cseq < 0 {
 		return nil, rCSMiss
 	}
-	num, _, _ := strings.Cut(strings.TrimSpace(cs), " ")
-	n, err := strconv.ParseUint(num, 10, 32)
-	if err != nil {
+	cs := trimBlanks(x.value(m, x.cseq))
+	if sp := bytes.IndexAny(cs, " \t"); sp >= 0 {
+		cs = cs[:sp]
+	}
+	n, ok := uint32Value(cs)
+	if !ok {
 		return nil, rInvCSeq
 	}
-	reg.cseq = uint32(n)
-	if v, ok := m.Header("expires"); ok {
-		e, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-		if err != nil {
+	reg.cseq = n
+	if x.expires >= 0 {
+		e, ok := uint32Value(x.value(m, x.expires))
+		if !ok {
 			return nil, rParseExp
 		}
 		reg.hdrExp = int(min(e, 1<<31-1))
+	}
+	if !x.contact {
+		return reg, rFine
 	}
 	list, star, values, ok := contacts(m)
 	if !ok {
@@ -382,12 +398,13 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 		return reg, rFine
 	}
 	reg.list = list
-	if ua, ok := m.Header("user-agent"); ok && len(strings.TrimSpace(ua)) > 0 && len(ua) < uaMaxSize {
-		reg.ua = strings.TrimSpace(ua)
-	} else {
-		reg.ua = "n/a"
+	reg.ua = "n/a"
+	if x.ua >= 0 {
+		if ua := trimBlanks(x.value(m, x.ua)); len(ua) > 0 && len(ua) < uaMaxSize {
+			reg.ua = string(ua)
+		}
 	}
-	if r.UsePath {
+	if r.UsePath && x.path {
 		reg.path = pathVector(m)
 		if reg.path != "" {
 			_, rcv, ok := firstPathURI(reg.path)
@@ -409,18 +426,84 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 			}
 		}
 	}
-	if allow := m.Headers("allow"); len(allow) > 0 {
-		reg.methods = methodMask(allow...)
-	} else {
-		reg.methods = allMethods
+	reg.methods = allMethods
+	if x.allow {
+		reg.methods = 0
+		for _, h := range m.Raw.Hdrs {
+			if h.Is(m.Buf, "allow") {
+				reg.methods = methodMask(reg.methods, string(h.Value(m.Buf)))
+			}
+		}
 	}
 	if m.Local != nil {
-		reg.socket = m.Local.String()
+		reg.socket = r.socketName(m.Local)
 	}
 	if st := r.state(m, false); st != nil {
 		reg.qOver = st.qOverride
 	}
 	return reg, rFine
+}
+
+// hdrIndex holds where the headers save reads are, found in one pass over the message (-1 = absent).
+type hdrIndex struct {
+	to, callID, cseq, expires, ua int
+	contact, path, allow          bool
+}
+
+func (x *hdrIndex) value(m *engine.Msg, i int) []byte { return m.Raw.Hdrs[i].Value(m.Buf) }
+
+// scanHeaders finds the headers save needs in one pass (a REGISTER has a dozen; a lookup per header
+// would walk them all each time).
+func scanHeaders(m *engine.Msg) hdrIndex {
+	x := hdrIndex{to: -1, callID: -1, cseq: -1, expires: -1, ua: -1}
+	var low [16]byte
+	for i, h := range m.Raw.Hdrs {
+		n := h.Name(m.Buf)
+		var name []byte
+		switch {
+		case len(n) == 1:
+			name = []byte(rawsip.Compact(n[0]))
+		case len(n) <= len(low):
+			for j, c := range n {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				low[j] = c
+			}
+			name = low[:len(n)]
+		default:
+			continue
+		}
+		switch string(name) {
+		case "to":
+			if x.to < 0 {
+				x.to = i
+			}
+		case "call-id":
+			if x.callID < 0 {
+				x.callID = i
+			}
+		case "cseq":
+			if x.cseq < 0 {
+				x.cseq = i
+			}
+		case "expires":
+			if x.expires < 0 {
+				x.expires = i
+			}
+		case "user-agent":
+			if x.ua < 0 {
+				x.ua = i
+			}
+		case "contact":
+			x.contact = true
+		case "path":
+			x.path = true
+		case "allow":
+			x.allow = true
+		}
+	}
+	return x
 }
 
 // expires is Kamailio's calc_contact_expires: the contact's expires parameter (default_expires when it
@@ -473,7 +556,7 @@ func (r *Registrar) binding(reg *register, c *contact, exp int, now int64) (usrl
 		UserAgent: reg.ua, Instance: c.instance, Expires: now + int64(exp), Modified: now, CSeq: reg.cseq,
 		Q: int16(q), CFlags: reg.bflags, Methods: reg.methods}
 	if c.hasMeth {
-		b.Methods = methodMask(c.methods)
+		b.Methods = methodMask(0, c.methods)
 	}
 	switch {
 	case reg.pathRcv != "":
@@ -568,8 +651,8 @@ func (r *Registrar) insertContacts(reg *register, now int64) ([]usrloc.Binding, 
 }
 
 // updateContacts handles a REGISTER for an AOR with bindings (Kamailio's update_contacts): insert new
-// contacts, refresh known ones, remove those with expires 0; replace (flag 0x04) keeps only the first
-// contact saved. It returns the new list and 1 (inserted), 2 (updated), 3 (deleted) for the last change,
+// contacts, refresh known ones, remove those with expires 0; with replace (flag 0x04) each contact saved
+// removes the others, so the last one stays (what Kamailio 5.6 does with several contacts). It returns the new list and 1 (inserted), 2 (updated), 3 (deleted) for the last change,
 // 0 for none.
 func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace bool, now int64) ([]usrloc.Binding, int, rerr) {
 	if !replace && r.MaxContacts > 0 {
@@ -623,7 +706,7 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 				return nil, 0, e
 			}
 			if replace {
-				return []usrloc.Binding{b}, 1, rFine
+				out = out[:0]
 			}
 			out = insertAt(out, b)
 			rc = 1
@@ -637,9 +720,8 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 			}
 			b.Flags = out[j].Flags
 			if replace {
-				return []usrloc.Binding{b}, 2, rFine
-			}
-			if b.Q == out[j].Q {
+				out = append(out[:0], b)
+			} else if b.Q == out[j].Q {
 				out[j] = b
 			} else {
 				out = insertAt(slices.Delete(out, j, j+1), b)

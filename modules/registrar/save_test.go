@@ -54,6 +54,12 @@ func newUA(t *testing.T, p *enginetest.Proxy) *ua {
 // reply.
 func (u *ua) register(t *testing.T, user string, cseq int, hdrs ...string) string {
 	t.Helper()
+	return u.registerRaw(t, strings.NewReplacer(), user, cseq, hdrs...)
+}
+
+// registerRaw is register with the request text passed through rep (to change the domain).
+func (u *ua) registerRaw(t *testing.T, rep *strings.Replacer, user string, cseq int, hdrs ...string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bK%s\r\n", u.c.Addr, enginetest.RandHex(8))
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s@example.com>;tag=%s\r\nTo: <sip:%s@example.com>\r\n", user, enginetest.RandHex(4), user)
@@ -62,7 +68,7 @@ func (u *ua) register(t *testing.T, user string, cseq int, hdrs ...string) strin
 		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
-	u.c.Send(b.String())
+	u.c.Send(rep.Replace(b.String()))
 	return string(u.c.RecvRaw(2 * time.Second))
 }
 
@@ -295,5 +301,94 @@ func TestPathAndReceivedReply(t *testing.T) {
 				t.Fatalf("$du %q, want the first Path hop\n%s", header(got, "X-Du"), got)
 			}
 		})
+	}
+}
+
+// TestReplaceAndInstance replays a second Kamailio 5.6 session (min_expires_mode 1): 423 lists the current
+// bindings and Min-Expires; flag 0x04 keeps one contact (the last one saved); +sip.instance and reg-id are
+// echoed in the Contact list.
+func TestReplaceAndInstance(t *testing.T) {
+	p := enginetest.Start(t, strings.Replace(regConfig, "[modules.registrar]\n", "[modules.registrar]\nmax_contacts = 2\nmin_expires_mode = 1\n", 1), regScript)
+	u := newUA(t, p)
+	for i, s := range []struct {
+		user    string
+		cseq    int
+		hdrs    []string
+		status  string
+		contact string
+		ret     string
+	}{
+		{"pat", 1, []string{"Contact: <sip:p@10.0.0.1>"}, "200 OK", "<sip:p@10.0.0.1>;expires=3600", "1"},
+		{"pat", 2, []string{"Contact: <sip:p@10.0.0.2>;expires=10"}, "423 Interval Too Brief", "<sip:p@10.0.0.1>;expires=3600", "-1"},
+		{"pat", 3, []string{"Contact: <sip:p@10.0.0.3>;expires=100", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.3>;expires=100", "1"},
+		{"pat", 4, []string{"Contact: <sip:p@10.0.0.3>;expires=200, <sip:p@10.0.0.4>", "X-Flags: 6"}, "200 OK", "<sip:p@10.0.0.4>;expires=3600", "1"},
+		{"quinn", 4, []string{"Contact: <sip:q@10.0.0.3>;expires=5"}, "423 Interval Too Brief", "", "-1"},
+		{"quinn", 5, []string{`Contact: <sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`}, "200 OK", `<sip:q@10.0.0.3>;expires=500;+sip.instance="<urn:uuid:abc>";reg-id=1`, "1"},
+	} {
+		hdrs := s.hdrs
+		if !strings.Contains(strings.Join(hdrs, "\n"), "X-Flags") {
+			hdrs = append(hdrs, "X-Flags: 2")
+		}
+		got := u.register(t, s.user, s.cseq, hdrs...)
+		if status(got) != s.status || header(got, "Contact") != s.contact || header(got, "X-Save") != s.ret {
+			t.Fatalf("step %d: got %q Contact %q X-Save %q, want %q %q %q\n%s", i, status(got), header(got, "Contact"),
+				header(got, "X-Save"), s.status, s.contact, s.ret, got)
+		}
+		if s.status == "423 Interval Too Brief" && header(got, "Min-Expires") != "60" {
+			t.Fatalf("step %d: Min-Expires %q", i, header(got, "Min-Expires"))
+		}
+	}
+}
+
+// TestStatefulReply: after t_newtran save answers through the transaction (Kamailio's sl freply), so a
+// retransmitted REGISTER gets the same 200 from tm (same To tag) and is not saved again.
+func TestStatefulReply(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n[modules.tm]\n[modules.usrloc]\n[modules.registrar]\n", `
+function ksr_request_route()
+	if KSR.tm.t_newtran() == 0 then return 1 end
+	KSR.registrar.save("location", 0)
+end`)
+	c := p.UDPClient(t)
+	req := c.Request("REGISTER", "sip:example.com", "Contact: <sip:sam@10.0.0.1>")
+	req = strings.Replace(req, "To: <sip:example.com>", "To: <sip:sam@example.com>", 1)
+	c.Send(req)
+	first := string(c.RecvRaw(2 * time.Second))
+	c.Send(req)
+	second := string(c.RecvRaw(2 * time.Second))
+	if status(first) != "200 OK" || first != second {
+		t.Fatalf("first:\n%s\nretransmission:\n%s", first, second)
+	}
+	if header(first, "Contact") != "<sip:sam@10.0.0.1>;expires=3600" {
+		t.Fatalf("Contact %q", header(first, "Contact"))
+	}
+}
+
+// TestMalformedRegister: broken REGISTERs get a 400 with the reason, never a crash or silence.
+func TestMalformedRegister(t *testing.T) {
+	p := enginetest.Start(t, regConfig, regScript)
+	c := p.UDPClient(t)
+	base := "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP " + c.Addr.String() + ";branch=z9hG4bK%s\r\nFrom: <sip:m@example.com>;tag=1\r\n"
+	for i, tc := range []struct{ hdrs, want string }{
+		// the engine refuses these before the script runs (its 400 has no P-Registrar-Error)
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: x REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 99999999999 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4\r\n", ""},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <>\r\n", ""},
+		{"To: <mailto:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", "Error while parsing AOR"},
+		{"To: <sip:m@example.com>\r\nCall-ID: " + strings.Repeat("c", 300) + "\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>\r\n", "Callid too long"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@" + strings.Repeat("h", 600) + ">\r\n", "Contact/received too long"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nExpires: -5\r\nContact: <sip:m@1.2.3.4>\r\n", "Expires parse error"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@1.2.3.4>;q=0.1234\r\n", "Invalid q param in contact"},
+		{"To: <sip:m@example.com>\r\nCall-ID: a\r\nCSeq: 1 REGISTER\r\nContact: *, <sip:m@1.2.3.4>\r\nExpires: 0\r\n", "* used in contact and more than 1 contact"},
+	} {
+		c.Send(fmt.Sprintf(base, enginetest.RandHex(6)) + tc.hdrs + "Content-Length: 0\r\n\r\n")
+		b, err := c.TryRecv(2 * time.Second)
+		if err != nil {
+			t.Fatalf("case %d: no reply: %v", i, err)
+		}
+		got := string(b)
+		if status(got) != "400 Bad Request" || header(got, "P-Registrar-Error") != tc.want {
+			t.Errorf("case %d: %q %q, want 400 %q", i, status(got), header(got, "P-Registrar-Error"), tc.want)
+		}
 	}
 }
