@@ -59,9 +59,9 @@ func TestRFC3263Order(t *testing.T) {
 		{"srv.test", 0, "udp", "udp:127.0.0.1:5070 udp:127.0.0.2:5080 "},
 		{"srv.test", 0, "tcp", "tcp:127.0.0.1:5071 "},
 		{"naptr.test", 0, "", "tcp:127.0.0.1:5071 udp:127.0.0.1:5070 udp:127.0.0.2:5080 "}, // SIPS skipped, order 10 first
-		{"srv.test", 0, "", "udp:127.0.0.1:5070 udp:127.0.0.2:5080 tcp:127.0.0.1:5071 "},  // no NAPTR: SRV per transport
-		{"host.test", 0, "", "udp:127.0.0.3:5060 udp:[::1]:5060 "},                        // no SRV: A then AAAA, 5060
-		{"host.test", 5090, "tcp", "tcp:127.0.0.3:5090 tcp:[::1]:5090 "},                  // a port: no SRV
+		{"srv.test", 0, "", "udp:127.0.0.1:5070 udp:127.0.0.2:5080 tcp:127.0.0.1:5071 "},   // no NAPTR: SRV per transport
+		{"host.test", 0, "", "udp:127.0.0.3:5060 udp:[::1]:5060 "},                         // no SRV: A then AAAA, 5060
+		{"host.test", 5090, "tcp", "tcp:127.0.0.3:5090 tcp:[::1]:5090 "},                   // a port: no SRV
 		{"tcponly.test", 5090, "", "udp:127.0.0.9:5090 "},
 		{"c.test", 0, "tcp", "tcp:[::1]:5060 "},
 		{"127.0.0.7", 0, "", "udp:127.0.0.7:5060 "},
