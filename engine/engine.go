@@ -269,6 +269,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.runWorker(w)
 	}
+	for _, w := range e.cfg.Warnings() {
+		e.log.Warn(w)
+	}
 	e.log.Info("serving", "workers", len(e.workers), "queue", cap(e.queue), "script", e.cfg.ScriptPath())
 	<-ctx.Done()
 	e.log.Info("stopping")

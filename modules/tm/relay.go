@@ -342,9 +342,12 @@ func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) erro
 // reports it and the script decides, as in Kamailio.
 func (t *TM) transmit(b *branch, out []byte, dst engine.Target, local *engine.Listener, sync bool) error {
 	id := b.id
-	onErr := func(err error) {
-		t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
-		t.sendFailed(b, id, false)
+	var onErr func(error)
+	if dst.Proto == engine.TCP { // only a queued TCP message can fail later (UDP fails at once or never)
+		onErr = func(err error) {
+			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
+			t.sendFailed(b, id, false)
+		}
 	}
 	if err := t.e.SendNotify(dst.Proto, local, dst.Addr, out, onErr); err != nil {
 		if t.sendFailed(b, id, sync) {
