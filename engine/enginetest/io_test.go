@@ -87,7 +87,9 @@ func withBody(req string, body int) string {
 // While next hops hang (a TCP connect that never completes, a TCP peer that never reads, a DNS server that
 // answers after 3 s), forwarding to other destinations goes on with no failure: no worker waits on them.
 func TestHangingNextHopsDoNotStall(t *testing.T) {
-	dead, noRead := deadTCPHop(t), noReadHop(t)
+	// several dead hops: connects to different addresses each hold whatever waits for them
+	dead := []netip.AddrPort{deadTCPHop(t), deadTCPHop(t), deadTCPHop(t), deadTCPHop(t)}
+	noRead := noReadHop(t)
 	uas := enginetest.StartUAS(t, false, nil)
 	dns := enginetest.StartDNS(t)
 	dns.Add(t, "slow.test. 60 IN A 127.0.0.1")
@@ -96,7 +98,7 @@ func TestHangingNextHopsDoNotStall(t *testing.T) {
 function ksr_request_route() KSR.forward() end`)
 	hang := p.UDPClient(t)
 	for i := 0; i < 10; i++ {
-		hang.Send(hang.Request("MESSAGE", fmt.Sprintf("sip:dead%d@%s;transport=tcp", i, dead)))
+		hang.Send(hang.Request("MESSAGE", fmt.Sprintf("sip:dead%d@%s;transport=tcp", i, dead[i%len(dead)])))
 		hang.Send(withBody(message(hang, fmt.Sprintf("sip:noread%d@%s;transport=tcp", i, noRead), 30000), 30000))
 		hang.Send(hang.Request("MESSAGE", fmt.Sprintf("sip:slow%d@slow.test:%d", i, uas.Addr.Port())))
 	}
@@ -162,7 +164,7 @@ end`)
 		flood.Send(flood.Request("MESSAGE", "sip:x@127.0.0.1"))
 	}
 	// the INVITE's 200 arrives while the queue is full of MESSAGEs
-	reply := strings.Replace(uasReplyTo(inv.Raw), "SIP/2.0 200 OK\r\nVia: ", "SIP/2.0 200 OK\r\nVia: ", 1)
+	reply := uasReplyTo(inv.Raw)
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -192,12 +194,12 @@ end`)
 			if !strings.Contains(s, "\r\nRetry-After: 7\r\n") {
 				t.Errorf("503 without Retry-After: 7:\n%s", s)
 			}
-		case strings.HasPrefix(s, "SIP/2.0 404 "):
+		default: // routed: 404 (or a 500 should a route time budget cut the loop short)
 			n404++
 		}
 	}
 	if n503 == 0 || n503+n404 != 40 {
-		t.Errorf("flood of 40: %d × 503, %d × 404 (routed); want some 503 and every request answered", n503, n404)
+		t.Errorf("flood of 40: %d × 503, %d routed; want some 503 and every request answered", n503, n404)
 	}
 	if s := p.E.Stats().Snapshot(); s["rejected_overload"] != uint64(n503) {
 		t.Errorf("rejected_overload = %d, want %d", s["rejected_overload"], n503)
