@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/enginetest"
 )
 
@@ -287,5 +288,26 @@ func TestBigRequestGoesOverTCP(t *testing.T) {
 		if resp, err := c.TryRecv(2 * time.Second); err != nil || !strings.HasPrefix(string(resp), "SIP/2.0 200 ") {
 			t.Errorf("reply: %q %v", resp, err)
 		}
+	}
+}
+
+// A TCP next hop that never reads fills its connection's queue; sends to it then fail at once and none ever
+// waits on the socket.
+func TestTCPSendNeverBlocks(t *testing.T) {
+	hop := noReadHop(t)
+	p := enginetest.Start(t, "", `function ksr_request_route() end`)
+	msg := []byte("MESSAGE sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 16000\r\n\r\n" + strings.Repeat("x", 16000))
+	var slowest time.Duration
+	var full error
+	for i := 0; i < 1000 && full == nil; i++ {
+		t0 := time.Now()
+		full = p.E.Send(engine.TCP, nil, hop, msg)
+		slowest = max(slowest, time.Since(t0))
+	}
+	if full == nil || !strings.Contains(full.Error(), "queue full") {
+		t.Errorf("16 MB to a peer that does not read: no queue-full error (last: %v)", full)
+	}
+	if slowest > 100*time.Millisecond {
+		t.Errorf("a send waited %v", slowest)
 	}
 }
