@@ -227,8 +227,23 @@ func uasReplyTo(raw string) string {
 // A proxy bound to 0.0.0.0 puts the address it is reached on (127.0.0.1 for a loopback peer) in Via and
 // Record-Route, and knows it as itself.
 func TestWildcardListen(t *testing.T) {
+	for _, wild := range []string{"0.0.0.0", "[::]"} {
+		t.Run(wild, func(t *testing.T) {
+			if wild == "[::]" {
+				c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+				if err != nil {
+					t.Skip("no IPv6:", err)
+				}
+				c.Close()
+			}
+			testWildcardListen(t, wild)
+		})
+	}
+}
+
+func testWildcardListen(t *testing.T, wild string) {
 	uas := enginetest.StartUAS(t, false, nil)
-	p := enginetest.Start(t, "[core]\nlisten = [\"udp:0.0.0.0:0\", \"tcp:0.0.0.0:0\"]\n[modules.sl]\n[modules.rr]\n", `
+	p := enginetest.Start(t, fmt.Sprintf("[core]\nlisten = [\"udp:%s:0\", \"tcp:%s:0\"]\n[modules.sl]\n[modules.rr]\n", wild, wild), `
 function ksr_request_route()
 	if KSR.is_myself_ruri() then KSR.sl.sl_send_reply(200, "Myself") return end
 	KSR.rr.record_route()

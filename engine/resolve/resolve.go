@@ -45,6 +45,10 @@ type Config struct {
 	Log         *slog.Logger
 }
 
+// failTTL is how long a lookup that failed (timeout, SERVFAIL) is remembered: long enough that a dead DNS
+// server is not asked for every request, short enough to recover soon.
+const failTTL = 5 * time.Second
+
 // Errors a lookup can end with.
 var (
 	ErrBusy     = errors.New("too many DNS lookups in flight")
@@ -246,8 +250,12 @@ func (r *Resolver) run(k key, c *call) {
 		err = ErrNotFound
 	}
 	if err != nil {
-		err = fmt.Errorf("resolve %s: %w", k.host, err)
 		ttl = r.cfg.NegTTL
+		if !errors.Is(err, ErrNotFound) {
+			// a timeout or a server failure may pass soon: ask again after a few seconds, not a minute
+			ttl = min(ttl, failTTL)
+		}
+		err = fmt.Errorf("resolve %s: %w", k.host, err)
 	}
 	ttl = min(ttl, r.cfg.MaxTTL)
 	if ttl < time.Second {
