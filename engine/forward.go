@@ -96,18 +96,7 @@ func (e *Engine) Resolve(d Dest, done func([]Target, error)) (ts []Target, ok bo
 	if d.Proto != ProtoNone {
 		transport = d.Proto.String()
 	}
-	conv := func(ss []resolve.Server) ([]Target, error) {
-		out := make([]Target, 0, len(ss))
-		for _, s := range ss {
-			if p, ok := ParseProto(s.Transport); ok && e.pickListener(p, s.Addr.Addr()) != nil {
-				out = append(out, Target{Proto: p, Addr: s.Addr})
-			}
-		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("resolve %s: no server reachable over this proxy's transports", d.Host)
-		}
-		return out, nil
-	}
+	conv := func(ss []resolve.Server) ([]Target, error) { return e.targets(d, ss) }
 	ss, ok, err := e.res.Async(d.Host, d.Port, transport, func(ss []resolve.Server, err error) {
 		if err != nil {
 			done(nil, err)
@@ -120,6 +109,20 @@ func (e *Engine) Resolve(d Dest, done func([]Target, error)) (ts []Target, ok bo
 	}
 	ts, err = conv(ss)
 	return ts, true, err
+}
+
+// targets keeps the servers this proxy has a socket for, as Targets.
+func (e *Engine) targets(d Dest, ss []resolve.Server) ([]Target, error) {
+	out := make([]Target, 0, len(ss))
+	for _, s := range ss {
+		if p, ok := ParseProto(s.Transport); ok && e.pickListener(p, s.Addr.Addr()) != nil {
+			out = append(out, Target{Proto: p, Addr: s.Addr})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("resolve %s: no server reachable over this proxy's transports", d.Host)
+	}
+	return out, nil
 }
 
 // Resolver is the engine's DNS resolver.
@@ -148,17 +151,18 @@ func (m *Msg) Forward(uri string) error {
 		return m.forwardTo(t, d.Proto != ProtoNone)
 	}
 	e := m.E
-	var dm *Msg
-	if ss, err, ok := e.res.Cached(d.Host, d.Port, protoName(d.Proto)); ok {
+	forced := d.Proto != ProtoNone
+	if ss, err, ok := e.res.Cached(d.Host, d.Port, protoName(d.Proto)); ok { // cached: sent now
 		if err != nil {
 			return fmt.Errorf("destination %q: %w", uri, err)
 		}
-		_ = ss
-		dm = m
-	} else {
-		dm = m.Detach() // m is recycled when the route ends; the lookup's callback sends this copy
+		ts, err := e.targets(d, ss)
+		if err != nil {
+			return fmt.Errorf("destination %q: %w", uri, err)
+		}
+		return m.forwardTargets(ts, forced)
 	}
-	forced := d.Proto != ProtoNone
+	dm := m.Detach() // m is recycled when the route ends; the lookup's callback sends this copy
 	ts, ok, err := e.Resolve(d, func(ts []Target, err error) {
 		if err != nil {
 			e.log.Info("forward failed", "uri", uri, "err", err, "call_id", callID(dm))
