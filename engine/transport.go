@@ -183,6 +183,7 @@ type tcpConn struct {
 	remote netip.AddrPort
 	local  *Listener
 	wq     chan outPkt
+	queued atomic.Int64  // bytes in wq
 	done   chan struct{} // closed when the connection is closed
 	once   sync.Once
 }
@@ -193,9 +194,13 @@ type outPkt struct {
 	onErr func(error)
 }
 
-// tcpWriteQueue bounds the messages waiting to be written on one connection: a next hop that stops reading
-// fills it within a second of traffic, after which sends to it fail fast instead of piling up memory.
-const tcpWriteQueue = 512
+// tcpWriteQueue and tcpWriteQueueBytes bound what waits to be written on one connection: a next hop that
+// stops reading fills them within a second of traffic, after which sends to it fail fast instead of piling
+// up memory (at most 1 MiB per connection).
+const (
+	tcpWriteQueue      = 512
+	tcpWriteQueueBytes = 1 << 20
+)
 
 var (
 	errTCPQueueFull = errors.New("tcp write queue full (the next hop does not read)")
@@ -219,10 +224,15 @@ func (c *tcpConn) queue(b []byte, onErr func(error)) error {
 		return errTCPClosed
 	default:
 	}
+	if c.queued.Add(int64(len(b))) > tcpWriteQueueBytes {
+		c.queued.Add(-int64(len(b)))
+		return errTCPQueueFull
+	}
 	select {
 	case c.wq <- outPkt{b: append([]byte(nil), b...), onErr: onErr}:
 		return nil
 	default:
+		c.queued.Add(-int64(len(b)))
 		return errTCPQueueFull
 	}
 }
@@ -244,6 +254,7 @@ func (e *Engine) writeLoop(tc *tcpConn, dial bool) {
 		for {
 			select {
 			case p := <-tc.wq:
+				tc.queued.Add(-int64(len(p.b)))
 				if p.onErr != nil {
 					p.onErr(err)
 				}
@@ -287,7 +298,9 @@ func (e *Engine) writeLoop(tc *tcpConn, dial bool) {
 		select {
 		case p := <-tc.wq:
 			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
-			if _, err := c.Write(p.b); err != nil {
+			_, err := c.Write(p.b)
+			tc.queued.Add(-int64(len(p.b)))
+			if err != nil {
 				err = fmt.Errorf("send tcp -> %s: %w", tc.remote, err)
 				fail(err) // first: a failover to the same address must not find this connection
 				if p.onErr != nil {
