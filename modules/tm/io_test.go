@@ -49,15 +49,20 @@ func TestSRVFailover(t *testing.T) {
 		name      string
 		first     func(string) int // the first server's answer (0: none)
 		transport string
-		deadFirst bool // the first target is a port nobody listens on
+		deadFirst bool   // the first target is a port nobody listens on
+		second    int    // the second server's answer
+		want      string // the final reply the caller gets
 	}{
-		{"503 from the first", func(string) int { return 503 }, "udp", false},
-		{"no answer from the first", func(string) int { return 0 }, "udp", false},
-		{"tcp connection refused by the first", nil, "tcp", true},
+		{"503 from the first", func(string) int { return 503 }, "udp", false, 200, "SIP/2.0 200 OK"},
+		{"no answer from the first", func(string) int { return 0 }, "udp", false, 200, "SIP/2.0 200 OK"},
+		{"tcp connection refused by the first", nil, "tcp", true, 200, "SIP/2.0 200 OK"},
+		// the second server's answer stands, not the first one's local 408 of the same rank
+		{"no answer from the first, 404 from the second", func(string) int { return 0 }, "udp", false, 404, "SIP/2.0 404 Not Found"},
+		{"503 from both", func(string) int { return 503 }, "udp", false, 503, "SIP/2.0 500 Service Unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			first := enginetest.StartUAS(t, true, tc.first)
-			second := enginetest.StartUAS(t, true, nil)
+			second := enginetest.StartUAS(t, true, func(string) int { return tc.second })
 			firstPort := int(first.Addr.Port())
 			if tc.deadFirst {
 				firstPort = refused
@@ -70,8 +75,8 @@ func TestSRVFailover(t *testing.T) {
 			uac := p.UDPClient(t)
 			ruri := "sip:bob@fo.test;transport=" + tc.transport
 			uac.Send(uac.Request("INVITE", ruri))
-			if got := finalReply(t, uac, 5*time.Second); got != "SIP/2.0 200 OK" {
-				t.Fatalf("final reply %q, want the second server's 200", got)
+			if got := finalReply(t, uac, 5*time.Second); got != tc.want {
+				t.Fatalf("final reply %q, want %q", got, tc.want)
 			}
 			if !tc.deadFirst {
 				if r := first.Next(t, time.Second); !strings.HasPrefix(r.Raw, "INVITE ") {

@@ -249,13 +249,16 @@ func (t *TM) resolved(b *branch, ts []engine.Target, err error) {
 	if b == nil {
 		return
 	}
+	b.tx.mu.Lock()
+	rs := *b.rs // set when the pending branch was made; failover may clear b.rs later
+	b.tx.mu.Unlock()
 	if err != nil {
-		t.logger().Info("branch destination not resolved", "err", err, "call_id", callID(b.rs.msg))
+		t.logger().Info("branch destination not resolved", "err", err, "call_id", callID(rs.msg))
 		t.branchFailed(b, 478, "Unresolvable destination")
 		return
 	}
-	if err := t.launchSrc(b.tx, b, b.rs.msg, b.rs.msg, ts[0], ts[1:], b.rs.forced); err != nil {
-		t.logger().Info("branch not sent", "err", err, "call_id", callID(b.rs.msg))
+	if err := t.launchSrc(b.tx, b, rs.msg, rs.msg, ts[0], ts[1:], rs.forced); err != nil {
+		t.logger().Info("branch not sent", "err", err, "call_id", callID(rs.msg))
 	}
 }
 
@@ -459,6 +462,9 @@ func (t *TM) failover(x *tx, b *branch) *branch {
 		}
 		t.e.CountForwarded()
 		t.logger().Info("failover to the next server", "dst", tg.Addr.String(), "proto", tg.Proto.String(), "call_id", callID(rs.msg))
+		// the next server's answer stands for the name: the failed one's 503 or local 408 no longer competes
+		// (an earlier 408 would win over a later 404 of the same rank)
+		b.dropped = true
 		return nb
 	}
 	return nil
