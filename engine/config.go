@@ -56,6 +56,23 @@ type CoreConfig struct {
 	TCPMaxConnections int      `toml:"tcp_max_connections"`
 	TCPLifetime       int      `toml:"tcp_connection_lifetime"`
 	ShutdownTimeout   int      `toml:"shutdown_timeout"`
+
+	// DNS (engine/resolve): servers as "ip[:port]" (none: /etc/resolv.conf), the timeout of one query in
+	// seconds, how many lookups may run at once, how many names are cached and how long a failed lookup is
+	// remembered (seconds, Kamailio's dns_neg_cache_ttl).
+	DNSServers     []string `toml:"dns_servers"`
+	DNSTimeout     int      `toml:"dns_timeout"`
+	DNSMaxInflight int      `toml:"dns_max_inflight"`
+	DNSCacheSize   int      `toml:"dns_cache_size"`
+	DNSNegTTL      int      `toml:"dns_neg_ttl"`
+	// Overload is what a new request gets when the queue is full: "503" (with Retry-After: RetryAfter
+	// seconds) or "drop".
+	Overload   string `toml:"overload"`
+	RetryAfter int    `toml:"retry_after"`
+	// UDPMTU: a request bigger than UDPMTU-200 bytes goes over TCP when UDPMTUTryTCP and the destination does
+	// not force a transport (RFC 3261 §18.1.1).
+	UDPMTU       int  `toml:"udp_mtu"`
+	UDPMTUTryTCP bool `toml:"udp_mtu_try_tcp"`
 }
 
 // LuaConfig is the [lua] table.
@@ -85,6 +102,14 @@ func DefaultCore() CoreConfig {
 		TCPMaxConnections: 2048,
 		TCPLifetime:       120,
 		ShutdownTimeout:   5,
+		DNSTimeout:        2,
+		DNSMaxInflight:    64,
+		DNSCacheSize:      4096,
+		DNSNegTTL:         60,
+		Overload:          "503",
+		RetryAfter:        5,
+		UDPMTU:            1500,
+		UDPMTUTryTCP:      true,
 	}
 }
 
@@ -504,10 +529,68 @@ func (c *Config) validateCore() Errors {
 			bad("advertise", "%v", err)
 		}
 	}
+	for _, s := range c.Core.DNSServers {
+		if _, err := DNSServerAddr(s); err != nil {
+			bad("dns_servers", "%v", err)
+		}
+	}
+	if c.Core.DNSTimeout < 1 {
+		bad("dns_timeout", "expected 1 or more seconds, got %d", c.Core.DNSTimeout)
+	}
+	if c.Core.DNSMaxInflight < 1 {
+		bad("dns_max_inflight", "expected 1 or more lookups, got %d", c.Core.DNSMaxInflight)
+	}
+	if c.Core.DNSCacheSize < 1 {
+		bad("dns_cache_size", "expected 1 or more names, got %d", c.Core.DNSCacheSize)
+	}
+	if c.Core.DNSNegTTL < 1 {
+		bad("dns_neg_ttl", "expected 1 or more seconds, got %d", c.Core.DNSNegTTL)
+	}
+	if c.Core.Overload != "503" && c.Core.Overload != "drop" {
+		bad("overload", "expected \"503\" or \"drop\", got %q", c.Core.Overload)
+	}
+	if c.Core.RetryAfter < 0 {
+		bad("retry_after", "expected 0 or more seconds, got %d", c.Core.RetryAfter)
+	}
+	if c.Core.UDPMTU < 576 || c.Core.UDPMTU > 65535 {
+		bad("udp_mtu", "expected 576..65535 bytes, got %d", c.Core.UDPMTU)
+	}
 	if c.Lua.Script == "" {
 		errs = append(errs, &ConfigError{File: c.File, Line: keyLine(c.Src, toml.Key{"lua", "script"}), Msg: "lua.script: expected the path of the routing script, got \"\""})
 	}
 	return errs
+}
+
+// DNSServerAddr parses a dns_servers entry: "ip" or "ip:port" (port 53 by default).
+func DNSServerAddr(s string) (string, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.String(), nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a, 53).String(), nil
+	}
+	return "", fmt.Errorf("%q: expected an IP address with an optional port such as \"127.0.0.1:53\" or \"[::1]:53\"", s)
+}
+
+// Warnings are settings that work but are likely a mistake, as "file:line: warning: ..." (siplua -c
+// prints them; the engine logs them at start).
+func (c *Config) Warnings() []string {
+	var ws []string
+	if c.Core.Advertise == "" {
+		for _, la := range c.Listen {
+			if la.Addr.Addr().IsUnspecified() {
+				loc := c.File
+				if l := keyLine(c.Src, toml.Key{"core", "listen"}); l > 0 {
+					loc = fmt.Sprintf("%s:%d", c.File, l)
+				}
+				ws = append(ws, fmt.Sprintf("%s: warning: core.listen %s is a wildcard and core.advertise is not set: "+
+					"Via and Record-Route name the local address chosen per destination, which peers behind NAT "+
+					"cannot reach; set advertise to the public address", loc, la))
+				break
+			}
+		}
+	}
+	return ws
 }
 
 // WorkerCount is the number of route workers: [core] workers, or by default two per CPU (workers also wait

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
+	"github.com/siplua/siplua/engine/resolve"
 )
 
 // Script is a compiled routing program (luabind provides it); each worker gets its own State.
@@ -59,6 +61,7 @@ type Stats struct {
 	requests, replies                           atomic.Uint64
 	repliesLocal, repliesRelayed, forwarded     atomic.Uint64
 	dropQueue, dropParse, dropScript, luaErrors atomic.Uint64
+	dropPrio, overload                          atomic.Uint64
 	busy                                        atomic.Int64
 
 	byMethod                 [len(Methods)]atomic.Uint64
@@ -75,6 +78,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"requests_forwarded": s.forwarded.Load(),
 		"dropped_queue_full": s.dropQueue.Load(), "dropped_parse_error": s.dropParse.Load(),
 		"dropped_script": s.dropScript.Load(), "lua_errors": s.luaErrors.Load(),
+		"dropped_priority_queue_full": s.dropPrio.Load(), "rejected_overload": s.overload.Load(),
 		"workers_busy": uint64(max(0, s.busy.Load())),
 		"reloads_ok":   s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
 	}
@@ -90,6 +94,7 @@ type Engine struct {
 	parser    *sip.Parser
 	listeners []*Listener
 	queue     chan *Msg
+	prio      chan *Msg // replies, ACK and CANCEL: served before queue
 	// jobs are routes modules run on a worker (tm failure routes from timers): kept apart from the queue so
 	// that traffic cannot starve them, with an overflow list instead of a goroutine per job.
 	jobs        chan *Msg
@@ -104,6 +109,11 @@ type Engine struct {
 
 	connMu sync.Mutex
 	conns  map[netip.AddrPort]*tcpConn
+
+	res *resolve.Resolver
+
+	srcMu    sync.RWMutex
+	srcCache map[netip.Addr]netip.Addr // wildcard sockets: local address per destination
 
 	myHosts      map[string]bool // lower-case hosts (IPs, advertise, aliases) that are "myself"
 	myPorts      map[int]bool
@@ -140,9 +150,19 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	_, _ = rand.Read(tag[:])
 	e := &Engine{
 		cfg: cfg, log: log.With("module", "core"), compile: compile, parser: sip.NewParser(),
-		queue: make(chan *Msg, cfg.Core.Queue), jobs: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
+		queue: make(chan *Msg, cfg.Core.Queue), prio: make(chan *Msg, max(4*cfg.Core.Queue, 256)), jobs: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
 		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
 	}
+	var servers []string
+	for _, s := range cfg.Core.DNSServers {
+		a, _ := DNSServerAddr(s) // validated when parsed
+		servers = append(servers, a)
+	}
+	e.res, _ = resolve.New(resolve.Config{
+		Servers: servers, Timeout: time.Duration(cfg.Core.DNSTimeout) * time.Second,
+		MaxInflight: cfg.Core.DNSMaxInflight, MaxWaiting: cfg.Core.Queue, CacheSize: cfg.Core.DNSCacheSize,
+		NegTTL: time.Duration(cfg.Core.DNSNegTTL) * time.Second, Log: log.With("module", "dns"),
+	})
 	e.indexModules()
 	for _, l := range cfg.Mods.List {
 		if s, ok := l.Inst.(Starter); ok {
@@ -250,6 +270,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.runWorker(w)
 	}
+	for _, w := range e.cfg.Warnings() {
+		e.log.Warn(w)
+	}
 	e.log.Info("serving", "workers", len(e.workers), "queue", cap(e.queue), "script", e.cfg.ScriptPath())
 	<-ctx.Done()
 	e.log.Info("stopping")
@@ -263,7 +286,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-time.After(time.Duration(e.cfg.Core.ShutdownTimeout) * time.Second):
-		e.log.Warn("shutdown timeout: messages still queued were not routed", "queued", len(e.queue))
+		e.log.Warn("shutdown timeout: messages still queued were not routed", "queued", len(e.queue)+len(e.prio))
 	}
 	e.closeConns()
 	e.stopModules()
@@ -283,11 +306,24 @@ func (e *Engine) stopModules() {
 
 func (e *Engine) computeMyself() {
 	e.myHosts, e.myPorts, e.aliasAnyPort = map[string]bool{}, map[int]bool{}, map[string]bool{}
+	addHost := func(a netip.Addr) {
+		a = a.Unmap()
+		e.myHosts[a.String()] = true
+		if a.Is6() {
+			e.myHosts["["+a.String()+"]"] = true
+		}
+	}
 	for _, l := range e.listeners {
-		e.myHosts[l.Addr.Addr().Unmap().String()] = true
 		e.myPorts[int(l.Addr.Port())] = true
-		if l.Addr.Addr().Is6() {
-			e.myHosts["["+l.Addr.Addr().String()+"]"] = true
+		if !l.wild {
+			addHost(l.Addr.Addr())
+			continue
+		}
+		// A wildcard socket is every address of the machine (of its family; [::] is dual-stack).
+		for _, a := range interfaceAddrs() {
+			if l.fits(a) {
+				addHost(a)
+			}
 		}
 	}
 	if adv := e.cfg.Core.Advertise; adv != "" {
@@ -309,6 +345,21 @@ func (e *Engine) computeMyself() {
 			e.myPorts[port] = true
 		}
 	}
+}
+
+// interfaceAddrs lists the machine's addresses, read once at start as Kamailio does for a wildcard listen.
+func interfaceAddrs() []netip.Addr {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
 }
 
 // IsMyself reports whether host[:port] is this proxy: one of its socket addresses, the advertised address or

@@ -1,19 +1,17 @@
 package engine
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
+	"github.com/siplua/siplua/engine/resolve"
 )
 
 // Target is where a message goes: transport, address and the host as written (for logs).
@@ -22,52 +20,119 @@ type Target struct {
 	Addr  netip.AddrPort
 }
 
-// ResolveURI turns a SIP URI into a target: the transport from ;transport= (UDP by default), the host
-// resolved to an address (A/AAAA lookup for names), the port or 5060.
-func (e *Engine) ResolveURI(uri string) (Target, error) {
+// Dest is a destination URI as RFC 3263 needs it.
+type Dest struct {
+	Host  string // as written, IPv6 without brackets
+	Port  int    // 0 when the URI has none
+	Proto Proto  // the transport the URI (;transport=) or the script forces; ProtoNone = free choice
+}
+
+// ParseDest parses a SIP URI into a destination.
+func ParseDest(uri string) (Dest, error) {
 	var u sip.Uri
 	if err := sip.ParseUri(uri, &u); err != nil {
-		return Target{}, fmt.Errorf("destination %q: %w", uri, err)
+		return Dest{}, fmt.Errorf("destination %q: %w", uri, err)
 	}
-	proto := UDP
+	d := Dest{Host: strings.Trim(u.Host, "[]"), Port: u.Port}
 	if tp, ok := u.UriParams.Get("transport"); ok {
 		p, ok := ParseProto(tp)
 		if !ok {
-			return Target{}, fmt.Errorf("destination %q: unsupported transport %q", uri, tp)
+			return Dest{}, fmt.Errorf("destination %q: unsupported transport %q", uri, tp)
 		}
-		proto = p
+		d.Proto = p
 	}
-	port := u.Port
+	return d, nil
+}
+
+// Literal is the target of a destination whose host is an IP address (no DNS): the forced transport or
+// UDP, the port or 5060.
+func (d Dest) Literal() (Target, bool) {
+	ip, err := netip.ParseAddr(d.Host)
+	if err != nil {
+		return Target{}, false
+	}
+	p, port := d.Proto, d.Port
+	if p == ProtoNone {
+		p = UDP
+	}
 	if port == 0 {
 		port = 5060
 	}
-	ip, err := e.resolveHost(u.Host)
+	return Target{Proto: p, Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port))}, true
+}
+
+// ErrResolving says that a destination's name is being looked up (ResolveURI does not wait).
+var ErrResolving = errors.New("destination is being resolved")
+
+// ResolveURI turns a SIP URI into its first target when that is known without waiting (an address, a
+// cached DNS answer); otherwise it starts the lookup and returns ErrResolving.
+func (e *Engine) ResolveURI(uri string) (Target, error) {
+	d, err := ParseDest(uri)
+	if err != nil {
+		return Target{}, err
+	}
+	if t, ok := d.Literal(); ok {
+		return t, nil
+	}
+	ts, ok, err := e.Resolve(d, func([]Target, error) {})
 	if err != nil {
 		return Target{}, fmt.Errorf("destination %q: %w", uri, err)
 	}
-	return Target{Proto: proto, Addr: netip.AddrPortFrom(ip, uint16(port))}, nil
+	if !ok {
+		return Target{}, fmt.Errorf("destination %q: %w", uri, ErrResolving)
+	}
+	return ts[0], nil
 }
 
-func (e *Engine) resolveHost(host string) (netip.Addr, error) {
-	host = strings.Trim(host, "[]")
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap(), nil
+// Resolve finds the targets of a destination in the order RFC 3263 says to try them. When they are known at
+// once (an IP address, /etc/hosts, a cached lookup) it returns them with ok=true and never calls done.
+// Otherwise it returns ok=false and calls done once the lookup ends, on a resolver goroutine (never a
+// route worker); with err != nil (too many lookups in flight) done is not called.
+func (e *Engine) Resolve(d Dest, done func([]Target, error)) (ts []Target, ok bool, err error) {
+	if t, ok := d.Literal(); ok {
+		return []Target{t}, true, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
+	transport := ""
+	if d.Proto != ProtoNone {
+		transport = d.Proto.String()
 	}
-	if len(ips) == 0 {
-		return netip.Addr{}, fmt.Errorf("resolve %s: no address", host)
+	conv := func(ss []resolve.Server) ([]Target, error) { return e.targets(d, ss) }
+	ss, ok, err := e.res.Async(d.Host, d.Port, transport, func(ss []resolve.Server, err error) {
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		done(conv(ss))
+	})
+	if err != nil || !ok {
+		return nil, ok, err
 	}
-	return ips[0].Unmap(), nil
+	ts, err = conv(ss)
+	return ts, true, err
 }
+
+// targets keeps the servers this proxy has a socket for, as Targets.
+func (e *Engine) targets(d Dest, ss []resolve.Server) ([]Target, error) {
+	out := make([]Target, 0, len(ss))
+	for _, s := range ss {
+		if p, ok := ParseProto(s.Transport); ok && e.pickListener(p, s.Addr.Addr()) != nil {
+			out = append(out, Target{Proto: p, Addr: s.Addr})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("resolve %s: no server reachable over this proxy's transports", d.Host)
+	}
+	return out, nil
+}
+
+// Resolver is the engine's DNS resolver.
+func (e *Engine) Resolver() *resolve.Resolver { return e.res }
 
 // Forward relays the request statelessly (Kamailio's forward): to uri if given, else to $du, else to the
 // R-URI. It adds the proxy's Via with a branch derived from the request's, so a retransmission is relayed
 // with the same branch (RFC 3261 §16.11), and applies the script's header changes and R-URI rewrite.
+// A name that is not in the DNS cache is looked up without holding the worker: a copy of the request is
+// sent when the answer comes, and Forward returns nil at once (as Kamailio's forward returns 1 once sent).
 func (m *Msg) Forward(uri string) error {
 	if m.Req == nil {
 		return errNotRequest
@@ -78,22 +143,83 @@ func (m *Msg) Forward(uri string) error {
 	if uri == "" {
 		uri = m.RURI()
 	}
-	t, err := m.E.ResolveURI(uri)
+	d, err := ParseDest(uri)
 	if err != nil {
 		return err
 	}
-	return m.ForwardTo(t)
+	if t, ok := d.Literal(); ok { // the hot path: no DNS, no allocation for targets
+		return m.forwardTo(t, d.Proto != ProtoNone)
+	}
+	e := m.E
+	forced := d.Proto != ProtoNone
+	if ss, err, ok := e.res.Cached(d.Host, d.Port, protoName(d.Proto)); ok { // cached: sent now
+		if err != nil {
+			return fmt.Errorf("destination %q: %w", uri, err)
+		}
+		ts, err := e.targets(d, ss)
+		if err != nil {
+			return fmt.Errorf("destination %q: %w", uri, err)
+		}
+		return m.forwardTargets(ts, forced)
+	}
+	dm := m.Detach() // m is recycled when the route ends; the lookup's callback sends this copy
+	ts, ok, err := e.Resolve(d, func(ts []Target, err error) {
+		if err != nil {
+			e.log.Info("forward failed", "uri", uri, "err", err, "call_id", callID(dm))
+			return
+		}
+		if err := dm.forwardTargets(ts, forced); err != nil {
+			e.log.Info("forward failed", "uri", uri, "err", err, "call_id", callID(dm))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("destination %q: %w", uri, err)
+	}
+	if !ok {
+		m.Relayed = true
+		return nil
+	}
+	return dm.forwardTargets(ts, forced)
+}
+
+func protoName(p Proto) string {
+	if p == ProtoNone {
+		return ""
+	}
+	return p.String()
+}
+
+// forwardTargets sends to the first target that takes the message (RFC 3263 §4.3 for sending errors).
+func (m *Msg) forwardTargets(ts []Target, forced bool) error {
+	var err error
+	for _, t := range ts {
+		if err = m.forwardTo(t, forced); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // ForwardTo relays the request statelessly to a resolved target.
-func (m *Msg) ForwardTo(t Target) error {
+func (m *Msg) ForwardTo(t Target) error { return m.forwardTo(t, true) }
+
+// forwardTo relays to t; unless forced, a UDP request too big for udp_mtu goes over TCP (RFC 3261 §18.1.1).
+func (m *Msg) forwardTo(t Target, forced bool) error {
 	e := m.E
 	local := e.ListenerFor(m.Local, t)
 	if local == nil {
 		return fmt.Errorf("forward to %s:%s: no %s listener", t.Proto, t.Addr, t.Proto)
 	}
 	bp := getBuf()
-	out := m.AppendRequest((*bp)[:0], local, t.Proto, m.statelessBranch(), m.NewURI)
+	branch := m.statelessBranch()
+	out := m.AppendRequest((*bp)[:0], local, t.Proto, branch, m.NewURI)
+	if t.Proto == UDP && !forced && e.TooBigForUDP(len(out)) {
+		tt := Target{Proto: TCP, Addr: t.Addr}
+		if tl := e.ListenerFor(m.Local, tt); tl != nil {
+			t, local = tt, tl
+			out = m.AppendRequest(out[:0], local, t.Proto, branch, m.NewURI)
+		}
+	}
 	err := e.send(t.Proto, local, t.Addr, out, false)
 	*bp = out
 	putBuf(bp)
@@ -104,13 +230,23 @@ func (m *Msg) ForwardTo(t Target) error {
 	return err
 }
 
+// TooBigForUDP reports whether a request of n bytes should go over TCP instead of UDP: udp_mtu_try_tcp is
+// on and n exceeds udp_mtu - 200 (RFC 3261 §18.1.1).
+func (e *Engine) TooBigForUDP(n int) bool {
+	return e.cfg.Core.UDPMTUTryTCP && n > e.cfg.Core.UDPMTU-200
+}
+
 // ListenerFor picks the socket a message to t leaves from: prefer (the one it arrived on) when it has the
 // target's transport and address family.
+// A wildcard socket gives the Listener of the local address used to reach the target.
 func (e *Engine) ListenerFor(prefer *Listener, t Target) *Listener {
-	if prefer != nil && prefer.Proto == t.Proto && prefer.Addr.Addr().Is4() == t.Addr.Addr().Unmap().Is4() {
-		return prefer
+	if prefer != nil && prefer.Proto == t.Proto && prefer.fits(t.Addr.Addr()) {
+		if prefer.parent != nil {
+			prefer = prefer.parent
+		}
+		return e.srcFor(prefer, t.Addr.Addr())
 	}
-	return e.pickListener(t.Proto, t.Addr.Addr())
+	return e.srcFor(e.pickListener(t.Proto, t.Addr.Addr()), t.Addr.Addr())
 }
 
 // AppendRequest appends the request as relayed from socket local over proto to dst: the proxy's Via with

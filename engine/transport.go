@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,29 @@ type Listener struct {
 	SentBy string
 	udp    *net.UDPConn
 	tcp    *net.TCPListener
+
+	// A wildcard socket (0.0.0.0, [::]) has no address to name in Via and Record-Route: each local address
+	// it sends from gets a derived Listener (same socket, that address), made once and kept in derived, so
+	// the same socket and address is always the same *Listener (Record-Route compares them).
+	wild    bool
+	parent  *Listener // the wildcard socket a derived Listener belongs to
+	dmu     sync.Mutex
+	derived map[netip.Addr]*Listener
+}
+
+// Wildcard reports whether the socket is bound to 0.0.0.0 or [::] (or derives from one).
+func (l *Listener) Wildcard() bool { return l.wild || l.parent != nil }
+
+// fits reports whether the socket can send to ip: same family, or a dual-stack [::] socket.
+func (l *Listener) fits(ip netip.Addr) bool {
+	a := l.Addr.Addr()
+	if l.parent != nil {
+		a = l.parent.Addr.Addr()
+	}
+	if a.Is6() && a.IsUnspecified() {
+		return true
+	}
+	return a.Unmap().Is4() == ip.Unmap().Is4()
 }
 
 func (l *Listener) String() string { return l.Proto.String() + ":" + l.Addr.String() }
@@ -47,15 +71,77 @@ func (e *Engine) listen(la ListenAddr) (*Listener, error) {
 		l.tcp = c
 		l.Addr = c.Addr().(*net.TCPAddr).AddrPort()
 	}
-	l.SentBy = l.Addr.String()
+	l.SentBy = e.sentBy(l.Addr)
+	l.wild = l.Addr.Addr().IsUnspecified()
+	return l, nil
+}
+
+// sentBy is what Via and Record-Route name for a socket address: [core] advertise or the address.
+func (e *Engine) sentBy(a netip.AddrPort) string {
 	if adv := e.cfg.Core.Advertise; adv != "" {
 		host, port, _ := SplitHostPort(adv)
 		if port == 0 {
-			port = int(l.Addr.Port())
+			port = int(a.Port())
 		}
-		l.SentBy = host + ":" + strconv.Itoa(port)
+		return host + ":" + strconv.Itoa(port)
 	}
-	return l, nil
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()).String()
+}
+
+// localFor is the socket l seen with local address ip: l itself unless l is a wildcard socket.
+func (e *Engine) localFor(l *Listener, ip netip.Addr) *Listener {
+	if l == nil || !l.wild || !ip.IsValid() || ip.IsUnspecified() {
+		return l
+	}
+	ip = ip.Unmap()
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	if d := l.derived[ip]; d != nil {
+		return d
+	}
+	if l.derived == nil {
+		l.derived = map[netip.Addr]*Listener{}
+	}
+	if len(l.derived) >= 1024 { // bounded: a host has few addresses; this only guards against surprises
+		clear(l.derived)
+	}
+	a := netip.AddrPortFrom(ip, l.Addr.Port())
+	d := &Listener{Proto: l.Proto, Addr: a, SentBy: e.sentBy(a), udp: l.udp, tcp: l.tcp, parent: l}
+	l.derived[ip] = d
+	return d
+}
+
+// srcFor is socket l as it sends to dst: for a wildcard socket, the derived Listener of the local address
+// the kernel picks for dst (learnt with a connected UDP socket, which sends nothing, cached per
+// destination address).
+func (e *Engine) srcFor(l *Listener, dst netip.Addr) *Listener {
+	if l == nil || !l.wild {
+		return l
+	}
+	dst = dst.Unmap()
+	e.srcMu.RLock()
+	src, ok := e.srcCache[dst]
+	e.srcMu.RUnlock()
+	if !ok {
+		src = sourceAddr(dst)
+		e.srcMu.Lock()
+		if e.srcCache == nil || len(e.srcCache) >= 4096 {
+			e.srcCache = map[netip.Addr]netip.Addr{}
+		}
+		e.srcCache[dst] = src
+		e.srcMu.Unlock()
+	}
+	return e.localFor(l, src)
+}
+
+// sourceAddr asks the kernel which local address it would send to dst from.
+func sourceAddr(dst netip.Addr) netip.Addr {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }
 
 func (l *Listener) close() {
@@ -84,26 +170,155 @@ func (e *Engine) serveUDP(l *Listener) {
 		}
 		m := newMsg()
 		m.Buf = append(m.Buf[:0], buf[:n]...)
-		m.Src, m.Proto, m.Local = src, UDP, l
+		m.Src, m.Proto, m.Local = src, UDP, e.srcFor(l, src.Addr())
 		e.enqueue(m, false)
 	}
 }
 
-// tcpConn is one TCP connection, accepted or opened by the proxy.
+// tcpConn is one TCP connection, accepted or opened by the proxy. Writes never block the caller: they are
+// queued (bounded) and written by the connection's own writer goroutine, which also connects an outgoing
+// connection first; a full queue or a dead connection is a send error at once.
 type tcpConn struct {
-	c      *net.TCPConn
+	conn   atomic.Pointer[net.TCPConn] // nil while an outgoing connection is being made
 	remote netip.AddrPort
 	local  *Listener
-	wmu    sync.Mutex
+	wq     chan outPkt
+	queued atomic.Int64  // bytes in wq
+	done   chan struct{} // closed when the connection is closed
+	once   sync.Once
 }
 
-func (c *tcpConn) write(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := c.c.Write(b)
-	return err
+// outPkt is a queued write; onErr (optional) learns that it was not written.
+type outPkt struct {
+	b     []byte
+	onErr func(error)
 }
+
+// tcpWriteQueue and tcpWriteQueueBytes bound what waits to be written on one connection: a next hop that
+// stops reading fills them within a second of traffic, after which sends to it fail fast instead of piling
+// up memory (at most 1 MiB per connection).
+const (
+	tcpWriteQueue      = 512
+	tcpWriteQueueBytes = 1 << 20
+)
+
+var (
+	errTCPQueueFull = errors.New("tcp write queue full (the next hop does not read)")
+	errTCPClosed    = errors.New("tcp connection closed")
+)
+
+func newTCPConn(c *net.TCPConn, remote netip.AddrPort, local *Listener) *tcpConn {
+	tc := &tcpConn{remote: remote, local: local, wq: make(chan outPkt, tcpWriteQueue), done: make(chan struct{})}
+	if c != nil {
+		tc.conn.Store(c)
+	}
+	return tc
+}
+
+// write queues a copy of b (callers reuse their buffers).
+func (c *tcpConn) write(b []byte) error { return c.queue(b, nil) }
+
+func (c *tcpConn) queue(b []byte, onErr func(error)) error {
+	select {
+	case <-c.done:
+		return errTCPClosed
+	default:
+	}
+	if c.queued.Add(int64(len(b))) > tcpWriteQueueBytes {
+		c.queued.Add(-int64(len(b)))
+		return errTCPQueueFull
+	}
+	select {
+	case c.wq <- outPkt{b: append([]byte(nil), b...), onErr: onErr}:
+		return nil
+	default:
+		c.queued.Add(-int64(len(b)))
+		return errTCPQueueFull
+	}
+}
+
+func (c *tcpConn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		if tc := c.conn.Load(); tc != nil {
+			tc.Close()
+		}
+	})
+}
+
+// writeLoop connects (when dial) then writes queued messages until the connection ends; what is left in the
+// queue then fails.
+func (e *Engine) writeLoop(tc *tcpConn, dial bool) {
+	fail := func(err error) {
+		e.dropConn(tc)
+		for {
+			select {
+			case p := <-tc.wq:
+				tc.queued.Add(-int64(len(p.b)))
+				if p.onErr != nil {
+					p.onErr(err)
+				}
+			default:
+				return
+			}
+		}
+	}
+	if dial {
+		d := net.Dialer{Timeout: tcpConnectTimeout}
+		if tc.local != nil {
+			d.LocalAddr = &net.TCPAddr{IP: tc.local.Addr.Addr().AsSlice()}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), tcpConnectTimeout)
+		go func() { // a close (shutdown, lifetime) ends the attempt
+			select {
+			case <-tc.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		c, err := d.DialContext(ctx, "tcp", tc.remote.String())
+		cancel()
+		if err != nil {
+			e.log.Info("tcp connect failed", "remote", tc.remote.String(), "err", err)
+			fail(fmt.Errorf("connect tcp %s: %w", tc.remote, err))
+			return
+		}
+		tc.conn.Store(c.(*net.TCPConn))
+		select {
+		case <-tc.done: // closed while connecting
+			c.Close()
+			fail(errTCPClosed)
+			return
+		default:
+		}
+		go e.readTCP(tc)
+	}
+	c := tc.conn.Load()
+	for {
+		select {
+		case p := <-tc.wq:
+			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+			_, err := c.Write(p.b)
+			tc.queued.Add(-int64(len(p.b)))
+			if err != nil {
+				err = fmt.Errorf("send tcp -> %s: %w", tc.remote, err)
+				fail(err) // first: a failover to the same address must not find this connection
+				if p.onErr != nil {
+					p.onErr(err)
+				}
+				return
+			}
+		case <-tc.done:
+			fail(errTCPClosed)
+			return
+		}
+	}
+}
+
+const (
+	tcpConnectTimeout = 5 * time.Second
+	tcpWriteTimeout   = 10 * time.Second
+)
 
 func (e *Engine) serveTCP(l *Listener) {
 	for {
@@ -116,13 +331,14 @@ func (e *Engine) serveTCP(l *Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		tc := &tcpConn{c: c, remote: c.RemoteAddr().(*net.TCPAddr).AddrPort(), local: l}
+		tc := newTCPConn(c, c.RemoteAddr().(*net.TCPAddr).AddrPort(), e.localFor(l, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr()))
 		if !e.addConn(tc) {
 			e.log.Warn("tcp connection refused: tcp_max_connections reached", "remote", tc.remote.String())
 			c.Close()
 			continue
 		}
 		go e.readTCP(tc)
+		go e.writeLoop(tc, false)
 	}
 }
 
@@ -133,7 +349,7 @@ func (e *Engine) addConn(tc *tcpConn) bool {
 		return false
 	}
 	if old, ok := e.conns[tc.remote]; ok && old != tc {
-		old.c.Close()
+		old.close()
 	}
 	e.conns[tc.remote] = tc
 	return true
@@ -145,16 +361,17 @@ func (e *Engine) dropConn(tc *tcpConn) {
 		delete(e.conns, tc.remote)
 	}
 	e.connMu.Unlock()
-	tc.c.Close()
+	tc.close()
 }
 
 // readTCP frames messages on a stream (headers, then Content-Length bytes of body) and queues them.
 func (e *Engine) readTCP(tc *tcpConn) {
 	defer e.dropConn(tc)
 	lifetime := time.Duration(e.cfg.Core.TCPLifetime) * time.Second
-	r := bufio.NewReaderSize(tc.c, 16<<10)
+	c := tc.conn.Load()
+	r := bufio.NewReaderSize(c, 16<<10)
 	for {
-		_ = tc.c.SetReadDeadline(time.Now().Add(lifetime))
+		_ = c.SetReadDeadline(time.Now().Add(lifetime))
 		msg, err := readFrame(r, e.cfg.Core.UDPReadSize)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
@@ -244,10 +461,17 @@ func contentLength(line []byte) int {
 }
 
 // send writes bytes to dst over proto, from the listener local when it fits the protocol and family.
-// For TCP it reuses a connection to dst or opens one unless noConnect.
+// For TCP it queues them on a connection to dst, opening one (asynchronously) unless noConnect; it never
+// waits on the network.
 func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool) error {
-	if local == nil || local.Proto != proto || local.Addr.Addr().Is4() != dst.Addr().Unmap().Is4() {
-		local = e.pickListener(proto, dst.Addr())
+	return e.sendNotify(proto, local, dst, b, noConnect, nil)
+}
+
+// sendNotify is send where a TCP message that fails after it was queued (the connection could not be made
+// or broke) is reported to onErr, on the connection's goroutine.
+func (e *Engine) sendNotify(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool, onErr func(error)) error {
+	if local == nil || local.Proto != proto || !local.fits(dst.Addr()) {
+		local = e.ListenerFor(nil, Target{Proto: proto, Addr: dst})
 		if local == nil {
 			return fmt.Errorf("send to %s:%s: no %s listener for that address family", proto, dst, proto)
 		}
@@ -264,8 +488,7 @@ func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte
 		if err != nil {
 			return err
 		}
-		if err := tc.write(b); err != nil {
-			e.dropConn(tc)
+		if err := tc.queue(b, onErr); err != nil {
 			return fmt.Errorf("send tcp -> %s: %w", dst, err)
 		}
 		return nil
@@ -279,7 +502,7 @@ func (e *Engine) pickListener(proto Proto, ip netip.Addr) *Listener {
 		if l.Proto != proto {
 			continue
 		}
-		if l.Addr.Addr().Is4() == ip.Unmap().Is4() {
+		if l.Addr.Addr().Is4() == ip.Unmap().Is4() || l.fits(ip) && l.wild {
 			return l
 		}
 		if fallback == nil {
@@ -289,42 +512,23 @@ func (e *Engine) pickListener(proto Proto, ip netip.Addr) *Listener {
 	return fallback
 }
 
+// tcpConnTo returns the connection to dst, or a new one whose writer goroutine connects (messages queued
+// meanwhile are written once it is up).
 func (e *Engine) tcpConnTo(local *Listener, dst netip.AddrPort, noConnect bool) (*tcpConn, error) {
 	e.connMu.Lock()
-	tc := e.conns[dst]
-	e.connMu.Unlock()
-	if tc != nil {
+	defer e.connMu.Unlock()
+	if tc := e.conns[dst]; tc != nil {
 		return tc, nil
 	}
 	if noConnect {
 		return nil, fmt.Errorf("send tcp -> %s: no connection and set_reply_no_connect is set", dst)
 	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if local != nil {
-		d.LocalAddr = &net.TCPAddr{IP: local.Addr.Addr().AsSlice()}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", dst.String())
-	if err != nil {
-		return nil, fmt.Errorf("connect tcp %s: %w", dst, err)
-	}
-	tc = &tcpConn{c: c.(*net.TCPConn), remote: dst, local: local}
-	// Another worker may have connected to dst meanwhile: keep its connection (it may be writing on it).
-	e.connMu.Lock()
-	if old := e.conns[dst]; old != nil {
-		e.connMu.Unlock()
-		c.Close()
-		return old, nil
-	}
 	if len(e.conns) >= e.cfg.Core.TCPMaxConnections {
-		e.connMu.Unlock()
-		c.Close()
 		return nil, fmt.Errorf("connect tcp %s: tcp_max_connections reached", dst)
 	}
+	tc := newTCPConn(nil, dst, local)
 	e.conns[dst] = tc
-	e.connMu.Unlock()
-	go e.readTCP(tc)
+	go e.writeLoop(tc, true)
 	return tc, nil
 }
 
@@ -332,7 +536,7 @@ func (e *Engine) closeConns() {
 	e.connMu.Lock()
 	defer e.connMu.Unlock()
 	for _, tc := range e.conns {
-		tc.c.Close()
+		tc.close()
 	}
 }
 

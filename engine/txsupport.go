@@ -85,6 +85,13 @@ func (e *Engine) Send(proto Proto, local *Listener, dst netip.AddrPort, b []byte
 	return e.send(proto, local, dst, b, false)
 }
 
+// SendNotify is Send where a TCP message that fails after it was queued (the connection could not be made,
+// or broke before it was written) is reported to onErr on the connection's goroutine. Neither ever waits on
+// the network: TCP connects and writes happen on the connection's goroutine.
+func (e *Engine) SendNotify(proto Proto, local *Listener, dst netip.AddrPort, b []byte, onErr func(error)) error {
+	return e.sendNotify(proto, local, dst, b, false, onErr)
+}
+
 // SendReplyBytes sends a reply the proxy built (or relays) for request m: on m's TCP connection, or to its
 // source per its Via (RFC 3261 §18.2.2, RFC 3581).
 func (e *Engine) SendReplyBytes(m *Msg, b []byte) error { return e.sendReplyBytes(m, b) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -22,13 +23,41 @@ type worker struct {
 	genID atomic.Uint64 // the generation this worker routes with, for core.workers
 }
 
-// enqueue hands a message to the workers. UDP drops it when the queue is full (the client retransmits);
-// TCP waits, which pushes back on the sender.
+// enqueue hands a message to the workers. Replies, ACK and CANCEL go to the priority queue, which workers
+// serve first: they finish work already under way, so overload never costs an established call. A new
+// request that finds the queue full gets 503 with Retry-After ([core] overload = "503", counted) or is
+// dropped ("drop": UDP drops and counts, the client retransmits; TCP waits, pushing back on the sender).
 func (e *Engine) enqueue(m *Msg, block bool) {
+	if isPriority(m.Buf) {
+		select {
+		case e.prio <- m:
+			return
+		default:
+		}
+		if block {
+			select {
+			case e.prio <- m:
+			case <-e.stopped:
+				m.release()
+			}
+			return
+		}
+		// The priority queue is four times the request queue and served first: it fills only when the
+		// workers are stuck, and then the loss is counted and logged, never silent.
+		if n := e.stats.dropPrio.Add(1); n&(n-1) == 0 { // logged at 1, 2, 4, 8… so a flood cannot flood the log
+			e.log.Warn("priority queue full: reply, ACK or CANCEL dropped", "src", m.Src.String(), "dropped", n)
+		}
+		m.release()
+		return
+	}
 	select {
 	case e.queue <- m:
 		return
 	default:
+	}
+	if e.cfg.Core.Overload == "503" {
+		e.rejectOverload(m)
+		return
 	}
 	if block {
 		select {
@@ -42,19 +71,60 @@ func (e *Engine) enqueue(m *Msg, block bool) {
 	m.release()
 }
 
+// isPriority tells replies, ACK and CANCEL from requests that start new work, by the first bytes.
+func isPriority(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("SIP/")) || bytes.HasPrefix(b, []byte("ACK ")) || bytes.HasPrefix(b, []byte("CANCEL "))
+}
+
+// rejectOverload answers a request the queue has no room for with 503 and Retry-After (RFC 3261 §21.5.4),
+// on the reader's goroutine: scanning the headers and building the reply from its bytes costs a few
+// microseconds, far less than routing it.
+func (e *Engine) rejectOverload(m *Msg) {
+	defer m.release()
+	m.E = e
+	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil || m.Raw.Find(m.Buf, "via") < 0 {
+		e.stats.dropQueue.Add(1)
+		return
+	}
+	m.ReplyHdrs = append(m.ReplyHdrs[:0], "Retry-After: "...)
+	m.ReplyHdrs = strconv.AppendInt(m.ReplyHdrs, int64(e.cfg.Core.RetryAfter), 10)
+	m.ReplyHdrs = append(m.ReplyHdrs, "\r\n"...)
+	bp := getBuf()
+	out := m.BuildReply((*bp)[:0], 503, "Service Unavailable", nil, "")
+	if err := e.sendReplyBytes(m, out); err == nil {
+		e.stats.overload.Add(1)
+		e.stats.replySent(OriginLocal, 503)
+	} else {
+		e.stats.dropQueue.Add(1)
+	}
+	*bp = out
+	putBuf(bp)
+}
+
 func (e *Engine) runWorker(w *worker) {
 	defer e.wg.Done()
 	w.state(e) // take a state now, so core.workers shows the generation from the start
 	for {
+		// Jobs first, then replies/ACK/CANCEL, then new requests: a select over ready channels picks at
+		// random, so the order is made by trying each one without waiting.
 		select {
 		case m := <-e.jobs:
 			e.refillJobs()
 			e.run(w, m)
+			continue
+		default:
+		}
+		select {
+		case m := <-e.prio:
+			e.run(w, m)
+			continue
 		default:
 		}
 		select {
 		case m := <-e.jobs:
 			e.refillJobs()
+			e.run(w, m)
+		case m := <-e.prio:
 			e.run(w, m)
 		case m := <-e.queue:
 			e.run(w, m)
@@ -65,6 +135,8 @@ func (e *Engine) runWorker(w *worker) {
 				select {
 				case m := <-e.jobs:
 					e.refillJobs()
+					e.safeProcess(w, m)
+				case m := <-e.prio:
 					e.safeProcess(w, m)
 				case m := <-e.queue:
 					e.safeProcess(w, m)

@@ -61,6 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return 1
 		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintln(stderr, w)
+		}
 		fmt.Fprintln(stdout, "config OK")
 		return 0
 	}

@@ -76,7 +76,7 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	x.mu.Unlock()
 	n := t.forwardBranches(x, m, c, proto, addr)
 	if n == 0 {
-		x.unregister()
+		x.unregisterFailed()
 		return -1
 	}
 	return 1
@@ -193,47 +193,280 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 	return sent
 }
 
-// sendBranch builds, registers and sends one branch of m, starting its timers.
+// branchSrc keeps what a branch needs to be (re)built later: the request as the branch route left it, the
+// further RFC 3263 targets to fail over to, and whether the transport was forced (no switch to TCP).
+type branchSrc struct {
+	msg    *engine.Msg // detached
+	alts   []engine.Target
+	forced bool
+}
+
+// sendBranch builds, registers and sends one branch of m, starting its timers. A destination given as an
+// address (the common case) or a name in the DNS cache is sent at once; a name that must be looked up
+// becomes a pending branch that the lookup's callback sends, so the worker does not wait for DNS.
 func (t *TM) sendBranch(x *tx, m *engine.Msg, proto engine.Proto, addr string) error {
 	uri := t.destURI(m, m.DstURI, m.RURI(), proto, addr)
-	tg, err := t.e.ResolveURI(uri)
+	d, err := engine.ParseDest(uri)
 	if err != nil {
 		return err
 	}
 	if proto != engine.ProtoNone {
-		tg.Proto = proto
+		d.Proto = proto
 	}
+	forced := d.Proto != engine.ProtoNone
+	if tg, ok := d.Literal(); ok {
+		return t.launch(x, nil, m, tg, nil, forced)
+	}
+	ready := make(chan *branch, 1) // the callback may run before the pending branch exists
+	ts, ok, err := t.e.Resolve(d, func(ts []engine.Target, err error) { t.resolved(<-ready, ts, err) })
+	if err != nil {
+		return err
+	}
+	if ok {
+		var src *engine.Msg
+		if len(ts) > 1 {
+			src = m.Detach()
+		}
+		return t.launchSrc(x, nil, m, src, ts[0], ts[1:], forced)
+	}
+	x.mu.Lock()
+	var b *branch
+	if !x.removed {
+		b = &branch{tx: x, idx: len(x.branches), uri: m.RURI(), rs: &branchSrc{msg: m.Detach(), forced: forced}}
+		x.branches = append(x.branches, b)
+	}
+	x.mu.Unlock()
+	ready <- b
+	if b == nil {
+		return fmt.Errorf("transaction is gone")
+	}
+	return nil
+}
+
+// resolved sends a pending branch once its destination is known, or ends it with 478 (Kamailio's reply for
+// an unresolvable destination).
+func (t *TM) resolved(b *branch, ts []engine.Target, err error) {
+	if b == nil {
+		return
+	}
+	b.tx.mu.Lock()
+	rs := *b.rs // set when the pending branch was made; failover may clear b.rs later
+	b.tx.mu.Unlock()
+	if err != nil {
+		t.logger().Info("branch destination not resolved", "err", err, "call_id", callID(rs.msg))
+		t.branchFailed(b, 478, "Unresolvable destination")
+		return
+	}
+	if err := t.launchSrc(b.tx, b, rs.msg, rs.msg, ts[0], ts[1:], rs.forced); err != nil {
+		t.logger().Info("branch not sent", "err", err, "call_id", callID(rs.msg))
+	}
+}
+
+func (t *TM) launch(x *tx, b *branch, m *engine.Msg, tg engine.Target, alts []engine.Target, forced bool) error {
+	return t.launchSrc(x, b, m, nil, tg, alts, forced)
+}
+
+// launchSrc builds branch b (a new one when nil) of m for target tg, registers it and starts its timers
+// under x.mu, then sends it with the lock released. src, when set, is kept for failover to alts.
+func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, alts []engine.Target, forced bool) error {
+	x.mu.Lock()
+	if x.removed {
+		x.mu.Unlock()
+		return fmt.Errorf("transaction is gone")
+	}
+	if b != nil && b.final { // ended (CANCEL) while its destination was being resolved
+		x.mu.Unlock()
+		return nil
+	}
+	sync := b == nil // sent from the route: a failure is t_relay's to report, not a reply's
+	if b == nil {
+		b = &branch{tx: x, idx: len(x.branches), uri: m.RURI()}
+		x.branches = append(x.branches, b)
+	}
+	if err := t.build(b, m, tg, forced); err != nil {
+		if sync {
+			b.final, b.dropped, b.status = true, true, 477
+			x.mu.Unlock()
+			return err
+		}
+		x.mu.Unlock()
+		t.branchFailed(b, 477, "Unfortunately error on sending to next hop occurred")
+		return err
+	}
+	if len(alts) > 0 && src != nil {
+		b.rs = &branchSrc{msg: src, alts: alts, forced: forced}
+	} else if b.rs != nil {
+		b.rs.alts = nil
+	}
+	out, dst, local := b.out, b.dst, b.local
+	x.mu.Unlock()
+	return t.transmit(b, out, dst, local, sync)
+}
+
+// build makes the branch's request for target tg (a fresh Via branch, the socket for tg, TCP instead of UDP
+// for a request bigger than udp_mtu unless the transport is forced), registers it and arms its timers.
+// Called with x.mu held.
+func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) error {
+	x := b.tx
 	local := t.e.ListenerFor(m.Local, tg)
 	if local == nil {
 		return fmt.Errorf("no %s socket for %s", tg.Proto, tg.Addr)
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.removed {
-		return fmt.Errorf("transaction is gone")
-	}
-	b := &branch{tx: x, idx: len(x.branches), uri: m.RURI(), dst: tg, local: local}
 	b.id = t.prefix + strconv.FormatUint(t.seq.Add(1), 36) + "." + strconv.Itoa(b.idx)
 	b.out = m.AppendRequest(make([]byte, 0, len(m.Buf)+256), local, tg.Proto, b.id, m.NewURI)
+	if tg.Proto == engine.UDP && !forced && t.e.TooBigForUDP(len(b.out)) { // RFC 3261 §18.1.1
+		tt := engine.Target{Proto: engine.TCP, Addr: tg.Addr}
+		if tl := t.e.ListenerFor(m.Local, tt); tl != nil {
+			tg, local = tt, tl
+			b.out = m.AppendRequest(b.out[:0], local, tg.Proto, b.id, m.NewURI)
+		}
+	}
+	b.dst, b.local = tg, local
 	// registered before it is sent: a fast reply must find it (it waits for x.mu)
 	t.client.put(b.id, b)
-	if err := t.e.Send(tg.Proto, local, tg.Addr, b.out); err != nil {
-		t.client.del(b.id)
-		return err
-	}
-	t.e.CountForwarded()
-	x.branches = append(x.branches, b)
 	now := time.Now()
 	fr := x.fr
 	if fr == 0 {
 		fr = ms(t.FrTimer)
 	}
 	b.frAt = now.Add(fr)
+	b.retr = false
 	if tg.Proto == engine.UDP {
 		b.retr, b.retrIv = true, ms(t.T1)
 		b.next = now.Add(b.retrIv)
 	}
 	b.schedule(now)
+	return nil
+}
+
+// transmit sends a branch's request outside the transaction's lock; a send that fails at once or later (a
+// TCP connection that cannot be made) fails over to the next target or ends the branch with 477.
+// With sync (sent from the route), a failure with no target left is returned, not answered: t_relay
+// reports it and the script decides, as in Kamailio.
+func (t *TM) transmit(b *branch, out []byte, dst engine.Target, local *engine.Listener, sync bool) error {
+	id := b.id
+	var onErr func(error)
+	if dst.Proto == engine.TCP { // only a queued TCP message can fail later (UDP fails at once or never)
+		onErr = func(err error) {
+			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
+			t.sendFailed(b, id, false)
+		}
+	}
+	if err := t.e.SendNotify(dst.Proto, local, dst.Addr, out, onErr); err != nil {
+		if t.sendFailed(b, id, sync) {
+			return nil
+		}
+		return err
+	}
+	t.e.CountForwarded()
+	return nil
+}
+
+// sendFailed handles a branch whose request (Via branch id) could not be sent: the next RFC 3263 target
+// (true), or a local 477; with sync the branch is only taken out of the competition for the answer.
+func (t *TM) sendFailed(b *branch, id string, sync bool) bool {
+	x := b.tx
+	x.mu.Lock()
+	if x.removed || b.final || b.id != id || b.status > 0 {
+		x.mu.Unlock()
+		return false
+	}
+	nb := t.failover(x, b)
+	if nb != nil || sync {
+		b.final, b.retr, b.dropped, b.status, b.reason = true, false, true, 477, "Unfortunately error on sending to next hop occurred"
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+		t.client.del(b.id)
+		x.mu.Unlock()
+		return nb != nil
+	}
+	x.mu.Unlock()
+	t.branchFailed(b, 477, "Unfortunately error on sending to next hop occurred")
+	return false
+}
+
+// unregisterFailed drops a transaction whose every branch failed to be sent from the route (t_relay
+// returns -1), so that the client's retransmission is routed again.
+func (x *tx) unregisterFailed() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.final {
+		return
+	}
+	for _, b := range x.branches {
+		if !b.final || !b.dropped {
+			return
+		}
+	}
+	x.removed = true
+	x.t.server.del(x.key)
+	for _, b := range x.branches {
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+		if b.id != "" {
+			x.t.client.del(b.id)
+		}
+	}
+}
+
+// branchFailed ends a branch that never reached its next hop with a local status, as if it had replied it.
+func (t *TM) branchFailed(b *branch, code int, reason string) {
+	x := b.tx
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if b.final {
+		return
+	}
+	b.final, b.retr, b.status, b.reason, b.reply = true, false, code, reason, nil
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if b.id != "" {
+		t.client.del(b.id)
+	}
+	t.complete(x)
+}
+
+// failover starts a new branch to the next RFC 3263 target of b (RFC 3263 §4.3: after a 503, a timeout
+// without any reply, or a transport error), if b has one. Called with x.mu held; the send only queues
+// (engine sends never wait), so it is done under the lock. It returns the new branch or nil.
+func (t *TM) failover(x *tx, b *branch) *branch {
+	if b.rs == nil || len(b.rs.alts) == 0 || x.canceled || x.final || x.removed {
+		return nil
+	}
+	rs := b.rs
+	b.rs = nil // one failover per branch: the new branch carries the rest of the list
+	for len(rs.alts) > 0 {
+		tg := rs.alts[0]
+		nb := &branch{tx: x, idx: len(x.branches), uri: b.uri, rs: &branchSrc{msg: rs.msg, alts: rs.alts[1:], forced: rs.forced}}
+		rs = nb.rs
+		if err := t.build(nb, rs.msg, tg, rs.forced); err != nil {
+			continue
+		}
+		x.branches = append(x.branches, nb)
+		id := nb.id
+		dst := nb.dst
+		err := t.e.SendNotify(nb.dst.Proto, nb.local, nb.dst.Addr, nb.out, func(err error) {
+			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
+			t.sendFailed(nb, id, false)
+		})
+		if err != nil {
+			nb.final, nb.retr, nb.dropped, nb.status = true, false, true, 477
+			if nb.timer != nil {
+				nb.timer.Stop()
+			}
+			t.client.del(nb.id)
+			continue
+		}
+		t.e.CountForwarded()
+		t.logger().Info("failover to the next server", "dst", tg.Addr.String(), "proto", tg.Proto.String(), "call_id", callID(rs.msg))
+		// the next server's answer stands for the name: the failed one's 503 or local 408 no longer competes
+		// (an earlier 408 would win over a later 404 of the same rank)
+		b.dropped = true
+		return nb
+	}
 	return nil
 }
 
@@ -277,7 +510,11 @@ func (b *branch) onTimer() {
 		return
 	}
 	if !now.Before(b.frAt) {
+		noReply := b.status == 0
 		b.timeout()
+		if noReply {
+			t.failover(x, b) // RFC 3263 §4.3: a server that never answered; the next one is tried
+		}
 		t.complete(x)
 		return
 	}

@@ -131,6 +131,9 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 	if code >= 600 {
 		t.cancelBranches(x, b)
 	}
+	if code == 503 {
+		t.failover(x, b) // RFC 3263 §4.3: a 503 sends the request to the next server of the name
+	}
 	t.complete(x)
 }
 

@@ -90,11 +90,12 @@ type branch struct {
 	timer        *time.Timer
 	retr         bool // retransmitting the request (UDP, no reply yet)
 	retrIv       time.Duration
-	next         time.Time // next retransmission
-	frAt         time.Time // when the branch times out
-	cancel       []byte    // CANCEL sent on this branch
-	cancelN      int       // CANCEL retransmissions so far
-	cancelWanted bool      // cancel once a provisional arrives
+	next         time.Time  // next retransmission
+	frAt         time.Time  // when the branch times out
+	cancel       []byte     // CANCEL sent on this branch
+	cancelN      int        // CANCEL retransmissions so far
+	cancelWanted bool       // cancel once a provisional arrives
+	rs           *branchSrc // pending DNS lookup or failover targets (relay.go); nil for most branches
 }
 
 // serverKey is the RFC 3261 §17.2.3 key of a request: top Via branch, sent-by and method (ACK and CANCEL

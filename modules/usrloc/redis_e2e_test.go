@@ -1,0 +1,340 @@
+package usrloc_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siplua/siplua/engine/enginetest"
+	_ "github.com/siplua/siplua/modules/all"
+)
+
+// e2eScript: REGISTER is saved; OPTIONS answers whether the R-URI is registered (a probe that relays
+// nothing); other requests are looked up and relayed, 404 when not found.
+const e2eScript = `
+function ksr_request_route()
+	if KSR.is_ACK() then KSR.tm.t_relay() return 1 end
+	if KSR.is_REGISTER() then KSR.registrar.save("location", 0) return 1 end
+	if KSR.is_OPTIONS() then
+		if KSR.registrar.registered("location") > 0 then KSR.sl.sl_send_reply(200, "Registered")
+		else KSR.sl.sl_send_reply(404, "Not Registered") end
+		return 1
+	end
+	local rc = KSR.registrar.lookup("location")
+	if rc < 0 then KSR.sl.sl_send_reply(404, "Not Found") return 1 end
+	KSR.tm.t_relay()
+end
+`
+
+func e2eRedis(t *testing.T) (url string, kill func()) {
+	t.Helper()
+	bin := enginetest.NeedProgram(t, "redis-server", "redis-server")
+	port := enginetest.FreePort(t)
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	kill = func() {
+		if !killed {
+			killed = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(kill)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not start", addr)
+		}
+	}
+	return "redis://" + addr + "/0", kill
+}
+
+func e2eNode(t *testing.T, redisURL string) *enginetest.Proxy {
+	t.Helper()
+	cfg := fmt.Sprintf("[modules.sl]\n[modules.tm]\n[modules.registrar]\n[modules.usrloc]\nbackend = \"redis\"\n"+
+		"redis_url = %q\nredis_prefix = \"e2e:\"\nredis_timeout = 1000\n", redisURL)
+	return enginetest.Start(t, cfg, e2eScript)
+}
+
+func e2eStatus(raw []byte) string {
+	line, _, _ := strings.Cut(string(raw), "\r\n")
+	return strings.TrimPrefix(line, "SIP/2.0 ")
+}
+
+// e2eUAS is a UDP phone: it receives a request and answers it to where its top Via says.
+type e2eUAS struct {
+	c *net.UDPConn
+}
+
+func (u *e2eUAS) addr() string { return u.c.LocalAddr().String() }
+
+// expectInvite waits for an INVITE, answers 486 and returns the request.
+func (u *e2eUAS) expectInvite(t *testing.T) string {
+	t.Helper()
+	buf := make([]byte, 65535)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_ = u.c.SetReadDeadline(deadline)
+		n, from, err := u.c.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("UAS at %s: no INVITE: %v", u.addr(), err)
+		}
+		req := string(buf[:n])
+		if !strings.HasPrefix(req, "INVITE ") {
+			continue // the ACK of an earlier 486
+		}
+		var b strings.Builder
+		b.WriteString("SIP/2.0 486 Busy Here\r\n")
+		for _, l := range strings.Split(req, "\r\n") {
+			k, _, _ := strings.Cut(l, ":")
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "via", "from", "call-id", "cseq":
+				b.WriteString(l + "\r\n")
+			case "to":
+				b.WriteString(l + ";tag=uas\r\n")
+			}
+		}
+		b.WriteString("Content-Length: 0\r\n\r\n")
+		if _, err := u.c.WriteToUDP([]byte(b.String()), from); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+}
+
+// e2eFinal reads replies until a final one.
+func e2eFinal(t *testing.T, c *enginetest.Client) string {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		raw, err := c.TryRecv(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("no final reply: %v", err)
+		}
+		if st := e2eStatus(raw); !strings.HasPrefix(st, "1") {
+			return st
+		}
+	}
+}
+
+func e2eRegister(t *testing.T, c *enginetest.Client, contact string, expires int) string {
+	t.Helper()
+	c.Send(c.Request("REGISTER", "sip:bob@example.com", "Contact: <"+contact+">",
+		"Expires: "+strconv.Itoa(expires)))
+	return e2eStatus(c.RecvRaw(3 * time.Second))
+}
+
+// e2eCall sends an INVITE for bob through c and returns the final status, with the UAS answering 486 if
+// the INVITE reaches it.
+func e2eCall(t *testing.T, c *enginetest.Client, uas *e2eUAS, wantRelayed bool) string {
+	t.Helper()
+	c.Send(c.Request("INVITE", "sip:bob@example.com"))
+	if wantRelayed {
+		req := uas.expectInvite(t)
+		if line, _, _ := strings.Cut(req, "\r\n"); !strings.Contains(line, "sip:bob@"+uas.addr()) {
+			t.Fatalf("INVITE reached the UAS with R-URI %q, want the registered contact", line)
+		}
+	}
+	return e2eFinal(t, c)
+}
+
+// Two siplua processes' worth of engines share one Redis: a registration through one is routed by the
+// other, an unregistration through the other is seen by the first within a second, and a node started
+// later finds what was registered before.
+func TestRedisTwoNodesE2E(t *testing.T) {
+	url, killRedis := e2eRedis(t)
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { udp.Close() })
+	uas := &e2eUAS{c: udp}
+	contact := "sip:bob@" + uas.addr()
+
+	t.Run("two nodes", func(t *testing.T) {
+		a, b := e2eNode(t, url), e2eNode(t, url)
+		ca, cb := a.UDPClient(t), b.UDPClient(t)
+		// B looks bob up first (and caches "not registered"), then bob registers through A.
+		cb.Send(cb.Request("OPTIONS", "sip:bob@example.com"))
+		if st := e2eStatus(cb.RecvRaw(3 * time.Second)); !strings.HasPrefix(st, "404") {
+			t.Fatalf("OPTIONS via B before REGISTER: %s, want 404", st)
+		}
+		if st := e2eRegister(t, ca, contact, 300); !strings.HasPrefix(st, "200") {
+			t.Fatalf("REGISTER via A: %s", st)
+		}
+		e2eWaitRegistered(t, cb, "B", true)
+		if st := e2eCall(t, cb, uas, true); !strings.HasPrefix(st, "486") {
+			t.Fatalf("INVITE via B: final %s, want the UAS's 486", st)
+		}
+		// A has bob cached now; bob unregisters through B.
+		e2eWaitRegistered(t, ca, "A", true)
+		if st := e2eRegister(t, cb, contact, 0); !strings.HasPrefix(st, "200") {
+			t.Fatalf("unREGISTER via B: %s", st)
+		}
+		e2eWaitRegistered(t, ca, "A", false)
+		if st := e2eCall(t, ca, uas, false); !strings.HasPrefix(st, "404") {
+			t.Fatalf("INVITE via A after unregister via B: %s, want 404", st)
+		}
+		// Registered again through A before both nodes stop.
+		if st := e2eRegister(t, ca, contact, 300); !strings.HasPrefix(st, "200") {
+			t.Fatalf("second REGISTER via A: %s", st)
+		}
+	})
+
+	t.Run("a node started later", func(t *testing.T) {
+		c := e2eNode(t, url)
+		cc := c.UDPClient(t)
+		if st := e2eCall(t, cc, uas, true); !strings.HasPrefix(st, "486") {
+			t.Fatalf("INVITE via a new node: final %s, want the UAS's 486", st)
+		}
+		// Redis gone: a REGISTER is answered 500 quickly, the INVITE is still routed from the cache.
+		killRedis()
+		start := time.Now()
+		if st := e2eRegister(t, cc, contact, 300); !strings.HasPrefix(st, "500") {
+			t.Fatalf("REGISTER with Redis down: %s, want 500", st)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("REGISTER with Redis down took %v", d)
+		}
+		if st := e2eCall(t, cc, uas, true); !strings.HasPrefix(st, "486") {
+			t.Fatalf("INVITE with Redis down: final %s, want the UAS's 486 (cached binding)", st)
+		}
+	})
+}
+
+// e2eWaitRegistered polls with OPTIONS until the node says bob is (or is not) registered, for at most 1 s.
+func e2eWaitRegistered(t *testing.T, c *enginetest.Client, node string, want bool) {
+	t.Helper()
+	wantSt := map[bool]string{true: "200", false: "404"}[want]
+	deadline := time.Now().Add(time.Second)
+	for {
+		c.Send(c.Request("OPTIONS", "sip:bob@example.com"))
+		st := e2eStatus(c.RecvRaw(3 * time.Second))
+		if strings.HasPrefix(st, wantSt) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s: OPTIONS answers %q, not %s within 1 s", node, st, wantSt)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// e2eSIPp runs SIPp with one of the registrar's scenarios and returns its port and a wait function.
+func e2eSIPp(t *testing.T, name, scenario string, args ...string) (int, func(time.Duration) error) {
+	t.Helper()
+	bin := enginetest.NeedProgram(t, "sipp", "sip-tester")
+	dir := t.TempDir()
+	port := enginetest.FreePort(t)
+	full := append([]string{"-sf", filepath.Join("..", "registrar", "testdata", "sipp", scenario), "-i", "127.0.0.1",
+		"-p", strconv.Itoa(port), "-bind_local", "-nostdin", "-mp", strconv.Itoa(enginetest.FreePort(t)),
+		"-cp", strconv.Itoa(enginetest.FreePort(t)), "-trace_err", "-error_file", filepath.Join(dir, "err.log"),
+		"-timeout", "20s", "-recv_timeout", "8000"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start sipp: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); cancel() }()
+	t.Cleanup(func() {
+		cancel()
+		if t.Failed() {
+			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+			t.Logf("%s output:\n%.3000s\nerrors:\n%.3000s", name, out.String(), errs)
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // let it bind
+	return port, func(d time.Duration) error {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		case <-time.After(d):
+			cancel()
+			return fmt.Errorf("%s: still running after %s", name, d)
+		}
+	}
+}
+
+// The S3 benchmark's script on two nodes sharing Redis: SIPp registers users through A, a SIPp UAC calls
+// each through B, which finds the SIPp UAS by lookup("location"); every call must complete.
+func TestRedisSIPpRegisterViaACallViaB(t *testing.T) {
+	const users = 20
+	url, _ := e2eRedis(t)
+	script, err := os.ReadFile("../../scripts/bench/S3.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("[modules.sl]\n[modules.tm]\n[modules.rr]\n[modules.maxfwd]\n[modules.siputils]\n[modules.registrar]\n"+
+		"[modules.usrloc]\nbackend = \"redis\"\nredis_url = %q\nredis_prefix = \"s3:\"\nredis_timeout = 2000\n", url)
+	a, b := enginetest.Start(t, cfg, string(script)), enginetest.Start(t, cfg, string(script))
+	var csv strings.Builder
+	csv.WriteString("SEQUENTIAL\n")
+	for i := range users {
+		fmt.Fprintf(&csv, "user%d;\n", i)
+	}
+	inf := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(inf, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uasPort, uasWait := e2eSIPp(t, "uas", "call-uas.xml", "-m", strconv.Itoa(users))
+	target := "127.0.0.1:" + strconv.Itoa(uasPort)
+	_, regWait := e2eSIPp(t, "register", "register.xml", a.UDP.String(), "-m", strconv.Itoa(users), "-r", "200",
+		"-key", "target", target, "-inf", inf)
+	if err := regWait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, uacWait := e2eSIPp(t, "uac", "call-uac.xml", b.UDP.String(), "-m", strconv.Itoa(users), "-r", "50",
+		"-key", "target", b.UDP.String(), "-inf", inf)
+	if err := uacWait(25 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := uasWait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The ul.* control commands work on the Redis backend (they walk it with Range, write with Update).
+func TestRedisCommands(t *testing.T) {
+	url, _ := e2eRedis(t)
+	_, sock := startUL(t, fmt.Sprintf("backend = \"redis\"\nredis_url = %q\n", url))
+	for _, step := range []struct {
+		method, want string
+		args         []string
+	}{
+		{"ul.add", `"ok"`, []string{"location", "alice@example.org", "sip:alice@10.0.0.1", "600", "0.5", "<sip:edge;lr>", "0", "64", "0"}},
+		{"ul.add", `"ok"`, []string{"bob@example.org", "sip:bob@10.0.0.2"}},
+		{"ul.lookup", `"sip:alice@10.0.0.1"`, []string{"alice@example.org"}},
+		{"ul.dump", `{"Domains":[{"AoRs":[{"AoR":"alice@example.org"},{"AoR":"bob@example.org"}],"Domain":"location"`, []string{"brief"}},
+		{"ul.rm", `{"AoR":"alice@example.org","Removed":true}`, []string{"alice@example.org"}},
+		{"ul.lookup", "error 500: AOR not found", []string{"alice@example.org"}},
+		{"ul.rm_contact", `"Removed":true`, []string{"location", "bob@example.org", "sip:bob@10.0.0.2"}},
+		{"ul.dump", `"AoRs":[]`, nil},
+	} {
+		if got := call(t, sock, step.method, step.args...); !strings.Contains(got, step.want) {
+			t.Fatalf("%s %v:\ngot  %s\nwant it to contain %s", step.method, step.args, got, step.want)
+		}
+	}
+}
