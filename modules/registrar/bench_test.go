@@ -33,11 +33,11 @@ func setDigits(d []byte, n int) {
 // Contact list.
 func BenchmarkSave(b *testing.B) {
 	for _, tc := range []struct {
-		name  string
-		flags int
-	}{{"noreply", 2}, {"reply", 0}} {
+		name, usrloc string
+		flags        int
+	}{{"noreply", "", 2}, {"reply", "", 0}, {"redis-noreply", "redis", 2}} {
 		b.Run(tc.name, func(b *testing.B) {
-			p := enginetest.Start(b, "[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n", "function ksr_request_route() end")
+			p := enginetest.Start(b, "[modules.sl]\n"+usrlocConfig(b, tc.usrloc)+"[modules.registrar]\n", "function ksr_request_route() end")
 			save := p.Export(b, "registrar", "save").(func(*engine.Msg, string, int) int)
 			const users = 1000
 			msgs := make([]*engine.Msg, users)
@@ -61,9 +61,24 @@ func BenchmarkSave(b *testing.B) {
 	}
 }
 
+// usrlocConfig is the [modules.usrloc] table of a benchmark: the memory backend, or a redis-server of
+// its own.
+func usrlocConfig(b *testing.B, backend string) string {
+	if backend != "redis" {
+		return "[modules.usrloc]\n"
+	}
+	return "[modules.usrloc]\nbackend = \"redis\"\nredis_url = \"" + startRedis(b) + "\"\n"
+}
+
 // BenchmarkLookup: lookup of an AOR with two contacts (R-URI and one branch) among 1000 AORs.
 func BenchmarkLookup(b *testing.B) {
-	p := enginetest.Start(b, "[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n", "function ksr_request_route() end")
+	for _, backend := range []string{"memory", "redis"} {
+		b.Run(backend, func(b *testing.B) { benchLookup(b, backend) })
+	}
+}
+
+func benchLookup(b *testing.B, backend string) {
+	p := enginetest.Start(b, "[modules.sl]\n"+usrlocConfig(b, backend)+"[modules.registrar]\n", "function ksr_request_route() end")
 	save := p.Export(b, "registrar", "save").(func(*engine.Msg, string, int) int)
 	lookup := p.Export(b, "registrar", "lookup").(func(*engine.Msg, string) int)
 	for i := 0; i < 1000; i++ {

@@ -256,27 +256,55 @@ func TestAgainstKamailio(t *testing.T) {
 				{"REGISTER", "sue", 3, "s", nil},
 			}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			kam := startKamailio(t, tc.kam)
-			p := enginetest.Start(t, "[modules.sl]\n[modules.usrloc]\n[modules.registrar]\n"+tc.toml, cmpScript)
-			ks, ss := cmpClient(t, kam), cmpClient(t, p.UDP)
-			for i, s := range tc.steps {
-				k := ks.send(t, s.method, s.user, s.cseq, s.callID, s.hdrs)
-				g := ss.send(t, s.method, s.user, s.cseq, s.callID, s.hdrs)
-				if status(k) != status(g) {
-					t.Errorf("step %d (%s %s): status %q, Kamailio %q", i, s.method, s.user, status(g), status(k))
+		for _, backend := range []string{"memory", "redis"} {
+			t.Run(tc.name+"/"+backend, func(t *testing.T) {
+				usrloc := "[modules.usrloc]\n"
+				if backend == "redis" {
+					usrloc += "backend = \"redis\"\nredis_url = \"" + startRedis(t) + "\"\n"
 				}
-				if !sameExpires(header(k, "Contact"), header(g, "Contact")) {
-					t.Errorf("step %d: Contact\n  siplua   %q\n  Kamailio %q", i, header(g, "Contact"), header(k, "Contact"))
-				}
-				for _, h := range []string{"Path", "P-Registrar-Error", "Min-Expires", "Unsupported", "X-Save", "X-Ret", "X-Ru", "X-Du"} {
-					if header(k, h) != header(g, h) {
-						t.Errorf("step %d: %s %q, Kamailio %q", i, h, header(g, h), header(k, h))
+				kam := startKamailio(t, tc.kam)
+				p := enginetest.Start(t, "[modules.sl]\n"+usrloc+"[modules.registrar]\n"+tc.toml, cmpScript)
+				ks, ss := cmpClient(t, kam), cmpClient(t, p.UDP)
+				for i, s := range tc.steps {
+					k := ks.send(t, s.method, s.user, s.cseq, s.callID, s.hdrs)
+					g := ss.send(t, s.method, s.user, s.cseq, s.callID, s.hdrs)
+					if status(k) != status(g) {
+						t.Errorf("step %d (%s %s): status %q, Kamailio %q", i, s.method, s.user, status(g), status(k))
+					}
+					if !sameExpires(header(k, "Contact"), header(g, "Contact")) {
+						t.Errorf("step %d: Contact\n  siplua   %q\n  Kamailio %q", i, header(g, "Contact"), header(k, "Contact"))
+					}
+					for _, h := range []string{"Path", "P-Registrar-Error", "Min-Expires", "Unsupported", "X-Save", "X-Ret", "X-Ru", "X-Du"} {
+						if header(k, h) != header(g, h) {
+							t.Errorf("step %d: %s %q, Kamailio %q", i, h, header(g, h), header(k, h))
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// startRedis runs a redis-server on a free port until the test ends and returns its URL.
+func startRedis(t testing.TB) string {
+	t.Helper()
+	bin := enginetest.NeedProgram(t, "redis-server", "redis-server")
+	port := enginetest.FreePort(t)
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return "redis://" + addr + "/0"
+		}
+	}
+	t.Fatalf("redis-server did not listen on %s", addr)
+	return ""
 }
 
 type cmpUA struct {
