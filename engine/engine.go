@@ -355,7 +355,10 @@ func viaReplyPort(m *Msg) (int, bool) {
 	if i < 0 {
 		return 0, false
 	}
-	v := string(m.Raw.Hdrs[i].Value(m.Buf))
+	// Only the first value counts: "Via: SIP/2.0/UDP a:5070, SIP/2.0/UDP b:5080;rport" is two hops, and
+	// the rport of the second is not the client's.
+	raw := m.Raw.Hdrs[i].Value(m.Buf)
+	v := string(raw[:rawsip.FirstValueEnd(raw)])
 	if semi := strings.IndexByte(v, ';'); semi >= 0 {
 		if _, _, _, ok := rawsip.Param(v[semi:], "rport"); ok || m.ForceRport {
 			return 0, false
