@@ -58,6 +58,7 @@ type Stats struct {
 	requests, replies                           atomic.Uint64
 	repliesLocal, repliesRelayed, forwarded     atomic.Uint64
 	dropQueue, dropParse, dropScript, luaErrors atomic.Uint64
+	routeTimeouts                               atomic.Uint64
 	busy                                        atomic.Int64
 
 	byMethod                 [len(Methods)]atomic.Uint64
@@ -74,8 +75,9 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"requests_forwarded": s.forwarded.Load(),
 		"dropped_queue_full": s.dropQueue.Load(), "dropped_parse_error": s.dropParse.Load(),
 		"dropped_script": s.dropScript.Load(), "lua_errors": s.luaErrors.Load(),
-		"workers_busy": uint64(max(0, s.busy.Load())),
-		"reloads_ok":   s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
+		"route_timeouts": s.routeTimeouts.Load(),
+		"workers_busy":   uint64(max(0, s.busy.Load())),
+		"reloads_ok":     s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
 	}
 	s.addLabelled(m)
 	return m
@@ -98,6 +100,7 @@ type Engine struct {
 	gen         atomic.Pointer[generation]
 	genSeq      atomic.Uint64
 	tagPrefix   string
+	routeLimit  atomic.Int64 // [lua] route_timeout in ns, for the workers' budgets and the watchdog
 	stats       Stats
 	start       time.Time
 
@@ -151,9 +154,10 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 		}
 	}
 	n := cfg.WorkerCount()
+	e.routeLimit.Store(int64(cfg.Lua.RouteBudget()))
 	e.workers = make([]*worker, n)
 	for i := range e.workers {
-		e.workers[i] = &worker{id: i, vars: map[string]Value{}, wake: make(chan struct{}, 1)}
+		e.workers[i] = &worker{id: i, vars: map[string]Value{}, wake: make(chan struct{}, 1), budget: newBudget(&e.routeLimit)}
 	}
 	g, err := e.newGeneration(cfg)
 	if err != nil {
@@ -249,6 +253,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.runWorker(w)
 	}
+	wdStop := make(chan struct{})
+	defer close(wdStop)
+	go e.watchdog(wdStop) // bounds the routes until the workers are done, the drain at shutdown too
 	e.log.Info("serving", "workers", len(e.workers), "queue", cap(e.queue), "script", e.cfg.ScriptPath())
 	<-ctx.Done()
 	e.log.Info("stopping")

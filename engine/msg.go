@@ -96,8 +96,9 @@ type Msg struct {
 	Mod map[string]any
 	E   *Engine
 
-	st  State      // the worker's script state while the message is routed
-	job func(*Msg) // RunOnWorker: run this instead of routing the message
+	st     State      // the worker's script state while the message is routed
+	budget *budget    // the worker's route_timeout budget while the message is routed
+	job    func(*Msg) // RunOnWorker: run this instead of routing the message
 }
 
 // Branch is one additional destination of a request (Kamailio's dset entry).

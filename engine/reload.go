@@ -58,6 +58,7 @@ func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, er
 		l, _ := ParseLogLevel(cfg.Core.LogLevel) // validated when parsed
 		lv.Set(l)
 	}
+	e.routeLimit.Store(int64(cfg.Lua.RouteBudget())) // route_timeout applies live
 	g.id = e.genSeq.Add(1)
 	old := e.gen.Swap(g)
 	e.current.Store(eff)

@@ -17,6 +17,8 @@ type worker struct {
 	vars map[string]Value // $var: per worker, kept across messages as in Kamailio
 	gen  *generation
 	wake chan struct{} // a reload asks an idle worker to let go of its old state
+	// budget bounds the Lua calls of the message being processed ([lua] route_timeout).
+	budget *budget
 
 	busy  atomic.Bool   // for core.workers
 	genID atomic.Uint64 // the generation this worker routes with, for core.workers
@@ -150,13 +152,17 @@ func (g *generation) closeState(i int, e *Engine) {
 }
 
 func (e *Engine) process(w *worker, m *Msg) {
+	now := time.Now()
+	w.budget.begin(int64(now.Sub(e.start)))
+	m.budget = w.budget
+	defer e.endBudget(w)
 	if m.job != nil { // a job owns its message: no release
 		m.E, m.Vars, m.st = e, w.vars, w.state(e)
 		m.job(m)
 		return
 	}
 	defer m.release()
-	m.E, m.Vars, m.Recv = e, w.vars, time.Now()
+	m.E, m.Vars, m.Recv = e, w.vars, now
 	m.st = w.state(e)
 	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil {
 		e.malformed(m, err)
@@ -194,6 +200,14 @@ func (e *Engine) process(w *worker, m *Msg) {
 		t0 := time.Now()
 		e.routeReply(m)
 		e.stats.resDur.observe(time.Since(t0))
+	}
+}
+
+// endBudget closes the worker's budget for the message; an overrun is counted (the route that overran
+// logs where it was cancelled).
+func (e *Engine) endBudget(w *worker) {
+	if w.budget.end() {
+		e.stats.routeTimeouts.Add(1)
 	}
 }
 
@@ -242,7 +256,9 @@ func (e *Engine) routeRequest(m *Msg) {
 	}
 	e.stats.luaErrors.Add(1)
 	var re *RouteError
-	if errors.As(err, &re) {
+	if errors.Is(err, ErrRouteTimeout) && errors.As(err, &re) {
+		e.log.Error("request route cancelled: it ran over lua.route_timeout", "where", re.Where, "err", re.Err, "method", m.Method(), "call_id", callID(m))
+	} else if errors.As(err, &re) {
 		e.log.Error("script error in request route", "where", re.Where, "err", re.Err, "method", m.Method(), "call_id", callID(m))
 	} else {
 		e.log.Error("request route failed", "err", err, "method", m.Method(), "call_id", callID(m))
