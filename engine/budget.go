@@ -15,16 +15,14 @@ var ErrRouteTimeout = errors.New("route timeout")
 // budget is one worker's time limit for the Lua calls of one message, as the context.Context the Lua VM
 // polls before every instruction (gopher-lua's SetContext).
 //
-// Why not context.WithTimeout per message: that allocates and arms a runtime timer per message, and the
-// VM's per-instruction check is the same either way. Here a worker keeps one budget for its life: starting
-// a route is one atomic store, ending it one CAS; a single watchdog goroutine per engine closes the Done
-// channel of a worker whose route overran, and only then does the worker make a new channel.
+// Why not context.WithTimeout per message: that allocates and arms a runtime timer per message. Here a
+// worker keeps one budget for its life: starting a route is one atomic store, ending it one CAS, and a
+// single watchdog goroutine per engine cancels a worker whose route overran. And Done returns a nil channel
+// until then: the VM's per-instruction select on a nil channel never touches a channel (a real channel
+// costs a channel receive per Lua instruction, and much more under the race detector).
 type budget struct {
-	// ch is the Done channel. Only the worker's goroutine writes it (after a cancel) and reads it without
-	// the lock (the VM polling it); the watchdog reads it under mu to close it, and the worker writes it
-	// under mu.
-	ch chan struct{}
-	mu sync.Mutex
+	done atomic.Pointer[chan struct{}] // nil, or closedChan once cancelled
+	mu   sync.Mutex                    // orders a cancel before the worker's reset
 	// start is when the running route began (ns since the engine started, never 0), 0 when idle, or
 	// budgetFired once the watchdog cancelled it.
 	start atomic.Int64
@@ -33,13 +31,22 @@ type budget struct {
 
 const budgetFired = -1
 
-func newBudget(limit *atomic.Int64) *budget { return &budget{ch: make(chan struct{}), limit: limit} }
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func newBudget(limit *atomic.Int64) *budget { return &budget{limit: limit} }
 
 func (b *budget) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (b *budget) Done() <-chan struct{}       { return b.ch }
 func (b *budget) Value(any) any               { return nil }
 
-// Err is what the VM raises when Done is closed: its text ends up after the script's file:line.
+// Done is nil (never ready) while the route is within its budget.
+func (b *budget) Done() <-chan struct{} {
+	if p := b.done.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Err is what the VM raises when Done is ready: its text ends up after the script's file:line.
 func (b *budget) Err() error {
 	if b.start.Load() == budgetFired {
 		return fmt.Errorf("%w: did not finish within %v", ErrRouteTimeout, time.Duration(b.limit.Load()))
@@ -50,15 +57,15 @@ func (b *budget) Err() error {
 // begin marks the start of a message's routes; now is ns since the engine started.
 func (b *budget) begin(now int64) { b.start.Store(max(now, 1)) }
 
-// end marks the routes done and reports whether the watchdog cancelled them; a cancelled budget gets a
-// fresh channel for the next message.
+// end marks the routes done and reports whether the watchdog cancelled them; a cancelled budget is reset
+// for the next message.
 func (b *budget) end() (fired bool) {
 	s := b.start.Load()
 	if s != budgetFired && b.start.CompareAndSwap(s, 0) {
 		return false
 	}
-	b.mu.Lock()
-	b.ch = make(chan struct{})
+	b.mu.Lock() // the watchdog has finished cancelling: reset after it
+	b.done.Store(nil)
 	b.start.Store(0)
 	b.mu.Unlock()
 	return true
@@ -72,7 +79,7 @@ func (b *budget) check(now int64) {
 	}
 	b.mu.Lock()
 	if b.start.CompareAndSwap(s, budgetFired) {
-		close(b.ch)
+		b.done.Store(&closedChan)
 	}
 	b.mu.Unlock()
 }
@@ -106,7 +113,7 @@ func (e *Engine) watchdog(stop <-chan struct{}) {
 	}
 }
 
-// RouteTimeouts counts Lua calls cancelled by route_timeout (also counted in LuaErrors).
+// RouteTimeouts counts Lua calls cancelled by route_timeout.
 func (s *Stats) RouteTimeouts() uint64 { return s.routeTimeouts.Load() }
 
 // Budget is the context that bounds the Lua calls of the message (nil outside a worker): a script

@@ -97,7 +97,8 @@ type Engine struct {
 	jobMu       sync.Mutex
 	jobOverflow []*Msg
 	workers     []*worker
-	gen         atomic.Pointer[generation]
+	gen         atomic.Pointer[Generation]
+	liveGens    atomic.Int64 // generations not closed: the current one and older ones still referenced
 	genSeq      atomic.Uint64
 	tagPrefix   string
 	routeLimit  atomic.Int64 // [lua] route_timeout in ns, for the workers' budgets and the watchdog
@@ -123,14 +124,60 @@ type Engine struct {
 	stopped chan struct{}
 }
 
-type generation struct {
+// Generation is one compiled script with a state per worker. It lives while something references it:
+// being the current generation, each worker routing with it, and each holder such as a transaction (a
+// transaction's routes run on the generation that created it, however many reloads come in between).
+// The last Release closes its states.
+type Generation struct {
 	id     uint64
+	e      *Engine
 	script Script
-	states []State
-	// slots[i] says who owns states[i]: slotFresh until worker i takes it, or slotClosed when the next
-	// generation arrived first and the reload closed it (see worker.state).
-	slots []atomic.Uint32
-	open  atomic.Int32 // states not closed yet
+	states []State // states[i] is used only by worker i
+	refs   atomic.Int64
+}
+
+// ID is the generation's number (1 at start, +1 per reload).
+func (g *Generation) ID() uint64 { return g.id }
+
+// Hold takes a reference that keeps g's states open until Release; false when g is already closed (nil
+// too).
+func (g *Generation) Hold() bool {
+	if g == nil {
+		return false
+	}
+	for {
+		n := g.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if g.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release drops a reference taken with Hold; the last one closes the states.
+func (g *Generation) Release() {
+	if g == nil {
+		return
+	}
+	if n := g.refs.Add(-1); n == 0 {
+		g.close()
+	} else if n < 0 {
+		panic("engine: script generation released more often than held")
+	}
+}
+
+// close frees the states: nobody references g any more, so no goroutine uses them.
+func (g *Generation) close() {
+	for i, st := range g.states {
+		if st != nil {
+			st.Close()
+			g.states[i] = nil
+		}
+	}
+	g.e.liveGens.Add(-1)
+	g.e.log.Debug("script generation drained", "generation", g.id)
 }
 
 // New prepares an engine: starts modules and builds one script state per worker. It does not listen yet.
@@ -170,13 +217,15 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) newGeneration(cfg *Config) (*generation, error) {
+// newGeneration compiles cfg's script and builds a state per worker; the generation starts with one
+// reference (for becoming the current one).
+func (e *Engine) newGeneration(cfg *Config) (*Generation, error) {
 	script, err := e.compile(cfg)
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{script: script, states: make([]State, len(e.workers)), slots: make([]atomic.Uint32, len(e.workers))}
-	g.open.Store(int32(len(e.workers)))
+	g := &Generation{e: e, script: script, states: make([]State, len(e.workers))}
+	g.refs.Store(1)
 	for i := range g.states {
 		st, err := script.NewState(i)
 		if err != nil {
@@ -187,8 +236,13 @@ func (e *Engine) newGeneration(cfg *Config) (*generation, error) {
 		}
 		g.states[i] = st
 	}
+	e.liveGens.Add(1)
 	return g, nil
 }
+
+// LiveGenerations counts the script generations not closed yet: the current one and older ones that a
+// worker or a transaction still uses.
+func (e *Engine) LiveGenerations() int { return int(e.liveGens.Load()) }
 
 // Config returns the configuration the engine runs.
 func (e *Engine) Config() *Config { return e.cfg }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/siplua/siplua/engine"
@@ -37,7 +38,7 @@ func BenchmarkLuaCall(b *testing.B) {
 	}{
 		{"plain", nil},
 		{"withcancel", func() context.Context { return context.Background() }},
-		{"budget", func() context.Context { return &chanCtx{Context: context.Background(), ch: make(chan struct{})} }},
+		{"budget", func() context.Context { return &budgetCtx{Context: context.Background()} }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			est, err := s.NewState(0)
@@ -49,7 +50,7 @@ func BenchmarkLuaCall(b *testing.B) {
 			if tc.ctx != nil {
 				ctx, cancel := context.WithCancel(tc.ctx())
 				defer cancel()
-				if c, ok := tc.ctx().(*chanCtx); ok {
+				if c, ok := tc.ctx().(*budgetCtx); ok {
 					L.SetContext(c)
 				} else {
 					L.SetContext(ctx)
@@ -68,10 +69,16 @@ func BenchmarkLuaCall(b *testing.B) {
 	}
 }
 
-// chanCtx is shaped like the engine's worker budget: Done returns a channel held in a field.
-type chanCtx struct {
+// budgetCtx is shaped like the engine's worker budget: Done is an atomic load that gives a nil channel
+// until the route is cancelled.
+type budgetCtx struct {
 	context.Context
-	ch chan struct{}
+	done atomic.Pointer[chan struct{}]
 }
 
-func (c *chanCtx) Done() <-chan struct{} { return c.ch }
+func (c *budgetCtx) Done() <-chan struct{} {
+	if p := c.done.Load(); p != nil {
+		return *p
+	}
+	return nil
+}

@@ -50,6 +50,9 @@ type tx struct {
 	method  string
 	invite  bool
 	created time.Time
+	// gen is the script generation that created the transaction: its failure, branch and onreply routes
+	// run there even after a reload. Held from creation until the transaction is removed.
+	gen *engine.Generation
 
 	reply    []byte // the last reply sent upstream, re-sent for a retransmitted request
 	status   int    // its status code (0: none yet)
@@ -171,8 +174,12 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 	}
 	meth := m.Method()
 	x := &tx{t: t, key: k, method: meth, invite: meth == "INVITE", created: time.Now()}
+	if g := m.Generation(); g.Hold() {
+		x.gen = g
+	}
 	got, isNew := t.server.getOrPut(k, x)
 	if !isNew {
+		x.gen.Release()
 		return got, false
 	}
 	return x, true
@@ -289,6 +296,7 @@ func (x *tx) remove() {
 	if x.timer != nil {
 		x.timer.Stop()
 	}
+	x.gen.Release() // the transaction's last route has run
 }
 
 // unregister drops a transaction that never got a branch out (t_relay failed before sending anything), so
@@ -296,9 +304,10 @@ func (x *tx) remove() {
 func (x *tx) unregister() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if len(x.branches) == 0 && !x.final {
+	if len(x.branches) == 0 && !x.final && !x.removed {
 		x.removed = true
 		x.t.server.del(x.key)
+		x.gen.Release()
 	}
 }
 
