@@ -115,6 +115,7 @@ type Engine struct {
 	pvs        map[string]PV
 	replyHooks []ReplyHook
 	txReplier  TxReplier // found once at start: sl's send_reply and script errors ask it per message
+	routeDone  []RouteDoneHook
 
 	reloadMu sync.Mutex                    // one reload at a time
 	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)
@@ -193,6 +194,11 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
 	}
 	e.indexModules()
+	for _, l := range cfg.Mods.List {
+		if h, ok := l.Inst.(RouteDoneHook); ok {
+			e.routeDone = append(e.routeDone, h)
+		}
+	}
 	for _, l := range cfg.Mods.List {
 		if s, ok := l.Inst.(Starter); ok {
 			if err := s.Start(&Env{Engine: e, Log: log.With("module", l.Name)}); err != nil {

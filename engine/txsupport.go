@@ -16,6 +16,12 @@ type TxReplier interface {
 	TxReply(m *Msg, code int, reason string) (handled bool, err error)
 }
 
+// RouteDoneHook is implemented by a module that needs to know when the request route of a request has
+// finished, whatever it did (tm releases a transaction the script created but neither relayed nor
+// answered, as Kamailio's tm does when the script ends). It runs on the worker, after a 500 for a failed
+// route was sent.
+type RouteDoneHook interface{ RequestRouteDone(m *Msg) }
+
 // TxReplier returns the module that answers through transactions, or nil.
 func (e *Engine) TxReplier() TxReplier { return e.txReplier }
 

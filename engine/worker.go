@@ -172,6 +172,9 @@ func (e *Engine) process(w *worker, m *Msg) {
 		}
 		t0 := time.Now()
 		e.routeRequest(m)
+		for _, h := range e.routeDone {
+			h.RequestRouteDone(m)
+		}
 		e.stats.reqDur.observe(time.Since(t0))
 		if m.Dropped {
 			e.stats.dropScript.Add(1)

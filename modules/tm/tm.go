@@ -178,3 +178,22 @@ func (t *TM) Exists(m *engine.Msg) bool {
 	}
 	return t.lookup(m, keyMethod(m)) != nil
 }
+
+// RequestRouteDone releases a transaction that the request route created (t_newtran) but neither relayed
+// nor answered, as Kamailio's tm does at the end of the script ("script writer didn't release
+// transaction"): it stays wt_timer long to absorb retransmissions, then goes, so it cannot live forever.
+func (t *TM) RequestRouteDone(m *engine.Msg) {
+	c, ok := m.Tx.(*msgCtx)
+	if !ok || c.tx == nil || c.route != routeRequest || m.Relayed || m.Replied {
+		return
+	}
+	x := c.tx
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.final || x.removed || len(x.branches) > 0 || x.timer != nil {
+		return
+	}
+	t.logger().Warn("the script created a transaction and neither relayed nor answered it: released",
+		"method", x.method, "call_id", callID(x.req))
+	x.arm(ms(t.WaitTimer))
+}
