@@ -250,7 +250,7 @@ func (b *branch) schedule(now time.Time) {
 	}
 	d := max(at.Sub(now), time.Millisecond)
 	if b.timer == nil {
-		b.timer = time.AfterFunc(d, b.onTimer)
+		b.timer = b.tx.t.timers.afterFunc(d, b.onTimer)
 	} else {
 		b.timer.Reset(d)
 	}

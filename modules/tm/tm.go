@@ -54,6 +54,7 @@ type TM struct {
 	server table[*tx]     // server transactions by RFC 3261 §17.2.3 key
 	client table[*branch] // client transactions by the Via branch the proxy generated
 	prefix string         // per-process part of generated branches
+	timers timers         // every transaction and branch timer, on one goroutine
 	seq    atomic.Uint64
 }
 
@@ -84,9 +85,16 @@ func (t *TM) Start(env *engine.Env) error {
 	t.e, t.log = env.Engine, env.Log
 	t.server.init()
 	t.client.init()
+	t.timers.init()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	t.prefix = "z9hG4bK" + hex.EncodeToString(b[:])
+	return nil
+}
+
+// Stop ends the timer goroutine: pending transactions no longer time out or retransmit.
+func (t *TM) Stop() error {
+	t.timers.close()
 	return nil
 }
 

@@ -68,7 +68,7 @@ type tx struct {
 	onBranch    string
 	onReply     string
 	fr, frInv   time.Duration
-	timer       *time.Timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	timer       *timer // upstream: final reply retransmission (timer G/H) then the wait before removal
 	retrIv      time.Duration
 	retrUntil   time.Time
 	localReason string
@@ -90,7 +90,7 @@ type branch struct {
 	timedOut bool
 	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
 
-	timer        *time.Timer
+	timer        *timer
 	retr         bool // retransmitting the request (UDP, no reply yet)
 	retrIv       time.Duration
 	next         time.Time // next retransmission
@@ -235,7 +235,7 @@ func (x *tx) completed() {
 
 func (x *tx) arm(d time.Duration) {
 	if x.timer == nil {
-		x.timer = time.AfterFunc(d, x.onTimer)
+		x.timer = x.t.timers.afterFunc(d, x.onTimer)
 		return
 	}
 	x.timer.Reset(d)
