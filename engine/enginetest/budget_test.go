@@ -27,6 +27,8 @@ function ksr_request_route()
 		while true do end
 	elseif how == "recurse" then
 		down(1)
+	elseif how == "rep" then
+		local s = string.rep("x", 2^40) -- over the bound: an error, not an out-of-memory crash
 	elseif how == "replied" then
 		KSR.sl.sl_send_reply(180, "Ringing")
 		spin()
@@ -47,7 +49,8 @@ func TestRouteTimeout(t *testing.T) {
 		{"loop", "500", true},
 		{"pcall", "500", true},
 		{"recurse", "500", false}, // stack overflow: an error, not a crash
-		{"replied", "180", true},  // answered before the loop: no 500 after it
+		{"rep", "500", false},
+		{"replied", "180", true}, // answered before the loop: no 500 after it
 	}
 	timeouts := uint64(0)
 	for _, tc := range tests {

@@ -125,3 +125,49 @@ end`
 		})
 	}
 }
+
+// TestRouteTimeoutInTransactionRoutes: an endless onreply or failure route is cancelled after
+// lua.route_timeout; the transaction goes on (the reply is relayed, the best reply sent upstream) and the
+// worker serves the next call.
+func TestRouteTimeoutInTransactionRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		name, arm string
+	}{
+		{"onreply", `KSR.tm.t_on_reply("spin")`},
+		{"failure", `KSR.tm.t_on_failure("spin")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := "workers = 1\n[lua]\nscript = \"script.lua\"\nroute_timeout = 50\n" + peerConfig
+			pp := startPeers(t, cfg, 1, func(pp *peers) string {
+				return `
+function ksr_request_route()
+	if KSR.is_ACK() then KSR.tm.t_relay() return 1 end
+	` + tc.arm + `
+	KSR.tm.t_relay()
+end
+function spin() while true do end end`
+			})
+			for i := range 2 {
+				start := time.Now()
+				inv := enginetest.CRLF(pp.uac.Request("INVITE", pp.uasURI(0)))
+				pp.uac.Send(inv)
+				answer(t, pp.uas[0], recvRequest(t, pp.uas[0], "INVITE", 2*time.Second), "486 Busy Here")
+				final, _ := recvFinal(t, pp.uac, 3*time.Second)
+				if statusCode(final) != 486 {
+					t.Fatalf("call %d: UAC got %q, want the 486", i, startLine(final))
+				}
+				if d := time.Since(start); d > 1500*time.Millisecond {
+					t.Errorf("call %d: final reply after %v", i, d)
+				}
+				pp.uac.Send(ackFor(inv, final))
+			}
+			// counted when the worker is done with the message, just after the reply left
+			for deadline := time.Now().Add(2 * time.Second); pp.p.E.Stats().RouteTimeouts() < 2 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := pp.p.E.Stats().RouteTimeouts(); n < 2 {
+				t.Errorf("route_timeouts = %d, want at least 2", n)
+			}
+		})
+	}
+}
