@@ -164,8 +164,8 @@ func (g *Generation) Release() {
 	}
 	if n := g.refs.Add(-1); n == 0 {
 		g.close()
-	} else if n < 0 {
-		panic("engine: script generation released more often than held")
+	} else if n < 0 { // a bug in a holder: say so rather than take the process down
+		g.e.log.Error("script generation released more often than held", "generation", g.id, "refs", n)
 	}
 }
 
