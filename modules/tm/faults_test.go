@@ -171,3 +171,36 @@ function spin() while true do end end`
 		})
 	}
 }
+
+// TestRelayFailureAnswers: when no branch can go out, the caller gets 477 (send error) or 478 (bad
+// destination) through the transaction at the end of the route, as Kamailio's delayed kill_transaction
+// does, unless the script answered itself; a retransmission gets the same answer.
+func TestRelayFailureAnswers(t *testing.T) {
+	for _, tc := range []struct{ name, uri, onFail, want string }{
+		{"no socket for the destination", "sip:bob@[::1]:5999", "", "477 Unfortunately error on sending to next hop occurred (477/TM)"},
+		{"bad destination", "sip:bob@127.0.0.1:5999;transport=sctp", "", "478 Unresolvable destination (478/TM)"},
+		{"script answers statelessly", "sip:bob@[::1]:5999", `KSR.sl.sl_send_reply(503, "script")`, "503 script"},
+		{"script answers with t_reply", "sip:bob@[::1]:5999", `KSR.tm.t_reply(503, "script")`, "503 script"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := enginetest.Start(t, "[modules.tm]\n[modules.sl]\n", `
+function ksr_request_route()
+	if KSR.tm.t_check_trans() == 0 then return end
+	KSR.seturi("`+tc.uri+`")
+	if KSR.tm.t_relay() < 0 then `+tc.onFail+` end
+end`)
+			c := p.UDPClient(t)
+			req := c.Request("MESSAGE", "sip:bob@127.0.0.1")
+			for i := range 2 {
+				c.Send(req)
+				final, _ := recvFinal(t, c, 2*time.Second)
+				if got := strings.TrimPrefix(startLine(final), "SIP/2.0 "); got != tc.want {
+					t.Fatalf("send %d: got %q, want %q", i, got, tc.want)
+				}
+			}
+			if b, err := c.TryRecv(200 * time.Millisecond); err == nil {
+				t.Fatalf("a second answer: %q", startLine(b))
+			}
+		})
+	}
+}

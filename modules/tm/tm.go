@@ -187,21 +187,34 @@ func (t *TM) Exists(m *engine.Msg) bool {
 	return t.lookup(m, keyMethod(m)) != nil
 }
 
-// RequestRouteDone releases a transaction that the request route created (t_newtran) but neither relayed
-// nor answered, as Kamailio's tm does at the end of the script ("script writer didn't release
-// transaction"): it stays wt_timer long to absorb retransmissions, then goes, so it cannot live forever.
+// RequestRouteDone ends what the request route left open in a transaction it created, as Kamailio's tm
+// does at the end of the script (t_unref): when t_relay could not send any branch and the script did not
+// answer, the caller gets 477/478 through the transaction (Kamailio's delayed kill_transaction); a
+// transaction neither relayed nor answered ("script writer didn't release transaction") stays wt_timer
+// long to absorb retransmissions, then goes, so it cannot live forever. A transaction whose relay failed
+// and that the script answered statelessly is dropped at once, so a retransmission is routed again.
 func (t *TM) RequestRouteDone(m *engine.Msg) {
 	c, ok := m.Tx.(*msgCtx)
-	if !ok || c.tx == nil || c.route != routeRequest || m.Relayed || m.Replied {
+	if !ok || c.tx == nil || c.route != routeRequest || m.Relayed {
 		return
 	}
 	x := c.tx
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	if x.final || x.removed || len(x.branches) > 0 || x.timer != nil {
+		x.mu.Unlock()
 		return
 	}
-	t.logger().Warn("the script created a transaction and neither relayed nor answered it: released",
-		"method", x.method, "call_id", callID(x.req))
-	x.arm(ms(t.WaitTimer))
+	switch {
+	case m.Replied: // answered statelessly (sl_send_reply)
+		x.mu.Unlock()
+		x.unregister()
+		return
+	case x.relayErr != nil:
+		t.kill(x, x.relayErr)
+	default:
+		t.logger().Warn("the script created a transaction and neither relayed nor answered it: released",
+			"method", x.method, "call_id", callID(x.req))
+		x.arm(ms(t.WaitTimer))
+	}
+	x.mu.Unlock()
 }

@@ -72,6 +72,7 @@ type tx struct {
 	retrIv      time.Duration
 	retrUntil   time.Time
 	localReason string
+	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
 }
 
 // branch is a client transaction: one destination of the request.
