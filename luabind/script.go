@@ -248,8 +248,7 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
 		}
 	}
 	st.depth++
-	L.Push(fn)
-	err := L.PCall(0, 0, st.errfn)
+	err := st.pcall(fn, prev)
 	st.depth--
 	st.msg = prev
 	if err == nil {
@@ -276,6 +275,20 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
 		return &engine.RouteError{Where: where, Err: ctx.Err()}
 	}
 	return routeError(st.script.name, err)
+}
+
+// pcall calls fn; a Go panic that escapes the VM (a bug; the worker recovers it) still restores depth and
+// the outer message prev, so the state keeps applying budgets on its worker's next message.
+func (st *State) pcall(fn *lua.LFunction, prev *engine.Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.depth--
+			st.msg = prev
+			panic(r)
+		}
+	}()
+	st.L.Push(fn)
+	return st.L.PCall(0, 0, st.errfn)
 }
 
 // recoverAfterCancel makes sure the state is usable after a cancelled route: PCall unwinds the Lua stacks,
