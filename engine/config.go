@@ -80,6 +80,20 @@ type LuaConfig struct {
 	Script string `toml:"script"`
 	// Watch reloads when the configuration, the script or a file it requires changes.
 	Watch bool `toml:"watch"`
+	// RouteTimeout bounds every Lua call (a route, a failure/branch/onreply route, the top-level chunk) in
+	// milliseconds: an overrun is cancelled, the request gets 500 and the worker goes on.
+	RouteTimeout int `toml:"route_timeout"`
+}
+
+// DefaultRouteTimeout is [lua] route_timeout's default (milliseconds).
+const DefaultRouteTimeout = 100
+
+// RouteBudget is route_timeout as a duration (the default when unset, e.g. a Config built in Go).
+func (l LuaConfig) RouteBudget() time.Duration {
+	if l.RouteTimeout <= 0 {
+		return DefaultRouteTimeout * time.Millisecond
+	}
+	return time.Duration(l.RouteTimeout) * time.Millisecond
 }
 
 // ListenAddr is one parsed [core] listen entry.
@@ -159,7 +173,7 @@ func LoadConfigFile(path string) (*Config, error) {
 // name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
 // against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua"}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
 	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
 	var raw struct {
 		Core    toml.Primitive            `toml:"core"`
@@ -554,6 +568,10 @@ func (c *Config) validateCore() Errors {
 	}
 	if c.Core.UDPMTU < 576 || c.Core.UDPMTU > 65535 {
 		bad("udp_mtu", "expected 576..65535 bytes, got %d", c.Core.UDPMTU)
+	}
+	if c.Lua.RouteTimeout < 1 || c.Lua.RouteTimeout > 60000 {
+		errs = append(errs, &ConfigError{File: c.File, Line: keyLine(c.Src, toml.Key{"lua", "route_timeout"}),
+			Msg: fmt.Sprintf("lua.route_timeout: expected 1..60000 milliseconds, got %d", c.Lua.RouteTimeout)})
 	}
 	if c.Lua.Script == "" {
 		errs = append(errs, &ConfigError{File: c.File, Line: keyLine(c.Src, toml.Key{"lua", "script"}), Msg: "lua.script: expected the path of the routing script, got \"\""})

@@ -41,6 +41,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		c.Core.LogLevel != "info" || c.Core.LogFormat != "text" || c.Core.UDPReadSize != 65535 {
 		t.Errorf("core defaults: %+v", c.Core)
 	}
+	if c.Lua.RouteTimeout != 100 || c.Lua.RouteBudget() != 100*time.Millisecond {
+		t.Errorf("route_timeout %d", c.Lua.RouteTimeout)
+	}
 	if c.Lua.Script != "scripts/default.lua" || c.ScriptPath() != "/etc/siplua/scripts/default.lua" {
 		t.Errorf("script %q at %q", c.Lua.Script, c.ScriptPath())
 	}
@@ -126,6 +129,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"top-level key", "workers = 2\n", []string{`c.toml:1: unknown key "workers" at the top level`}},
 		{"core not a table", "core = 1\n", []string{`c.toml:1: core: expected a table, got an integer (1)`}},
 		{"empty script", "[lua]\nscript = \"\"\n", []string{`c.toml:2: lua.script: expected the path of the routing script`}},
+		{"route_timeout 0", "[lua]\nroute_timeout = 0\n", []string{`c.toml:2: lua.route_timeout: expected 1..60000 milliseconds, got 0`}},
+		{"route_timeout too long", "[lua]\nroute_timeout = 60001\n", []string{`c.toml:2: lua.route_timeout: expected 1..60000 milliseconds, got 60001`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,7 +61,7 @@ type Stats struct {
 	requests, replies                           atomic.Uint64
 	repliesLocal, repliesRelayed, forwarded     atomic.Uint64
 	dropQueue, dropParse, dropScript, luaErrors atomic.Uint64
-	dropPrio, overload                          atomic.Uint64
+	dropPrio, overload, routeTimeouts           atomic.Uint64
 	busy                                        atomic.Int64
 
 	byMethod                 [len(Methods)]atomic.Uint64
@@ -79,8 +79,9 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"dropped_queue_full": s.dropQueue.Load(), "dropped_parse_error": s.dropParse.Load(),
 		"dropped_script": s.dropScript.Load(), "lua_errors": s.luaErrors.Load(),
 		"dropped_priority_queue_full": s.dropPrio.Load(), "rejected_overload": s.overload.Load(),
-		"workers_busy": uint64(max(0, s.busy.Load())),
-		"reloads_ok":   s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
+		"route_timeouts": s.routeTimeouts.Load(),
+		"workers_busy":   uint64(max(0, s.busy.Load())),
+		"reloads_ok":     s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
 	}
 	s.addLabelled(m)
 	return m
@@ -101,9 +102,11 @@ type Engine struct {
 	jobMu       sync.Mutex
 	jobOverflow []*Msg
 	workers     []*worker
-	gen         atomic.Pointer[generation]
+	gen         atomic.Pointer[Generation]
+	liveGens    atomic.Int64 // generations not closed: the current one and older ones still referenced
 	genSeq      atomic.Uint64
 	tagPrefix   string
+	routeLimit  atomic.Int64 // [lua] route_timeout in ns, for the workers' budgets and the watchdog
 	stats       Stats
 	start       time.Time
 
@@ -122,6 +125,7 @@ type Engine struct {
 	pvs        map[string]PV
 	replyHooks []ReplyHook
 	txReplier  TxReplier // found once at start: sl's send_reply and script errors ask it per message
+	routeDone  []RouteDoneHook
 
 	reloadMu sync.Mutex                    // one reload at a time
 	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)
@@ -131,14 +135,60 @@ type Engine struct {
 	stopped chan struct{}
 }
 
-type generation struct {
+// Generation is one compiled script with a state per worker. It lives while something references it:
+// being the current generation, each worker routing with it, and each holder such as a transaction (a
+// transaction's routes run on the generation that created it, however many reloads come in between).
+// The last Release closes its states.
+type Generation struct {
 	id     uint64
+	e      *Engine
 	script Script
-	states []State
-	// slots[i] says who owns states[i]: slotFresh until worker i takes it, or slotClosed when the next
-	// generation arrived first and the reload closed it (see worker.state).
-	slots []atomic.Uint32
-	open  atomic.Int32 // states not closed yet
+	states []State // states[i] is used only by worker i
+	refs   atomic.Int64
+}
+
+// ID is the generation's number (1 at start, +1 per reload).
+func (g *Generation) ID() uint64 { return g.id }
+
+// Hold takes a reference that keeps g's states open until Release; false when g is already closed (nil
+// too).
+func (g *Generation) Hold() bool {
+	if g == nil {
+		return false
+	}
+	for {
+		n := g.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if g.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release drops a reference taken with Hold; the last one closes the states.
+func (g *Generation) Release() {
+	if g == nil {
+		return
+	}
+	if n := g.refs.Add(-1); n == 0 {
+		g.close()
+	} else if n < 0 { // a bug in a holder: say so rather than take the process down
+		g.e.log.Error("script generation released more often than held", "generation", g.id, "refs", n)
+	}
+}
+
+// close frees the states: nobody references g any more, so no goroutine uses them.
+func (g *Generation) close() {
+	for i, st := range g.states {
+		if st != nil {
+			st.Close()
+			g.states[i] = nil
+		}
+	}
+	g.e.liveGens.Add(-1)
+	g.e.log.Debug("script generation drained", "generation", g.id)
 }
 
 // New prepares an engine: starts modules and builds one script state per worker. It does not listen yet.
@@ -165,6 +215,11 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	})
 	e.indexModules()
 	for _, l := range cfg.Mods.List {
+		if h, ok := l.Inst.(RouteDoneHook); ok {
+			e.routeDone = append(e.routeDone, h)
+		}
+	}
+	for _, l := range cfg.Mods.List {
 		if s, ok := l.Inst.(Starter); ok {
 			if err := s.Start(&Env{Engine: e, Log: log.With("module", l.Name)}); err != nil {
 				return nil, fmt.Errorf("start module %s: %w", l.Name, err)
@@ -172,9 +227,10 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 		}
 	}
 	n := cfg.WorkerCount()
+	e.routeLimit.Store(int64(cfg.Lua.RouteBudget()))
 	e.workers = make([]*worker, n)
 	for i := range e.workers {
-		e.workers[i] = &worker{id: i, vars: map[string]Value{}, wake: make(chan struct{}, 1)}
+		e.workers[i] = &worker{id: i, vars: map[string]Value{}, wake: make(chan struct{}, 1), budget: newBudget(&e.routeLimit)}
 	}
 	g, err := e.newGeneration(cfg)
 	if err != nil {
@@ -187,13 +243,15 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) newGeneration(cfg *Config) (*generation, error) {
+// newGeneration compiles cfg's script and builds a state per worker; the generation starts with one
+// reference (for becoming the current one).
+func (e *Engine) newGeneration(cfg *Config) (*Generation, error) {
 	script, err := e.compile(cfg)
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{script: script, states: make([]State, len(e.workers)), slots: make([]atomic.Uint32, len(e.workers))}
-	g.open.Store(int32(len(e.workers)))
+	g := &Generation{e: e, script: script, states: make([]State, len(e.workers))}
+	g.refs.Store(1)
 	for i := range g.states {
 		st, err := script.NewState(i)
 		if err != nil {
@@ -204,8 +262,13 @@ func (e *Engine) newGeneration(cfg *Config) (*generation, error) {
 		}
 		g.states[i] = st
 	}
+	e.liveGens.Add(1)
 	return g, nil
 }
+
+// LiveGenerations counts the script generations not closed yet: the current one and older ones that a
+// worker or a transaction still uses.
+func (e *Engine) LiveGenerations() int { return int(e.liveGens.Load()) }
 
 // Config returns the configuration the engine runs.
 func (e *Engine) Config() *Config { return e.cfg }
@@ -273,6 +336,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 	for _, w := range e.cfg.Warnings() {
 		e.log.Warn(w)
 	}
+	wdStop := make(chan struct{})
+	defer close(wdStop)
+	go e.watchdog(wdStop) // bounds the routes until the workers are done, the drain at shutdown too
 	e.log.Info("serving", "workers", len(e.workers), "queue", cap(e.queue), "script", e.cfg.ScriptPath())
 	<-ctx.Done()
 	e.log.Info("stopping")
@@ -408,7 +474,10 @@ func viaReplyPort(m *Msg) (int, bool) {
 	if i < 0 {
 		return 0, false
 	}
-	v := string(m.Raw.Hdrs[i].Value(m.Buf))
+	// Only the first value counts: "Via: SIP/2.0/UDP a:5070, SIP/2.0/UDP b:5080;rport" is two hops, and
+	// the rport of the second is not the client's.
+	raw := m.Raw.Hdrs[i].Value(m.Buf)
+	v := string(raw[:rawsip.FirstValueEnd(raw)])
 	if semi := strings.IndexByte(v, ';'); semi >= 0 {
 		if _, _, _, ok := rawsip.Param(v[semi:], "rport"); ok || m.ForceRport {
 			return 0, false

@@ -100,8 +100,11 @@ type Msg struct {
 	Mod map[string]any
 	E   *Engine
 
-	st  State      // the worker's script state while the message is routed
-	job func(*Msg) // RunOnWorker: run this instead of routing the message
+	st     State       // the worker's script state while the message is routed
+	budget *budget     // the worker's route_timeout budget while the message is routed
+	w      *worker     // the worker routing it
+	gen    *Generation // the script generation its routes run on
+	job    func(*Msg)  // RunOnWorker: run this instead of routing the message
 }
 
 // Branch is one additional destination of a request (Kamailio's dset entry).

@@ -51,22 +51,20 @@ func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, er
 		return nil, withAddedHint(err, cfg, added)
 	}
 	if err := e.reloadModules(cfg); err != nil {
-		g.closeAll(e)
+		g.Release()
 		return nil, err
 	}
 	if lv := e.level.Load(); lv != nil && cfg.Core.LogLevel != e.current.Load().Core.LogLevel {
 		l, _ := ParseLogLevel(cfg.Core.LogLevel) // validated when parsed
 		lv.Set(l)
 	}
+	e.routeLimit.Store(int64(cfg.Lua.RouteBudget())) // route_timeout applies live
 	g.id = e.genSeq.Add(1)
 	old := e.gen.Swap(g)
 	e.current.Store(eff)
-	// States of the old generation that no worker took are closed here; taken ones by their workers.
-	for i := range old.slots {
-		if old.slots[i].CompareAndSwap(slotFresh, slotClosed) {
-			old.closeState(i, e)
-		}
-	}
+	// Its reference as the current generation: it closes once no worker routes with it and no transaction
+	// holds it.
+	old.Release()
 	for _, w := range e.workers {
 		select {
 		case w.wake <- struct{}{}:
@@ -114,12 +112,6 @@ func (e *Engine) Workers() []WorkerInfo {
 
 // QueueLen returns the messages waiting for a worker and the queue's capacity.
 func (e *Engine) QueueLen() (n, capacity int) { return len(e.queue), cap(e.queue) }
-
-func (g *generation) closeAll(e *Engine) {
-	for i := range g.states {
-		g.closeState(i, e)
-	}
-}
 
 // effectiveConfig is cfg with the running modules in place of its fresh instances, keeping only those
 // that cfg loads too: the new script runs against modules that were started, and is checked against what

@@ -16,6 +16,12 @@ type TxReplier interface {
 	TxReply(m *Msg, code int, reason string) (handled bool, err error)
 }
 
+// RouteDoneHook is implemented by a module that needs to know when the request route of a request has
+// finished, whatever it did (tm releases a transaction the script created but neither relayed nor
+// answered, as Kamailio's tm does when the script ends). It runs on the worker, after a 500 for a failed
+// route was sent.
+type RouteDoneHook interface{ RequestRouteDone(m *Msg) }
+
 // TxReplier returns the module that answers through transactions, or nil.
 func (e *Engine) TxReplier() TxReplier { return e.txReplier }
 
@@ -104,3 +110,19 @@ func (e *Engine) CountLocal(code int) { e.stats.replySent(OriginLocal, code) }
 
 // CountForwarded counts a relayed request.
 func (e *Engine) CountForwarded() { e.stats.forwarded.Add(1) }
+
+// Generation is the script generation m's routes run on (nil when no worker routes m). A module that keeps
+// state beyond the message (a transaction) holds it, and runs its later routes on it with UseGeneration.
+func (m *Msg) Generation() *Generation { return m.gen }
+
+// UseGeneration makes m's routes run on generation g from now on: at once when a worker is routing m, or
+// when its job (RunOnWorker) runs. The caller holds g (Hold) until then. A nil g changes nothing.
+func (m *Msg) UseGeneration(g *Generation) {
+	if g == nil || m.gen == g {
+		return
+	}
+	m.gen = g
+	if m.w != nil {
+		m.st = g.states[m.w.id]
+	}
+}

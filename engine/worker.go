@@ -16,8 +16,10 @@ import (
 type worker struct {
 	id   int
 	vars map[string]Value // $var: per worker, kept across messages as in Kamailio
-	gen  *generation
-	wake chan struct{} // a reload asks an idle worker to let go of its old state
+	gen  *Generation      // the generation it routes new messages with (it holds a reference)
+	wake chan struct{}    // a reload asks an idle worker to let go of its old state
+	// budget bounds the Lua calls of the message being processed ([lua] route_timeout).
+	budget *budget
 
 	busy  atomic.Bool   // for core.workers
 	genID atomic.Uint64 // the generation this worker routes with, for core.workers
@@ -183,53 +185,44 @@ func (e *Engine) safeProcess(w *worker, m *Msg) {
 	e.process(w, m)
 }
 
-// state returns this worker's script state of the current generation, closing the state of the previous
-// generation on the switch (only this worker ever used it).
+// state returns this worker's script state of the current generation. Moving to a new generation takes a
+// reference on it and drops the one on the previous generation, which closes when nothing else (another
+// worker, a transaction) holds it.
 func (w *worker) state(e *Engine) State {
 	g := e.gen.Load()
-	if w.gen == g {
-		return g.states[w.id]
+	if w.gen != g {
+		// Hold fails only when g was replaced and released meanwhile: the newer one is in e.gen.
+		for !g.Hold() {
+			g = e.gen.Load()
+		}
+		if old := w.gen; old != nil {
+			old.Release()
+		}
+		w.gen = g
+		w.genID.Store(g.id)
 	}
-	// A generation replaced before this worker took its state had that state closed by the reload: the
-	// CAS fails only then, and the newer generation is already in e.gen.
-	for !g.slots[w.id].CompareAndSwap(slotFresh, slotTaken) {
-		g = e.gen.Load()
-	}
-	if old := w.gen; old != nil {
-		old.closeState(w.id, e)
-	}
-	w.gen = g
-	w.genID.Store(g.id)
 	return g.states[w.id]
 }
 
-// Ownership of a generation's per-worker state.
-const (
-	slotFresh  = iota // built, not used yet
-	slotTaken         // its worker routes with it and closes it when it moves on
-	slotClosed        // closed unused
-)
-
-// closeState closes state i of g (its owner is done with it).
-func (g *generation) closeState(i int, e *Engine) {
-	if st := g.states[i]; st != nil {
-		st.Close()
-		g.states[i] = nil
-	}
-	if g.open.Add(-1) == 0 {
-		e.log.Debug("script generation drained", "generation", g.id)
-	}
-}
-
 func (e *Engine) process(w *worker, m *Msg) {
+	now := time.Now()
+	w.budget.begin(int64(now.Sub(e.start)))
+	m.budget = w.budget
+	defer e.endBudget(w)
+	m.w = w
 	if m.job != nil { // a job owns its message: no release
-		m.E, m.Vars, m.st = e, w.vars, w.state(e)
+		m.E, m.Vars = e, w.vars
+		if m.gen != nil { // a job of a transaction runs on its generation (held by the transaction)
+			m.st = m.gen.states[w.id]
+		} else {
+			m.st, m.gen = w.state(e), w.gen
+		}
 		m.job(m)
 		return
 	}
 	defer m.release()
-	m.E, m.Vars, m.Recv = e, w.vars, time.Now()
-	m.st = w.state(e)
+	m.E, m.Vars, m.Recv = e, w.vars, now
+	m.st, m.gen = w.state(e), w.gen
 	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil {
 		e.malformed(m, err)
 		return
@@ -251,6 +244,9 @@ func (e *Engine) process(w *worker, m *Msg) {
 		}
 		t0 := time.Now()
 		e.routeRequest(m)
+		for _, h := range e.routeDone {
+			h.RequestRouteDone(m)
+		}
 		e.stats.reqDur.observe(time.Since(t0))
 		if m.Dropped {
 			e.stats.dropScript.Add(1)
@@ -266,6 +262,14 @@ func (e *Engine) process(w *worker, m *Msg) {
 		t0 := time.Now()
 		e.routeReply(m)
 		e.stats.resDur.observe(time.Since(t0))
+	}
+}
+
+// endBudget closes the worker's budget for the message; an overrun is counted (the route that overran
+// logs where it was cancelled).
+func (e *Engine) endBudget(w *worker) {
+	if w.budget.end() {
+		e.stats.routeTimeouts.Add(1)
 	}
 }
 
@@ -314,7 +318,9 @@ func (e *Engine) routeRequest(m *Msg) {
 	}
 	e.stats.luaErrors.Add(1)
 	var re *RouteError
-	if errors.As(err, &re) {
+	if errors.Is(err, ErrRouteTimeout) && errors.As(err, &re) {
+		e.log.Error("request route cancelled: it ran over lua.route_timeout", "where", re.Where, "err", re.Err, "method", m.Method(), "call_id", callID(m))
+	} else if errors.As(err, &re) {
 		e.log.Error("script error in request route", "where", re.Where, "err", re.Err, "method", m.Method(), "call_id", callID(m))
 	} else {
 		e.log.Error("request route failed", "err", err, "method", m.Method(), "call_id", callID(m))

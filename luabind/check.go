@@ -73,7 +73,7 @@ func displayPath(cfg *engine.Config) string {
 
 // checkState runs the top-level chunk in a state like a worker's and looks for ksr_request_route.
 func checkState(s *Script) error {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 256})
+	L := newLState()
 	defer L.Close()
 	st := &State{L: L, script: s}
 	st.exit, st.drop = L.NewUserData(), L.NewUserData()
@@ -81,14 +81,16 @@ func checkState(s *Script) error {
 	if err := st.buildKSR(); err != nil {
 		return Problem{File: s.name, Msg: err.Error()}
 	}
-	L.Push(L.NewFunctionFromProto(s.proto))
-	if err := L.PCall(0, 0, nil); err != nil {
+	if err, timedOut := runChunk(L, s.proto, s.cfg.Lua.RouteBudget()); err != nil {
 		text := luaErrText(err)
 		p := Problem{File: s.name, Msg: "error while running the top-level code: " + text}
 		if m := lineRe.FindStringSubmatch(text); m != nil {
 			p.File = m[1]
 			p.Line, _ = strconv.Atoi(m[2])
 			p.Msg = "error while running the top-level code: " + text[len(m[0]):]
+		}
+		if timedOut {
+			p.Msg = fmt.Sprintf("top-level chunk did not finish within %v (lua.route_timeout)", s.cfg.Lua.RouteBudget())
 		}
 		if i := strings.Index(p.Msg, "\nstack traceback:"); i >= 0 {
 			p.Msg = p.Msg[:i]

@@ -22,6 +22,9 @@ func openSafeLibs(L *lua.LState, s *Script) {
 	for _, name := range []string{"dofile", "loadfile", "module"} {
 		L.SetGlobal(name, lua.LNil)
 	}
+	// string.rep is the one library call that allocates any size at once: string.rep("x", 2^40) would take
+	// the process down before route_timeout could act.
+	L.GetGlobal("string").(*lua.LTable).RawSetString("rep", L.NewFunction(strRep))
 	full := L.GetGlobal("os").(*lua.LTable)
 	os := L.NewTable()
 	for _, name := range []string{"time", "date", "clock"} {
@@ -66,4 +69,28 @@ func where(L *lua.LState) string {
 		}
 	}
 	return ""
+}
+
+// maxRep bounds the result of string.rep (bytes).
+const maxRep = 16 << 20
+
+// strRep is string.rep(s, n [, sep]) (Lua 5.1 has no sep; accepted as in 5.2) with a bounded result.
+func strRep(L *lua.LState) int {
+	str := L.CheckString(1)
+	n := L.CheckInt(2)
+	sep := L.OptString(3, "")
+	if n <= 0 {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	if size := int64(len(str)+len(sep))*int64(n) - int64(len(sep)); size > maxRep {
+		L.RaiseError("string.rep: result of %d bytes is over the limit of %d", size, maxRep)
+		return 0
+	}
+	if sep == "" {
+		L.Push(lua.LString(strings.Repeat(str, n)))
+		return 1
+	}
+	L.Push(lua.LString(strings.Repeat(str+sep, n-1) + str))
+	return 1
 }

@@ -5,6 +5,7 @@ package luabind
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/siplua/siplua/engine"
 	lua "github.com/yuin/gopher-lua"
@@ -121,11 +123,36 @@ type State struct {
 	L       *lua.LState
 	script  *Script
 	msg     *engine.Msg
+	depth   int // routes running (they nest: t_relay runs the branch route inside the request route)
 	request *lua.LFunction
 	reply   *lua.LFunction // nil when the script has no ksr_reply_route
 	errfn   *lua.LFunction
 	exit    *lua.LUserData // KSR.x.exit sentinel
 	drop    *lua.LUserData // KSR.x.drop sentinel
+}
+
+// Memory bounds of a state: the call stack (a deep recursion fails with "stack overflow") and the value
+// stack (registry; "registry overflow"), so a runaway script gets an error instead of taking the process.
+const (
+	callStackSize   = 256
+	registrySize    = 1024 * 8
+	registryMaxSize = registrySize // no growth: a full registry raises "registry overflow"
+)
+
+func newLState() *lua.LState {
+	return lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize, RegistrySize: registrySize, RegistryMaxSize: registryMaxSize})
+}
+
+// runChunk runs a compiled top-level chunk within limit (route_timeout): an endless loop there is an error,
+// not a process that never starts or a reload that never ends.
+func runChunk(L *lua.LState, proto *lua.FunctionProto, limit time.Duration) (err error, timedOut bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	L.SetContext(ctx)
+	defer L.RemoveContext()
+	L.Push(L.NewFunctionFromProto(proto))
+	err = L.PCall(0, 0, nil)
+	return err, err != nil && ctx.Err() != nil
 }
 
 // NewState builds a sandboxed state with the KSR table and runs the script's top-level chunk.
@@ -138,30 +165,48 @@ func (s *Script) NewState(worker int) (engine.State, error) {
 }
 
 func (s *Script) newState() (*State, error) {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 256, RegistrySize: 1024 * 8})
-	st := &State{L: L, script: s}
+	st := &State{script: s}
+	if err := st.build(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// build makes st's Lua state: libraries, KSR, the top-level chunk (bounded by route_timeout).
+func (st *State) build() error {
+	s := st.script
+	L := newLState()
+	st.L = L
 	st.exit, st.drop = L.NewUserData(), L.NewUserData()
 	st.errfn = L.NewFunction(func(L *lua.LState) int { return 1 }) // keep the error value, skip tracebacks
 	openSafeLibs(L, s)
 	if err := st.buildKSR(); err != nil {
 		L.Close()
-		return nil, err
+		return err
 	}
-	L.Push(L.NewFunctionFromProto(s.proto))
-	if err := L.PCall(0, 0, nil); err != nil {
+	limit := s.cfg.Lua.RouteBudget()
+	if err, timedOut := runChunk(L, s.proto, limit); err != nil {
 		L.Close()
-		return nil, fmt.Errorf("%s: running top-level chunk: %s", s.name, luaErrText(err))
+		if timedOut {
+			where := s.name
+			if m := whereRe.FindStringSubmatch(luaErrText(err)); m != nil {
+				where = m[1]
+			}
+			return fmt.Errorf("%s: top-level chunk did not finish within %v (lua.route_timeout)", where, limit)
+		}
+		return fmt.Errorf("%s: running top-level chunk: %s", s.name, luaErrText(err))
 	}
 	fn, ok := L.GetGlobal("ksr_request_route").(*lua.LFunction)
 	if !ok {
 		L.Close()
-		return nil, fmt.Errorf("%s: function ksr_request_route is not defined", s.name)
+		return fmt.Errorf("%s: function ksr_request_route is not defined", s.name)
 	}
 	st.request = fn
+	st.reply = nil
 	if fn, ok := L.GetGlobal("ksr_reply_route").(*lua.LFunction); ok {
 		st.reply = fn
 	}
-	return st, nil
+	return nil
 }
 
 // Close frees the state.
@@ -192,8 +237,19 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
 	prev := st.msg
 	st.msg = m
 	L := st.L
-	L.Push(fn)
-	err := L.PCall(0, 0, st.errfn)
+	outer := st.depth == 0
+	if outer {
+		// The worker's budget for this message (route_timeout): the VM polls it before each instruction.
+		// Setting it is two stores; the outer route's budget covers the nested ones.
+		if ctx := m.Budget(); ctx != nil {
+			L.SetContext(ctx)
+		} else if L.Context() != nil {
+			L.RemoveContext()
+		}
+	}
+	st.depth++
+	err := st.pcall(fn, prev)
+	st.depth--
 	st.msg = prev
 	if err == nil {
 		return nil
@@ -208,7 +264,51 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
 			return nil
 		}
 	}
+	if ctx := L.Context(); ctx != nil && ctx.Err() != nil {
+		where := st.script.name
+		if sm := whereRe.FindStringSubmatch(luaErrText(err)); sm != nil {
+			where = sm[1]
+		}
+		if outer {
+			st.recoverAfterCancel()
+		}
+		return &engine.RouteError{Where: where, Err: ctx.Err()}
+	}
 	return routeError(st.script.name, err)
+}
+
+// pcall calls fn; a Go panic that escapes the VM (a bug; the worker recovers it) still restores depth and
+// the outer message prev, so the state keeps applying budgets on its worker's next message.
+func (st *State) pcall(fn *lua.LFunction, prev *engine.Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.depth--
+			st.msg = prev
+			panic(r)
+		}
+	}()
+	st.L.Push(fn)
+	return st.L.PCall(0, 0, st.errfn)
+}
+
+// recoverAfterCancel makes sure the state is usable after a cancelled route: PCall unwinds the Lua stacks,
+// so this normally only checks; a state left with a frame or values on its stack is replaced by a fresh
+// one of the same script (its Lua globals start over).
+func (st *State) recoverAfterCancel() {
+	L := st.L
+	if _, busy := L.GetStack(0); !busy && L.GetTop() == 0 {
+		return
+	}
+	old := *st
+	if err := st.build(); err != nil {
+		*st = old
+		L.SetTop(0)
+		st.script.log.Error("state not rebuilt after a cancelled route", "err", err)
+		return
+	}
+	st.msg, st.depth = old.msg, old.depth
+	L.Close()
+	st.script.log.Warn("script state rebuilt after a cancelled route")
 }
 
 var whereRe = regexp.MustCompile(`^(.+?\.lua:\d+):\s*`)

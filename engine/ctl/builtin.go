@@ -25,13 +25,15 @@ type ReloadResult struct {
 
 // WorkersResult is what core.workers answers.
 type WorkersResult struct {
-	Generation    uint64              `json:"generation"`
-	Workers       int                 `json:"workers"`
-	Busy          int                 `json:"busy"`
-	Idle          int                 `json:"idle"`
-	Queue         int                 `json:"queue"`
-	QueueCapacity int                 `json:"queue_capacity"`
-	List          []engine.WorkerInfo `json:"list"`
+	Generation uint64 `json:"generation"`
+	// GenerationsLive counts the script generations still open (older ones serve their transactions).
+	GenerationsLive int                 `json:"generations_live"`
+	Workers         int                 `json:"workers"`
+	Busy            int                 `json:"busy"`
+	Idle            int                 `json:"idle"`
+	Queue           int                 `json:"queue"`
+	QueueCapacity   int                 `json:"queue_capacity"`
+	List            []engine.WorkerInfo `json:"list"`
 }
 
 // Builtin returns the core commands: core.version, core.uptime, core.reload (alias app_lua.reload),
@@ -64,7 +66,7 @@ func Builtin(s *Server, e *engine.Engine, o Options) []engine.Command {
 		{Name: "app_lua.reload", Help: "alias of core.reload (Kamailio's name)", Fn: doReload},
 		{Name: "core.workers", Help: "workers busy/idle and their script generation, queue depth", Fn: func([]string) (any, error) {
 			ws := e.Workers()
-			r := WorkersResult{Generation: e.Generation(), Workers: len(ws), List: ws}
+			r := WorkersResult{Generation: e.Generation(), GenerationsLive: e.LiveGenerations(), Workers: len(ws), List: ws}
 			for _, w := range ws {
 				if w.Busy {
 					r.Busy++

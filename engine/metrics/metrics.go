@@ -74,6 +74,7 @@ type collector struct {
 
 	requests, replies, repliesSent, forwarded, routeDur, luaErrors, dropped *prometheus.Desc
 	queue, queueCap, busy, workers, reloads, generation, info, uptime       *prometheus.Desc
+	routeTimeouts, gensLive                                                 *prometheus.Desc
 
 	// modGauges are the loaded modules' gauges (engine.GaugeProvider), described once: modules are loaded
 	// only at start.
@@ -86,21 +87,24 @@ func newCollector(e *engine.Engine, version string) *collector {
 		return prometheus.NewDesc("siplua_"+name, help, labels, nil)
 	}
 	c := &collector{e: e, version: version,
-		requests:    d("requests_received_total", "SIP requests received, by method.", "method"),
-		replies:     d("replies_received_total", "SIP replies received."),
-		repliesSent: d("replies_sent_total", "SIP replies sent, by code class and origin (local: generated here; relayed).", "class", "origin"),
-		forwarded:   d("requests_forwarded_total", "Requests relayed statelessly."),
-		routeDur:    d("route_duration_seconds", "Time spent routing a message (request: ksr_request_route; reply: reply handling).", "route"),
-		luaErrors:   d("lua_errors_total", "Script errors while routing."),
-		dropped:     d("messages_dropped_total", "Messages dropped, by reason (queue_full, parse_error, script).", "reason"),
-		queue:       d("queue_depth", "Messages waiting for a worker."),
-		queueCap:    d("queue_capacity", "Size of the worker queue ([core] queue)."),
-		busy:        d("workers_busy", "Workers routing a message now."),
-		workers:     d("workers", "Route workers."),
-		reloads:     d("reloads_total", "Reloads, by result (ok, failed).", "result"),
-		generation:  d("script_generation", "Generation of the script serving new messages (1 at start, +1 per reload)."),
-		info:        d("build_info", "Always 1; the version label says which siplua runs.", "version"),
-		uptime:      d("uptime_seconds", "Seconds since the engine started."),
+		requests:      d("requests_received_total", "SIP requests received, by method.", "method"),
+		replies:       d("replies_received_total", "SIP replies received."),
+		repliesSent:   d("replies_sent_total", "SIP replies sent, by code class and origin (local: generated here; relayed).", "class", "origin"),
+		forwarded:     d("requests_forwarded_total", "Requests relayed statelessly."),
+		routeDur:      d("route_duration_seconds", "Time spent routing a message (request: ksr_request_route; reply: reply handling).", "route"),
+		luaErrors:     d("lua_errors_total", "Script errors while routing."),
+		dropped:       d("messages_dropped_total", "Messages dropped, by reason (queue_full, parse_error, script).", "reason"),
+		queue:         d("queue_depth", "Messages waiting for a worker."),
+		queueCap:      d("queue_capacity", "Size of the worker queue ([core] queue)."),
+		busy:          d("workers_busy", "Workers routing a message now."),
+		workers:       d("workers", "Route workers."),
+		reloads:       d("reloads_total", "Reloads, by result (ok, failed).", "result"),
+		generation:    d("script_generation", "Generation of the script serving new messages (1 at start, +1 per reload)."),
+		info:          d("build_info", "Always 1; the version label says which siplua runs.", "version"),
+		uptime:        d("uptime_seconds", "Seconds since the engine started."),
+		routeTimeouts: d("route_timeouts_total", "Lua calls cancelled because they ran over [lua] route_timeout."),
+		gensLive: d("script_generations_live",
+			"Script generations still open: the current one and older ones that a worker or a transaction still uses."),
 	}
 	for _, g := range e.ModuleGauges() {
 		c.modGauges = append(c.modGauges, g)
@@ -111,7 +115,8 @@ func newCollector(e *engine.Engine, version string) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.replies, c.repliesSent, c.forwarded, c.routeDur, c.luaErrors,
-		c.dropped, c.queue, c.queueCap, c.busy, c.workers, c.reloads, c.generation, c.info, c.uptime} {
+		c.dropped, c.queue, c.queueCap, c.busy, c.workers, c.reloads, c.generation, c.info, c.uptime,
+		c.routeTimeouts, c.gensLive} {
 		ch <- d
 	}
 	for _, d := range c.modDescs {
@@ -154,6 +159,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.reloads, ok, "ok")
 	counter(c.reloads, failed, "failed")
 	gauge(c.generation, float64(c.e.Generation()))
+	counter(c.routeTimeouts, s.RouteTimeouts())
+	gauge(c.gensLive, float64(c.e.LiveGenerations()))
 	gauge(c.info, 1, c.version)
 	gauge(c.uptime, c.e.Uptime().Seconds())
 	for i, g := range c.modGauges {

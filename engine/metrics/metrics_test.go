@@ -61,7 +61,7 @@ func TestScrapeCountersMove(t *testing.T) {
 	before := scrape(t, url)
 	for _, k := range []string{`siplua_requests_received_total{method="OPTIONS"}`, `siplua_script_generation`,
 		`siplua_reloads_total{result="ok"}`, `siplua_workers`, `siplua_queue_depth`, `siplua_workers_busy`,
-		`siplua_build_info{version="test"}`, `go_goroutines`} {
+		`siplua_build_info{version="test"}`, `go_goroutines`, `siplua_route_timeouts_total`, `siplua_script_generations_live`} {
 		if _, ok := before[k]; !ok {
 			t.Errorf("%s missing", k)
 		}
@@ -111,6 +111,7 @@ func TestScrapeCountersMove(t *testing.T) {
 		{`siplua_reloads_total{result="ok"}`, 1},
 		{`siplua_reloads_total{result="failed"}`, 1},
 		{`siplua_script_generation`, 1},
+		{`siplua_route_timeouts_total`, 0},
 	} {
 		if got := after[tc.metric] - before[tc.metric]; got != tc.delta {
 			t.Errorf("%s moved by %v, want %v", tc.metric, got, tc.delta)

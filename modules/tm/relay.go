@@ -2,6 +2,7 @@ package tm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -74,12 +75,35 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	x.req.Tx = nil
 	t.arm(x, c)
 	x.mu.Unlock()
-	n := t.forwardBranches(x, m, c, proto, addr)
+	n, err := t.forwardBranches(x, m, c, proto, addr)
+	x.mu.Lock()
+	x.relayErr = nil
+	if n == 0 && err != nil && x.allBranchesFailed() {
+		x.relayErr = err // answered at the end of the route unless the script answers (RequestRouteDone)
+	}
+	x.mu.Unlock()
 	if n == 0 {
-		x.unregisterFailed()
+		if err == nil { // every branch dropped by the branch route: nothing to answer for
+			x.unregisterFailed()
+		}
 		return -1
 	}
 	return 1
+}
+
+// errUnresolvable marks a branch whose destination could not be resolved.
+var errUnresolvable = errors.New("unresolvable destination")
+
+// kill answers a new transaction whose every branch failed to go out, as Kamailio's kill_transaction does
+// for a failed t_relay (TM_DELAYED_REPLY: at the end of the script, when the script did not answer): 478
+// when the destination did not resolve, else 477, so the caller learns at once instead of retransmitting
+// into a proxy that will never relay. Called with x.mu held.
+func (t *TM) kill(x *tx, err error) {
+	code, reason := 477, "Unfortunately error on sending to next hop occurred (477/TM)"
+	if errors.Is(err, errUnresolvable) {
+		code, reason = 478, "Unresolvable destination (478/TM)"
+	}
+	x.localReply(code, reason)
 }
 
 // arm copies what the script armed for the message into its transaction. Called with x.mu held.
@@ -120,7 +144,7 @@ func (t *TM) relayFailure(m *engine.Msg, c *msgCtx, proto engine.Proto, addr str
 	}
 	t.arm(x, c)
 	x.mu.Unlock()
-	if t.forwardBranches(x, m, c, proto, addr) == 0 {
+	if n, _ := t.forwardBranches(x, m, c, proto, addr); n == 0 {
 		return -1
 	}
 	return 1
@@ -143,8 +167,8 @@ func (t *TM) destURI(m *engine.Msg, du, ruri string, proto engine.Proto, addr st
 }
 
 // forwardBranches sends the message to its R-URI and appended branches, running the branch route for each;
-// it returns how many were sent.
-func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto, addr string) int {
+// it returns how many were sent and the last send error.
+func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto, addr string) (int, error) {
 	type dest struct {
 		uri, du, path string
 		flags         uint64
@@ -156,6 +180,7 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 	}
 	m.Branches = nil
 	sent := 0
+	var lastErr error
 	x.mu.Lock()
 	onBranch := x.onBranch
 	x.mu.Unlock()
@@ -184,13 +209,14 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 		}
 		if err := t.sendBranch(x, m, proto, addr); err != nil {
 			t.logger().Info("branch not sent", "branch", i, "err", err, "call_id", callID(m))
+			lastErr = err
 		} else {
 			sent++
 		}
 		m.EditRestore(mark)
 	}
 	m.NewURI, m.DstURI, m.BFlags, m.Path = origURI, origDU, origBF, origPath
-	return sent
+	return sent, lastErr
 }
 
 // branchSrc keeps what a branch needs to be (re)built later: the request as the branch route left it, the
@@ -208,7 +234,7 @@ func (t *TM) sendBranch(x *tx, m *engine.Msg, proto engine.Proto, addr string) e
 	uri := t.destURI(m, m.DstURI, m.RURI(), proto, addr)
 	d, err := engine.ParseDest(uri)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errUnresolvable, err)
 	}
 	if proto != engine.ProtoNone {
 		d.Proto = proto
@@ -388,6 +414,17 @@ func (t *TM) sendFailed(b *branch, id string, sync bool) bool {
 
 // unregisterFailed drops a transaction whose every branch failed to be sent from the route (t_relay
 // returns -1), so that the client's retransmission is routed again.
+// allBranchesFailed reports whether no branch of x went out: each ended before it was sent. Called with
+// x.mu held.
+func (x *tx) allBranchesFailed() bool {
+	for _, b := range x.branches {
+		if !b.final || !b.dropped {
+			return false
+		}
+	}
+	return true
+}
+
 func (x *tx) unregisterFailed() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -483,7 +520,7 @@ func (b *branch) schedule(now time.Time) {
 	}
 	d := max(at.Sub(now), time.Millisecond)
 	if b.timer == nil {
-		b.timer = time.AfterFunc(d, b.onTimer)
+		b.timer = b.tx.t.timers.afterFunc(d, b.onTimer)
 	} else {
 		b.timer.Reset(d)
 	}

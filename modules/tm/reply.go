@@ -29,6 +29,11 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	if m.Method() != x.method {
 		return true
 	}
+	// Both run on the transaction's script generation, whatever reloads came since it was created.
+	if x.gen.Hold() {
+		defer x.gen.Release()
+		m.UseGeneration(x.gen)
+	}
 	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
 	// provisional reply.
 	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Res.Reason}
@@ -245,7 +250,15 @@ func (t *TM) runFailure(x *tx, fname string, code int, reason string) {
 	c := &msgCtx{tx: x, route: routeFailure, code: code, reason: reason}
 	fm.Tx = c
 	n := len(x.branches)
+	// on the generation that created the transaction (held for the job, though the transaction holds it too)
+	held := x.gen.Hold()
+	if held {
+		fm.UseGeneration(x.gen)
+	}
 	t.e.RunOnWorker(fm, func(fm *engine.Msg) {
+		if held {
+			defer x.gen.Release()
+		}
 		if err := fm.CallRoute(fname); err != nil {
 			t.logger().Error("failure route failed", "route", fname, "err", err, "call_id", callID(fm))
 		}

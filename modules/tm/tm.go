@@ -54,6 +54,7 @@ type TM struct {
 	server table[*tx]     // server transactions by RFC 3261 §17.2.3 key
 	client table[*branch] // client transactions by the Via branch the proxy generated
 	prefix string         // per-process part of generated branches
+	timers timers         // every transaction and branch timer, on one goroutine
 	seq    atomic.Uint64
 }
 
@@ -84,9 +85,16 @@ func (t *TM) Start(env *engine.Env) error {
 	t.e, t.log = env.Engine, env.Log
 	t.server.init()
 	t.client.init()
+	t.timers.init()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	t.prefix = "z9hG4bK" + hex.EncodeToString(b[:])
+	return nil
+}
+
+// Stop ends the timer goroutine: pending transactions no longer time out or retransmit.
+func (t *TM) Stop() error {
+	t.timers.close()
 	return nil
 }
 
@@ -177,4 +185,36 @@ func (t *TM) Exists(m *engine.Msg) bool {
 		return false // its own transaction
 	}
 	return t.lookup(m, keyMethod(m)) != nil
+}
+
+// RequestRouteDone ends what the request route left open in a transaction it created, as Kamailio's tm
+// does at the end of the script (t_unref): when t_relay could not send any branch and the script did not
+// answer, the caller gets 477/478 through the transaction (Kamailio's delayed kill_transaction); a
+// transaction neither relayed nor answered ("script writer didn't release transaction") stays wt_timer
+// long to absorb retransmissions, then goes, so it cannot live forever. A transaction whose relay failed
+// and that the script answered statelessly is dropped at once, so a retransmission is routed again.
+func (t *TM) RequestRouteDone(m *engine.Msg) {
+	c, ok := m.Tx.(*msgCtx)
+	if !ok || c.tx == nil || c.route != routeRequest || m.Relayed {
+		return
+	}
+	x := c.tx
+	x.mu.Lock()
+	if x.final || x.removed || len(x.branches) > 0 || x.timer != nil {
+		x.mu.Unlock()
+		return
+	}
+	switch {
+	case m.Replied: // answered statelessly (sl_send_reply)
+		x.mu.Unlock()
+		x.unregister()
+		return
+	case x.relayErr != nil:
+		t.kill(x, x.relayErr)
+	default:
+		t.logger().Warn("the script created a transaction and neither relayed nor answered it: released",
+			"method", x.method, "call_id", callID(x.req))
+		x.arm(ms(t.WaitTimer))
+	}
+	x.mu.Unlock()
 }

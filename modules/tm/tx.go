@@ -50,6 +50,9 @@ type tx struct {
 	method  string
 	invite  bool
 	created time.Time
+	// gen is the script generation that created the transaction: its failure, branch and onreply routes
+	// run there even after a reload. Held from creation until the transaction is removed.
+	gen *engine.Generation
 
 	reply    []byte // the last reply sent upstream, re-sent for a retransmitted request
 	status   int    // its status code (0: none yet)
@@ -65,10 +68,11 @@ type tx struct {
 	onBranch    string
 	onReply     string
 	fr, frInv   time.Duration
-	timer       *time.Timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	timer       *timer // upstream: final reply retransmission (timer G/H) then the wait before removal
 	retrIv      time.Duration
 	retrUntil   time.Time
 	localReason string
+	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
 }
 
 // branch is a client transaction: one destination of the request.
@@ -87,7 +91,7 @@ type branch struct {
 	timedOut bool
 	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
 
-	timer        *time.Timer
+	timer        *timer
 	retr         bool // retransmitting the request (UDP, no reply yet)
 	retrIv       time.Duration
 	next         time.Time  // next retransmission
@@ -172,8 +176,12 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 	}
 	meth := m.Method()
 	x := &tx{t: t, key: k, method: meth, invite: meth == "INVITE", created: time.Now()}
+	if g := m.Generation(); g.Hold() {
+		x.gen = g
+	}
 	got, isNew := t.server.getOrPut(k, x)
 	if !isNew {
+		x.gen.Release()
 		return got, false
 	}
 	return x, true
@@ -229,7 +237,7 @@ func (x *tx) completed() {
 
 func (x *tx) arm(d time.Duration) {
 	if x.timer == nil {
-		x.timer = time.AfterFunc(d, x.onTimer)
+		x.timer = x.t.timers.afterFunc(d, x.onTimer)
 		return
 	}
 	x.timer.Reset(d)
@@ -290,6 +298,7 @@ func (x *tx) remove() {
 	if x.timer != nil {
 		x.timer.Stop()
 	}
+	x.gen.Release() // the transaction's last route has run
 }
 
 // unregister drops a transaction that never got a branch out (t_relay failed before sending anything), so
@@ -297,9 +306,10 @@ func (x *tx) remove() {
 func (x *tx) unregister() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if len(x.branches) == 0 && !x.final {
+	if len(x.branches) == 0 && !x.final && !x.removed {
 		x.removed = true
 		x.t.server.del(x.key)
+		x.gen.Release()
 	}
 }
 
