@@ -24,8 +24,8 @@ import (
 
 func init() {
 	engine.Register(engine.Module{Name: "auth_db", New: func() engine.Instance {
-		return &AuthDB{RedisPrefix: "subscriber:", RedisTimeout: 200, RedisCacheTTL: 10}
-	}})
+		return &AuthDB{RedisPrefix: "subscriber:", RedisTimeout: 50, RedisCacheTTL: 10}
+	}, Requires: []string{"auth"}})
 }
 
 // AuthDB holds the module parameters and its running state.

@@ -220,7 +220,7 @@ func TestNeedsAuthModule(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "s.lua"), []byte("function ksr_request_route() end"), 0o644)
 	os.WriteFile(filepath.Join(dir, "c.toml"), []byte("[lua]\nscript = \"s.lua\"\n[modules.auth_db]\n"), 0o644)
 	err := startErr(t, filepath.Join(dir, "c.toml"))
-	if err == nil || !strings.Contains(err.Error(), "auth_db needs the auth module: add a [modules.auth] table") {
+	if err == nil || !strings.Contains(err.Error(), "c.toml:3: [modules.auth_db]: needs module auth: add a [modules.auth] table") {
 		t.Fatalf("auth_db without auth: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	engine.Register(engine.Module{Name: "nathelper", New: func() engine.Instance { return New() }})
+	engine.Register(engine.Module{Name: "nathelper", New: func() engine.Instance { return New() }, After: []string{"usrloc"}})
 }
 
 // Nathelper holds the module parameters and, once started, the pinger.
@@ -137,8 +137,7 @@ func (n *Nathelper) Exports() []engine.Export {
 	}
 }
 
-// Start starts the pinger when natping_interval is set. The location table is looked up at each round:
-// usrloc may start after this module.
+// Start starts the pinger when natping_interval is set. usrloc, when loaded, has started already (After).
 func (n *Nathelper) Start(env *engine.Env) error {
 	n.log, n.e = env.Log, env.Engine
 	if n.NatpingInterval == 0 {
@@ -153,11 +152,8 @@ func (n *Nathelper) Start(env *engine.Env) error {
 	}
 	p := newPinger(n)
 	n.pinger.Store(p)
-	// The first round must see usrloc started, and modules start in name order (usrloc after nathelper):
-	// a job runs on a worker, and workers start only once every module has started, so the job closing
-	// ready orders the pinger's reads after usrloc's Start.
 	ready := make(chan struct{})
-	env.Engine.RunOnWorker(&engine.Msg{}, func(*engine.Msg) { close(ready) })
+	close(ready) // usrloc started before this module (Module.After), its store is open
 	p.start(ready)
 	return nil
 }

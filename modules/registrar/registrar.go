@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	engine.Register(engine.Module{Name: "registrar", New: func() engine.Instance { return New() }})
+	engine.Register(engine.Module{Name: "registrar", New: func() engine.Instance { return New() }, Requires: []string{"usrloc"}})
 }
 
 // Path modes (Kamailio's path_mode).

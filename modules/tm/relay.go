@@ -84,7 +84,7 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	x.mu.Unlock()
 	if n == 0 {
 		if err == nil { // every branch dropped by the branch route: nothing to answer for
-			x.unregisterFailed()
+			x.unregister()
 		}
 		return -1
 	}
@@ -412,8 +412,6 @@ func (t *TM) sendFailed(b *branch, id string, sync bool) bool {
 	return false
 }
 
-// unregisterFailed drops a transaction whose every branch failed to be sent from the route (t_relay
-// returns -1), so that the client's retransmission is routed again.
 // allBranchesFailed reports whether no branch of x went out: each ended before it was sent. Called with
 // x.mu held.
 func (x *tx) allBranchesFailed() bool {
@@ -425,28 +423,6 @@ func (x *tx) allBranchesFailed() bool {
 	return true
 }
 
-func (x *tx) unregisterFailed() {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.final {
-		return
-	}
-	for _, b := range x.branches {
-		if !b.final || !b.dropped {
-			return
-		}
-	}
-	x.removed = true
-	x.t.server.del(x.key)
-	for _, b := range x.branches {
-		if b.timer != nil {
-			b.timer.Stop()
-		}
-		if b.id != "" {
-			x.t.client.del(b.id)
-		}
-	}
-}
 
 // branchFailed ends a branch that never reached its next hop with a local status, as if it had replied it.
 func (t *TM) branchFailed(b *branch, code int, reason string) {

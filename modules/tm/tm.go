@@ -200,7 +200,7 @@ func (t *TM) RequestRouteDone(m *engine.Msg) {
 	}
 	x := c.tx
 	x.mu.Lock()
-	if x.final || x.removed || len(x.branches) > 0 || x.timer != nil {
+	if x.final || x.removed || (len(x.branches) > 0 && !x.allBranchesFailed()) || x.timer != nil {
 		x.mu.Unlock()
 		return
 	}

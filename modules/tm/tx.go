@@ -306,10 +306,8 @@ func (x *tx) remove() {
 func (x *tx) unregister() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if len(x.branches) == 0 && !x.final && !x.removed {
-		x.removed = true
-		x.t.server.del(x.key)
-		x.gen.Release()
+	if !x.final && x.allBranchesFailed() { // none went out: nothing to wait for
+		x.remove()
 	}
 }
 

@@ -94,7 +94,7 @@ type Usrloc struct {
 // New returns an instance with the defaults.
 func New() *Usrloc {
 	return &Usrloc{Backend: "memory", RedisURL: "redis://127.0.0.1:6379/0", RedisPrefix: "siplua:ul:",
-		RedisTimeout: 200, TimerInterval: 60, SnapshotFile: DefaultSnapshotFile, SnapshotInterval: 30, NatBflag: -1}
+		RedisTimeout: 50, TimerInterval: 60, SnapshotFile: DefaultSnapshotFile, SnapshotInterval: 30, NatBflag: -1}
 }
 
 // Validate checks the parameters.
