@@ -1,26 +1,14 @@
 package engine
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
+
+	"github.com/siplua/siplua/engine/config"
 )
 
 // ParseLogLevel accepts Kamailio-ish names: debug, info, notice, warn(ing), err(or), crit.
-func ParseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug", "dbg":
-		return slog.LevelDebug, nil
-	case "info", "notice":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "err", "error", "crit", "alert":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("unknown log level %q (expected debug, info, warn or error)", s)
-}
+func ParseLogLevel(s string) (slog.Level, error) { return config.ParseLogLevel(s) }
 
 // NewLogger makes the process logger from [core] log_level and log_format; level can be changed later
 // through the returned LevelVar.

@@ -8,48 +8,20 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
+	"github.com/siplua/siplua/engine/transport"
 )
 
-// Proto is a transport protocol.
-type Proto uint8
+// Proto is a transport protocol (engine/transport).
+type Proto = transport.Proto
 
 const (
-	ProtoNone Proto = iota
-	UDP
-	TCP
+	ProtoNone = transport.ProtoNone
+	UDP       = transport.UDP
+	TCP       = transport.TCP
 )
 
-func (p Proto) String() string {
-	switch p {
-	case UDP:
-		return "udp"
-	case TCP:
-		return "tcp"
-	}
-	return "none"
-}
-
-// Upper is the form used in Via headers.
-func (p Proto) Upper() string {
-	switch p {
-	case UDP:
-		return "UDP"
-	case TCP:
-		return "TCP"
-	}
-	return "UDP"
-}
-
 // ParseProto accepts udp/tcp in any case.
-func ParseProto(s string) (Proto, bool) {
-	switch strings.ToLower(s) {
-	case "udp":
-		return UDP, true
-	case "tcp":
-		return TCP, true
-	}
-	return ProtoNone, false
-}
+func ParseProto(s string) (Proto, bool) { return transport.ParseProto(s) }
 
 // Msg is the context of one SIP message while it is routed: what module functions receive.
 type Msg struct {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/siplua/siplua/engine/config"
 )
 
 // Reload switches the engine to a new configuration and script without dropping a message: it compiles the
@@ -122,7 +124,7 @@ func (e *Engine) effectiveConfig(cfg *Config) (*Config, []string) {
 	eff.Mods = &ModuleSet{}
 	for _, l := range e.cfg.Mods.List {
 		if _, ok := cfg.Mods.Get(l.Name); ok {
-			eff.Mods.add(l.Module, l.Inst)
+			eff.Mods.Add(l.Module, l.Inst)
 		}
 	}
 	var added []string
@@ -140,7 +142,7 @@ func withAddedHint(err error, cfg *Config, added []string) error {
 	var hints Errors
 	for _, name := range added {
 		if strings.Contains(err.Error(), fmt.Sprintf("%q", name)) || strings.Contains(err.Error(), "KSR."+name+".") {
-			hints = append(hints, &ConfigError{File: cfg.File, Line: tableLine(cfg.Src, "modules."+name),
+			hints = append(hints, &ConfigError{File: cfg.File, Line: config.TableLine(cfg.Src, "modules."+name),
 				Msg: fmt.Sprintf("[modules.%s] was added after start: a module is loaded only at start, restart siplua to use it", name)})
 		}
 	}
@@ -208,7 +210,7 @@ func (e *Engine) reloadModules(cfg *Config) error {
 			continue
 		}
 		if err := r.Reload(next); err != nil {
-			return &ConfigError{File: cfg.File, Line: tableLine(cfg.Src, "modules."+l.Name), Msg: fmt.Sprintf("[modules.%s]: reload: %v", l.Name, err)}
+			return &ConfigError{File: cfg.File, Line: config.TableLine(cfg.Src, "modules."+l.Name), Msg: fmt.Sprintf("[modules.%s]: reload: %v", l.Name, err)}
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package engine
+package config
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/siplua/siplua/engine/transport"
 )
 
 // cfgtestParams is a module with one parameter of each kind, registered for these tests only.
@@ -47,7 +48,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if c.Lua.Script != "scripts/default.lua" || c.ScriptPath() != "/etc/siplua/scripts/default.lua" {
 		t.Errorf("script %q at %q", c.Lua.Script, c.ScriptPath())
 	}
-	want := []ListenAddr{{UDP, netip.MustParseAddrPort("127.0.0.1:5060")}, {TCP, netip.MustParseAddrPort("127.0.0.1:5060")}}
+	want := []ListenAddr{{transport.UDP, netip.MustParseAddrPort("127.0.0.1:5060")}, {transport.TCP, netip.MustParseAddrPort("127.0.0.1:5060")}}
 	if !slices.Equal(c.Listen, want) {
 		t.Errorf("listen %v, want %v", c.Listen, want)
 	}
@@ -237,8 +238,8 @@ script = "a.lua"
 		}
 	}
 	for table, line := range map[string]int{"core": 3, "modules.sl": 8, "modules.maxfwd": 9, "lua": 11, "nosuch": 0} {
-		if got := tableLine(src, table); got != line {
-			t.Errorf("tableLine(%q) = %d, want %d", table, got, line)
+		if got := TableLine(src, table); got != line {
+			t.Errorf("TableLine(%q) = %d, want %d", table, got, line)
 		}
 	}
 }
