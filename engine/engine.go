@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
 	"github.com/siplua/siplua/engine/resolve"
+	"github.com/siplua/siplua/engine/transport"
 )
 
 // Script is a compiled routing program (luabind provides it); each worker gets its own State.
@@ -110,13 +111,9 @@ type Engine struct {
 	stats       Stats
 	start       time.Time
 
-	connMu sync.Mutex
-	conns  map[netip.AddrPort]*tcpConn
+	tr *transport.Transport // the listeners and TCP connections
 
 	res *resolve.Resolver
-
-	srcMu    sync.RWMutex
-	srcCache map[netip.Addr]netip.Addr // wildcard sockets: local address per destination
 
 	myHosts      map[string]bool // lower-case hosts (IPs, advertise, aliases) that are "myself"
 	myPorts      map[int]bool
@@ -200,9 +197,10 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 	_, _ = rand.Read(tag[:])
 	e := &Engine{
 		cfg: cfg, log: log.With("module", "core"), compile: compile, parser: sip.NewParser(),
-		queue: make(chan *Msg, cfg.Core.Queue), prio: make(chan *Msg, max(4*cfg.Core.Queue, 256)), jobs: make(chan *Msg, cfg.Core.Queue), conns: map[netip.AddrPort]*tcpConn{},
+		queue: make(chan *Msg, cfg.Core.Queue), prio: make(chan *Msg, max(4*cfg.Core.Queue, 256)), jobs: make(chan *Msg, cfg.Core.Queue),
 		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
 	}
+	e.tr = e.newTransport()
 	var servers []string
 	for _, s := range cfg.Core.DNSServers {
 		a, _ := DNSServerAddr(s) // validated when parsed
@@ -291,16 +289,12 @@ func (e *Engine) Listeners() []*Listener { return e.listeners }
 // Listen binds every [core] listen address.
 func (e *Engine) Listen() error {
 	for _, la := range e.cfg.Listen {
-		l, err := e.listen(la)
-		if err != nil {
-			for _, l := range e.listeners {
-				l.close()
-			}
-			e.listeners = nil
+		if _, err := e.tr.Listen(la.Proto, la.Addr); err != nil {
+			e.tr.Close()
 			return err
 		}
-		e.listeners = append(e.listeners, l)
 	}
+	e.listeners = e.tr.Listeners()
 	// Stable across restarts, as Kamailio's: a request retransmitted over a restart gets the same To-tag.
 	sum := md5.Sum([]byte("siplua-stateless" + e.listeners[0].Addr.String()))
 	e.tagPrefix = hex.EncodeToString(sum[:])
@@ -321,11 +315,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			if l.Proto == UDP {
-				e.serveUDP(l)
-			} else {
-				e.serveTCP(l)
-			}
+			e.tr.Serve(l)
 		}()
 		e.log.Info("listening", "socket", l.String(), "sent_by", l.SentBy)
 	}
@@ -342,9 +332,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 	e.log.Info("serving", "workers", len(e.workers), "queue", cap(e.queue), "script", e.cfg.ScriptPath())
 	<-ctx.Done()
 	e.log.Info("stopping")
-	for _, l := range e.listeners {
-		l.close()
-	}
+	e.tr.Close()
 	readers.Wait()
 	close(e.stopped)
 	done := make(chan struct{})
@@ -354,7 +342,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 	case <-time.After(time.Duration(e.cfg.Core.ShutdownTimeout) * time.Second):
 		e.log.Warn("shutdown timeout: messages still queued were not routed", "queued", len(e.queue)+len(e.prio))
 	}
-	e.closeConns()
+	e.tr.CloseConns()
 	e.stopModules()
 	return nil
 }
@@ -381,13 +369,13 @@ func (e *Engine) computeMyself() {
 	}
 	for _, l := range e.listeners {
 		e.myPorts[int(l.Addr.Port())] = true
-		if !l.wild {
+		if !l.Wildcard() {
 			addHost(l.Addr.Addr())
 			continue
 		}
 		// A wildcard socket is every address of the machine (of its family; [::] is dual-stack).
 		for _, a := range interfaceAddrs() {
-			if l.fits(a) {
+			if l.Fits(a) {
 				addHost(a)
 			}
 		}
@@ -454,7 +442,7 @@ var errNotRequest = errors.New("not a request")
 // sendReplyBytes sends a reply the proxy generated for request m.
 func (e *Engine) sendReplyBytes(m *Msg, b []byte) error {
 	if m.Proto == TCP && m.conn != nil {
-		if err := m.conn.write(b); err == nil {
+		if err := m.conn.Write(b); err == nil {
 			return nil
 		}
 	}

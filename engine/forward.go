@@ -115,7 +115,7 @@ func (e *Engine) Resolve(d Dest, done func([]Target, error)) (ts []Target, ok bo
 func (e *Engine) targets(d Dest, ss []resolve.Server) ([]Target, error) {
 	out := make([]Target, 0, len(ss))
 	for _, s := range ss {
-		if p, ok := ParseProto(s.Transport); ok && e.pickListener(p, s.Addr.Addr()) != nil {
+		if p, ok := ParseProto(s.Transport); ok && e.tr.Pick(p, s.Addr.Addr()) != nil {
 			out = append(out, Target{Proto: p, Addr: s.Addr})
 		}
 	}
@@ -240,13 +240,7 @@ func (e *Engine) TooBigForUDP(n int) bool {
 // target's transport and address family.
 // A wildcard socket gives the Listener of the local address used to reach the target.
 func (e *Engine) ListenerFor(prefer *Listener, t Target) *Listener {
-	if prefer != nil && prefer.Proto == t.Proto && prefer.fits(t.Addr.Addr()) {
-		if prefer.parent != nil {
-			prefer = prefer.parent
-		}
-		return e.srcFor(prefer, t.Addr.Addr())
-	}
-	return e.srcFor(e.pickListener(t.Proto, t.Addr.Addr()), t.Addr.Addr())
+	return e.tr.ListenerFor(prefer, t.Proto, t.Addr.Addr())
 }
 
 // AppendRequest appends the request as relayed from socket local over proto to dst: the proxy's Via with

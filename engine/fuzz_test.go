@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"net/netip"
 	"testing"
 
@@ -75,25 +73,4 @@ var messageSeeds = []string{
 	"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsl1\r\nVia: SIP/2.0/UDP 10.0.0.2:5080;received=10.0.0.3;rport=5090\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c3\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
 	"OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h\n ;rport\nFrom: <sip:a@x>;tag=1\nTo: <sip:b@x>\nCall-ID: c4\nCSeq: 1 OPTIONS\n\n",
 	"ACK sip:x SIP/2.0\r\nVia: garbage\r\n\r\n",
-}
-
-// FuzzReadFrame feeds arbitrary streams to the TCP framer: it must return frames no larger than the limit,
-// or an error, and never panic.
-func FuzzReadFrame(f *testing.F) {
-	for _, s := range messageSeeds {
-		f.Add([]byte(s + s))
-	}
-	f.Add([]byte("\r\n\r\nOPTIONS sip:x SIP/2.0\r\nl: 99999999\r\n\r\n"))
-	f.Fuzz(func(t *testing.T, stream []byte) {
-		r := bufio.NewReaderSize(bytes.NewReader(stream), 16<<10)
-		for range 64 {
-			msg, err := readFrame(r, 4096)
-			if err != nil {
-				return
-			}
-			if len(msg) > 4096 {
-				t.Fatalf("frame of %d bytes over the 4096 limit", len(msg))
-			}
-		}
-	})
 }

@@ -34,7 +34,7 @@ type Msg struct {
 	Src   netip.AddrPort // where it came from
 	Proto Proto
 	Local *Listener // the socket it arrived on
-	conn  *tcpConn
+	conn  *transport.Conn
 	Recv  time.Time
 
 	Flags  uint64 // message flags (KSR.setflag)

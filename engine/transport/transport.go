@@ -1,0 +1,607 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler receives one message a listener read: b is valid only during the call (the reader reuses its
+// buffer), conn is the TCP connection it came on (nil for UDP). The handler must not wait on the network;
+// for TCP it may wait for room (the reader stops reading, which pushes back on the sender).
+type Handler func(b []byte, src netip.AddrPort, proto Proto, local *Listener, conn *Conn)
+
+// Options configure a Transport.
+type Options struct {
+	ReadSize int           // [core] udp_read_size: the datagram buffer and the largest TCP message
+	MaxConns int           // [core] tcp_max_connections
+	Lifetime time.Duration // [core] tcp_connection_lifetime: an idle TCP connection is closed after it
+	// SentBy gives what Via and Record-Route name for a socket address ([core] advertise or the address).
+	SentBy func(netip.AddrPort) string
+	Handle Handler
+	// StreamError is called when a TCP stream breaks inside a message (counted as a parse drop).
+	StreamError func()
+	Log         *slog.Logger
+}
+
+// Transport is the set of listeners and the TCP connection table.
+type Transport struct {
+	o         Options
+	listeners []*Listener
+
+	connMu sync.Mutex
+	conns  map[netip.AddrPort]*Conn
+
+	srcMu    sync.RWMutex
+	srcCache map[netip.Addr]netip.Addr // wildcard sockets: local address per destination
+}
+
+// New makes a transport with no listener yet.
+func New(o Options) *Transport {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.SentBy == nil {
+		o.SentBy = func(a netip.AddrPort) string { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()).String() }
+	}
+	if o.StreamError == nil {
+		o.StreamError = func() {}
+	}
+	return &Transport{o: o, conns: map[netip.AddrPort]*Conn{}}
+}
+
+// Listeners returns the bound sockets.
+func (t *Transport) Listeners() []*Listener { return t.listeners }
+
+// Listener is one listening socket.
+type Listener struct {
+	Proto Proto
+	Addr  netip.AddrPort // bound address (the real port when 0 was asked for)
+	// SentBy is what goes into Via and Record-Route for this socket: [core] advertise or the address.
+	SentBy string
+	udp    *net.UDPConn
+	tcp    *net.TCPListener
+
+	// A wildcard socket (0.0.0.0, [::]) has no address to name in Via and Record-Route: each local address
+	// it sends from gets a derived Listener (same socket, that address), made once and kept in derived, so
+	// the same socket and address is always the same *Listener (Record-Route compares them).
+	wild    bool
+	parent  *Listener // the wildcard socket a derived Listener belongs to
+	dmu     sync.Mutex
+	derived map[netip.Addr]*Listener
+}
+
+// Wildcard reports whether the socket is bound to 0.0.0.0 or [::] (or derives from one).
+func (l *Listener) Wildcard() bool { return l.wild || l.parent != nil }
+
+// Fits reports whether the socket can send to ip: same family, or a dual-stack [::] socket.
+func (l *Listener) Fits(ip netip.Addr) bool {
+	a := l.Addr.Addr()
+	if l.parent != nil {
+		a = l.parent.Addr.Addr()
+	}
+	if a.Is6() && a.IsUnspecified() {
+		return true
+	}
+	return a.Unmap().Is4() == ip.Unmap().Is4()
+}
+
+func (l *Listener) String() string { return l.Proto.String() + ":" + l.Addr.String() }
+
+// Parent is the wildcard socket a derived Listener belongs to (nil for a bound socket).
+func (l *Listener) Parent() *Listener { return l.parent }
+
+// Listen binds a socket and adds it to the transport's listeners.
+func (t *Transport) Listen(proto Proto, addr netip.AddrPort) (*Listener, error) {
+	l := &Listener{Proto: proto}
+	switch proto {
+	case UDP:
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			return nil, fmt.Errorf("listen %s:%s: %w", proto, addr, err)
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		_ = c.SetWriteBuffer(4 << 20)
+		l.udp = c
+		l.Addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
+	case TCP:
+		c, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		if err != nil {
+			return nil, fmt.Errorf("listen %s:%s: %w", proto, addr, err)
+		}
+		l.tcp = c
+		l.Addr = c.Addr().(*net.TCPAddr).AddrPort()
+	default:
+		return nil, fmt.Errorf("listen %s:%s: unsupported protocol", proto, addr)
+	}
+	l.SentBy = t.o.SentBy(l.Addr)
+	l.wild = l.Addr.Addr().IsUnspecified()
+	t.listeners = append(t.listeners, l)
+	return l, nil
+}
+
+// Close closes every listener (the read loops return) and forgets them.
+func (t *Transport) Close() {
+	for _, l := range t.listeners {
+		l.close()
+	}
+}
+
+// LocalFor is the socket l seen with local address ip: l itself unless l is a wildcard socket.
+func (t *Transport) LocalFor(l *Listener, ip netip.Addr) *Listener {
+	if l == nil || !l.wild || !ip.IsValid() || ip.IsUnspecified() {
+		return l
+	}
+	ip = ip.Unmap()
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	if d := l.derived[ip]; d != nil {
+		return d
+	}
+	if l.derived == nil {
+		l.derived = map[netip.Addr]*Listener{}
+	}
+	if len(l.derived) >= 1024 { // bounded: a host has few addresses; this only guards against surprises
+		clear(l.derived)
+	}
+	a := netip.AddrPortFrom(ip, l.Addr.Port())
+	d := &Listener{Proto: l.Proto, Addr: a, SentBy: t.o.SentBy(a), udp: l.udp, tcp: l.tcp, parent: l}
+	l.derived[ip] = d
+	return d
+}
+
+// SrcFor is socket l as it sends to dst: for a wildcard socket, the derived Listener of the local address
+// the kernel picks for dst (learnt with a connected UDP socket, which sends nothing, cached per
+// destination address).
+func (t *Transport) SrcFor(l *Listener, dst netip.Addr) *Listener {
+	if l == nil || !l.wild {
+		return l
+	}
+	dst = dst.Unmap()
+	t.srcMu.RLock()
+	src, ok := t.srcCache[dst]
+	t.srcMu.RUnlock()
+	if !ok {
+		src = sourceAddr(dst)
+		t.srcMu.Lock()
+		if t.srcCache == nil || len(t.srcCache) >= 4096 {
+			t.srcCache = map[netip.Addr]netip.Addr{}
+		}
+		t.srcCache[dst] = src
+		t.srcMu.Unlock()
+	}
+	return t.LocalFor(l, src)
+}
+
+// sourceAddr asks the kernel which local address it would send to dst from.
+func sourceAddr(dst netip.Addr) netip.Addr {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+}
+
+func (l *Listener) close() {
+	if l.udp != nil {
+		l.udp.Close()
+	}
+	if l.tcp != nil {
+		l.tcp.Close()
+	}
+}
+
+// Serve runs l's read loop (datagrams, or accepting TCP connections) until l is closed. Parsing is left to
+// the handler's side (the workers), so it spreads over them.
+func (t *Transport) Serve(l *Listener) {
+	if l.Proto == UDP {
+		t.serveUDP(l)
+	} else {
+		t.serveTCP(l)
+	}
+}
+
+func (t *Transport) serveUDP(l *Listener) {
+	buf := make([]byte, t.o.ReadSize)
+	for {
+		n, src, err := l.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.o.Log.Warn("udp read", "listener", l.String(), "err", err)
+			continue
+		}
+		if n <= 4 { // keep-alive CRLFs and noise
+			continue
+		}
+		t.o.Handle(buf[:n], src, UDP, t.SrcFor(l, src.Addr()), nil)
+	}
+}
+
+// Conn is one TCP connection, accepted or opened by the proxy. Writes never block the caller: they are
+// queued (bounded) and written by the connection's own writer goroutine, which also connects an outgoing
+// connection first; a full queue or a dead connection is a send error at once.
+type Conn struct {
+	conn   atomic.Pointer[net.TCPConn] // nil while an outgoing connection is being made
+	remote netip.AddrPort
+	local  *Listener
+	wq     chan outPkt
+	queued atomic.Int64  // bytes in wq
+	done   chan struct{} // closed when the connection is closed
+	once   sync.Once
+}
+
+// outPkt is a queued write; onErr (optional) learns that it was not written.
+type outPkt struct {
+	b     []byte
+	onErr func(error)
+}
+
+// tcpWriteQueue and tcpWriteQueueBytes bound what waits to be written on one connection: a next hop that
+// stops reading fills them within a second of traffic, after which sends to it fail fast instead of piling
+// up memory (at most 1 MiB per connection).
+const (
+	tcpWriteQueue      = 512
+	tcpWriteQueueBytes = 1 << 20
+)
+
+var (
+	errTCPQueueFull = errors.New("tcp write queue full (the next hop does not read)")
+	errTCPClosed    = errors.New("tcp connection closed")
+)
+
+func newConn(c *net.TCPConn, remote netip.AddrPort, local *Listener) *Conn {
+	tc := &Conn{remote: remote, local: local, wq: make(chan outPkt, tcpWriteQueue), done: make(chan struct{})}
+	if c != nil {
+		tc.conn.Store(c)
+	}
+	return tc
+}
+
+// Write queues a copy of b (callers reuse their buffers); it never waits on the network.
+func (c *Conn) Write(b []byte) error { return c.queue(b, nil) }
+
+// Remote is the peer's address.
+func (c *Conn) Remote() netip.AddrPort { return c.remote }
+
+func (c *Conn) queue(b []byte, onErr func(error)) error {
+	select {
+	case <-c.done:
+		return errTCPClosed
+	default:
+	}
+	if c.queued.Add(int64(len(b))) > tcpWriteQueueBytes {
+		c.queued.Add(-int64(len(b)))
+		return errTCPQueueFull
+	}
+	select {
+	case c.wq <- outPkt{b: append([]byte(nil), b...), onErr: onErr}:
+		return nil
+	default:
+		c.queued.Add(-int64(len(b)))
+		return errTCPQueueFull
+	}
+}
+
+func (c *Conn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		if tc := c.conn.Load(); tc != nil {
+			tc.Close()
+		}
+	})
+}
+
+// writeLoop connects (when dial) then writes queued messages until the connection ends; what is left in the
+// queue then fails.
+func (t *Transport) writeLoop(tc *Conn, dial bool) {
+	fail := func(err error) {
+		t.dropConn(tc)
+		for {
+			select {
+			case p := <-tc.wq:
+				tc.queued.Add(-int64(len(p.b)))
+				if p.onErr != nil {
+					p.onErr(err)
+				}
+			default:
+				return
+			}
+		}
+	}
+	if dial {
+		d := net.Dialer{Timeout: connectTimeout}
+		if tc.local != nil {
+			d.LocalAddr = &net.TCPAddr{IP: tc.local.Addr.Addr().AsSlice()}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+		go func() { // a close (shutdown, lifetime) ends the attempt
+			select {
+			case <-tc.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		c, err := d.DialContext(ctx, "tcp", tc.remote.String())
+		cancel()
+		if err != nil {
+			t.o.Log.Info("tcp connect failed", "remote", tc.remote.String(), "err", err)
+			fail(fmt.Errorf("connect tcp %s: %w", tc.remote, err))
+			return
+		}
+		tc.conn.Store(c.(*net.TCPConn))
+		select {
+		case <-tc.done: // closed while connecting
+			c.Close()
+			fail(errTCPClosed)
+			return
+		default:
+		}
+		go t.readTCP(tc)
+	}
+	c := tc.conn.Load()
+	for {
+		select {
+		case p := <-tc.wq:
+			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+			_, err := c.Write(p.b)
+			tc.queued.Add(-int64(len(p.b)))
+			if err != nil {
+				err = fmt.Errorf("send tcp -> %s: %w", tc.remote, err)
+				fail(err) // first: a failover to the same address must not find this connection
+				if p.onErr != nil {
+					p.onErr(err)
+				}
+				return
+			}
+		case <-tc.done:
+			fail(errTCPClosed)
+			return
+		}
+	}
+}
+
+const (
+	connectTimeout  = 5 * time.Second
+	tcpWriteTimeout = 10 * time.Second
+)
+
+func (t *Transport) serveTCP(l *Listener) {
+	for {
+		c, err := l.tcp.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.o.Log.Warn("tcp accept", "listener", l.String(), "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		tc := newConn(c, c.RemoteAddr().(*net.TCPAddr).AddrPort(), t.LocalFor(l, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr()))
+		if !t.addConn(tc) {
+			t.o.Log.Warn("tcp connection refused: tcp_max_connections reached", "remote", tc.remote.String())
+			c.Close()
+			continue
+		}
+		go t.readTCP(tc)
+		go t.writeLoop(tc, false)
+	}
+}
+
+func (t *Transport) addConn(tc *Conn) bool {
+	t.connMu.Lock()
+	defer t.connMu.Unlock()
+	if len(t.conns) >= t.o.MaxConns {
+		return false
+	}
+	if old, ok := t.conns[tc.remote]; ok && old != tc {
+		old.close()
+	}
+	t.conns[tc.remote] = tc
+	return true
+}
+
+func (t *Transport) dropConn(tc *Conn) {
+	t.connMu.Lock()
+	if t.conns[tc.remote] == tc {
+		delete(t.conns, tc.remote)
+	}
+	t.connMu.Unlock()
+	tc.close()
+}
+
+// readTCP frames messages on a stream (headers, then Content-Length bytes of body) and hands them on.
+func (t *Transport) readTCP(tc *Conn) {
+	defer t.dropConn(tc)
+	c := tc.conn.Load()
+	r := bufio.NewReaderSize(c, 16<<10)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(t.o.Lifetime))
+		msg, err := ReadFrame(r, t.o.ReadSize)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+				t.o.Log.Info("tcp connection closed", "remote", tc.remote.String(), "err", err)
+				t.o.StreamError()
+			}
+			return
+		}
+		if msg == nil { // CRLF keep-alive (RFC 5626 §4.4.1): answer a double CRLF ping with a pong
+			_ = tc.Write([]byte("\r\n"))
+			continue
+		}
+		t.o.Handle(msg, tc.remote, TCP, tc.local, tc)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+var errFrameTooBig = errors.New("message larger than udp_read_size")
+
+// ReadFrame reads one message from a stream; nil, nil for a CRLFCRLF keep-alive.
+func ReadFrame(r *bufio.Reader, maxSize int) ([]byte, error) {
+	var msg []byte
+	clen := -1
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, errFrameTooBig
+			}
+			return nil, err
+		}
+		if len(msg) == 0 && (len(line) == 2 && line[0] == '\r' || len(line) == 1) {
+			// leading CRLF: keep-alive ping (double CRLF) or noise
+			if b, err := r.Peek(1); err == nil && (b[0] == '\r' || b[0] == '\n') {
+				r.ReadSlice('\n')
+				return nil, nil
+			}
+			continue
+		}
+		msg = append(msg, line...)
+		if len(msg) > maxSize {
+			return nil, errFrameTooBig
+		}
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+			break // end of headers
+		}
+		if clen < 0 {
+			clen = contentLength(line)
+		}
+	}
+	if clen < 0 {
+		clen = 0 // RFC 3261 §18.3: required on streams; treat a missing one as no body
+	}
+	if len(msg)+clen > maxSize {
+		return nil, errFrameTooBig
+	}
+	start := len(msg)
+	msg = append(msg, make([]byte, clen)...)
+	if _, err := io.ReadFull(r, msg[start:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// contentLength returns the value of a Content-Length (or "l") header line, -1 if it is not one.
+func contentLength(line []byte) int {
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 {
+		return -1
+	}
+	name := bytes.TrimSpace(line[:colon])
+	if !(bytes.EqualFold(name, []byte("content-length")) || bytes.EqualFold(name, []byte("l"))) {
+		return -1
+	}
+	n, err := strconv.Atoi(string(bytes.TrimSpace(line[colon+1:])))
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// Send writes b to dst over proto from the listener local (or, when local does not fit the protocol and
+// family, the listener ListenerFor picks). For TCP it queues b on a connection to dst, opening one
+// (asynchronously) unless noConnect; it never waits on the network. A TCP message that fails after it was
+// queued (the connection could not be made or broke) is reported to onErr (optional), on the connection's
+// goroutine.
+func (t *Transport) Send(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool, onErr func(error)) error {
+	if local == nil || local.Proto != proto || !local.Fits(dst.Addr()) {
+		local = t.ListenerFor(nil, proto, dst.Addr())
+		if local == nil {
+			return fmt.Errorf("send to %s:%s: no %s listener for that address family", proto, dst, proto)
+		}
+	}
+	switch proto {
+	case UDP:
+		_, err := local.udp.WriteToUDPAddrPort(b, dst)
+		if err != nil {
+			return fmt.Errorf("send udp %s -> %s: %w", local.Addr, dst, err)
+		}
+		return nil
+	case TCP:
+		tc, err := t.connTo(local, dst, noConnect)
+		if err != nil {
+			return err
+		}
+		if err := tc.queue(b, onErr); err != nil {
+			return fmt.Errorf("send tcp -> %s: %w", dst, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("send: unsupported protocol %v", proto)
+}
+
+// ListenerFor picks the socket a message to ip over proto leaves from: prefer (the one it arrived on) when
+// it has that transport and address family. A wildcard socket gives the Listener of the local address
+// used to reach ip.
+func (t *Transport) ListenerFor(prefer *Listener, proto Proto, ip netip.Addr) *Listener {
+	if prefer != nil && prefer.Proto == proto && prefer.Fits(ip) {
+		if prefer.parent != nil {
+			prefer = prefer.parent
+		}
+		return t.SrcFor(prefer, ip)
+	}
+	return t.SrcFor(t.Pick(proto, ip), ip)
+}
+
+// Pick returns a listener of proto for ip's address family (a wildcard one fits both when dual-stack), else
+// any listener of proto, else nil.
+func (t *Transport) Pick(proto Proto, ip netip.Addr) *Listener {
+	var fallback *Listener
+	for _, l := range t.listeners {
+		if l.Proto != proto {
+			continue
+		}
+		if l.Addr.Addr().Is4() == ip.Unmap().Is4() || l.Fits(ip) && l.wild {
+			return l
+		}
+		if fallback == nil {
+			fallback = l
+		}
+	}
+	return fallback
+}
+
+// connTo returns the connection to dst, or a new one whose writer goroutine connects (messages queued
+// meanwhile are written once it is up).
+func (t *Transport) connTo(local *Listener, dst netip.AddrPort, noConnect bool) (*Conn, error) {
+	t.connMu.Lock()
+	defer t.connMu.Unlock()
+	if tc := t.conns[dst]; tc != nil {
+		return tc, nil
+	}
+	if noConnect {
+		return nil, fmt.Errorf("send tcp -> %s: no connection and set_reply_no_connect is set", dst)
+	}
+	if len(t.conns) >= t.o.MaxConns {
+		return nil, fmt.Errorf("connect tcp %s: tcp_max_connections reached", dst)
+	}
+	tc := newConn(nil, dst, local)
+	t.conns[dst] = tc
+	go t.writeLoop(tc, true)
+	return tc, nil
+}
+
+// CloseConns closes every TCP connection.
+func (t *Transport) CloseConns() {
+	t.connMu.Lock()
+	defer t.connMu.Unlock()
+	for _, tc := range t.conns {
+		tc.close()
+	}
+}
