@@ -495,22 +495,16 @@ func (e *Engine) NewMsg(buf []byte, src netip.AddrPort, proto Proto) (*Msg, erro
 	if len(e.listeners) > 0 {
 		m.Local = e.listeners[0]
 	}
-	if err := rawsip.Scan(buf, &m.Raw); err != nil {
+	if err := m.scan(); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
-	sm, err := e.parser.ParseSIP(buf)
-	if err != nil {
+	if err := m.checkRaw(); err != nil {
+		return nil, err
+	}
+	// Parsed at once (not lazily): a tool or test may hand the message to several goroutines.
+	if m.parsed(); m.parse != parseOK {
+		_, err := e.parser.ParseSIP(buf)
 		return nil, fmt.Errorf("parse: %w", err)
-	}
-	m.SIP = sm
-	switch v := sm.(type) {
-	case *sip.Request:
-		m.Req = v
-	case *sip.Response:
-		m.Res = v
-	}
-	if missing := missingHeader(sm); missing != "" {
-		return nil, fmt.Errorf("no %s header", missing)
 	}
 	return m, nil
 }

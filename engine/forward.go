@@ -134,7 +134,7 @@ func (e *Engine) Resolver() *resolve.Resolver { return e.res }
 // A name that is not in the DNS cache is looked up without holding the worker: a copy of the request is
 // sent when the answer comes, and Forward returns nil at once (as Kamailio's forward returns 1 once sent).
 func (m *Msg) Forward(uri string) error {
-	if m.Req == nil {
+	if !m.IsRequest() {
 		return errNotRequest
 	}
 	if uri == "" {
@@ -296,27 +296,32 @@ func (m *Msg) statelessBranch() string {
 	h := fnv.New64a()
 	sep := []byte{0}
 	put := func(s string) { h.Write([]byte(s)); h.Write(sep) }
-	if v := m.SIP.Via(); v != nil {
+	req := m.Request()
+	if req == nil { // sipgo cannot parse what the raw checks let through: hash the raw bytes
+		put(string(m.Buf[:m.Raw.HdrsEnd]))
+		return "z9hG4bKsl" + strconv.FormatUint(h.Sum64(), 16)
+	}
+	if v := req.Via(); v != nil {
 		put(v.Host)
 		put(strconv.Itoa(v.Port))
 		b, _ := v.Params.Get("branch")
 		put(b)
 	}
 	put(callID(m))
-	if cs := m.SIP.CSeq(); cs != nil {
+	if cs := req.CSeq(); cs != nil {
 		put(strconv.FormatUint(uint64(cs.SeqNo), 10))
 	}
-	if f := m.SIP.From(); f != nil {
+	if f := req.From(); f != nil {
 		t, _ := f.Params.Get("tag")
 		put(t)
 	}
 	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
 		put(string(m.Buf[s:e]))
 	}
-	switch m.Req.Method {
+	switch req.Method {
 	case sip.INVITE, sip.ACK, sip.CANCEL:
 	default:
-		if t := m.SIP.To(); t != nil {
+		if t := req.To(); t != nil {
 			tag, _ := t.Params.Get("tag")
 			put(tag)
 		}
@@ -340,7 +345,10 @@ func (e *Engine) routeReply(m *Msg) {
 		}
 	}
 	i := m.Raw.Find(m.Buf, "via")
-	top := m.SIP.Via()
+	var top *sip.ViaHeader
+	if sm := m.Parsed(); sm != nil {
+		top = sm.Via()
+	}
 	if i < 0 || top == nil || !e.IsMyself(top.Host, top.Port) {
 		e.stats.dropParse.Add(1)
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)

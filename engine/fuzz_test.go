@@ -54,7 +54,7 @@ func FuzzMessagePath(f *testing.F) {
 		_ = m.RURI()
 		_, _ = m.ParsedRURI()
 		_ = m.Body()
-		if m.Req != nil {
+		if m.IsRequest() {
 			_ = m.BuildReply(nil, 404, "Not Found", []byte("x"), "text/plain")
 			_ = m.statelessBranch()
 			m.NewURI = "sip:rewritten@192.0.2.9"

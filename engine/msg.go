@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"sync"
@@ -27,9 +28,14 @@ func ParseProto(s string) (Proto, bool) { return transport.ParseProto(s) }
 type Msg struct {
 	Buf []byte     // the message as received
 	Raw rawsip.Msg // positions of its parts in Buf
-	SIP sip.Message
-	Req *sip.Request  // nil for a reply
-	Res *sip.Response // nil for a request
+
+	// The sipgo form of the message, built on first use by Request, Response or Parsed: routing reads the
+	// raw positions (method, R-URI, headers, status), so most messages are never parsed twice.
+	sipMsg sip.Message
+	req    *sip.Request
+	res    *sip.Response
+	parse  parseState
+	reply  bool // the start line is a status line (from the raw bytes)
 
 	Src   netip.AddrPort // where it came from
 	Proto Proto
@@ -112,44 +118,137 @@ func (m *Msg) release() {
 	msgPool.Put(m)
 }
 
-// IsRequest tells a request from a reply.
-func (m *Msg) IsRequest() bool { return m.Req != nil }
+// parseState tracks the lazy sipgo parse of a message.
+type parseState uint8
+
+const (
+	parseNone parseState = iota // not parsed yet
+	parseOK
+	parseFailed // sipgo rejected what the raw checks accepted: Request/Response/Parsed give nil
+)
+
+// parsed builds the sipgo form of the message once. A message shared between goroutines (a transaction's,
+// made by Detach) is parsed before it is shared, so this never runs concurrently on one message.
+func (m *Msg) parsed() {
+	if m.parse != parseNone {
+		return
+	}
+	m.parse = parseFailed
+	var p *sip.Parser
+	if m.E != nil {
+		p = m.E.parser
+	}
+	if p == nil {
+		p = sip.NewParser()
+	}
+	sm, err := p.ParseSIP(m.Buf)
+	if err != nil {
+		if m.E != nil && m.E.log != nil {
+			m.E.log.Debug("message not parseable by sipgo", "src", m.Src.String(), "err", err)
+		}
+		return
+	}
+	m.sipMsg, m.parse = sm, parseOK
+	switch v := sm.(type) {
+	case *sip.Request:
+		m.req = v
+	case *sip.Response:
+		m.res = v
+	}
+}
+
+// Parsed returns the message parsed by sipgo (parsing it on first use), nil if sipgo cannot parse it.
+// Routing reads the raw positions; this is for functions that need typed headers.
+func (m *Msg) Parsed() sip.Message {
+	m.parsed()
+	return m.sipMsg
+}
+
+// Request returns the request parsed by sipgo (parsing it on first use); nil for a reply (or a request
+// sipgo cannot parse). IsRequest answers "is it a request" without parsing.
+func (m *Msg) Request() *sip.Request {
+	if m.reply {
+		return nil
+	}
+	m.parsed()
+	return m.req
+}
+
+// Response returns the reply parsed by sipgo (parsing it on first use); nil for a request (or a reply sipgo
+// cannot parse). IsReply answers "is it a reply" without parsing.
+func (m *Msg) Response() *sip.Response {
+	if !m.reply {
+		return nil
+	}
+	m.parsed()
+	return m.res
+}
+
+// IsRequest tells a request from a reply, from the start line.
+func (m *Msg) IsRequest() bool { return !m.reply && len(m.Buf) > 0 }
+
+// IsReply tells a reply from a request, from the start line.
+func (m *Msg) IsReply() bool { return m.reply }
+
+// IsAck reports whether the message is an ACK request.
+func (m *Msg) IsAck() bool { return !m.reply && bytes.HasPrefix(m.Buf, []byte("ACK ")) }
 
 // Method returns the request method, or the CSeq method of a reply.
 func (m *Msg) Method() string {
-	if m.Req != nil {
-		return string(m.Req.Method)
+	if !m.reply {
+		if sp := bytes.IndexByte(m.Buf[:m.Raw.FirstLineEnd], ' '); sp > 0 {
+			return internMethod(m.Buf[:sp])
+		}
+		return ""
 	}
-	if m.Res != nil {
-		if cs := m.Res.CSeq(); cs != nil {
-			return string(cs.MethodName)
+	if i := m.Raw.Find(m.Buf, "cseq"); i >= 0 {
+		if _, meth, ok := cseqParts(m.Raw.Hdrs[i].Value(m.Buf)); ok {
+			return internMethod(meth)
 		}
 	}
 	return ""
 }
+
+// internMethod returns the method as a string, without allocating for the methods of RFC 3261 and its
+// extensions.
+func internMethod(b []byte) string {
+	for _, s := range knownMethods {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
+}
+
+var knownMethods = [...]string{"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE", "NOTIFY",
+	"PUBLISH", "MESSAGE", "INFO", "PRACK", "UPDATE", "REFER"}
 
 // RURI returns the current Request-URI as a string ($ru): the rewritten one if set.
 func (m *Msg) RURI() string {
 	if m.NewURI != "" {
 		return m.NewURI
 	}
-	if m.Req == nil {
+	if m.reply {
 		return ""
 	}
 	s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw)
 	if !ok {
-		return m.Req.Recipient.String()
+		return ""
 	}
 	return string(m.Buf[s:e])
 }
 
 // ParsedRURI parses the current Request-URI.
 func (m *Msg) ParsedRURI() (sip.Uri, bool) {
-	if m.Req == nil {
-		return sip.Uri{}, false
-	}
 	if m.NewURI == "" {
-		return m.Req.Recipient, true
+		req := m.Request()
+		if req == nil {
+			return sip.Uri{}, false
+		}
+		return req.Recipient, true
+	}
+	if m.reply {
+		return sip.Uri{}, false
 	}
 	var u sip.Uri
 	if err := sip.ParseUri(m.NewURI, &u); err != nil {
@@ -200,8 +299,18 @@ func (m *Msg) Body() []byte {
 
 // StatusCode returns a reply's status code, 0 for a request.
 func (m *Msg) StatusCode() int {
-	if m.Res != nil {
-		return m.Res.StatusCode
+	if !m.reply {
+		return 0
 	}
-	return 0
+	code, _, _ := statusLine(m.Buf[:m.Raw.FirstLineEnd])
+	return code
+}
+
+// Reason returns a reply's reason phrase, "" for a request.
+func (m *Msg) Reason() string {
+	if !m.reply {
+		return ""
+	}
+	_, reason, _ := statusLine(m.Buf[:m.Raw.FirstLineEnd])
+	return string(reason)
 }

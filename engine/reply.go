@@ -186,10 +186,10 @@ func (m *Msg) SendReply(code int, reason string) error {
 
 // SendReplyBody is SendReply with a body.
 func (m *Msg) SendReplyBody(code int, reason string, body []byte, contentType string) error {
-	if m.Req == nil {
+	if !m.IsRequest() {
 		return errNotRequest
 	}
-	if m.Req.IsAck() {
+	if m.IsAck() {
 		return nil // ACK is never answered
 	}
 	bp := getBuf()

@@ -28,8 +28,9 @@ func (e *Engine) TxReplier() TxReplier { return e.txReplier }
 // Detach returns a copy of the message that outlives its routing (a transaction keeps it): buffers, header
 // positions, edits, AVPs and branches are copied; the parsed message is shared (sipgo copies what it parses).
 func (m *Msg) Detach() *Msg {
+	m.parsed() // before it is shared: a transaction's message is read from several goroutines
 	c := &Msg{
-		Buf: slices.Clone(m.Buf), Raw: m.Raw, SIP: m.SIP, Req: m.Req, Res: m.Res,
+		Buf: slices.Clone(m.Buf), Raw: m.Raw, sipMsg: m.sipMsg, req: m.req, res: m.res, parse: m.parse, reply: m.reply,
 		Src: m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn, Recv: m.Recv,
 		Flags: m.Flags, BFlags: m.BFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), edits: slices.Clone(m.edits),

@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
-	"github.com/siplua/siplua/engine/rawsip"
 )
 
 type worker struct {
@@ -84,7 +81,7 @@ func isPriority(b []byte) bool {
 func (e *Engine) rejectOverload(m *Msg) {
 	defer m.release()
 	m.E = e
-	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil || m.Raw.Find(m.Buf, "via") < 0 {
+	if err := m.scan(); err != nil || m.Raw.Find(m.Buf, "via") < 0 {
 		e.stats.dropQueue.Add(1)
 		return
 	}
@@ -223,45 +220,40 @@ func (e *Engine) process(w *worker, m *Msg) {
 	defer m.release()
 	m.E, m.Vars, m.Recv = e, w.vars, now
 	m.st, m.gen = w.state(e), w.gen
-	if err := rawsip.Scan(m.Buf, &m.Raw); err != nil {
+	// One parse layer: the raw positions and their checks decide 400/drop; sipgo parses later, only if a
+	// function asks for the typed message.
+	if err := m.scan(); err != nil {
 		e.malformed(m, err)
 		return
 	}
-	msg, err := e.parser.ParseSIP(m.Buf)
-	if err != nil {
-		e.malformed(m, err)
-		return
-	}
-	m.SIP = msg
-	switch v := msg.(type) {
-	case *sip.Request:
-		m.Req = v
-		e.stats.requests.Add(1)
-		e.stats.byMethod[methodIndex(v.Method.String())].Add(1)
-		if missing := missingHeader(msg); missing != "" {
-			e.malformed(m, fmt.Errorf("no %s header", missing))
-			return
-		}
-		t0 := time.Now()
-		e.routeRequest(m)
-		for _, h := range e.routeDone {
-			h.RequestRouteDone(m)
-		}
-		e.stats.reqDur.observe(time.Since(t0))
-		if m.Dropped {
-			e.stats.dropScript.Add(1)
-		}
-	case *sip.Response:
-		m.Res = v
+	if m.reply {
 		e.stats.replies.Add(1)
-		if missing := missingHeader(msg); missing != "" {
+		if err := m.checkRaw(); err != nil {
 			e.stats.dropParse.Add(1)
-			e.log.Debug("reply dropped", "src", m.Src.String(), "err", "no "+missing+" header")
+			e.log.Debug("reply dropped", "src", m.Src.String(), "err", err)
 			return
 		}
 		t0 := time.Now()
 		e.routeReply(m)
 		e.stats.resDur.observe(time.Since(t0))
+		return
+	}
+	if requestLine(m.Buf[:m.Raw.FirstLineEnd]) { // counted as before: a request line, even if a header is bad
+		e.stats.requests.Add(1)
+		e.stats.byMethod[methodIndex(m.Method())].Add(1)
+	}
+	if err := m.checkRaw(); err != nil {
+		e.malformed(m, err)
+		return
+	}
+	t0 := time.Now()
+	e.routeRequest(m)
+	for _, h := range e.routeDone {
+		h.RequestRouteDone(m)
+	}
+	e.stats.reqDur.observe(time.Since(t0))
+	if m.Dropped {
+		e.stats.dropScript.Add(1)
 	}
 }
 
@@ -271,22 +263,6 @@ func (e *Engine) endBudget(w *worker) {
 	if w.budget.end() {
 		e.stats.routeTimeouts.Add(1)
 	}
-}
-
-func missingHeader(msg sip.Message) string {
-	switch {
-	case msg.Via() == nil:
-		return "Via"
-	case msg.From() == nil:
-		return "From"
-	case msg.To() == nil:
-		return "To"
-	case msg.CallID() == nil:
-		return "Call-ID"
-	case msg.CSeq() == nil:
-		return "CSeq"
-	}
-	return ""
 }
 
 // malformed answers a request that cannot be parsed with 400 when the reply can be built (a request line and
@@ -325,7 +301,7 @@ func (e *Engine) routeRequest(m *Msg) {
 	} else {
 		e.log.Error("request route failed", "err", err, "method", m.Method(), "call_id", callID(m))
 	}
-	if m.Replied || m.Relayed || m.Req.IsAck() {
+	if m.Replied || m.Relayed || m.IsAck() {
 		return // answered or sent on before the error: a 500 now would be a second answer
 	}
 	if tr := e.TxReplier(); tr != nil { // a transaction made by the script answers (and absorbs retransmissions)
@@ -342,8 +318,6 @@ func (e *Engine) routeRequest(m *Msg) {
 }
 
 func callID(m *Msg) string {
-	if c := m.SIP.CallID(); c != nil {
-		return string(*c)
-	}
-	return ""
+	v, _ := m.Header("call-id")
+	return v
 }

@@ -226,16 +226,16 @@ func state(m *engine.Msg) *msgState {
 // Realm returns the realm to use: realm itself, or for "" the host of To for REGISTER and of From for
 // other requests (Kamailio's $td / $fd convention).
 func Realm(m *engine.Msg, realm string) string {
-	if realm != "" || m.Req == nil {
+	if realm != "" || m.Request() == nil {
 		return realm
 	}
 	if m.Method() == "REGISTER" {
-		if to := m.Req.To(); to != nil {
+		if to := m.Request().To(); to != nil {
 			return to.Address.Host
 		}
 		return ""
 	}
-	if from := m.Req.From(); from != nil {
+	if from := m.Request().From(); from != nil {
 		return from.Address.Host
 	}
 	return ""
@@ -269,7 +269,7 @@ type Result struct {
 // (WWW) or Proxy-Authorization header, with the secret lookup returns, as Kamailio's pre_auth +
 // check_response + post_auth: ACK, CANCEL and PRACK pass (they cannot be challenged).
 func (a *Auth) Authenticate(m *engine.Msg, realm string, hf HF, lookup Lookup) Result {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return Result{Code: Error}
 	}
 	switch m.Method() {
@@ -446,7 +446,7 @@ func findCredentials(m *engine.Msg, realm string, hf HF, offers func(Algorithm) 
 // hasCredentials is has_credentials(realm): 1 when a Proxy-Authorization or Authorization header has
 // Digest credentials for the realm.
 func (a *Auth) hasCredentials(m *engine.Msg, realm string) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return Error
 	}
 	realm = Realm(m, realm)
@@ -461,7 +461,7 @@ func (a *Auth) hasCredentials(m *engine.Msg, realm string) int {
 // consumeCredentials removes the credentials header the last authentication used from the request that is
 // relayed (not from what the script reads, as in Kamailio).
 func (a *Auth) consumeCredentials(m *engine.Msg) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return Error
 	}
 	switch m.Method() {
@@ -522,7 +522,7 @@ func (a *Auth) pvAuth(m *engine.Msg, realm, passwd string, flags int, hf HF) Res
 // pv_proxy_authenticate otherwise; checks&1 also requires the auth username to be the From user (To user
 // and From == To for REGISTER and PUBLISH, and the R-URI user for PUBLISH) → -8 otherwise.
 func (a *Auth) pvAuthCheck(m *engine.Msg, realm, passwd string, flags, checks int) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return Error
 	}
 	switch m.Method() {
@@ -547,7 +547,7 @@ func (a *Auth) pvAuthCheck(m *engine.Msg, realm, passwd string, flags, checks in
 // useDomain compares the hosts as well. skipFwd (auth_check flag 2) skips the user check for INVITE, BYE,
 // PRACK, UPDATE and MESSAGE, which may come with an anonymous From.
 func CheckIdentity(m *engine.Msg, u Username, useDomain, skipFwd bool) int {
-	from := m.Req.From()
+	from := m.Request().From()
 	if from == nil {
 		return Error
 	}
@@ -555,7 +555,7 @@ func CheckIdentity(m *engine.Msg, u Username, useDomain, skipFwd bool) int {
 	regOrPub := method == "REGISTER" || method == "PUBLISH"
 	uri := from.Address
 	if regOrPub {
-		to := m.Req.To()
+		to := m.Request().To()
 		if to == nil {
 			return Error
 		}
@@ -594,7 +594,7 @@ func CheckIdentity(m *engine.Msg, u Username, useDomain, skipFwd bool) int {
 // authChallenge is auth_challenge(realm, flags): www_challenge for REGISTER, proxy_challenge otherwise;
 // ACK and CANCEL are not challenged (1).
 func (a *Auth) authChallenge(m *engine.Msg, realm string, flags int) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return Error
 	}
 	switch m.Method() {
@@ -611,7 +611,7 @@ func (a *Auth) authChallenge(m *engine.Msg, realm string, flags int) int {
 // challenge stale=true as well (RFC 7616 §3.3), so the client retries without asking its user.
 // Returns 1, -2 when no challenge could be built (no realm), -3 when the reply could not be sent.
 func (a *Auth) Challenge(m *engine.Msg, realm string, flags int, hf HF) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return Error
 	}
 	qop := a.QOP

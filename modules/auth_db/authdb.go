@@ -331,7 +331,7 @@ func (d *AuthDB) authenticate(m *engine.Msg, realm, table string, hf auth.HF) in
 // auth user against From/To (and the R-URI for PUBLISH), 2 skips that for INVITE, BYE, PRACK, UPDATE and
 // MESSAGE; ACK and CANCEL pass.
 func (d *AuthDB) authCheck(m *engine.Msg, realm, table string, flags int) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return auth.Error
 	}
 	switch m.Method() {

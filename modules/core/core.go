@@ -51,7 +51,7 @@ func (c *Core) Exports() []engine.Export {
 		{Name: "isbflagset", Fn: func(m *engine.Msg, f int) bool { return isBit(m.BFlags, f) }},
 		{Name: "force_rport", Fn: func(m *engine.Msg) bool { m.ForceRport = true; return true }},
 		{Name: "is_myself", Fn: func(m *engine.Msg, uri string) bool { return isMyselfURI(m, uri) }},
-		{Name: "is_myself_ruri", Fn: func(m *engine.Msg) bool { return m.Req != nil && isMyselfURI(m, m.RURI()) }},
+		{Name: "is_myself_ruri", Fn: func(m *engine.Msg) bool { return m.IsRequest() && isMyselfURI(m, m.RURI()) }},
 		{Name: "is_myself_furi", Fn: fromMyself},
 		{Name: "is_myself_turi", Fn: toMyself},
 		{Name: "is_myself_srcip", Fn: func(m *engine.Msg) bool { return m.E.IsMyselfAddr(m.Src.Addr()) }},
@@ -140,12 +140,12 @@ func isMyselfURI(m *engine.Msg, uri string) bool {
 }
 
 func fromMyself(m *engine.Msg) bool {
-	f := m.SIP.From()
+	f := m.Parsed().From()
 	return f != nil && m.E.IsMyself(f.Address.Host, f.Address.Port)
 }
 
 func toMyself(m *engine.Msg) bool {
-	t := m.SIP.To()
+	t := m.Parsed().To()
 	return t != nil && m.E.IsMyself(t.Address.Host, t.Address.Port)
 }
 
@@ -159,7 +159,7 @@ func (c *Core) forward(m *engine.Msg, uri string) int {
 
 func setURI(m *engine.Msg, uri string) bool {
 	var u sip.Uri
-	if m.Req == nil || sip.ParseUri(uri, &u) != nil {
+	if m.Request() == nil || sip.ParseUri(uri, &u) != nil {
 		return false
 	}
 	m.NewURI = uri

@@ -49,19 +49,19 @@ func (*KX) Exports() []engine.Export {
 		{Name: "get_protoid", Fn: func(m *engine.Msg) int { return int(m.Proto) }},
 		{Name: "get_callid", Fn: func(m *engine.Msg) (string, bool) { return m.Header("call-id") }},
 		{Name: "get_status", Fn: func(m *engine.Msg) int {
-			if m.Res == nil {
+			if !m.IsReply() {
 				return -1
 			}
-			return m.Res.StatusCode
+			return m.StatusCode()
 		}},
 		{Name: "gets_status", Fn: func(m *engine.Msg) (string, bool) {
-			if m.Res == nil {
+			if !m.IsReply() {
 				return "", false
 			}
-			return strconv.Itoa(m.Res.StatusCode), true
+			return strconv.Itoa(m.StatusCode()), true
 		}},
 		{Name: "get_msgtype", Fn: func(m *engine.Msg) int {
-			if m.Res != nil {
+			if m.IsReply() {
 				return 2
 			}
 			return 1
@@ -108,14 +108,14 @@ func (*KX) Exports() []engine.Export {
 func nonEmpty(s string) (string, bool) { return s, s != "" }
 
 func ruri(m *engine.Msg) (string, bool) {
-	if m.Req == nil {
+	if !m.IsRequest() {
 		return "", false
 	}
 	return nonEmpty(m.RURI())
 }
 
 func origURI(m *engine.Msg) (string, bool) {
-	if m.Req == nil {
+	if !m.IsRequest() {
 		return "", false
 	}
 	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {

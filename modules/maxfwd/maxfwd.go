@@ -39,7 +39,7 @@ func (mf *Maxfwd) Exports() []engine.Export {
 // (2); 0 → -1 (the script answers 483); a bad value → -2; otherwise decrement (a value above max_limit
 // becomes max_limit) → 1.
 func (mf *Maxfwd) process(m *engine.Msg, limit int) int {
-	if m.Req == nil {
+	if !m.IsRequest() {
 		return -2
 	}
 	val, hdr, ok := value(m)

@@ -311,7 +311,7 @@ func (n *Nathelper) handleRURIAlias(m *engine.Msg) int { return n.handleRURIAlia
 
 // handleRURIAliasMode is handle_ruri_alias(mode): mode 0 takes the first alias parameter, others the last.
 func (n *Nathelper) handleRURIAliasMode(m *engine.Msg, mode int) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return -1
 	}
 	u, ok := rawsip.ParseURI(m.RURI())

@@ -70,7 +70,7 @@ func (n *Nathelper) isRFC1918(_ *engine.Msg, addr string) int {
 
 // natUACTest is nat_uac_test(flags): 1 when any of the flagged tests says the UA is behind NAT, else -1.
 func (n *Nathelper) natUACTest(m *engine.Msg, flags int) int {
-	via := m.SIP.Via()
+	via := m.Parsed().Via()
 	if flags&testRport != 0 && via != nil && m.Src.Port() != uint16(portOr5060(via.Port)) {
 		return 1
 	}
@@ -200,7 +200,7 @@ func sdpClineDiffers(m *engine.Msg) bool {
 // targetDiffers is flag 512: for a request, $du and the R-URI name different host:port; for a reply,
 // the second Via carries received or rport different from its host:port.
 func targetDiffers(m *engine.Msg) bool {
-	if m.Req != nil {
+	if m.Request() != nil {
 		if m.DstURI == "" {
 			return false
 		}

@@ -95,17 +95,17 @@ func getCSeqNum(m *engine.Msg, _ string) engine.Value {
 }
 
 func getStatus(m *engine.Msg, _ string) engine.Value {
-	if m.Res == nil {
+	if !m.IsReply() {
 		return engine.Value{}
 	}
-	return engine.IntVal(int64(m.Res.StatusCode))
+	return engine.IntVal(int64(m.StatusCode()))
 }
 
 func getReason(m *engine.Msg, _ string) engine.Value {
-	if m.Res == nil {
+	if !m.IsReply() {
 		return engine.Value{}
 	}
-	return engine.StrVal(m.Res.Reason)
+	return engine.StrVal(m.Reason())
 }
 
 func getSrcIP(m *engine.Msg, _ string) engine.Value {

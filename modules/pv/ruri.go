@@ -18,7 +18,7 @@ var (
 
 // getRURI is $ru: the current Request-URI, null on a reply or when a rewrite left an unparsable URI.
 func getRURI(m *engine.Msg, _ string) engine.Value {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return engine.Value{}
 	}
 	s := m.RURI()
@@ -29,7 +29,7 @@ func getRURI(m *engine.Msg, _ string) engine.Value {
 }
 
 func getOrigURI(m *engine.Msg, _ string) engine.Value {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return engine.Value{}
 	}
 	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
@@ -39,7 +39,7 @@ func getOrigURI(m *engine.Msg, _ string) engine.Value {
 }
 
 func currentRURI(m *engine.Msg) (rawsip.URI, bool) {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return rawsip.URI{}, false
 	}
 	return rawsip.ParseURI(m.RURI())
@@ -71,7 +71,7 @@ func getRURIPort(m *engine.Msg, _ string) engine.Value {
 func validText(s string) bool { return s != "" && !strings.ContainsAny(s, " \t\r\n") }
 
 func setRURI(m *engine.Msg, _ string, v engine.Value) error {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return errNotRequest
 	}
 	switch {
@@ -89,7 +89,7 @@ func setRURI(m *engine.Msg, _ string, v engine.Value) error {
 // setRURIPart rewrites one part of the current Request-URI, keeping the others as written.
 func setRURIPart(apply func(u *rawsip.URI, v engine.Value) error) func(*engine.Msg, string, engine.Value) error {
 	return func(m *engine.Msg, _ string, v engine.Value) error {
-		if m.Req == nil {
+		if m.Request() == nil {
 			return errNotRequest
 		}
 		u, ok := rawsip.ParseURI(m.RURI())

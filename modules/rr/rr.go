@@ -62,7 +62,7 @@ func (r *RR) Exports() []engine.Export {
 func (r *RR) PVs() []engine.PV {
 	return []engine.PV{
 		{Name: "route_uri", Get: func(m *engine.Msg, _ string) engine.Value {
-			if m.Req == nil {
+			if m.Request() == nil {
 				return engine.Value{}
 			}
 			rs := routes(m)
@@ -126,7 +126,7 @@ func firstHeaderOff(m *engine.Msg) int {
 }
 
 func fromTag(m *engine.Msg) string {
-	if f := m.SIP.From(); f != nil {
+	if f := m.Parsed().From(); f != nil {
 		t, _ := f.Params.Get("tag")
 		return t
 	}
@@ -137,7 +137,7 @@ func fromTag(m *engine.Msg) string {
 // leaves from, and when that differs from the one it came in on, a second one for the incoming socket, both
 // with ";r2=on" (double Record-Route).
 func (r *RR) recordRoute(m *engine.Msg, params string) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return -1
 	}
 	st := state(m)
@@ -169,7 +169,7 @@ func (r *RR) recordRoute(m *engine.Msg, params string) int {
 
 // recordRoutePreset inserts Record-Route with the given address(es) instead of the socket's.
 func (r *RR) recordRoutePreset(m *engine.Msg, addr, addr2 string) int {
-	if m.Req == nil || addr == "" {
+	if m.Request() == nil || addr == "" {
 		return -1
 	}
 	st := state(m)
@@ -237,7 +237,7 @@ func (r *RR) line(uri string, r2 bool, ftag, params string) string {
 }
 
 func addRRParam(m *engine.Msg, p string) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return -1
 	}
 	st := state(m)
@@ -313,7 +313,7 @@ func isOurs(m *engine.Msg, u sip.Uri) bool { return u.Host != "" && m.E.IsMyself
 // entries removed, $du set to the next hop when one remains), -1 when it has no Route to follow. An R-URI
 // naming the proxy (a strict router upstream) is replaced by the last Route (RFC 3261 §16.4).
 func (r *RR) looseRoute(m *engine.Msg) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return -1
 	}
 	rs := routes(m)

@@ -17,8 +17,8 @@ type Siputils struct{}
 func (*Siputils) Exports() []engine.Export {
 	return []engine.Export{
 		{Name: "has_totag", Fn: hasTotag},
-		{Name: "is_request", Fn: func(m *engine.Msg) int { return b2i(m.Req != nil) }},
-		{Name: "is_reply", Fn: func(m *engine.Msg) int { return b2i(m.Res != nil) }},
+		{Name: "is_request", Fn: func(m *engine.Msg) int { return b2i(m.IsRequest()) }},
+		{Name: "is_reply", Fn: func(m *engine.Msg) int { return b2i(m.IsReply()) }},
 		{Name: "is_first_hop", Fn: isFirstHop},
 	}
 }
@@ -31,7 +31,7 @@ func b2i(b bool) int {
 }
 
 func hasTotag(m *engine.Msg) int {
-	to := m.SIP.To()
+	to := m.Parsed().To()
 	if to == nil {
 		return -1
 	}
@@ -56,7 +56,7 @@ func isFirstHop(m *engine.Msg) int {
 			v = v[end+1:]
 		}
 	}
-	if m.Req != nil {
+	if m.IsRequest() {
 		return b2i(n == 1)
 	}
 	return b2i(n == 2)

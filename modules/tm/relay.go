@@ -22,7 +22,7 @@ func (t *TM) relay(m *engine.Msg, proto engine.Proto, addr string) int {
 }
 
 func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return -1
 	}
 	c := ctxOf(m)

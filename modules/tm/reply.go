@@ -9,7 +9,7 @@ import (
 // OnReply takes every reply to a branch of a transaction (engine.ReplyHook); other replies are left to the
 // engine's stateless relay (e.g. a 2xx retransmitted after the transaction ended).
 func (t *TM) OnReply(m *engine.Msg) bool {
-	v := m.SIP.Via()
+	v := m.Parsed().Via()
 	if v == nil {
 		return false
 	}
@@ -36,7 +36,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
 	// provisional reply.
-	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Res.Reason}
+	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Response().Reason}
 	m.Tx = c
 	if err := m.RunReplyRoute(); err != nil {
 		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
@@ -110,7 +110,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		}
 		return
 	}
-	b.final, b.retr, b.status, b.reason = true, false, code, m.Res.Reason
+	b.final, b.retr, b.status, b.reason = true, false, code, m.Response().Reason
 	if b.timer != nil && b.cancel == nil {
 		b.timer.Stop()
 	}

@@ -30,7 +30,7 @@ func (t *TM) relayToProto(m *engine.Msg, proto string) int {
 
 // newtran is t_newtran: creates the transaction (100 Trying for INVITE); 0 for a retransmission (absorbed).
 func (t *TM) newtran(m *engine.Msg) int {
-	if m.Req == nil || m.Req.IsAck() {
+	if m.Request() == nil || m.Request().IsAck() {
 		return -1
 	}
 	c := ctxOf(m)
@@ -82,7 +82,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 		x = c.tx
 	}
 	if x == nil {
-		if m.Req == nil || m.Req.IsAck() {
+		if m.Request() == nil || m.Request().IsAck() {
 			return false, nil
 		}
 		if x = t.lookup(m, keyMethod(m)); x == nil {
@@ -112,7 +112,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 // transaction answered with 2xx, 0 when it is the hop-by-hop ACK of a negative reply (absorbed); other
 // requests → 0 when retransmitted (the last reply is sent again), -1 when new.
 func (t *TM) checkTrans(m *engine.Msg) int {
-	if m.Req == nil {
+	if m.Request() == nil {
 		return -1
 	}
 	switch m.Method() {

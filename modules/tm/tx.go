@@ -106,7 +106,7 @@ type branch struct {
 // look up their INVITE with method "INVITE"); for an RFC 2543 request without the magic cookie, Call-ID,
 // From tag, CSeq number, Request-URI and the top Via stand in (RFC 3261 §17.2.3 fallback).
 func serverKey(m *engine.Msg, method string) (string, bool) {
-	v := m.SIP.Via()
+	v := m.Parsed().Via()
 	if v == nil {
 		return "", false
 	}
@@ -124,16 +124,16 @@ func serverKey(m *engine.Msg, method string) (string, bool) {
 		return sb.String(), true
 	}
 	sb.WriteString("2543\x00")
-	if c := m.SIP.CallID(); c != nil {
+	if c := m.Parsed().CallID(); c != nil {
 		sb.WriteString(string(*c))
 	}
 	sb.WriteByte(0)
-	if f := m.SIP.From(); f != nil {
+	if f := m.Parsed().From(); f != nil {
 		tag, _ := f.Params.Get("tag")
 		sb.WriteString(tag)
 	}
 	sb.WriteByte(0)
-	if cs := m.SIP.CSeq(); cs != nil {
+	if cs := m.Parsed().CSeq(); cs != nil {
 		sb.WriteString(strconv.FormatUint(uint64(cs.SeqNo), 10))
 	}
 	sb.WriteByte(0)
@@ -142,9 +142,9 @@ func serverKey(m *engine.Msg, method string) (string, bool) {
 	}
 	sb.WriteByte(0)
 	sb.WriteString(method)
-	if method != "INVITE" || m.Req == nil || !m.Req.IsAck() {
+	if method != "INVITE" || m.Request() == nil || !m.Request().IsAck() {
 		sb.WriteByte(0)
-		sb.WriteString(m.Req.Recipient.String())
+		sb.WriteString(m.Request().Recipient.String())
 	}
 	return sb.String(), true
 }
@@ -312,10 +312,10 @@ func (x *tx) unregister() {
 }
 
 func callID(m *engine.Msg) string {
-	if m == nil || m.SIP == nil {
+	if m == nil || m.Parsed() == nil {
 		return ""
 	}
-	if c := m.SIP.CallID(); c != nil {
+	if c := m.Parsed().CallID(); c != nil {
 		return string(*c)
 	}
 	return ""

@@ -1,0 +1,378 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/siplua/siplua/engine/rawsip"
+)
+
+// scan locates the parts of m.Buf and tells a reply from a request by its start line.
+func (m *Msg) scan() error {
+	m.reply = bytes.HasPrefix(m.Buf, []byte("SIP/"))
+	return rawsip.Scan(m.Buf, &m.Raw)
+}
+
+// checkRaw is the sanity check every received message passes before it is routed, on the raw positions
+// alone (no allocation): a well-formed start line, the headers RFC 3261 §8.1.1 makes mandatory (Via, From,
+// To, Call-ID, CSeq) present and well-formed, numeric Max-Forwards and Content-Length, and a body as long
+// as Content-Length says. It replaces the full sipgo parse the worker used to do on every message for this;
+// the typed form is built later, only for a function that asks for it (Msg.Request).
+func (m *Msg) checkRaw() error {
+	line := m.Buf[:m.Raw.FirstLineEnd]
+	// Lines end in CRLF (RFC 3261 §7): sipgo, which parses a message when a function needs it, reads lines
+	// that way, so a message it could not parse is refused here, up front, as before.
+	if m.Buf[m.Raw.FirstLineEnd] != '\r' || m.Buf[m.Raw.HdrsEnd] != '\r' {
+		return errors.New("lines must end in CRLF")
+	}
+	for _, h := range m.Raw.Hdrs {
+		if m.Buf[h.End-2] != '\r' {
+			return errors.New("lines must end in CRLF")
+		}
+	}
+	for i := bytes.IndexByte(m.Buf[:m.Raw.HdrsEnd], '\r'); i >= 0 && i < m.Raw.HdrsEnd; {
+		if m.Buf[i+1] != '\n' {
+			return errors.New("CR inside a line")
+		}
+		j := bytes.IndexByte(m.Buf[i+1:m.Raw.HdrsEnd], '\r')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	if m.reply {
+		if _, _, ok := statusLine(line); !ok {
+			return fmt.Errorf("bad status line %q", clip(line))
+		}
+	} else if !requestLine(line) {
+		return fmt.Errorf("bad request line %q", clip(line))
+	}
+	var seen uint8
+	for _, h := range m.Raw.Hdrs {
+		v := h.Value(m.Buf)
+		switch name := h.Name(m.Buf); {
+		case isHeader(name, "via", 'v'):
+			seen |= 1
+			if !viasOK(v) {
+				return fmt.Errorf("bad Via %q", clip(v))
+			}
+		case isHeader(name, "from", 'f'):
+			seen |= 2
+			if !nameAddrOK(v) {
+				return fmt.Errorf("bad From %q", clip(v))
+			}
+		case isHeader(name, "to", 't'):
+			seen |= 4
+			if !nameAddrOK(v) {
+				return fmt.Errorf("bad To %q", clip(v))
+			}
+		case isHeader(name, "call-id", 'i'):
+			seen |= 8
+			if len(v) == 0 {
+				return errors.New("empty Call-ID")
+			}
+		case isHeader(name, "cseq", 0):
+			seen |= 16
+			if _, _, ok := cseqParts(v); !ok {
+				return fmt.Errorf("bad CSeq %q", clip(v))
+			}
+		case isHeader(name, "contact", 'm'):
+			if !addrListOK(v, true) {
+				return fmt.Errorf("bad Contact %q", clip(v))
+			}
+		case isHeader(name, "route", 0), isHeader(name, "record-route", 0):
+			if !addrListOK(v, false) {
+				return fmt.Errorf("bad %s %q", name, clip(v))
+			}
+		case isHeader(name, "max-forwards", 0):
+			if _, ok := atoiBytes(v); !ok {
+				return fmt.Errorf("bad Max-Forwards %q", clip(v))
+			}
+		case isHeader(name, "content-length", 'l'):
+			n, ok := atoiBytes(v)
+			if !ok {
+				return fmt.Errorf("bad Content-Length %q", clip(v))
+			}
+			if n > len(m.Buf)-m.Raw.Body {
+				return fmt.Errorf("Content-Length %d is longer than the body (%d bytes)", n, len(m.Buf)-m.Raw.Body)
+			}
+		}
+	}
+	for i, name := range [...]string{"Via", "From", "To", "Call-ID", "CSeq"} {
+		if seen&(1<<i) == 0 {
+			return fmt.Errorf("no %s header", name)
+		}
+	}
+	return nil
+}
+
+// clip shortens what goes into an error (and the log) from a hostile message.
+func clip(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "..."
+	}
+	return string(b)
+}
+
+func isHeader(name []byte, full string, compact byte) bool {
+	if len(name) == 1 {
+		return compact != 0 && (name[0]|0x20) == compact
+	}
+	return len(name) == len(full) && bytes.EqualFold(name, []byte(full))
+}
+
+// requestLine checks "METHOD SP Request-URI SP SIP/2.0": a token method, a URI with a scheme, version 2.0.
+func requestLine(line []byte) bool {
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return false
+	}
+	rest := line[sp+1:]
+	sp2 := bytes.LastIndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return false
+	}
+	uri, ver := rest[:sp2], rest[sp2+1:]
+	if !bytes.EqualFold(ver, []byte("SIP/2.0")) || bytes.ContainsAny(uri, " \t") {
+		return false
+	}
+	return uriOK(uri)
+}
+
+// statusLine parses "SIP/2.0 SP code SP reason" (the reason may be empty).
+func statusLine(line []byte) (int, []byte, bool) {
+	if len(line) < 11 || !bytes.EqualFold(line[:8], []byte("SIP/2.0 ")) {
+		return 0, nil, false
+	}
+	code := 0
+	for _, c := range line[8:11] {
+		if c < '0' || c > '9' {
+			return 0, nil, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 || len(line) < 12 || line[11] != ' ' { // sipgo wants the space before the reason
+		return 0, nil, false
+	}
+	if len(line) > 12 {
+		return code, line[12:], true
+	}
+	return code, nil, true
+}
+
+// cseqParts splits a CSeq value "number method".
+func cseqParts(v []byte) (int, []byte, bool) {
+	i := bytes.IndexAny(v, " \t")
+	if i <= 0 {
+		return 0, nil, false
+	}
+	n, ok := atoiBytes(v[:i])
+	meth := bytes.TrimLeft(v[i:], " \t")
+	if !ok || len(meth) == 0 || !isToken(meth) {
+		return 0, nil, false
+	}
+	return n, meth, true
+}
+
+// atoiBytes parses a non-negative decimal of at most 10 digits (CSeq numbers are 32-bit).
+func atoiBytes(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// isToken reports whether b is an RFC 3261 token (methods).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("()<>@,;:\\\"/[]?={}"), c) >= 0 {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// viasOK checks every value of a Via header line.
+func viasOK(v []byte) bool {
+	for len(v) > 0 {
+		end := bytes.IndexByte(v, ',') // as sipgo splits Via values: at every comma
+		if end < 0 {
+			end = len(v)
+		}
+		if !viaOK(bytes.TrimSpace(v[:end])) {
+			return false
+		}
+		if end >= len(v) {
+			return true
+		}
+		v = v[end+1:]
+	}
+	return false
+}
+
+// viaOK checks one Via value: "SIP/2.0/transport sent-by[;params]", an IPv6 sent-by closed.
+func viaOK(first []byte) bool {
+	if len(first) < 9 || !bytes.EqualFold(first[:8], []byte("SIP/2.0/")) {
+		return false
+	}
+	rest := bytes.TrimLeft(first[8:], " \t")
+	sp := bytes.IndexAny(rest, " \t")
+	if sp <= 0 {
+		return false
+	}
+	sentBy := bytes.TrimLeft(rest[sp:], " \t")
+	if i := bytes.IndexByte(sentBy, ';'); i >= 0 {
+		sentBy = sentBy[:i]
+	}
+	sentBy = bytes.TrimRight(sentBy, " \t")
+	if len(sentBy) == 0 || bytes.ContainsAny(sentBy, " \t,") {
+		return false
+	}
+	if sentBy[0] == '[' { // sipgo checks the IPv6 reference is closed; it takes any port text
+		return bytes.IndexByte(sentBy, ']') > 0
+	}
+	return true
+}
+
+// hostPortOK checks a URI's host[:port] (port digits, an IPv6 reference closed); the host part ends at ';'
+// or '?', as sipgo reads it.
+func hostPortOK(s []byte, uri bool) bool {
+	if s[0] == '[' {
+		gt := bytes.IndexByte(s[:min(len(s), 42)], ']')
+		if gt <= 0 {
+			return false
+		}
+		s = s[gt+1:]
+		if len(s) == 0 || s[0] != ':' {
+			return true
+		}
+		return portOK(s[1:], uri)
+	}
+	for i, c := range s {
+		switch {
+		case c == '[' && uri:
+			return hostPortOK(s[i:], uri)
+		case c == ':':
+			return portOK(s[i+1:], uri)
+		case (c == ';' || c == '?') && uri:
+			return true
+		}
+	}
+	return true
+}
+
+func portOK(s []byte, uri bool) bool {
+	if uri {
+		if i := bytes.IndexAny(s, ";?"); i >= 0 {
+			s = s[:i]
+		}
+	}
+	if len(s) > 0 && (s[0] == '+' || s[0] == '-') { // strconv.Atoi's sign, which sipgo accepts
+		s = s[1:]
+	}
+	_, ok := atoiBytes(s)
+	return ok
+}
+
+// uriOK checks a URI as sipgo's parser will read it: at least three characters with a scheme, and
+// for sip/sips a host with a numeric port.
+func uriOK(s []byte) bool {
+	if len(s) < 3 {
+		return string(s) == "*"
+	}
+	colon := -1
+	for i, c := range s {
+		if c == ':' {
+			colon = i
+			break
+		}
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') { // sipgo's scheme: letters only
+			return false
+		}
+	}
+	if colon < 0 {
+		return false
+	}
+	if sc := s[:colon]; !bytes.EqualFold(sc, []byte("sip")) && !bytes.EqualFold(sc, []byte("sips")) {
+		return true
+	}
+	s = bytes.TrimPrefix(s[colon+1:], []byte("//"))
+	for i, c := range s {
+		if c == '[' {
+			s = s[i:]
+			break
+		}
+		if c == '@' {
+			s = s[i+1:]
+			break
+		}
+	}
+	if len(s) == 0 {
+		return true
+	}
+	return hostPortOK(s, true)
+}
+
+// nameAddrOK checks a From/To value as rawsip.NameAddr splits it (without allocating): a name-addr with
+// its <URI> closed, or an addr-spec; the URI well-formed and not the wildcard.
+func nameAddrOK(v []byte) bool {
+	in := false
+	for i := 0; i < len(v); i++ {
+		switch {
+		case in && v[i] == '\\':
+			i++
+		case v[i] == '"':
+			in = !in
+		case !in && v[i] == '<':
+			gt := bytes.IndexByte(v[i:], '>')
+			return gt > 1 && addrURIOK(v[i+1:i+gt]) // as sipgo: no space inside <>
+		case !in && v[i] == ';': // addr-spec: its parameters are the header's
+			return addrURIOK(bytes.TrimSpace(v[:i]))
+		}
+	}
+	return !in && addrURIOK(bytes.TrimSpace(v))
+}
+
+func addrURIOK(u []byte) bool {
+	return len(u) > 0 && uriOK(u) && !bytes.HasSuffix(u, []byte("@*")) && string(u) != "*"
+}
+
+// addrListOK checks a comma-separated list of name-addrs (Contact, Route, Record-Route); a Contact may be
+// "*" (whether "*" is allowed there is the registrar's to say).
+func addrListOK(v []byte, contact bool) bool {
+	in, angle, start := false, false, 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) {
+			switch c := v[i]; {
+			case in && c == '\\':
+				i++
+				continue
+			case c == '"':
+				in = !in
+				continue
+			case !in && c == '<':
+				angle = true
+				continue
+			case !in && c == '>':
+				angle = false
+				continue
+			case in || angle || c != ',':
+				continue
+			}
+		}
+		el := bytes.TrimSpace(v[start:min(i, len(v))])
+		if !(contact && string(el) == "*") && !nameAddrOK(el) {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}

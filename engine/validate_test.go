@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// TestCheckRawAgreesWithSipgo: the raw check that replaced the full sipgo parse in the worker refuses what
+// sipgo refuses (so a malformed message still gets 400 or is dropped up front, as when every message was
+// parsed) and accepts what it accepts. Each bad case is one kind of defect the differential exploration of
+// mutated messages found; sipgo's verdict is checked too, so the table cannot drift from the parser.
+func TestCheckRawAgreesWithSipgo(t *testing.T) {
+	const reg = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;rport;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContact: <sip:a@10.0.0.1:5070>;expires=60, \"B\" <sip:b@[::1]:5070>\r\nContent-Length: 0\r\n\r\n"
+	const res = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsl1, SIP/2.0/TCP [::1]:5080;received=10.0.0.3\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c3\r\nCSeq: 1 INVITE\r\nRecord-Route: <sip:10.0.0.1;lr>\r\nContent-Length: 0\r\n\r\n"
+	tests := []struct {
+		name     string
+		msg      string
+		accepted bool
+	}{
+		{"register", reg, true},
+		{"reply", res, true},
+		{"compact forms, body", "INVITE sip:bob@[::1]:5060 SIP/2.0\r\nv: SIP/2.0/TCP [::1]:5070;branch=z9hG4bK2\r\nf: \"A, B\" <sip:a@x;p=1>;tag=2\r\nt: sip:bob@x\r\ni: c2\r\nCSeq: 2 INVITE\r\nm: *\r\nl: 4\r\n\r\nbody", true},
+		{"tel URI", strings.Replace(reg, "sip:127.0.0.1 SIP", "tel:+123 SIP", 1), true},
+		{"LF line ends", strings.ReplaceAll(reg, "\r\n", "\n"), false},
+		{"CR inside a line", strings.Replace(reg, "Call-ID: c1", "Call-ID: c\r1", 1), false},
+		{"R-URI scheme not letters", strings.Replace(reg, "sip:127.0.0.1 SIP", "s0p:127.0.0.1 SIP", 1), false},
+		{"R-URI port not a number", strings.Replace(reg, "sip:127.0.0.1 SIP", "sip:127.0.0.1:5x SIP", 1), false},
+		{"R-URI IPv6 unclosed", strings.Replace(reg, "sip:127.0.0.1 SIP", "sip:bob@[::1 SIP", 1), false},
+		{"From scheme", strings.Replace(reg, "From: <sip:", "From: <s/ip:", 1), false},
+		{"From display name quote unclosed", strings.Replace(reg, "From: <sip:", "From: \"A<sip:", 1), false},
+		{"From space inside <>", strings.Replace(reg, "From: <sip:", "From: < sip:", 1), false},
+		{"From empty addr-spec", strings.Replace(reg, "From: <sip:", "From: ;<sip:", 1), false},
+		{"To wildcard host", strings.Replace(reg, "To: <sip:a@127.0.0.1>", "To: <sip:a@*>", 1), false},
+		{"second Via bad protocol", strings.Replace(res, "SIP/2.0/TCP [::1]", "SIP0/TCP [::1]", 1), false},
+		{"Via port is not checked (sipgo does not)", strings.Replace(reg, "127.0.0.1:5070;rport", "127.0.0.1:50x;rport", 1), true},
+		{"Via IPv6 unclosed", strings.Replace(res, "[::1]:5080", "[::1:5080", 1), false},
+		{"Contact unclosed", strings.Replace(reg, "<sip:a@10.0.0.1:5070>;expires=60, \"B\" <sip:b@[::1]:5070>", "<sip:a@10.0.0.1:5070", 1), false},
+		{"Contact empty", strings.Replace(reg, "<sip:a@10.0.0.1:5070>;expires=60, \"B\" <sip:b@[::1]:5070>", "<>", 1), false},
+		{"Record-Route scheme", strings.Replace(res, "<sip:10.0.0.1;lr>", "<1sip:10.0.0.1;lr>", 1), false},
+		{"status line without reason", strings.Replace(res, "200 OK", "200", 1), false},
+		{"CSeq not a number", strings.Replace(reg, "CSeq: 1 ", "CSeq: x ", 1), false},
+		{"Max-Forwards not a number", strings.Replace(reg, "Max-Forwards: 70", "Max-Forwards: 7o", 1), false},
+		{"Content-Length beyond the body", strings.Replace(reg, "Content-Length: 0", "Content-Length: 9", 1), false},
+		{"no Call-ID", strings.Replace(reg, "Call-ID: c1\r\n", "", 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Msg{Buf: []byte(tt.msg)}
+			err := m.scan()
+			if err == nil {
+				err = m.checkRaw()
+			}
+			if (err == nil) != tt.accepted {
+				t.Errorf("checkRaw: %v, want accepted=%v", err, tt.accepted)
+			}
+			_, perr := sip.NewParser().ParseSIP([]byte(tt.msg))
+			sipgoOK := perr == nil
+			if tt.name == "no Call-ID" {
+				sipgoOK = false // sipgo parses it; the worker refused it for the missing header
+			}
+			if sipgoOK != tt.accepted {
+				t.Errorf("sipgo: %v, want accepted=%v (the table is wrong)", perr, tt.accepted)
+			}
+		})
+	}
+}
