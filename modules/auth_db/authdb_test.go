@@ -7,12 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,33 +289,11 @@ func TestIsSubscriber(t *testing.T) {
 	}
 }
 
-// startRedis runs a real redis-server on a free port in a temp dir until the test ends.
-func startRedis(t *testing.T, port int) string {
-	bin := enginetest.NeedProgram(t, "redis-server", "redis-server")
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			t.Fatalf("redis-server did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr
-}
+// startRedis runs a real redis-server on a free port in a temp dir until the test ends; its host:port.
+func startRedis(t *testing.T) string { return enginetest.StartRedis(t).Addr() }
 
 func TestRedis(t *testing.T) {
-	addr := startRedis(t, enginetest.FreePort(t))
+	addr := startRedis(t)
 	rc0, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
@@ -392,14 +367,15 @@ func TestRedis(t *testing.T) {
 
 // TestRedisLater: Redis not running at start: lookups fail (-1) until it comes, then work.
 func TestRedisLater(t *testing.T) {
-	port := enginetest.FreePort(t)
-	p := enginetest.StartFiles(t, fmt.Sprintf("[modules.sl]\n[modules.auth]\n[modules.auth_db]\nredis_url = \"redis://127.0.0.1:%d\"\n", port),
+	redis := enginetest.NewRedis(t)
+	p := enginetest.StartFiles(t, fmt.Sprintf("[modules.sl]\n[modules.auth]\n[modules.auth_db]\nredis_url = \"redis://127.0.0.1:%d\"\n", redis.Port),
 		map[string]string{"script.lua": script})
 	c := &client{t: t, c: p.UDPClient(t)}
 	if r := c.login("REGISTER", "alice", "alice", "secret", "MD5"); rc(r) != "-1" {
 		t.Fatalf("Redis down: rc=%s, want -1", rc(r))
 	}
-	addr := startRedis(t, port)
+	redis.Start()
+	addr := redis.Addr()
 	rc0, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)

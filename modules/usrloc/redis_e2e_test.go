@@ -36,33 +36,8 @@ end
 
 func e2eRedis(t *testing.T) (url string, kill func()) {
 	t.Helper()
-	bin := enginetest.NeedProgram(t, "redis-server", "redis-server")
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	kill = func() {
-		if !killed {
-			killed = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(kill)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not start", addr)
-		}
-	}
-	return "redis://" + addr + "/0", kill
+	r := enginetest.StartRedis(t)
+	return r.URL(), r.Kill
 }
 
 func e2eNode(t *testing.T, redisURL string) *enginetest.Proxy {
