@@ -10,12 +10,14 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,8 +127,12 @@ func exampleSIPp(t *testing.T, sipp, scenario string, port int, proxy string) (w
 // registered gets 404, and a foreign caller to a foreign domain gets 403 "Not relaying".
 func TestExampleRegistrarSIPp(t *testing.T) {
 	sipp := enginetest.NeedProgram(t, "sipp", "sip-tester")
-	p := exampleRegistrar(t)
-	proxy := p.UDP.String()
+	exampleCalls(t, sipp, exampleRegistrar(t).UDP)
+}
+
+// exampleCalls is the flow of TestExampleRegistrarSIPp against the proxy at addr.
+func exampleCalls(t *testing.T, sipp string, addr netip.AddrPort) {
+	proxy := addr.String()
 	bobPort, alicePort := enginetest.FreePort(t), enginetest.FreePort(t)
 
 	// bob registers from bobPort, then his phone (a SIPp UAS on the same port) waits for the call
@@ -137,7 +143,7 @@ func TestExampleRegistrarSIPp(t *testing.T) {
 	waitBob()
 
 	t.Run("unregistered local user 404", func(t *testing.T) {
-		c := enginetest.NewUDPClient(t, p.UDP)
+		c := enginetest.NewUDPClient(t, addr)
 		inv := exampleInvite(c.Addr.String(), "sip:carol@127.0.0.1", "sip:alice@127.0.0.1", "c1", 1, "")
 		c.Send(inv)
 		ch := exampleExpect(t, c, 407, "Proxy Authentication Required")
@@ -151,7 +157,7 @@ func TestExampleRegistrarSIPp(t *testing.T) {
 	})
 
 	t.Run("foreign caller to foreign domain 403", func(t *testing.T) {
-		c := enginetest.NewUDPClient(t, p.UDP)
+		c := enginetest.NewUDPClient(t, addr)
 		c.Send(exampleInvite(c.Addr.String(), "sip:someone@example.com", "sip:mallory@example.net", "f1", 1, ""))
 		exampleExpect(t, c, 403, "Not relaying")
 	})
@@ -162,8 +168,12 @@ func TestExampleRegistrarSIPp(t *testing.T) {
 // registrar received) and a call to that user reaches 127.0.0.1:P, with the Request-URI still the contact.
 // Nothing is ever sent to 10.0.0.9: the test stops before the call unless the 200 shows the received address.
 func TestExampleRegistrarNAT(t *testing.T) {
-	p := exampleRegistrar(t)
-	phone := enginetest.NewUDPClient(t, p.UDP) // the NAT's public side: 127.0.0.1:P
+	exampleNAT(t, exampleRegistrar(t).UDP)
+}
+
+// exampleNAT is the flow of TestExampleRegistrarNAT against the proxy at addr.
+func exampleNAT(t *testing.T, addr netip.AddrPort) {
+	phone := enginetest.NewUDPClient(t, addr) // the NAT's public side: 127.0.0.1:P
 	src := phone.Addr.String()
 	reg := func(cseq int, auth string) string {
 		s := "REGISTER sip:127.0.0.1 SIP/2.0\r\n" +
@@ -191,7 +201,7 @@ func TestExampleRegistrarNAT(t *testing.T) {
 	}
 
 	// a call from another domain to carol (no authentication for foreign callers, as Kamailio's example)
-	caller := enginetest.NewUDPClient(t, p.UDP)
+	caller := enginetest.NewUDPClient(t, addr)
 	inv := exampleInvite(caller.Addr.String(), "sip:carol@127.0.0.1", "sip:mallory@example.net", "n1", 1, "")
 	caller.Send(inv)
 	var got e2eMsg
@@ -208,13 +218,80 @@ func TestExampleRegistrarNAT(t *testing.T) {
 	if want := "INVITE sip:carol@10.0.0.9:5060 SIP/2.0"; got.First != want {
 		t.Errorf("request line at the phone %q, want %q", got.First, want)
 	}
-	if rr := got.All("Record-Route"); len(rr) != 1 || !strings.Contains(rr[0], p.UDP.String()) {
-		t.Errorf("Record-Route %q, want the proxy's %s", rr, p.UDP)
+	if rr := got.All("Record-Route"); len(rr) != 1 || !strings.Contains(rr[0], addr.String()) {
+		t.Errorf("Record-Route %q, want the proxy's %s", rr, addr)
 	}
 	// the phone declines; the caller gets the 486 through the proxy
 	phone.Send(exampleReply(got, 486, "Busy Here"))
 	r := exampleExpect(t, caller, 486, "Busy Here")
 	caller.Send(exampleAck(inv, r))
+}
+
+// TestExampleRegistrarKamailio runs the flows of TestExampleRegistrarSIPp and TestExampleRegistrarNAT,
+// unchanged, against Kamailio 5.6 running the same registrar.lua with app_lua
+// (scripts/examples/kamailio-registrar.cfg, users in db_text): the example is Kamailio KEMI, and both
+// proxies answer alike on the wire.
+func TestExampleRegistrarKamailio(t *testing.T) {
+	sipp := enginetest.NeedProgram(t, "sipp", "sip-tester")
+	kam := enginetest.NeedProgram(t, "kamailio", "kamailio")
+	if mods, _ := filepath.Glob("/usr/lib/*/kamailio/modules/app_lua.so"); len(mods) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kamailio's app_lua module not found (install kamailio-lua-modules); CI=true so this is a failure")
+		}
+		t.Skip("kamailio's app_lua module not found: install kamailio-lua-modules to run this test")
+	}
+	t.Run("calls", func(t *testing.T) { exampleCalls(t, sipp, exampleKamailio(t, kam)) })
+	t.Run("nat", func(t *testing.T) { exampleNAT(t, exampleKamailio(t, kam)) })
+}
+
+// exampleKamailio starts kamailio -DD -E on kamailio-registrar.cfg with a free port and the example's files
+// (absolute paths), waits until it answers an OPTIONS ping, and stops it with SIGTERM when the test ends.
+func exampleKamailio(t *testing.T, kam string) netip.AddrPort {
+	t.Helper()
+	abs := func(rel string) string { return e2eAbs(t, filepath.Join(exampleDir, rel)) }
+	dir := t.TempDir()
+	port := enginetest.FreePort(t)
+	cmd := exec.Command(kam, "-f", abs("kamailio-registrar.cfg"), "-DD", "-E", "-m", "64", "-M", "8",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
+		"-A", "SIPPORT="+strconv.Itoa(port),
+		"-A", fmt.Sprintf("LUA_SCRIPT=%q", abs("registrar.lua")),
+		"-A", fmt.Sprintf("DBURL=%q", "text://"+abs("kamailio-dbtext")))
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kamailio: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kamailio log:\n%s", e2eTail(log.Bytes(), 6000))
+		}
+	})
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	c := enginetest.NewUDPClient(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("kamailio exited: %v", err)
+		default:
+		}
+		c.Send(c.Request("OPTIONS", "sip:"+addr.String()))
+		if _, err := c.TryRecv(300 * time.Millisecond); err == nil {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("kamailio does not answer an OPTIONS ping within 10s")
+		}
+	}
 }
 
 // exampleInvite builds an INVITE from a test socket at sentBy.
