@@ -124,7 +124,8 @@ func exampleSIPp(t *testing.T, sipp, scenario string, port int, proxy string) (w
 // TestExampleRegistrarSIPp: SIPp bob registers (401, wrong password 401, 200), SIPp alice calls him through
 // the proxy (407, INVITE with credentials, 180/200 from bob's SIPp UAS at his registered contact with
 // Record-Route, ACK, BYE, 200). Then, from Go sockets: an authenticated INVITE to a local user who is not
-// registered gets 404, and a foreign caller to a foreign domain gets 403 "Not relaying".
+// registered gets 404, alice's call to another domain is relayed (P-Hint: outbound), and a foreign caller
+// to a foreign domain gets 403 "Not relaying".
 func TestExampleRegistrarSIPp(t *testing.T) {
 	sipp := enginetest.NeedProgram(t, "sipp", "sip-tester")
 	exampleCalls(t, sipp, exampleRegistrar(t).UDP)
@@ -153,6 +154,32 @@ func exampleCalls(t *testing.T, sipp string, addr netip.AddrPort) {
 			"Proxy-Authorization: "+auth)
 		c.Send(inv)
 		r := exampleExpect(t, c, 404, "Not Found")
+		c.Send(exampleAck(inv, r))
+	})
+
+	t.Run("local user to another domain relayed", func(t *testing.T) {
+		c := enginetest.NewUDPClient(t, addr)
+		far := enginetest.NewUDPClient(t, addr) // "another domain": 127.0.0.1 on a port that is not the proxy's
+		ruri := "sip:dave@" + far.Addr.String()
+		inv := exampleInvite(c.Addr.String(), ruri, "sip:alice@127.0.0.1", "o1", 1, "")
+		c.Send(inv)
+		ch := exampleExpect(t, c, 407, "Proxy Authentication Required")
+		c.Send(exampleAck(inv, ch))
+		auth := exampleDigest(t, ch, "Proxy-Authenticate", "INVITE", ruri, "alice", "alice-secret")
+		inv = exampleInvite(c.Addr.String(), ruri, "sip:alice@127.0.0.1", "o1", 2, "Proxy-Authorization: "+auth)
+		c.Send(inv)
+		got := e2eParse(t, far.RecvRaw(5*time.Second))
+		if want := "INVITE " + ruri + " SIP/2.0"; got.First != want {
+			t.Fatalf("request line %q, want %q", got.First, want)
+		}
+		if h := got.All("P-Hint"); len(h) != 1 || h[0] != "outbound" {
+			t.Errorf("P-Hint %q, want [outbound]", h)
+		}
+		if len(got.All("Record-Route")) != 1 || len(got.All("Proxy-Authorization")) != 0 {
+			t.Errorf("want one Record-Route and no Proxy-Authorization:\n%s", got)
+		}
+		far.Send(exampleReply(got, 486, "Busy Here"))
+		r := exampleExpect(t, c, 486, "Busy Here")
 		c.Send(exampleAck(inv, r))
 	})
 
