@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine/ctl"
 	"github.com/siplua/siplua/engine/enginetest"
 )
 
@@ -48,7 +50,7 @@ func TestExampleRegistrarCheck(t *testing.T) {
 //     (SIPp, test sockets) are not;
 //   - algorithms = ["MD5"]: SIPp 3.6 computes Digest from the first challenge only, and knows MD5 only;
 //   - the ctl socket in the temp directory (tests run side by side).
-func exampleRegistrar(t *testing.T) *e2eProc {
+func exampleRegistrar(t *testing.T) (p *e2eProc, ctlSock string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, name := range []string{"registrar.lua", "users.csv"} {
@@ -80,7 +82,7 @@ func exampleRegistrar(t *testing.T) *e2eProc {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return e2eStart(t, "-config", path)
+	return e2eStart(t, "-config", path), filepath.Join(dir, "ctl.sock")
 }
 
 // exampleSIPp runs one SIPp call of a scenario from testdata/sipp on 127.0.0.1:port, against proxy
@@ -128,7 +130,8 @@ func exampleSIPp(t *testing.T, sipp, scenario string, port int, proxy string) (w
 // to a foreign domain gets 403 "Not relaying".
 func TestExampleRegistrarSIPp(t *testing.T) {
 	sipp := enginetest.NeedProgram(t, "sipp", "sip-tester")
-	exampleCalls(t, sipp, exampleRegistrar(t).UDP)
+	p, _ := exampleRegistrar(t)
+	exampleCalls(t, sipp, p.UDP)
 }
 
 // exampleCalls is the flow of TestExampleRegistrarSIPp against the proxy at addr.
@@ -195,11 +198,39 @@ func exampleCalls(t *testing.T, sipp string, addr netip.AddrPort) {
 // registrar received) and a call to that user reaches 127.0.0.1:P, with the Request-URI still the contact.
 // Nothing is ever sent to 10.0.0.9: the test stops before the call unless the 200 shows the received address.
 func TestExampleRegistrarNAT(t *testing.T) {
-	exampleNAT(t, exampleRegistrar(t).UDP)
+	p, sock := exampleRegistrar(t)
+	phone := exampleNAT(t, p.UDP)
+
+	// the stored binding (ul.lookup, as kamcmd): received address and the NAT branch flag (FLB_NATB = usrloc
+	// nat_bflag), which is what the keepalives of nathelper go by
+	_, res, err := ctl.Call(sock, "ul.lookup", []string{"location", "carol"}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("ul.lookup: %v", err)
+	}
+	var ul struct {
+		Contacts []struct {
+			Contact struct {
+				Address  string
+				Received string
+				NAT      bool
+			}
+		}
+	}
+	if err := json.Unmarshal(res, &ul); err != nil {
+		t.Fatalf("ul.lookup result %s: %v", res, err)
+	}
+	if len(ul.Contacts) != 1 {
+		t.Fatalf("ul.lookup: want one contact, got %s", res)
+	}
+	c := ul.Contacts[0].Contact
+	if c.Address != "sip:carol@10.0.0.9:5060" || c.Received != "sip:"+phone.String() || !c.NAT {
+		t.Errorf("binding %+v: want sip:carol@10.0.0.9:5060 received from sip:%s, NAT", c, phone)
+	}
 }
 
-// exampleNAT is the flow of TestExampleRegistrarNAT against the proxy at addr.
-func exampleNAT(t *testing.T, addr netip.AddrPort) {
+// exampleNAT is the flow of TestExampleRegistrarNAT against the proxy at addr; it returns the phone's
+// public address.
+func exampleNAT(t *testing.T, addr netip.AddrPort) netip.AddrPort {
 	phone := enginetest.NewUDPClient(t, addr) // the NAT's public side: 127.0.0.1:P
 	src := phone.Addr.String()
 	reg := func(cseq int, auth string) string {
@@ -252,6 +283,7 @@ func exampleNAT(t *testing.T, addr netip.AddrPort) {
 	phone.Send(exampleReply(got, 486, "Busy Here"))
 	r := exampleExpect(t, caller, 486, "Busy Here")
 	caller.Send(exampleAck(inv, r))
+	return phone.Addr
 }
 
 // TestExampleRegistrarKamailio runs the flows of TestExampleRegistrarSIPp and TestExampleRegistrarNAT,
