@@ -206,9 +206,9 @@ func request(first string, repl map[string]string, extra ...string) string {
 }
 
 type wireCase struct {
-	name  string
-	raw   string
-	want  string // the expected wire result (both servers must give it)
+	name string
+	raw  string
+	want string // the expected wire result (both servers must give it)
 	// engine: siplua's engine (sipgo's parser) refuses the request before the script runs and answers
 	// 400 Bad Request itself; the case still checks Kamailio, and the check is unit-tested in checks_test.go.
 	engine bool
