@@ -304,3 +304,31 @@ func TestAgainstKamailio(t *testing.T) {
 		})
 	}
 }
+
+// TestAgainstKamailioNoreply compares noreply (the reply comes from sanity_reply, or 500 "Server Sanity
+// Failure" when the failed check kept none) and a proxy_require list.
+func TestAgainstKamailioNoreply(t *testing.T) {
+	kam := startKamailio(t, "modparam(\"sanity\", \"noreply\", 1)\nmodparam(\"sanity\", \"proxy_require\", \"foo, bar\")\n")
+	p := enginetest.Start(t, "[modules.sl]\n[modules.sanity]\nnoreply = true\nproxy_require = \"foo, bar\"\n", cmpScript)
+	for _, tc := range []wireCase{
+		{"valid", request("", nil), "SIP/2.0 200 Sane [X-Ret: 1]", false},
+		{"ruri unknown scheme", request("OPTIONS http://bob@127.0.0.1 SIP/2.0", nil),
+			"SIP/2.0 400 Bad Request URI | SIP/2.0 299 Insane [X-Ret: -1 1]", false},
+		{"basic auth: no reply kept", request("", nil, "Authorization: Basic dXNlcjpwYXNz"),
+			"SIP/2.0 500 Server Sanity Failure | SIP/2.0 299 Insane [X-Ret: -1 1]", false},
+		{"proxy-require supported", request("", nil, "Proxy-Require: bar,foo"), "SIP/2.0 200 Sane [X-Ret: 1]", false},
+		{"proxy-require unsupported", request("", nil, "Proxy-Require: foo, baz"),
+			"SIP/2.0 420 Bad Proxy Require Extension [Unsupported: baz] | SIP/2.0 299 Insane [Unsupported: baz] [X-Ret: -1 1]", false},
+		{"proxy-require is case-sensitive", request("", nil, "Proxy-Require: FOO"),
+			"SIP/2.0 420 Bad Proxy Require Extension [Unsupported: FOO] | SIP/2.0 299 Insane [Unsupported: FOO] [X-Ret: -1 1]", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exchange(t, kam, tc.raw); got != tc.want {
+				t.Errorf("kamailio: got %q, want %q", got, tc.want)
+			}
+			if got := exchange(t, p.UDP, tc.raw); got != tc.want {
+				t.Errorf("siplua: got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
