@@ -13,10 +13,84 @@ import (
 type checker struct {
 	s *Sanity
 	m *engine.Msg
+	// first[h] is the index of the first header of kind h (-1: none), count[h] how many there are: one pass
+	// over the headers serves every check.
+	first [nKinds]int16
+	count [nKinds]int16
+}
+
+// The headers the checks look at.
+const (
+	hFrom = iota
+	hTo
+	hCallID
+	hCSeq
+	hVia
+	hContentLength
+	hExpires
+	hProxyRequire
+	hContact
+	hAuthorization
+	hProxyAuthorization
+	nKinds
+)
+
+var kindNames = [nKinds]string{"from", "to", "call-id", "cseq", "via", "content-length", "expires",
+	"proxy-require", "contact", "authorization", "proxy-authorization"}
+
+// index classifies every header once.
+func (c *checker) index() {
+	for i := range c.first {
+		c.first[i] = -1
+	}
+	buf := c.m.Buf
+	for i, h := range c.m.Raw.Hdrs {
+		name := buf[h.Start:h.NameEnd]
+		if len(name) == 1 {
+			if full := rawsip.Compact(name[0]); full != "" {
+				name = []byte(full) // a constant's bytes: no allocation once inlined
+			}
+		}
+		for k := range kindNames {
+			if len(name) == len(kindNames[k]) && equalFold(name, kindNames[k]) {
+				if c.count[k] == 0 {
+					c.first[k] = int16(i)
+				}
+				c.count[k]++
+				break
+			}
+		}
+	}
+}
+
+func equalFold(b []byte, s string) bool {
+	for i := 0; i < len(b); i++ {
+		x := b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if x != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// value returns the value of the first header of kind k.
+func (c *checker) value(k int) ([]byte, bool) {
+	i := c.first[k]
+	if i < 0 {
+		return nil, false
+	}
+	return c.m.Raw.Hdrs[i].Value(c.m.Buf), true
 }
 
 // run applies the selected checks in Kamailio's order and stops at the first failure.
 func (c *checker) run(msgChecks, uriChecks int) bool {
+	if len(c.m.Raw.Hdrs) > 32767 {
+		return c.failSilently()
+	}
+	c.index()
 	req := c.m.Req != nil
 	steps := [...]struct {
 		bit int
@@ -94,32 +168,17 @@ func (c *checker) ruriScheme() bool {
 // requiredHeaders: From, To, Call-ID and CSeq must be present, each once. Kamailio answers neither case
 // (its parser refuses a second Call-ID, so no reply can be built).
 func (c *checker) requiredHeaders() bool {
-	var from, to, callID, cseq int
-	buf := c.m.Buf
-	for _, h := range c.m.Raw.Hdrs {
-		switch {
-		case h.Is(buf, "from"):
-			from++
-		case h.Is(buf, "to"):
-			to++
-		case h.Is(buf, "call-id"):
-			callID++
-		case h.Is(buf, "cseq"):
-			cseq++
-		}
-	}
-	if from != 1 || to != 1 || callID != 1 || cseq != 1 {
+	if c.count[hFrom] != 1 || c.count[hTo] != 1 || c.count[hCallID] != 1 || c.count[hCSeq] != 1 {
 		return c.failSilently()
 	}
 	return true
 }
 
 func (c *checker) via1() bool {
-	i := c.m.Raw.Find(c.m.Buf, "via")
-	if i < 0 {
+	v, ok := c.value(hVia)
+	if !ok {
 		return c.failSilently()
 	}
-	v := c.m.Raw.Hdrs[i].Value(c.m.Buf)
 	// "SIP/2.0/UDP host[:port][;params]": a sent-by host must follow the protocol
 	sp := bytes.IndexAny(v, " \t")
 	if sp < 0 || len(bytes.TrimLeft(v[sp:], " \t")) == 0 {
@@ -131,11 +190,10 @@ func (c *checker) via1() bool {
 // cseq returns the CSeq number and method; ok is false when the header is missing or has no method
 // (Kamailio's parser fails then, and no reply is sent).
 func (c *checker) cseq() (num, method []byte, ok bool) {
-	i := c.m.Raw.Find(c.m.Buf, "cseq")
-	if i < 0 {
+	v, ok := c.value(hCSeq)
+	if !ok {
 		return nil, nil, false
 	}
-	v := c.m.Raw.Hdrs[i].Value(c.m.Buf)
 	sp := bytes.IndexAny(v, " \t")
 	if sp <= 0 {
 		return nil, nil, false
@@ -170,11 +228,10 @@ func (c *checker) cseqValue() bool {
 // contentLength compares Content-Length with the bytes after the headers. On a stream the engine frames
 // the message by Content-Length, so only a datagram can disagree.
 func (c *checker) contentLength() bool {
-	i := c.m.Raw.Find(c.m.Buf, "content-length")
-	if i < 0 {
+	v, ok := c.value(hContentLength)
+	if !ok {
 		return true // Kamailio only warns
 	}
-	v := c.m.Raw.Hdrs[i].Value(c.m.Buf)
 	n, ok := atoi(v)
 	if !ok {
 		return c.fail(400, "Content-Length Failure")
@@ -186,11 +243,11 @@ func (c *checker) contentLength() bool {
 }
 
 func (c *checker) expires() bool {
-	i := c.m.Raw.Find(c.m.Buf, "expires")
-	if i < 0 {
+	v, ok := c.value(hExpires)
+	if !ok {
 		return true
 	}
-	v := c.m.Raw.Hdrs[i].Value(c.m.Buf) // trimmed by the scanner, as Kamailio's parse_expires trims
+	// trimmed by the scanner, as Kamailio's parse_expires trims
 	if len(v) == 0 {
 		return c.fail(400, "Bad Expires Header")
 	}
@@ -204,11 +261,10 @@ func (c *checker) expires() bool {
 // against proxy_require, case-sensitively as Kamailio; the first unknown option is named in an Unsupported
 // header of the 420 (kept for the message's later replies too, as Kamailio's reply lump).
 func (c *checker) proxyRequire() bool {
-	i := c.m.Raw.Find(c.m.Buf, "proxy-require")
-	if i < 0 {
+	v, ok := c.value(hProxyRequire)
+	if !ok {
 		return true
 	}
-	v := c.m.Raw.Hdrs[i].Value(c.m.Buf)
 	if len(v) == 0 {
 		return c.fail(400, "Bad Proxy Require Header")
 	}
@@ -243,10 +299,10 @@ func (c *checker) parseURIs(checks int) bool {
 	if checks&URIRURI != 0 && c.m.Req != nil && !validURI(c.m.RURI()) {
 		return c.fail(400, "Bad Request URI")
 	}
-	if checks&URIFrom != 0 && !c.nameAddrURI("from", "Invalid From Header") {
+	if checks&URIFrom != 0 && !c.nameAddrURI(hFrom, "Invalid From Header") {
 		return false
 	}
-	if checks&URITo != 0 && !c.nameAddrURI("to", "Ivalid To Header") {
+	if checks&URITo != 0 && !c.nameAddrURI(hTo, "Ivalid To Header") {
 		return false
 	}
 	if checks&URIContact != 0 {
@@ -256,13 +312,9 @@ func (c *checker) parseURIs(checks int) bool {
 }
 
 // nameAddrURI checks the URI of From or To: a missing or empty header is not answered, a bad one is.
-func (c *checker) nameAddrURI(name, reason string) bool {
-	i := c.m.Raw.Find(c.m.Buf, name)
-	if i < 0 {
-		return c.failSilently()
-	}
-	v := c.m.Raw.Hdrs[i].Value(c.m.Buf)
-	if len(v) == 0 {
+func (c *checker) nameAddrURI(k int, reason string) bool {
+	v, ok := c.value(k)
+	if !ok || len(v) == 0 {
 		return c.failSilently()
 	}
 	_, uri, _, ok := rawsip.NameAddr(string(v))
@@ -275,9 +327,12 @@ func (c *checker) nameAddrURI(name, reason string) bool {
 // contactURIs parses every Contact header and the URI of the first contact ("*" passes), as Kamailio's
 // parse_contact_headers and check_parse_uris.
 func (c *checker) contactURIs() bool {
+	if c.count[hContact] == 0 {
+		return true
+	}
 	buf := c.m.Buf
 	first := true
-	for _, h := range c.m.Raw.Hdrs {
+	for _, h := range c.m.Raw.Hdrs[c.first[hContact]:] {
 		if !h.Is(buf, "contact") {
 			continue
 		}
@@ -319,9 +374,12 @@ const (
 // whole check "not applicable" (bit 2048 fails then, silently; bit 8192 passes).
 func (c *checker) digest() int {
 	buf := c.m.Buf
-	for _, name := range [...]string{"authorization", "proxy-authorization"} {
-		for _, h := range c.m.Raw.Hdrs {
-			if !h.Is(buf, name) {
+	for _, k := range [...]int{hAuthorization, hProxyAuthorization} {
+		if c.count[k] == 0 {
+			continue
+		}
+		for _, h := range c.m.Raw.Hdrs[c.first[k]:] {
+			if !h.Is(buf, kindNames[k]) {
 				continue
 			}
 			switch r, reason := checkCredentials(h.Value(buf)); r {
@@ -426,14 +484,17 @@ func checkCredentials(v []byte) (int, string) {
 
 // dupTags fails when From or To carries more than one tag parameter.
 func (c *checker) dupTags() bool {
-	for _, hd := range [...]struct{ name, reason string }{
-		{"from", "Many From Tag Params"}, {"to", "Many To Tag Params"},
+	for _, hd := range [...]struct {
+		k      int
+		reason string
+	}{
+		{hFrom, "Many From Tag Params"}, {hTo, "Many To Tag Params"},
 	} {
-		i := c.m.Raw.Find(c.m.Buf, hd.name)
-		if i < 0 {
+		v, ok := c.value(hd.k)
+		if !ok {
 			return c.failSilently()
 		}
-		_, _, params, ok := rawsip.NameAddr(string(c.m.Raw.Hdrs[i].Value(c.m.Buf)))
+		_, _, params, ok := rawsip.NameAddr(string(v))
 		if !ok {
 			return c.failSilently()
 		}
