@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -145,4 +146,35 @@ func BenchmarkHit(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestConcurrent: workers hit shared addresses while pike.top walks the table; no hit is lost.
+func TestConcurrent(t *testing.T) {
+	tb := newTable(1024, time.Minute, 120, 60000)
+	now := tb.start
+	const workers, hits, addrs = 8, 5000, 50
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < hits; i++ {
+				tb.hit(spoofed((i+w)%addrs), now)
+			}
+		}(w)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 20; i++ {
+			tb.each(now, func(netip.Addr, uint16, uint16, int, status) {})
+		}
+	}()
+	wg.Wait()
+	<-done
+	total, n := 0, 0
+	tb.each(now, func(_ netip.Addr, _, curr uint16, _ int, _ status) { total += int(curr); n++ })
+	if total != workers*hits || n != addrs {
+		t.Fatalf("counted %d hits on %d addresses, want %d on %d", total, n, workers*hits, addrs)
+	}
 }
