@@ -161,6 +161,15 @@ func TestBurst(t *testing.T) {
 	if w := top(t, p, "WARM"); len(w.List) != 1 || w.List[0].IP != "127.0.0.5" || w.List[0].Status != "WARM" {
 		t.Fatalf("pike.top WARM: %+v", w)
 	}
+	gauge := -1.0
+	for _, g := range p.E.ModuleGauges() {
+		if g.Name == "pike_blocked_ips" {
+			gauge = g.Value()
+		}
+	}
+	if gauge != 1 {
+		t.Fatalf("pike_blocked_ips = %v, want 1", gauge)
+	}
 	inst, _ := p.E.Module("pike")
 	if _, err := inst.(engine.Commander).RPC()[0].Fn([]string{"bogus"}); err == nil || !strings.Contains(err.Error(), "ALL, HOT or WARM") {
 		t.Fatalf("pike.top bogus: %v", err)
