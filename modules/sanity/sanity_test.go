@@ -49,7 +49,8 @@ func TestMalformed(t *testing.T) {
 				"400 Bad Auth Credentials", "", false},
 			{"non-digest credentials (silent)", request("", nil, "Proxy-Authorization: Basic dXNlcjpwYXNz"), "", "", false},
 			{"second Call-ID (silent)", request("", nil, "Call-ID: again@test"), "", "", false},
-			{"Content-Length above the body", request("", map[string]string{"Content-Length": "Content-Length: 1"}), "", "", true},
+			// a datagram shorter than its Content-Length: the engine's parser refuses it before the script
+			{"Content-Length above the body", request("", map[string]string{"Content-Length": "Content-Length: 1"}), "400 Bad Request", "", true},
 			{"Content-Length below the body", request("", map[string]string{"Content-Length": "Content-Length: 2", "body": "abcd"}),
 				"400 Content-Length mis-match", "", true},
 		} {
@@ -65,10 +66,7 @@ func TestMalformed(t *testing.T) {
 				c.Send(raw)
 				if tc.status == "" {
 					if b, err := c.TryRecv(300 * time.Millisecond); err == nil {
-						// "Content-Length above the body" on UDP: the engine's parser refuses it (400 Bad Request)
-						if !strings.HasPrefix(string(b), "SIP/2.0 400 Bad Request\r\n") || !tc.udpOnly {
-							t.Fatalf("want no reply, got %q", firstLine(string(b)))
-						}
+						t.Fatalf("want no reply, got %q", firstLine(string(b)))
 					}
 				} else {
 					r := c.RecvResponse(2 * time.Second)
