@@ -252,7 +252,7 @@ initval = 0
 	})
 	time.Sleep(1200 * time.Millisecond)
 	run(t, c, []step{
-		{`KSR.htable.sht_get("upd", "a")`, "number:2"}, // updated at 1.2 s: lives until 3.2 s
+		{`KSR.htable.sht_get("upd", "a")`, "number:2"},  // updated at 1.2 s: lives until 3.2 s
 		{`KSR.htable.sht_get("keep", "a")`, "number:0"}, // created at 0: gone at 2 s, reads as initval
 		{`KSR.htable.sht_is_null("plain", "short")`, "number:1"},
 		// An increment of an expired item starts again from initval.
