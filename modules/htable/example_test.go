@@ -22,7 +22,7 @@ function ksr_request_route()
 	KSR.sl.sl_send_reply(200, "OK")
 end
 `
-	p := enginetest.Start(t, `[core]
+	p := enginetest.Start(t, luaCfg+`[core]
 workers = 2
 [modules.sl]
 [modules.kx]

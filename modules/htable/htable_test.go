@@ -32,9 +32,13 @@ size = 8
 autoexpire = 60
 `
 
+// luaCfg gives routes a generous budget: these tests run under -race on a shared machine, and they test
+// the tables, not the route budget.
+const luaCfg = "[lua]\nscript = \"script.lua\"\nroute_timeout = 2000\n"
+
 func start(t testing.TB, extra string) *enginetest.Proxy {
 	t.Helper()
-	return enginetest.Start(t, "[core]\nworkers = 2\n[modules.sl]\n[modules.htable]\n"+extra, enginetest.EvalScript)
+	return enginetest.Start(t, luaCfg+"[core]\nworkers = 2\n[modules.sl]\n[modules.htable]\n"+extra, enginetest.EvalScript)
 }
 
 // step is one Lua expression and the value it must give, as EvalScript renders it.
@@ -198,7 +202,7 @@ func TestIterator(t *testing.T) {
 // TestConcurrentInc sends many requests from several sockets at once, each incrementing the same item:
 // every increment is seen once (the values returned are exactly 1..N) and the total is exact.
 func TestConcurrentInc(t *testing.T) {
-	p := enginetest.Start(t, "[core]\nworkers = 4\n[modules.sl]\n[modules.htable]\n"+tables, enginetest.EvalScript)
+	p := enginetest.Start(t, luaCfg+"[core]\nworkers = 4\n[modules.sl]\n[modules.htable]\n"+tables, enginetest.EvalScript)
 	const clients, each = 8, 150
 	var mu sync.Mutex
 	seen := map[string]int{}

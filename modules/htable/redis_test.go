@@ -36,7 +36,7 @@ updateexpire = false
 // increments from both are atomic, Redis expires items, and a third engine started later sees them all.
 func TestRedisTwoEngines(t *testing.T) {
 	r := enginetest.StartRedis(t)
-	cfg := redisTables(r.URL())
+	cfg := "redis_timeout = 2000\n" + redisTables(r.URL()) // generous: -race on a shared machine
 	p1, p2 := start(t, cfg), start(t, cfg)
 	c1, c2 := p1.UDPClient(t), p2.UDPClient(t)
 	run(t, c1, []step{
