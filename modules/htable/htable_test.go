@@ -489,3 +489,22 @@ func sortedLines(s string) string {
 	sort.Strings(l)
 	return strings.Join(l, ",")
 }
+
+// TestConfigReload: a reload with the same tables warns about nothing and keeps the items; a changed
+// table parameter needs a restart (the running tables stay).
+func TestConfigReload(t *testing.T) {
+	cfg := luaCfg + "[core]\nworkers = 2\n[modules.sl]\n[modules.htable]\n" + tables
+	p := enginetest.Start(t, cfg, enginetest.EvalScript)
+	c := p.UDPClient(t)
+	run(t, c, []step{{`KSR.htable.sht_sets("plain", "a", "x")`, "number:1"}})
+	warnings, err := p.Reload()
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("reload with the same config: warnings %q, err %v", warnings, err)
+	}
+	p.WriteFile(t, "config.toml", strings.Replace(cfg, "autoexpire = 60", "autoexpire = 30", 1))
+	warnings, err = p.Reload()
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "modules.htable.tables changed") {
+		t.Fatalf("reload with a changed table: warnings %q, err %v", warnings, err)
+	}
+	run(t, c, []step{{`KSR.htable.sht_get("plain", "a")`, "string:x"}})
+}
