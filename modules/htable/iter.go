@@ -56,7 +56,7 @@ func (h *Htable) iterStart(m *engine.Msg, iname, tn string) int {
 func (it *iterator) advance() bool {
 	for it.pos+1 < len(it.keys) {
 		it.pos++
-		v, ok, err := it.t.store.get(it.keys[it.pos])
+		v, ok, err := it.t.store.peek(it.keys[it.pos])
 		if ok && err == nil {
 			it.cur, it.it = true, v
 			return true

@@ -62,7 +62,7 @@ func (it item) value() engine.Value {
 // lookup is the read of sht_get and $sht: the item's value; a missing one is initval in an integer table,
 // else null. A Redis failure reads as missing (the error is logged by the store).
 func (h *Htable) lookup(t *table, key string) engine.Value {
-	it, ok, err := t.store.get(key)
+	it, ok, err := t.store.peek(key)
 	if ok && err == nil {
 		return it.value()
 	}
@@ -106,7 +106,7 @@ func (h *Htable) shtIsNull(m *engine.Msg, tn, key string) int {
 	case t.hasInit:
 		return -2
 	}
-	if _, ok, _ := t.store.get(key); ok {
+	if _, ok, _ := t.store.peek(key); ok {
 		return -1
 	}
 	return 1
@@ -252,7 +252,7 @@ func (h *Htable) match(tn, op, val string, byValue bool) int {
 	switch op {
 	case "eq":
 		if !byValue { // a name match is one lookup, not a walk
-			if _, ok, _ := t.store.get(val); ok {
+			if _, ok, _ := t.store.peek(val); ok {
 				return 1
 			}
 			return -1

@@ -189,6 +189,23 @@ func (s *redisStore) get(key string) (item, bool, error) {
 	return withTTL(decode(v), pttl, nowMs()), true, nil
 }
 
+func (s *redisStore) peek(key string) (item, bool, error) {
+	c := s.conn()
+	if c == nil {
+		return item{}, false, errRedisDown
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	v, err := c.Do(ctx, c.B().Get().Key(s.prefix+key).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return item{}, false, nil
+	}
+	if err != nil {
+		return item{}, false, s.fail("GET", err)
+	}
+	return decode(v), true, nil
+}
+
 func (s *redisStore) set(key string, it item, ttlMs int64) error {
 	c := s.conn()
 	if c == nil {

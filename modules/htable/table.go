@@ -19,8 +19,10 @@ func (it item) live(now int64) bool { return it.exp == 0 || now < it.exp }
 // by redis_timeout and returns an error rather than wait longer. Table rules (autoexpire, updateexpire,
 // initval) are applied by the store, so that the redis store can apply them atomically on the server.
 type store interface {
-	// get returns the live item of key.
+	// get returns the live item of key with its expiry.
 	get(key string) (item, bool, error)
+	// peek is get without the expiry (one Redis command instead of two): the read of sht_get and $sht.
+	peek(key string) (item, bool, error)
 	// set stores a value; ttlMs > 0 is an explicit lifetime (sht_setxs), 0 applies the table's
 	// autoexpire/updateexpire rules.
 	set(key string, it item, ttlMs int64) error
@@ -123,6 +125,8 @@ func (t *table) expiryFor(old item, existed bool, ttlMs, now int64) int64 {
 	}
 	return 0
 }
+
+func (s *memStore) peek(key string) (item, bool, error) { return s.get(key) }
 
 func (s *memStore) set(key string, it item, ttlMs int64) error {
 	now := nowMs()
