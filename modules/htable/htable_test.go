@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,12 +481,6 @@ func TestLockExcludesOtherMessages(t *testing.T) {
 	if r := lock(m2, "plain", "k"); r != 1 {
 		t.Fatalf("lock after unlock = %d", r)
 	}
-}
-
-func sortedLines(s string) string {
-	l := strings.Split(s, ",")
-	sort.Strings(l)
-	return strings.Join(l, ",")
 }
 
 // TestConfigReload: a reload with the same tables warns about nothing and keeps the items; a changed
