@@ -7,6 +7,7 @@ import (
 	_ "github.com/siplua/siplua/modules/core"
 	_ "github.com/siplua/siplua/modules/corex"
 	_ "github.com/siplua/siplua/modules/hdr"
+	_ "github.com/siplua/siplua/modules/htable"
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/nathelper"
