@@ -1,13 +1,8 @@
 package usrloc_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +10,7 @@ import (
 
 	"github.com/siplua/siplua/engine/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
+	"github.com/siplua/siplua/modules/registrar/registrartest"
 )
 
 // e2eScript: REGISTER is saved; OPTIONS answers whether the R-URI is registered (a probe that relays
@@ -211,84 +207,15 @@ func e2eWaitRegistered(t *testing.T, c *enginetest.Client, node string, want boo
 	}
 }
 
-// e2eSIPp runs SIPp with one of the registrar's scenarios and returns its port and a wait function.
-func e2eSIPp(t *testing.T, name, scenario string, args ...string) (int, func(time.Duration) error) {
-	t.Helper()
-	bin := enginetest.NeedProgram(t, "sipp", "sip-tester")
-	dir := t.TempDir()
-	port := enginetest.FreePort(t)
-	full := append([]string{"-sf", filepath.Join("..", "registrar", "testdata", "sipp", scenario), "-i", "127.0.0.1",
-		"-p", strconv.Itoa(port), "-bind_local", "-nostdin", "-mp", strconv.Itoa(enginetest.FreePort(t)),
-		"-cp", strconv.Itoa(enginetest.FreePort(t)), "-trace_err", "-error_file", filepath.Join(dir, "err.log"),
-		"-timeout", "20s", "-recv_timeout", "8000"}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, bin, full...)
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start sipp: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); cancel() }()
-	t.Cleanup(func() {
-		cancel()
-		if t.Failed() {
-			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			t.Logf("%s output:\n%.3000s\nerrors:\n%.3000s", name, out.String(), errs)
-		}
-	})
-	time.Sleep(50 * time.Millisecond) // let it bind
-	return port, func(d time.Duration) error {
-		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			return nil
-		case <-time.After(d):
-			cancel()
-			return fmt.Errorf("%s: still running after %s", name, d)
-		}
-	}
-}
-
 // The S3 benchmark's script on two nodes sharing Redis: SIPp registers users through A, a SIPp UAC calls
 // each through B, which finds the SIPp UAS by lookup("location"); every call must complete.
 func TestRedisSIPpRegisterViaACallViaB(t *testing.T) {
-	const users = 20
 	url, _ := e2eRedis(t)
-	script, err := os.ReadFile("../../scripts/bench/S3.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := fmt.Sprintf("[modules.sl]\n[modules.tm]\n[modules.rr]\n[modules.maxfwd]\n[modules.siputils]\n[modules.registrar]\n"+
 		"[modules.usrloc]\nbackend = \"redis\"\nredis_url = %q\nredis_prefix = \"s3:\"\nredis_timeout = 2000\n", url)
-	a, b := enginetest.Start(t, cfg, string(script)), enginetest.Start(t, cfg, string(script))
-	var csv strings.Builder
-	csv.WriteString("SEQUENTIAL\n")
-	for i := range users {
-		fmt.Fprintf(&csv, "user%d;\n", i)
-	}
-	inf := filepath.Join(t.TempDir(), "users.csv")
-	if err := os.WriteFile(inf, []byte(csv.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	uasPort, uasWait := e2eSIPp(t, "uas", "call-uas.xml", "-m", strconv.Itoa(users))
-	target := "127.0.0.1:" + strconv.Itoa(uasPort)
-	_, regWait := e2eSIPp(t, "register", "register.xml", a.UDP.String(), "-m", strconv.Itoa(users), "-r", "200",
-		"-key", "target", target, "-inf", inf)
-	if err := regWait(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	_, uacWait := e2eSIPp(t, "uac", "call-uac.xml", b.UDP.String(), "-m", strconv.Itoa(users), "-r", "50",
-		"-key", "target", b.UDP.String(), "-inf", inf)
-	if err := uacWait(25 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := uasWait(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	script := registrartest.S3Script(t)
+	a, b := enginetest.Start(t, cfg, script), enginetest.Start(t, cfg, script)
+	registrartest.RegisterAndCall(t, a, b, 20)
 }
 
 // The ul.* control commands work on the Redis backend (they walk it with Range, write with Update).
