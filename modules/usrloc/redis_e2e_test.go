@@ -2,7 +2,6 @@ package usrloc_test
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,44 +47,20 @@ func e2eStatus(raw []byte) string {
 	return strings.TrimPrefix(line, "SIP/2.0 ")
 }
 
-// e2eUAS is a UDP phone: it receives a request and answers it to where its top Via says.
-type e2eUAS struct {
-	c *net.UDPConn
+// e2eUAS is bob's phone: it answers every INVITE 486 (an ACK it does not answer).
+func e2eUAS(t *testing.T) *enginetest.UAS {
+	return enginetest.StartUAS(t, false, func(string) int { return 486 })
 }
 
-func (u *e2eUAS) addr() string { return u.c.LocalAddr().String() }
-
-// expectInvite waits for an INVITE, answers 486 and returns the request.
-func (u *e2eUAS) expectInvite(t *testing.T) string {
+// expectInvite waits for the INVITE the UAS answered and returns it (skipping the ACKs of earlier ones).
+func expectInvite(t *testing.T, uas *enginetest.UAS) string {
 	t.Helper()
-	buf := make([]byte, 65535)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		_ = u.c.SetReadDeadline(deadline)
-		n, from, err := u.c.ReadFromUDP(buf)
-		if err != nil {
-			t.Fatalf("UAS at %s: no INVITE: %v", u.addr(), err)
+		req := uas.Next(t, time.Until(deadline)).Raw
+		if strings.HasPrefix(req, "INVITE ") {
+			return req
 		}
-		req := string(buf[:n])
-		if !strings.HasPrefix(req, "INVITE ") {
-			continue // the ACK of an earlier 486
-		}
-		var b strings.Builder
-		b.WriteString("SIP/2.0 486 Busy Here\r\n")
-		for _, l := range strings.Split(req, "\r\n") {
-			k, _, _ := strings.Cut(l, ":")
-			switch strings.ToLower(strings.TrimSpace(k)) {
-			case "via", "from", "call-id", "cseq":
-				b.WriteString(l + "\r\n")
-			case "to":
-				b.WriteString(l + ";tag=uas\r\n")
-			}
-		}
-		b.WriteString("Content-Length: 0\r\n\r\n")
-		if _, err := u.c.WriteToUDP([]byte(b.String()), from); err != nil {
-			t.Fatal(err)
-		}
-		return req
 	}
 }
 
@@ -113,12 +88,12 @@ func e2eRegister(t *testing.T, c *enginetest.Client, contact string, expires int
 
 // e2eCall sends an INVITE for bob through c and returns the final status, with the UAS answering 486 if
 // the INVITE reaches it.
-func e2eCall(t *testing.T, c *enginetest.Client, uas *e2eUAS, wantRelayed bool) string {
+func e2eCall(t *testing.T, c *enginetest.Client, uas *enginetest.UAS, wantRelayed bool) string {
 	t.Helper()
 	c.Send(c.Request("INVITE", "sip:bob@example.com"))
 	if wantRelayed {
-		req := uas.expectInvite(t)
-		if line, _, _ := strings.Cut(req, "\r\n"); !strings.Contains(line, "sip:bob@"+uas.addr()) {
+		req := expectInvite(t, uas)
+		if line, _, _ := strings.Cut(req, "\r\n"); !strings.Contains(line, "sip:bob@"+uas.Addr.String()) {
 			t.Fatalf("INVITE reached the UAS with R-URI %q, want the registered contact", line)
 		}
 	}
@@ -130,13 +105,8 @@ func e2eCall(t *testing.T, c *enginetest.Client, uas *e2eUAS, wantRelayed bool) 
 // later finds what was registered before.
 func TestRedisTwoNodesE2E(t *testing.T) {
 	url, killRedis := e2eRedis(t)
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { udp.Close() })
-	uas := &e2eUAS{c: udp}
-	contact := "sip:bob@" + uas.addr()
+	uas := e2eUAS(t)
+	contact := "sip:bob@" + uas.Addr.String()
 
 	t.Run("two nodes", func(t *testing.T) {
 		a, b := e2eNode(t, url), e2eNode(t, url)
