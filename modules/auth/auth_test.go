@@ -26,6 +26,14 @@ function ksr_request_route()
 	KSR.sl.sl_send_reply(403, "Forbidden")
 end`
 
+// expect fails the test unless the reply r has status code and, when wantRC is not "", X-RC wantRC.
+func expect(t *testing.T, r *sip.Response, code int, wantRC, what string) {
+	t.Helper()
+	if r.StatusCode != code || (wantRC != "" && rc(r) != wantRC) {
+		t.Fatalf("%s: got %d rc=%s, want %d rc=%s", what, r.StatusCode, rc(r), code, wantRC)
+	}
+}
+
 func rc(r *sip.Response) string {
 	if hd := r.GetHeader("X-RC"); hd != nil {
 		return hd.Value()
@@ -51,9 +59,7 @@ func TestRegisterChallengeThenAuthenticate(t *testing.T) {
 	c := p.UDPClient(t)
 
 	r := send(c, "REGISTER", "alice")
-	if r.StatusCode != 401 || rc(r) != "-5" {
-		t.Fatalf("no credentials: got %d rc=%s, want 401 rc=-5", r.StatusCode, rc(r))
-	}
+	expect(t, r, 401, "-5", "no credentials")
 	chs := authtest.Challenges(t, r, "WWW-Authenticate")
 	if len(chs) != 2 || chs[0].Alg != "SHA-256" || chs[1].Alg != "MD5" {
 		t.Fatalf("challenges: want SHA-256 then MD5, got %+v", chs)
@@ -73,32 +79,22 @@ func TestRegisterChallengeThenAuthenticate(t *testing.T) {
 			ch := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[i]
 			k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
 			r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-			if r.StatusCode != 200 || rc(r) != "1" {
-				t.Fatalf("valid %s credentials: got %d rc=%s", ch.Alg, r.StatusCode, rc(r))
-			}
+			expect(t, r, 200, "1", "valid "+ch.Alg+" credentials")
 			// the same nonce and nc again: a replay
 			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-			if r.StatusCode != 403 || rc(r) != "-6" {
-				t.Fatalf("replayed nonce+nc: got %d rc=%s, want 403 rc=-6", r.StatusCode, rc(r))
-			}
+			expect(t, r, 403, "-6", "replayed nonce+nc")
 			// a higher nc with the same nonce is fine (credentials caching, RFC 7616 §3.4)
 			k.NC = "00000002"
 			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-			if r.StatusCode != 200 {
-				t.Fatalf("nc=2: got %d rc=%s", r.StatusCode, rc(r))
-			}
+			expect(t, r, 200, "1", "nc=2")
 			// wrong password
 			k.Pass, k.NC = "wrong", "00000003"
 			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-			if r.StatusCode != 403 || rc(r) != "-2" {
-				t.Fatalf("wrong password: got %d rc=%s, want 403 rc=-2", r.StatusCode, rc(r))
-			}
+			expect(t, r, 403, "-2", "wrong password")
 			// the failed attempt did not burn nc=3 (Kamailio flag 32 behaviour)
 			k.Pass = "secret"
 			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-			if r.StatusCode != 200 {
-				t.Fatalf("nc=3 after a failure: got %d rc=%s", r.StatusCode, rc(r))
-			}
+			expect(t, r, 200, "", "nc=3 after a failure")
 		})
 	}
 }
@@ -110,14 +106,10 @@ func TestCheckFromMismatch(t *testing.T) {
 	// bob authenticates (the password is the script's) but registers alice
 	k := authtest.Creds{User: "bob", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
 	r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-	if r.StatusCode != 403 || rc(r) != "-8" {
-		t.Fatalf("auth user bob for alice: got %d rc=%s, want 403 rc=-8", r.StatusCode, rc(r))
-	}
+	expect(t, r, 403, "-8", "auth user bob for alice")
 	k.NC = "00000002"
 	r = send(c, "REGISTER", "bob", "Authorization: "+k.Answer(ch))
-	if r.StatusCode != 200 {
-		t.Fatalf("bob for bob: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 200, "", "bob for bob")
 }
 
 func TestExpiredNonceIsStale(t *testing.T) {
@@ -127,17 +119,13 @@ func TestExpiredNonceIsStale(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond)
 	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
 	r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-	if r.StatusCode != 401 || rc(r) != "-4" {
-		t.Fatalf("expired nonce: got %d rc=%s, want 401 rc=-4", r.StatusCode, rc(r))
-	}
+	expect(t, r, 401, "-4", "expired nonce")
 	fresh := authtest.Challenges(t, r, "WWW-Authenticate")
 	if len(fresh) != 2 || !fresh[0].Stale || !fresh[1].Stale || fresh[0].Nonce == ch.Nonce {
 		t.Fatalf("want fresh challenges with stale=true, got %+v", fresh)
 	}
 	r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(fresh[0]))
-	if r.StatusCode != 200 {
-		t.Fatalf("with the fresh nonce: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 200, "", "with the fresh nonce")
 }
 
 func TestProxyChallengeInvite(t *testing.T) {
@@ -154,9 +142,7 @@ function ksr_request_route()
 end`)
 	c := p.UDPClient(t)
 	r := send(c, "INVITE", "")
-	if r.StatusCode != 407 || rc(r) != "-5" {
-		t.Fatalf("INVITE without credentials: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 407, "-5", "INVITE without credentials")
 	if r.GetHeader("WWW-Authenticate") != nil {
 		t.Errorf("407 carries WWW-Authenticate")
 	}
@@ -169,15 +155,11 @@ end`)
 	if r.StatusCode == 100 {
 		r = c.RecvResponse(3 * time.Second)
 	}
-	if r.StatusCode != 200 || rc(r) != "1" {
-		t.Fatalf("INVITE with credentials: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 200, "1", "INVITE with credentials")
 	// Authorization (WWW) credentials do not answer a proxy challenge
 	k.NC = "00000002"
 	r = send(c, "INVITE", "", "Authorization: "+k.Answer(chs[0]))
-	if r.StatusCode != 407 || rc(r) != "-5" {
-		t.Fatalf("INVITE with Authorization instead of Proxy-Authorization: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 407, "-5", "INVITE with Authorization instead of Proxy-Authorization")
 }
 
 // TestChallengeFlags: flags 0 with qop = "" gives no qop; 16 gives stale=true; the realm is quoted safely.
@@ -220,9 +202,7 @@ func TestNoQOPCredentials(t *testing.T) {
 	ch.QOP = ""
 	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
 	r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
-	if r.StatusCode != 200 {
-		t.Fatalf("no-qop credentials: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 200, "", "no-qop credentials")
 }
 
 // TestBadCredentials: anything malformed or foreign is -1, a header for another realm is -5.

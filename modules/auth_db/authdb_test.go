@@ -58,6 +58,23 @@ func (c *client) login(method, user, authUser, pass, alg string) *sip.Response {
 	return c.send(method, user, "127.0.0.1", cred)
 }
 
+// loginWithin logs user in (REGISTER, user = auth user) again every interval until the answer is rc 1,
+// failing the test with what when it is not within d (a change in Redis reaching the module).
+func (c *client) loginWithin(d, interval time.Duration, user, pass, alg, what string) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r := c.login("REGISTER", user, user, pass, alg)
+		if rc(r) == "1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: rc=%s", what, rc(r))
+		}
+		time.Sleep(interval)
+	}
+}
+
 func rc(r *sip.Response) string {
 	if hd := r.GetHeader("X-RC"); hd != nil {
 		return hd.Value()
@@ -302,30 +319,10 @@ func TestRedis(t *testing.T) {
 	}
 	// a change in Redis is seen at once, cached answers included (server-assisted invalidation)
 	set("sub:alice@127.0.0.1", "password", "changed")
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		r := c.login("REGISTER", "alice", "alice", "changed", "MD5")
-		if rc(r) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("new password in Redis not used: rc=%s", rc(r))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.loginWithin(2*time.Second, 50*time.Millisecond, "alice", "changed", "MD5", "new password in Redis not used")
 	// a user added after a miss is seen at once too (the miss was cached, and invalidated)
 	set("sub:dave@127.0.0.1", "password", "davepw")
-	deadline = time.Now().Add(2 * time.Second)
-	for {
-		r := c.login("REGISTER", "dave", "dave", "davepw", "SHA-256")
-		if rc(r) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("user added to Redis after a miss not found: rc=%s", rc(r))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.loginWithin(2*time.Second, 50*time.Millisecond, "dave", "davepw", "SHA-256", "user added to Redis after a miss not found")
 	// Redis gone: the users file still answers, a Redis user is a source error (-1), within the timeout
 	rc0.Do(ctx, rc0.B().Arbitrary("SHUTDOWN", "NOSAVE").Build())
 	time.Sleep(100 * time.Millisecond)
@@ -360,17 +357,7 @@ func TestRedisLater(t *testing.T) {
 	if err := rc0.Do(context.Background(), rc0.B().Hset().Key("subscriber:alice").FieldValue().FieldValue("password", "secret").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(6 * time.Second)
-	for {
-		r := c.login("REGISTER", "alice", "alice", "secret", "MD5")
-		if rc(r) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Redis came up but alice is still rc=%s", rc(r))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.loginWithin(6*time.Second, 200*time.Millisecond, "alice", "secret", "MD5", "Redis came up but alice is still refused")
 }
 
 // TestReadmeExample runs the README example (stateful, auth_check with identity check, consume_credentials).
