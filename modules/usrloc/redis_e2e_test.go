@@ -64,21 +64,6 @@ func expectInvite(t *testing.T, uas *enginetest.UAS) string {
 	}
 }
 
-// e2eFinal reads replies until a final one.
-func e2eFinal(t *testing.T, c *enginetest.Client) string {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		raw, err := c.TryRecv(time.Until(deadline))
-		if err != nil {
-			t.Fatalf("no final reply: %v", err)
-		}
-		if st := e2eStatus(raw); !strings.HasPrefix(st, "1") {
-			return st
-		}
-	}
-}
-
 func e2eRegister(t *testing.T, c *enginetest.Client, contact string, expires int) string {
 	t.Helper()
 	c.Send(c.Request("REGISTER", "sip:bob@example.com", "Contact: <"+contact+">",
@@ -97,7 +82,7 @@ func e2eCall(t *testing.T, c *enginetest.Client, uas *enginetest.UAS, wantRelaye
 			t.Fatalf("INVITE reached the UAS with R-URI %q, want the registered contact", line)
 		}
 	}
-	return e2eFinal(t, c)
+	return e2eStatus(c.RecvFinal(3 * time.Second))
 }
 
 // Two siplua processes' worth of engines share one Redis: a registration through one is routed by the
