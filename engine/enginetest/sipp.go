@@ -26,20 +26,37 @@ type SIPp struct {
 	errs string     // the -error_file path
 	done chan error
 	stop context.CancelFunc
+	// retried: it could not bind and another SIPp took its place (its output is not logged)
+	retried bool
 }
 
 // StartSIPp runs SIPp with the scenario file scenarioPath (relative to the test's directory or absolute)
 // on 127.0.0.1, on a free SIP port and free media ports, tracing errors to a file of its own; args are
 // further SIPp arguments, the remote host:port first for a UAC (later arguments override the defaults:
 // -timeout 20s, -recv_timeout 8000). It skips the test when sipp is not installed (fails when CI=true).
+//
+// A free port can be taken by another test between FreePort and SIPp's bind: a SIPp that ends at once
+// because a port is in use is started again on other ports. The control port is left to SIPp, which
+// moves on to the next one when its default is taken.
 func StartSIPp(t testing.TB, name, scenarioPath string, args ...string) *SIPp {
 	t.Helper()
 	bin := NeedProgram(t, "sipp", "sip-tester")
+	for attempt := 1; ; attempt++ {
+		s := startSIPp(t, bin, name, scenarioPath, args)
+		if attempt < 3 && s.portTaken() {
+			t.Logf("sipp %s: a port was taken, starting it again", name)
+			continue
+		}
+		return s
+	}
+}
+
+func startSIPp(t testing.TB, bin, name, scenarioPath string, args []string) *SIPp {
+	t.Helper()
 	dir := t.TempDir()
 	s := &SIPp{Name: name, Port: FreePort(t), out: &LogBuffer{}, errs: filepath.Join(dir, "err.log"), done: make(chan error, 1)}
 	full := append([]string{"-sf", scenarioPath, "-i", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-bind_local", "-nostdin",
-		"-mp", strconv.Itoa(FreePort(t)), "-cp", strconv.Itoa(FreePort(t)),
-		"-trace_err", "-error_file", s.errs, "-timeout", "20s", "-recv_timeout", "8000"}, args...)
+		"-mp", strconv.Itoa(FreePort(t)), "-trace_err", "-error_file", s.errs, "-timeout", "20s", "-recv_timeout", "8000"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), SIPpLimit)
 	s.stop = cancel
 	s.cmd = exec.CommandContext(ctx, bin, full...)
@@ -51,12 +68,24 @@ func StartSIPp(t testing.TB, name, scenarioPath string, args ...string) *SIPp {
 	go func() { s.done <- s.cmd.Wait(); cancel() }()
 	t.Cleanup(func() {
 		cancel() // kills it if still running
-		if t.Failed() {
+		if t.Failed() && !s.retried {
 			t.Logf("sipp %s output:\n%s\nerrors:\n%s", name, Tail(s.out.String(), 3000), Tail(string(s.ErrorLog()), 3000))
 		}
 	})
-	time.Sleep(50 * time.Millisecond) // let it bind before a peer sends to it
 	return s
+}
+
+// portTaken waits a moment for SIPp to bind (so that a peer does not send to it before) and reports
+// whether it ended in that time because one of its ports was in use.
+func (s *SIPp) portTaken() bool {
+	select {
+	case err := <-s.done:
+		s.done <- err // for Wait
+		s.retried = err != nil && strings.Contains(s.out.String()+string(s.ErrorLog()), "Address already in use")
+		return s.retried
+	case <-time.After(100 * time.Millisecond):
+		return false
+	}
 }
 
 // Addr is 127.0.0.1:Port, SIPp's SIP address.
