@@ -1,7 +1,6 @@
 package usrloc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,32 +55,14 @@ func redisCommandCalls(t testing.TB, c rueidis.Client, cmd string) int {
 	return 0
 }
 
-// redisLogBuf is a log sink the test reads.
-type redisLogBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *redisLogBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *redisLogBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *redisLogBuf) {
+func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *enginetest.LogBuffer) {
 	t.Helper()
 	u := New()
 	u.Backend, u.RedisURL, u.RedisTimeout, u.RedisPrefix = "redis", url, timeoutMS, "test:ul:"
 	if err := u.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &redisLogBuf{}
+	logs := &enginetest.LogBuffer{}
 	env := &engine.Env{Log: slog.New(slog.NewTextHandler(logs, nil)).With("module", "usrloc")}
 	st, err := newRedisStore(u, env)
 	if err != nil {
