@@ -614,10 +614,11 @@ func (b *branch) timeout() {
 func (b *branch) sendCancel() {
 	b.cancel = hopRequest(b.out, "CANCEL", "")
 	b.retrIv = ms(b.tx.t.T1)
-	if b.cancel == nil {
-		b.tx.t.e.CountForwarded() // as before: counted even when it could not be built
+	if b.cancel == nil { // not built (a request tm did not make): nothing to send, counted all the same
+		b.tx.t.e.CountForwarded()
+		return
 	}
-	b.queueRequest(b.cancel, countForwarded)
+	b.queueRequest(b.cancel, countForwarded) // sent, and counted, once x.mu is released
 }
 
 // sendACK acknowledges a negative final reply on the branch (RFC 3261 §17.1.1.3): to is the reply's To.

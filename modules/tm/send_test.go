@@ -75,3 +75,37 @@ func TestSendOrder(t *testing.T) {
 	}
 	x.mu.Unlock()
 }
+
+// BenchmarkQueuedReply: deciding a reply under the lock and sending it after (what every reply of a
+// transaction costs over the bare socket write), against sending it with the lock held as tm did before.
+func BenchmarkQueuedReply(b *testing.B) {
+	p := enginetest.Start(b, "[modules.tm]\n", "function ksr_request_route() end")
+	inst, _ := p.E.Module("tm")
+	tm := inst.(*TM)
+	uac := p.UDPClient(b) // never reads: the kernel drops what does not fit
+	raw := "OPTIONS sip:bob@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP " + uac.Addr.String() + ";rport;branch=z9hG4bKbench\n" +
+		"From: <sip:alice@127.0.0.1>;tag=a\nTo: <sip:bob@127.0.0.1>\nCall-ID: bench@test\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+	req, err := p.E.NewMsg([]byte(enginetest.CRLF(raw)), uac.Addr, engine.UDP)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := []byte("SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+	b.Run("queued", func(b *testing.B) {
+		x := &tx{t: tm, req: req}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			x.mu.Lock()
+			x.queue(outMsg{kind: outReply, req: req, data: out})
+			x.unlock()
+		}
+	})
+	b.Run("under-lock", func(b *testing.B) {
+		x := &tx{t: tm, req: req}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			x.mu.Lock()
+			_ = tm.e.SendReplyBytes(req, out)
+			x.mu.Unlock()
+		}
+	})
+}
