@@ -497,11 +497,11 @@ func (t *TM) nextTarget(x *tx, uri string, rs *branchSrc) *branch {
 func (t *TM) forward(b, nb *branch, src *engine.Msg) bool {
 	x := b.tx
 	for nb != nil {
-		id, dst := nb.id, nb.dst
+		cur, id, dst := nb, nb.id, nb.dst
 		t.checkSend(x)
 		err := t.e.SendNotify(dst.Proto, nb.local, dst.Addr, nb.out, func(err error) {
 			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
-			t.sendFailed(nb, id, false)
+			t.sendFailed(cur, id, false)
 		})
 		if err == nil {
 			t.e.CountForwarded()
