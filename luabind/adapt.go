@@ -48,6 +48,10 @@ type (
 // alignment).
 type fnSSIII = func(*engine.Msg, string, string, int, int) int
 
+// fnSSSII is htable's sht_setxs(table, key, value, expire) (declared apart so the table above keeps its
+// alignment).
+type fnSSSII = func(*engine.Msg, string, string, string, int) int
+
 // Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
 func Supported(fn any) bool {
 	return adapt(nil, "", fn) != nil
@@ -89,6 +93,10 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSIII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argI(L, name, 4)))
+		}
+	case fnSSSII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argI(L, name, 4)))
 		}
 	case fnSISI:
 		return func(L *lua.LState) int {

@@ -135,12 +135,21 @@ func (l *e2eLog) wait(re *regexp.Regexp, d time.Duration) (string, bool) {
 
 // e2eProc is a running siplua process.
 type e2eProc struct {
-	cmd  *exec.Cmd
-	UDP  netip.AddrPort
-	TCP  netip.AddrPort
-	Log  *e2eLog
-	done chan struct{} // closed when the process has exited
-	err  error         // its Wait result
+	cmd    *exec.Cmd
+	UDP    netip.AddrPort
+	TCP    netip.AddrPort
+	Log    *e2eLog
+	done   chan struct{} // closed when the process has exited
+	err    error         // its Wait result
+	killed bool          // ended by kill (SIGKILL) on purpose
+	closed bool          // stop ran
+}
+
+// kill ends the process with SIGKILL, as a crash or `kill -9` would: no shutdown work (no final snapshot).
+func (p *e2eProc) kill() {
+	p.killed = true
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 // e2eConfig writes a configuration that listens on UDP and TCP 127.0.0.1 with kernel-chosen ports and runs
@@ -253,9 +262,15 @@ func e2eStart(t testing.TB, args ...string) *e2eProc {
 // stop sends SIGTERM and checks the graceful exit; the log is shown when the test failed.
 func (p *e2eProc) stop(t testing.TB) {
 	t.Helper()
+	if p.closed {
+		return
+	}
+	p.closed = true
 	select {
 	case <-p.done:
-		t.Errorf("siplua exited before the test ended: %v", p.err)
+		if !p.killed {
+			t.Errorf("siplua exited before the test ended: %v", p.err)
+		}
 	default:
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -322,7 +322,7 @@ func TestTCPSendNeverBlocks(t *testing.T) {
 	if full == nil || !strings.Contains(full.Error(), "queue full") {
 		t.Errorf("16 MB to a peer that does not read: no queue-full error (last: %v)", full)
 	}
-	if slowest > 100*time.Millisecond {
+	if slowest > time.Second { // a blocked send would wait for the 10 s write timeout; slack for a loaded machine
 		t.Errorf("a send waited %v", slowest)
 	}
 }

@@ -1,10 +1,6 @@
 package auth_test
 
 import (
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,87 +9,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
+	"github.com/siplua/siplua/modules/auth/authtest"
 )
-
-// The digest arithmetic of the tests is written here again, independently of the module (RFC 7616 §3.4.1).
-func h(alg, s string) string {
-	if alg == "SHA-256" {
-		sum := sha256.Sum256([]byte(s))
-		return hex.EncodeToString(sum[:])
-	}
-	sum := md5.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-// challenge is one parsed WWW-/Proxy-Authenticate header.
-type challenge struct {
-	Realm, Nonce, QOP, Alg string
-	Stale                  bool
-	Raw                    string
-}
-
-var paramRE = regexp.MustCompile(`(\w+)=("([^"]*)"|[^,\s]+)`)
-
-func parseChallenge(t testing.TB, v string) challenge {
-	t.Helper()
-	if !strings.HasPrefix(v, "Digest ") {
-		t.Fatalf("challenge %q: not Digest", v)
-	}
-	c := challenge{Raw: v}
-	for _, m := range paramRE.FindAllStringSubmatch(v, -1) {
-		val := m[2]
-		if m[3] != "" || strings.HasPrefix(val, `"`) {
-			val = m[3]
-		}
-		switch m[1] {
-		case "realm":
-			c.Realm = val
-		case "nonce":
-			c.Nonce = val
-		case "qop":
-			c.QOP = val
-		case "algorithm":
-			c.Alg = val
-		case "stale":
-			c.Stale = val == "true"
-		}
-	}
-	return c
-}
-
-func challenges(t *testing.T, r *sip.Response, name string) []challenge {
-	t.Helper()
-	var out []challenge
-	for _, hd := range r.GetHeaders(name) {
-		out = append(out, parseChallenge(t, hd.Value()))
-	}
-	return out
-}
-
-// creds builds a Digest credentials header value answering c.
-type creds struct {
-	user, pass, method, uri, nc, cnonce string
-}
-
-func (k creds) answer(c challenge) string {
-	ha1 := h(c.Alg, k.user+":"+c.Realm+":"+k.pass)
-	ha2 := h(c.Alg, k.method+":"+k.uri)
-	if c.QOP == "" {
-		resp := h(c.Alg, ha1+":"+c.Nonce+":"+ha2)
-		return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s`,
-			k.user, c.Realm, c.Nonce, k.uri, resp, c.Alg)
-	}
-	nc, cn := k.nc, k.cnonce
-	if nc == "" {
-		nc = "00000001"
-	}
-	if cn == "" {
-		cn = "0a4f113b"
-	}
-	resp := h(c.Alg, ha1+":"+c.Nonce+":"+nc+":"+cn+":auth:"+ha2)
-	return fmt.Sprintf(`Digest username="%s",realm="%s",nonce="%s",uri="%s",response="%s",algorithm=%s,cnonce="%s",qop=auth,nc=%s`,
-		k.user, c.Realm, c.Nonce, k.uri, resp, c.Alg, cn, nc)
-}
 
 // The script answers 200 when pv_auth_check passes, challenges on -4/-5, and 403 otherwise; the code of
 // every call is in the X-RC header of the reply.
@@ -108,6 +25,14 @@ function ksr_request_route()
 	end
 	KSR.sl.sl_send_reply(403, "Forbidden")
 end`
+
+// expect fails the test unless the reply r has status code and, when wantRC is not "", X-RC wantRC.
+func expect(t *testing.T, r *sip.Response, code int, wantRC, what string) {
+	t.Helper()
+	if r.StatusCode != code || (wantRC != "" && rc(r) != wantRC) {
+		t.Fatalf("%s: got %d rc=%s, want %d rc=%s", what, r.StatusCode, rc(r), code, wantRC)
+	}
+}
 
 func rc(r *sip.Response) string {
 	if hd := r.GetHeader("X-RC"); hd != nil {
@@ -134,10 +59,8 @@ func TestRegisterChallengeThenAuthenticate(t *testing.T) {
 	c := p.UDPClient(t)
 
 	r := send(c, "REGISTER", "alice")
-	if r.StatusCode != 401 || rc(r) != "-5" {
-		t.Fatalf("no credentials: got %d rc=%s, want 401 rc=-5", r.StatusCode, rc(r))
-	}
-	chs := challenges(t, r, "WWW-Authenticate")
+	expect(t, r, 401, "-5", "no credentials")
+	chs := authtest.Challenges(t, r, "WWW-Authenticate")
 	if len(chs) != 2 || chs[0].Alg != "SHA-256" || chs[1].Alg != "MD5" {
 		t.Fatalf("challenges: want SHA-256 then MD5, got %+v", chs)
 	}
@@ -153,35 +76,25 @@ func TestRegisterChallengeThenAuthenticate(t *testing.T) {
 	for i, alg := range []string{"SHA-256", "MD5"} {
 		t.Run(alg, func(t *testing.T) {
 			// both challenges of a reply share one nonce: take a fresh one per algorithm
-			ch := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[i]
-			k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-			r := send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-			if r.StatusCode != 200 || rc(r) != "1" {
-				t.Fatalf("valid %s credentials: got %d rc=%s", ch.Alg, r.StatusCode, rc(r))
-			}
+			ch := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[i]
+			k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+			r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+			expect(t, r, 200, "1", "valid "+ch.Alg+" credentials")
 			// the same nonce and nc again: a replay
-			r = send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-			if r.StatusCode != 403 || rc(r) != "-6" {
-				t.Fatalf("replayed nonce+nc: got %d rc=%s, want 403 rc=-6", r.StatusCode, rc(r))
-			}
+			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+			expect(t, r, 403, "-6", "replayed nonce+nc")
 			// a higher nc with the same nonce is fine (credentials caching, RFC 7616 §3.4)
-			k.nc = "00000002"
-			r = send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-			if r.StatusCode != 200 {
-				t.Fatalf("nc=2: got %d rc=%s", r.StatusCode, rc(r))
-			}
+			k.NC = "00000002"
+			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+			expect(t, r, 200, "1", "nc=2")
 			// wrong password
-			k.pass, k.nc = "wrong", "00000003"
-			r = send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-			if r.StatusCode != 403 || rc(r) != "-2" {
-				t.Fatalf("wrong password: got %d rc=%s, want 403 rc=-2", r.StatusCode, rc(r))
-			}
+			k.Pass, k.NC = "wrong", "00000003"
+			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+			expect(t, r, 403, "-2", "wrong password")
 			// the failed attempt did not burn nc=3 (Kamailio flag 32 behaviour)
-			k.pass = "secret"
-			r = send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-			if r.StatusCode != 200 {
-				t.Fatalf("nc=3 after a failure: got %d rc=%s", r.StatusCode, rc(r))
-			}
+			k.Pass = "secret"
+			r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+			expect(t, r, 200, "", "nc=3 after a failure")
 		})
 	}
 }
@@ -189,38 +102,30 @@ func TestRegisterChallengeThenAuthenticate(t *testing.T) {
 func TestCheckFromMismatch(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\n", pvScript)
 	c := p.UDPClient(t)
-	ch := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[1]
+	ch := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[1]
 	// bob authenticates (the password is the script's) but registers alice
-	k := creds{user: "bob", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	r := send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-	if r.StatusCode != 403 || rc(r) != "-8" {
-		t.Fatalf("auth user bob for alice: got %d rc=%s, want 403 rc=-8", r.StatusCode, rc(r))
-	}
-	k.nc = "00000002"
-	r = send(c, "REGISTER", "bob", "Authorization: "+k.answer(ch))
-	if r.StatusCode != 200 {
-		t.Fatalf("bob for bob: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	k := authtest.Creds{User: "bob", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+	expect(t, r, 403, "-8", "auth user bob for alice")
+	k.NC = "00000002"
+	r = send(c, "REGISTER", "bob", "Authorization: "+k.Answer(ch))
+	expect(t, r, 200, "", "bob for bob")
 }
 
 func TestExpiredNonceIsStale(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\nnonce_expire = 1\n", pvScript)
 	c := p.UDPClient(t)
-	ch := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[0]
+	ch := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[0]
 	time.Sleep(2100 * time.Millisecond)
-	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	r := send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-	if r.StatusCode != 401 || rc(r) != "-4" {
-		t.Fatalf("expired nonce: got %d rc=%s, want 401 rc=-4", r.StatusCode, rc(r))
-	}
-	fresh := challenges(t, r, "WWW-Authenticate")
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+	expect(t, r, 401, "-4", "expired nonce")
+	fresh := authtest.Challenges(t, r, "WWW-Authenticate")
 	if len(fresh) != 2 || !fresh[0].Stale || !fresh[1].Stale || fresh[0].Nonce == ch.Nonce {
 		t.Fatalf("want fresh challenges with stale=true, got %+v", fresh)
 	}
-	r = send(c, "REGISTER", "alice", "Authorization: "+k.answer(fresh[0]))
-	if r.StatusCode != 200 {
-		t.Fatalf("with the fresh nonce: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(fresh[0]))
+	expect(t, r, 200, "", "with the fresh nonce")
 }
 
 func TestProxyChallengeInvite(t *testing.T) {
@@ -237,30 +142,24 @@ function ksr_request_route()
 end`)
 	c := p.UDPClient(t)
 	r := send(c, "INVITE", "")
-	if r.StatusCode != 407 || rc(r) != "-5" {
-		t.Fatalf("INVITE without credentials: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 407, "-5", "INVITE without credentials")
 	if r.GetHeader("WWW-Authenticate") != nil {
 		t.Errorf("407 carries WWW-Authenticate")
 	}
-	chs := challenges(t, r, "Proxy-Authenticate")
+	chs := authtest.Challenges(t, r, "Proxy-Authenticate")
 	if len(chs) != 1 || chs[0].Alg != "MD5" || chs[0].QOP != "auth" || chs[0].Realm != "127.0.0.1" {
 		t.Fatalf("want one MD5 challenge with qop=auth (the qop parameter) and realm = From host, got %+v", chs)
 	}
-	k := creds{user: "alice", pass: "secret", method: "INVITE", uri: "sip:127.0.0.1"}
-	r = send(c, "INVITE", "", "Proxy-Authorization: "+k.answer(chs[0]))
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "INVITE", URI: "sip:127.0.0.1"}
+	r = send(c, "INVITE", "", "Proxy-Authorization: "+k.Answer(chs[0]))
 	if r.StatusCode == 100 {
 		r = c.RecvResponse(3 * time.Second)
 	}
-	if r.StatusCode != 200 || rc(r) != "1" {
-		t.Fatalf("INVITE with credentials: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	expect(t, r, 200, "1", "INVITE with credentials")
 	// Authorization (WWW) credentials do not answer a proxy challenge
-	k.nc = "00000002"
-	r = send(c, "INVITE", "", "Authorization: "+k.answer(chs[0]))
-	if r.StatusCode != 407 || rc(r) != "-5" {
-		t.Fatalf("INVITE with Authorization instead of Proxy-Authorization: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	k.NC = "00000002"
+	r = send(c, "INVITE", "", "Authorization: "+k.Answer(chs[0]))
+	expect(t, r, 407, "-5", "INVITE with Authorization instead of Proxy-Authorization")
 }
 
 // TestChallengeFlags: flags 0 with qop = "" gives no qop; 16 gives stale=true; the realm is quoted safely.
@@ -281,7 +180,7 @@ end`)
 		{"example.org", "17", "auth", true},
 	} {
 		r := send(c, "OPTIONS", "", "X-Realm: "+tc.realm, "X-Flags: "+tc.flags)
-		chs := challenges(t, r, "WWW-Authenticate")
+		chs := authtest.Challenges(t, r, "WWW-Authenticate")
 		if r.StatusCode != 401 || len(chs) != 2 || chs[0].Alg != "MD5" || chs[1].Alg != "SHA-256" {
 			t.Fatalf("flags %s: got %d %+v", tc.flags, r.StatusCode, chs)
 		}
@@ -296,26 +195,24 @@ func TestNoQOPCredentials(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\nqop = \"\"\n", pvScript)
 	c := p.UDPClient(t)
 	r := send(c, "REGISTER", "alice")
-	ch := challenges(t, r, "WWW-Authenticate")[0]
+	ch := authtest.Challenges(t, r, "WWW-Authenticate")[0]
 	if ch.QOP != "auth" { // the script's auth_challenge passes flag 1
 		t.Fatalf("flag 1 must offer qop=auth: %q", ch.Raw)
 	}
 	ch.QOP = ""
-	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	r = send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch))
-	if r.StatusCode != 200 {
-		t.Fatalf("no-qop credentials: got %d rc=%s", r.StatusCode, rc(r))
-	}
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	r = send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch))
+	expect(t, r, 200, "", "no-qop credentials")
 }
 
 // TestBadCredentials: anything malformed or foreign is -1, a header for another realm is -5.
 func TestBadCredentials(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\n", pvScript)
 	c := p.UDPClient(t)
-	ch := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[1]
-	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	good := k.answer(ch)
-	other := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[1]
+	ch := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[1]
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	good := k.Answer(ch)
+	other := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[1]
 	for _, tc := range []struct {
 		name, hdr, want string
 	}{
@@ -343,12 +240,12 @@ func TestSharedSecret(t *testing.T) {
 	a := enginetest.Start(t, cfg, pvScript)
 	b := enginetest.Start(t, cfg, pvScript)
 	other := enginetest.Start(t, "[modules.sl]\n[modules.auth]\nsecret = \"another-secret-0123456789\"\n", pvScript)
-	ch := challenges(t, send(a.UDPClient(t), "REGISTER", "alice"), "WWW-Authenticate")[0]
-	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	if r := send(b.UDPClient(t), "REGISTER", "alice", "Authorization: "+k.answer(ch)); r.StatusCode != 200 {
+	ch := authtest.Challenges(t, send(a.UDPClient(t), "REGISTER", "alice"), "WWW-Authenticate")[0]
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	if r := send(b.UDPClient(t), "REGISTER", "alice", "Authorization: "+k.Answer(ch)); r.StatusCode != 200 {
 		t.Fatalf("node b with a's nonce: got %d rc=%s", r.StatusCode, rc(r))
 	}
-	if r := send(other.UDPClient(t), "REGISTER", "alice", "Authorization: "+k.answer(ch)); rc(r) != "-1" {
+	if r := send(other.UDPClient(t), "REGISTER", "alice", "Authorization: "+k.Answer(ch)); rc(r) != "-1" {
 		t.Fatalf("node with another secret: got %d rc=%s, want rc=-1", r.StatusCode, rc(r))
 	}
 }
@@ -370,8 +267,8 @@ end`)
 	if r1.StatusCode != 401 || r2.StatusCode != 401 {
 		t.Fatalf("got %d, %d", r1.StatusCode, r2.StatusCode)
 	}
-	n1 := challenges(t, r1, "WWW-Authenticate")[0].Nonce
-	n2 := challenges(t, r2, "WWW-Authenticate")[0].Nonce
+	n1 := authtest.Challenges(t, r1, "WWW-Authenticate")[0].Nonce
+	n2 := authtest.Challenges(t, r2, "WWW-Authenticate")[0].Nonce
 	if n1 != n2 {
 		t.Fatalf("the retransmission got a new challenge (nonce %s, then %s): not through the transaction", n1, n2)
 	}
@@ -397,9 +294,9 @@ func TestConsumeAndHasCredentials(t *testing.T) {
 	if !strings.HasPrefix(hdr, "Proxy-Authenticate: Digest realm=\"example.org\"") || !strings.Contains(hdr, `qop="auth"`) {
 		t.Fatalf("flag 4 challenge in $avp(digest_challenge): %q", hdr)
 	}
-	ch := parseChallenge(t, strings.TrimSpace(strings.SplitN(strings.TrimPrefix(hdr, "Proxy-Authenticate: "), "\r\n", 2)[0]))
-	k := creds{user: "alice", pass: "secret", method: "INVITE", uri: "sip:bob@example.org"}
-	m = enginetest.Msg(t, p, inv+"X-Before: 1\nProxy-Authorization: "+k.answer(ch)+"\nX-After: 1\nContent-Length: 0\n\n")
+	ch := authtest.ParseChallenge(t, strings.TrimSpace(strings.SplitN(strings.TrimPrefix(hdr, "Proxy-Authenticate: "), "\r\n", 2)[0]))
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "INVITE", URI: "sip:bob@example.org"}
+	m = enginetest.Msg(t, p, inv+"X-Before: 1\nProxy-Authorization: "+k.Answer(ch)+"\nX-After: 1\nContent-Length: 0\n\n")
 	for _, tc := range []struct{ realm, want string }{{"example.org", "number:1"}, {"", "number:1"}, {"other.org", "number:-1"}} {
 		if got := enginetest.Call(t, has, m, tc.realm); got != tc.want {
 			t.Errorf("has_credentials(%q) = %s, want %s", tc.realm, got, tc.want)
@@ -443,9 +340,9 @@ func TestNotChallenged(t *testing.T) {
 func TestSeveralCredentials(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.auth]\nalgorithms = [\"MD5\"]\n", pvScript)
 	c := p.UDPClient(t)
-	ch := challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[0]
-	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	good := k.answer(ch)
+	ch := authtest.Challenges(t, send(c, "REGISTER", "alice"), "WWW-Authenticate")[0]
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	good := k.Answer(ch)
 	r := send(c, "REGISTER", "alice",
 		"Authorization: "+strings.ReplaceAll(good, `realm="127.0.0.1"`, `realm="elsewhere"`),
 		"Authorization: "+strings.Replace(good, "algorithm=MD5", "algorithm=SHA-256", 1),
@@ -463,9 +360,9 @@ func TestTCP(t *testing.T) {
 	if r.StatusCode != 401 {
 		t.Fatalf("got %d", r.StatusCode)
 	}
-	ch := challenges(t, r, "WWW-Authenticate")[0]
-	k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:127.0.0.1"}
-	if r := send(c, "REGISTER", "alice", "Authorization: "+k.answer(ch)); r.StatusCode != 200 {
+	ch := authtest.Challenges(t, r, "WWW-Authenticate")[0]
+	k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:127.0.0.1"}
+	if r := send(c, "REGISTER", "alice", "Authorization: "+k.Answer(ch)); r.StatusCode != 200 {
 		t.Fatalf("over TCP: got %d rc=%s", r.StatusCode, rc(r))
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/modules/auth/authtest"
 )
 
 // BenchmarkVerify: pv_www_authenticate of a valid credential (parse the header, check the nonce MAC and
@@ -22,9 +23,9 @@ func BenchmarkVerify(b *testing.B) {
 			if rc := fn(m, "", "secret", 4); rc != -5 {
 				b.Fatalf("no credentials: rc %d", rc)
 			}
-			ch := parseChallenge(b, strings.TrimSpace(strings.TrimPrefix(m.AVPs["digest_challenge"][0].S, "WWW-Authenticate: ")))
-			k := creds{user: "alice", pass: "secret", method: "REGISTER", uri: "sip:example.org"}
-			m = enginetest.Msg(b, p, reg+"Authorization: "+k.answer(ch)+"\nContent-Length: 0\n\n")
+			ch := authtest.ParseChallenge(b, strings.TrimSpace(strings.TrimPrefix(m.AVPs["digest_challenge"][0].S, "WWW-Authenticate: ")))
+			k := authtest.Creds{User: "alice", Pass: "secret", Method: "REGISTER", URI: "sip:example.org"}
+			m = enginetest.Msg(b, p, reg+"Authorization: "+k.Answer(ch)+"\nContent-Length: 0\n\n")
 			if rc := fn(m, "", "secret", 0); rc != 1 {
 				b.Fatalf("valid credentials: rc %d", rc)
 			}

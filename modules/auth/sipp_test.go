@@ -2,11 +2,7 @@ package auth_test
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -17,7 +13,7 @@ import (
 // computes itself ([authentication]); the script authenticates with pv_auth_check and answers 200 through
 // the transaction. SIPp 3.6 knows MD5 only, so MD5 is the one algorithm offered here.
 func TestSIPpRegisterAuth(t *testing.T) {
-	bin := enginetest.NeedProgram(t, "sipp", "sip-tester")
+	enginetest.NeedProgram(t, "sipp", "sip-tester") // before the proxy starts
 	p := enginetest.Start(t, "[modules.sl]\n[modules.tm]\n[modules.auth]\nalgorithms = [\"MD5\"]\n", `
 function ksr_request_route()
 	if KSR.tm.t_newtran() <= 0 then return end -- retransmissions: the transaction answers
@@ -31,34 +27,19 @@ end`)
 		ok             bool
 	}{{"right password", "s3cret", true}, {"wrong password", "wrong", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			args := []string{p.UDP.String(), "-sf", filepath.Join("testdata", "sipp", "register-auth.xml"),
-				"-i", "127.0.0.1", "-p", strconv.Itoa(enginetest.FreePort(t)), "-bind_local", "-nostdin",
-				"-s", "alice", "-au", "alice", "-ap", tc.password, "-m", "20", "-r", "50",
-				"-trace_err", "-error_file", filepath.Join(dir, "err.log"), "-timeout", "20s", "-recv_timeout", "5000"}
+			args := []string{p.UDP.String(), "-s", "alice", "-au", "alice", "-ap", tc.password, "-m", "20", "-r", "50",
+				"-recv_timeout", "5000"}
 			if !tc.ok {
 				args = append(args, "-m", "1")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, args...)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+			s := enginetest.StartSIPp(t, "register-auth", filepath.Join("testdata", "sipp", "register-auth.xml"), args...)
+			err := s.Wait(25 * time.Second)
 			if tc.ok && err != nil {
-				t.Fatalf("sipp: %v\n%s\nerrors:\n%s", err, lastBytes(out.String(), 2000), lastBytes(string(errs), 2000))
+				t.Fatal(err)
 			}
-			if !tc.ok && (err == nil || !bytes.Contains(errs, []byte("403 Forbidden -2"))) {
-				t.Fatalf("sipp with a wrong password: %v, want a failed call with 403 Forbidden -2; errors:\n%s", err, lastBytes(string(errs), 2000))
+			if errs := s.ErrorLog(); !tc.ok && (err == nil || !bytes.Contains(errs, []byte("403 Forbidden -2"))) {
+				t.Fatalf("sipp with a wrong password: %v, want a failed call with 403 Forbidden -2; errors:\n%s", err, enginetest.Tail(string(errs), 2000))
 			}
 		})
 	}
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

@@ -2,17 +2,11 @@ package authdb_test
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,21 +16,7 @@ import (
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
-)
-
-func h(alg, s string) string {
-	if alg == "SHA-256" {
-		sum := sha256.Sum256([]byte(s))
-		return hex.EncodeToString(sum[:])
-	}
-	sum := md5.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-var (
-	nonceRE = regexp.MustCompile(`nonce="([^"]+)"`)
-	realmRE = regexp.MustCompile(`realm="([^"]+)"`)
-	algRE   = regexp.MustCompile(`algorithm=([\w-]+)`)
+	"github.com/siplua/siplua/modules/auth/authtest"
 )
 
 // client registers user@127.0.0.1 against the proxy, answering its challenge.
@@ -63,24 +43,36 @@ func (c *client) login(method, user, authUser, pass, alg string) *sip.Response {
 	if r.StatusCode == 407 {
 		hname, cname = "Proxy-Authenticate", "Proxy-Authorization"
 	}
-	var ch string
-	for _, hd := range r.GetHeaders(hname) {
-		if m := algRE.FindStringSubmatch(hd.Value()); m != nil && m[1] == alg {
-			ch = hd.Value()
+	var ch *authtest.Challenge
+	for _, x := range authtest.Challenges(c.t, r, hname) {
+		if x.Alg == alg {
+			ch = &x
 		}
 	}
-	if ch == "" {
+	if ch == nil {
 		c.t.Fatalf("no %s challenge in %d reply:\n%s", alg, r.StatusCode, r.String())
 	}
-	nonce, realm := nonceRE.FindStringSubmatch(ch)[1], realmRE.FindStringSubmatch(ch)[1]
-	uri := "sip:127.0.0.1"
 	c.nc++
-	nc := fmt.Sprintf("%08x", c.nc)
-	ha1 := h(alg, authUser+":"+realm+":"+pass)
-	resp := h(alg, ha1+":"+nonce+":"+nc+":cn0:auth:"+h(alg, method+":"+uri))
-	cred := fmt.Sprintf(`%s: Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, cnonce="cn0", qop=auth, nc=%s`,
-		cname, authUser, realm, nonce, uri, resp, alg, nc)
+	k := authtest.Creds{User: authUser, Pass: pass, Method: method, URI: "sip:127.0.0.1", NC: fmt.Sprintf("%08x", c.nc), CNonce: "cn0"}
+	cred := cname + ": " + k.Answer(*ch)
 	return c.send(method, user, "127.0.0.1", cred)
+}
+
+// loginWithin logs user in (REGISTER, user = auth user) again every interval until the answer is rc 1,
+// failing the test with what when it is not within d (a change in Redis reaching the module).
+func (c *client) loginWithin(d, interval time.Duration, user, pass, alg, what string) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r := c.login("REGISTER", user, user, pass, alg)
+		if rc(r) == "1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: rc=%s", what, rc(r))
+		}
+		time.Sleep(interval)
+	}
 }
 
 func rc(r *sip.Response) string {
@@ -99,17 +91,15 @@ function ksr_request_route()
 	KSR.sl.sl_send_reply(403, "Forbidden")
 end`
 
-func ha1(alg, user, realm, pass string) string { return h(alg, user+":"+realm+":"+pass) }
-
 func TestUsersFile(t *testing.T) {
 	csv := "# user file\nuser,domain,password,ha1,ha1_sha256\n" +
 		"alice,127.0.0.1,secret,,\n" +
-		"bob,127.0.0.1,," + ha1("MD5", "bob", "127.0.0.1", "bobpw") + "," + ha1("SHA-256", "bob", "127.0.0.1", "bobpw") + "\n" +
-		"carol,127.0.0.1,," + ha1("MD5", "carol", "127.0.0.1", "carolpw") + ",\n"
+		"bob,127.0.0.1,," + authtest.HA1("MD5", "bob", "127.0.0.1", "bobpw") + "," + authtest.HA1("SHA-256", "bob", "127.0.0.1", "bobpw") + "\n" +
+		"carol,127.0.0.1,," + authtest.HA1("MD5", "carol", "127.0.0.1", "carolpw") + ",\n"
 	toml := "[[users]]\nuser = \"alice\"\ndomain = \"127.0.0.1\"\npassword = \"secret\"\n\n" +
-		"[[users]]\nuser = \"bob\"\ndomain = \"127.0.0.1\"\nha1 = \"" + ha1("MD5", "bob", "127.0.0.1", "bobpw") + "\"\n" +
-		"ha1_sha256 = \"" + ha1("SHA-256", "bob", "127.0.0.1", "bobpw") + "\"\n\n" +
-		"[[users]]\nuser = \"carol\"\ndomain = \"127.0.0.1\"\nha1 = \"" + strings.ToUpper(ha1("MD5", "carol", "127.0.0.1", "carolpw")) + "\"\n"
+		"[[users]]\nuser = \"bob\"\ndomain = \"127.0.0.1\"\nha1 = \"" + authtest.HA1("MD5", "bob", "127.0.0.1", "bobpw") + "\"\n" +
+		"ha1_sha256 = \"" + authtest.HA1("SHA-256", "bob", "127.0.0.1", "bobpw") + "\"\n\n" +
+		"[[users]]\nuser = \"carol\"\ndomain = \"127.0.0.1\"\nha1 = \"" + strings.ToUpper(authtest.HA1("MD5", "carol", "127.0.0.1", "carolpw")) + "\"\n"
 	for _, f := range []struct{ name, text string }{{"users.csv", csv}, {"users.toml", toml}} {
 		for _, useDomain := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/use_domain=%v", f.name, useDomain), func(t *testing.T) {
@@ -292,33 +282,11 @@ func TestIsSubscriber(t *testing.T) {
 	}
 }
 
-// startRedis runs a real redis-server on a free port in a temp dir until the test ends.
-func startRedis(t *testing.T, port int) string {
-	bin := enginetest.NeedProgram(t, "redis-server", "redis-server")
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			t.Fatalf("redis-server did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr
-}
+// startRedis runs a real redis-server on a free port in a temp dir until the test ends; its host:port.
+func startRedis(t *testing.T) string { return enginetest.StartRedis(t).Addr() }
 
 func TestRedis(t *testing.T) {
-	addr := startRedis(t, enginetest.FreePort(t))
+	addr := startRedis(t)
 	rc0, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +299,7 @@ func TestRedis(t *testing.T) {
 		}
 	}
 	set("sub:alice@127.0.0.1", "password", "secret")
-	set("sub:bob@127.0.0.1", "ha1", ha1("MD5", "bob", "127.0.0.1", "bobpw"))
+	set("sub:bob@127.0.0.1", "ha1", authtest.HA1("MD5", "bob", "127.0.0.1", "bobpw"))
 	// the users file comes first; Redis is the second source
 	p := enginetest.StartFiles(t, fmt.Sprintf("[modules.sl]\n[modules.auth]\n[modules.auth_db]\nusers_file = \"u.csv\"\nuse_domain = true\n"+
 		"redis_url = \"redis://%s/0\"\nredis_prefix = \"sub:\"\n", addr),
@@ -351,30 +319,10 @@ func TestRedis(t *testing.T) {
 	}
 	// a change in Redis is seen at once, cached answers included (server-assisted invalidation)
 	set("sub:alice@127.0.0.1", "password", "changed")
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		r := c.login("REGISTER", "alice", "alice", "changed", "MD5")
-		if rc(r) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("new password in Redis not used: rc=%s", rc(r))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.loginWithin(2*time.Second, 50*time.Millisecond, "alice", "changed", "MD5", "new password in Redis not used")
 	// a user added after a miss is seen at once too (the miss was cached, and invalidated)
 	set("sub:dave@127.0.0.1", "password", "davepw")
-	deadline = time.Now().Add(2 * time.Second)
-	for {
-		r := c.login("REGISTER", "dave", "dave", "davepw", "SHA-256")
-		if rc(r) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("user added to Redis after a miss not found: rc=%s", rc(r))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.loginWithin(2*time.Second, 50*time.Millisecond, "dave", "davepw", "SHA-256", "user added to Redis after a miss not found")
 	// Redis gone: the users file still answers, a Redis user is a source error (-1), within the timeout
 	rc0.Do(ctx, rc0.B().Arbitrary("SHUTDOWN", "NOSAVE").Build())
 	time.Sleep(100 * time.Millisecond)
@@ -392,14 +340,15 @@ func TestRedis(t *testing.T) {
 
 // TestRedisLater: Redis not running at start: lookups fail (-1) until it comes, then work.
 func TestRedisLater(t *testing.T) {
-	port := enginetest.FreePort(t)
-	p := enginetest.StartFiles(t, fmt.Sprintf("[modules.sl]\n[modules.auth]\n[modules.auth_db]\nredis_url = \"redis://127.0.0.1:%d\"\n", port),
+	redis := enginetest.NewRedis(t)
+	p := enginetest.StartFiles(t, fmt.Sprintf("[modules.sl]\n[modules.auth]\n[modules.auth_db]\nredis_url = \"redis://127.0.0.1:%d\"\n", redis.Port),
 		map[string]string{"script.lua": script})
 	c := &client{t: t, c: p.UDPClient(t)}
 	if r := c.login("REGISTER", "alice", "alice", "secret", "MD5"); rc(r) != "-1" {
 		t.Fatalf("Redis down: rc=%s, want -1", rc(r))
 	}
-	addr := startRedis(t, port)
+	redis.Start()
+	addr := redis.Addr()
 	rc0, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
@@ -408,24 +357,14 @@ func TestRedisLater(t *testing.T) {
 	if err := rc0.Do(context.Background(), rc0.B().Hset().Key("subscriber:alice").FieldValue().FieldValue("password", "secret").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(6 * time.Second)
-	for {
-		r := c.login("REGISTER", "alice", "alice", "secret", "MD5")
-		if rc(r) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Redis came up but alice is still rc=%s", rc(r))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.loginWithin(6*time.Second, 200*time.Millisecond, "alice", "secret", "MD5", "Redis came up but alice is still refused")
 }
 
 // TestReadmeExample runs the README example (stateful, auth_check with identity check, consume_credentials).
 func TestReadmeExample(t *testing.T) {
 	p := enginetest.StartFiles(t, "[modules.sl]\n[modules.tm]\n[modules.auth]\nsecret = \"a long random string shared by all siplua nodes\"\n"+
 		"[modules.auth_db]\nusers_file = \"users.csv\"\n", map[string]string{"users.csv": "# users.csv: a header line names the columns\n" +
-		"user,domain,password,ha1,ha1_sha256\nalice,127.0.0.1,secret,,\nbob,127.0.0.1,," + ha1("MD5", "bob", "127.0.0.1", "bobpw") + ",\n",
+		"user,domain,password,ha1,ha1_sha256\nalice,127.0.0.1,secret,,\nbob,127.0.0.1,," + authtest.HA1("MD5", "bob", "127.0.0.1", "bobpw") + ",\n",
 		"script.lua": `
 function ksr_request_route()
 	if KSR.tm.t_newtran() <= 0 then return end       -- retransmissions are answered by the transaction

@@ -52,8 +52,10 @@ func newUA(t *testing.T, answer bool) *ua {
 			u.mu.Lock()
 			u.got = append(u.got, packet{from: from, at: time.Now(), data: data})
 			u.mu.Unlock()
-			if u.answer && n > 4 {
-				_, _ = c.WriteToUDPAddrPort([]byte(okFor(string(data))), from)
+			if u.answer && n > 4 { // not a keepalive (CRLF)
+				if r := enginetest.ReplyTo(string(data), 200); r != "" {
+					_, _ = c.WriteToUDPAddrPort([]byte(r), from)
+				}
 			}
 		}
 	}()
@@ -64,24 +66,6 @@ func (u *ua) packets() []packet {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]packet(nil), u.got...)
-}
-
-// okFor builds a 200 reply to a request (Via, From, To with a tag, Call-ID, CSeq copied).
-func okFor(req string) string {
-	var b strings.Builder
-	b.WriteString("SIP/2.0 200 OK\r\n")
-	head, _, _ := strings.Cut(req, "\r\n\r\n")
-	for _, l := range strings.Split(head, "\r\n")[1:] {
-		k, _, _ := strings.Cut(l, ":")
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "via", "from", "call-id", "cseq":
-			b.WriteString(l + "\r\n")
-		case "to":
-			b.WriteString(l + ";tag=ua1\r\n")
-		}
-	}
-	b.WriteString("Content-Length: 0\r\n\r\n")
-	return b.String()
 }
 
 func udpSocket(t *testing.T, p *enginetest.Proxy) string {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExampleScript runs scripts/examples/registrar.lua (the Kamailio-style registrar example): a UA
@@ -26,11 +27,11 @@ func TestExampleScript(t *testing.T) {
 		t.Fatalf("INVITE at the UA:\n%s", r)
 	}
 	replyTo(t, n.peer[0], r, "486 Busy Here")
-	if got := status(finalReply(t, n.uac.c)); got != "486 Busy Here" {
+	if got := status(string(n.uac.c.RecvFinal(3 * time.Second))); got != "486 Busy Here" {
 		t.Fatalf("caller got %q", got)
 	}
 	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:nobody@"+proxy))
-	if got := status(finalReply(t, n.uac.c)); got != "404 Not Found" {
+	if got := status(string(n.uac.c.RecvFinal(3 * time.Second))); got != "404 Not Found" {
 		t.Fatalf("unknown user: %q", got)
 	}
 }

@@ -141,7 +141,7 @@ func startKamailio(t *testing.T, modparams string) netip.AddrPort {
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
-			t.Logf("kamailio output:\n%s", tail(string(b), 3000))
+			t.Logf("kamailio output:\n%s", enginetest.Tail(string(b), 3000))
 		}
 	})
 	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))

@@ -75,6 +75,21 @@ func (r *Registrar) isMyself(e *engine.Engine, uri string) bool {
 	return e.IsMyself(u.Host, port)
 }
 
+// bindings resolves the AOR of uri and looks up its bindings in table: ok is false when uri has no AOR
+// (nothing is looked up); err says why the lookup failed (no location table, or the store's error).
+func (r *Registrar) bindings(table, uri string) (aor string, bs []usrloc.Binding, ok bool, err error) {
+	aor, ok = r.aor(uri)
+	if !ok {
+		return "", nil, false, nil
+	}
+	st, err := r.store()
+	if err != nil {
+		return aor, nil, true, err
+	}
+	bs, err = st.Lookup(table, aor)
+	return aor, bs, true, err
+}
+
 // doLookup is Kamailio's lookup: the AOR of uri (the R-URI when "") is looked up; the first live contact
 // (highest q) becomes the R-URI, with $du and the route set from its Path or received address and its
 // branch flags added; with append_branches the others become branches. dset (lookup_to_dset) makes every
@@ -84,16 +99,10 @@ func (r *Registrar) doLookup(m *engine.Msg, table, uri string, dset bool) int {
 	if uri == "" {
 		uri = m.RURI()
 	}
-	aor, ok := r.aor(uri)
+	aor, bs, ok, err := r.bindings(table, uri)
 	if !ok {
 		return -1 // Kamailio: failed to extract the AOR
 	}
-	st, err := r.store()
-	if err != nil {
-		r.logger().Error("lookup: no location table", "module", "registrar", "err", err)
-		return -3
-	}
-	bs, err := st.Lookup(table, aor)
 	if err != nil {
 		r.logger().Error("lookup failed", "module", "registrar", "aor", aor, "err", err)
 		return -3
@@ -198,15 +207,10 @@ func (r *Registrar) registeredURI(m *engine.Msg, table, uri string) int {
 			}
 		}
 	}
-	aor, ok := r.aor(uri)
+	aor, bs, ok, err := r.bindings(table, uri)
 	if !ok {
 		return -1
 	}
-	st, err := r.store()
-	if err != nil {
-		return -1
-	}
-	bs, err := st.Lookup(table, aor)
 	if err != nil {
 		r.logger().Error("registered: lookup failed", "module", "registrar", "aor", aor, "err", err)
 		return -1

@@ -111,20 +111,6 @@ func replyTo(t *testing.T, c *enginetest.Client, req, status string) {
 	}
 }
 
-func finalReply(t *testing.T, c *enginetest.Client) string {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		b, err := c.TryRecv(time.Until(deadline))
-		if err != nil {
-			t.Fatalf("final reply expected: %v", err)
-		}
-		if code, _ := strconv.Atoi(status(string(b))[:3]); code >= 200 {
-			return string(b)
-		}
-	}
-}
-
 func contactOf(c *enginetest.Client, user string) string {
 	return "sip:" + user + "@" + c.Addr.String()
 }
@@ -150,7 +136,7 @@ func TestParallelFork(t *testing.T) {
 	}
 	replyTo(t, n.peer[1], r1, "486 Busy Here")
 	replyTo(t, n.peer[0], r0, "404 Not Found")
-	if got := status(finalReply(t, n.uac.c)); got != "404 Not Found" && got != "486 Busy Here" {
+	if got := status(string(n.uac.c.RecvFinal(3 * time.Second))); got != "404 Not Found" && got != "486 Busy Here" {
 		t.Fatalf("caller got %q", got)
 	}
 }
@@ -175,7 +161,7 @@ func TestSerialFork(t *testing.T) {
 		t.Fatalf("second step R-URI %q", reqURI(r2))
 	}
 	replyTo(t, n.peer[2], r2, "480 Temporarily Unavailable")
-	if got := status(finalReply(t, n.uac.c)); got != "480 Temporarily Unavailable" {
+	if got := status(string(n.uac.c.RecvFinal(3 * time.Second))); got != "480 Temporarily Unavailable" {
 		t.Fatalf("caller got %q", got)
 	}
 }
@@ -199,7 +185,7 @@ func TestPathRoute(t *testing.T) {
 		t.Fatalf("Route %q, want %q\n%s", got, path, r)
 	}
 	replyTo(t, edge, r, "603 Decline")
-	finalReply(t, n.uac.c)
+	n.uac.c.RecvFinal(3 * time.Second)
 
 	// a branch keeps its own Path: a second contact without Path goes straight to its address
 	n.register(t, "kim", 2, "Contact: <"+contactOf(n.peer[1], "kim2")+">;q=0.1", "Supported: path")
@@ -211,7 +197,7 @@ func TestPathRoute(t *testing.T) {
 	}
 	replyTo(t, edge, r0, "603 Decline")
 	replyTo(t, n.peer[1], r1, "603 Decline")
-	finalReply(t, n.uac.c)
+	n.uac.c.RecvFinal(3 * time.Second)
 }
 
 // TestReceivedDestination: a binding saved with a received address (nathelper's $avp(RECEIVED)) is
@@ -226,7 +212,7 @@ func TestReceivedDestination(t *testing.T) {
 		t.Fatalf("R-URI %q", reqURI(r))
 	}
 	replyTo(t, n.peer[0], r, "486 Busy Here")
-	finalReply(t, n.uac.c)
+	n.uac.c.RecvFinal(3 * time.Second)
 }
 
 // TestLookupFailures: -1 for an unknown AOR (the script answers 404), -2 when method_filtering finds only
@@ -243,7 +229,7 @@ func TestLookupFailures(t *testing.T) {
 	n.uac.c.Send(n.uac.c.Request("INVITE", "sip:max@example.com"))
 	r := recvReq(t, n.peer[0], "INVITE")
 	replyTo(t, n.peer[0], r, "486 Busy Here")
-	finalReply(t, n.uac.c)
+	n.uac.c.RecvFinal(3 * time.Second)
 	// an expired binding is not found
 	n.register(t, "max", 2, "Contact: <"+contactOf(n.peer[0], "max")+">;expires=0")
 	if got := n.uac.request(t, "INVITE", "sip:max@example.com"); status(got) != "404 Not Found" {
@@ -265,7 +251,7 @@ func TestPathCheckLocal(t *testing.T) {
 		t.Fatalf("R-URI %q Route %q\n%s", reqURI(r), header(r, "Route"), r)
 	}
 	replyTo(t, edge, r, "603 Decline")
-	finalReply(t, n.uac.c)
+	n.uac.c.RecvFinal(3 * time.Second)
 }
 
 // TestTCPContactReusesConnection: a UA registered over TCP behind NAT (its Contact names a private address;
@@ -288,7 +274,7 @@ func TestTCPContactReusesConnection(t *testing.T) {
 		t.Fatalf("R-URI %q", reqURI(r))
 	}
 	replyTo(t, tcp, r, "486 Busy Here")
-	if got := status(finalReply(t, uac)); got != "486 Busy Here" {
+	if got := status(string(uac.RecvFinal(3 * time.Second))); got != "486 Busy Here" {
 		t.Fatalf("caller got %q", got)
 	}
 }

@@ -456,6 +456,13 @@ type hdrIndex struct {
 
 func (x *hdrIndex) value(m *engine.Msg, i int) []byte { return m.Raw.Hdrs[i].Value(m.Buf) }
 
+// keepFirst records i as the index of a header unless an earlier one was found: save reads the first of each.
+func keepFirst(idx *int, i int) {
+	if *idx < 0 {
+		*idx = i
+	}
+}
+
 // scanHeaders finds the headers save needs in one pass (a REGISTER has a dozen; a lookup per header
 // would walk them all each time).
 func scanHeaders(m *engine.Msg) hdrIndex {
@@ -480,25 +487,15 @@ func scanHeaders(m *engine.Msg) hdrIndex {
 		}
 		switch string(name) {
 		case "to":
-			if x.to < 0 {
-				x.to = i
-			}
+			keepFirst(&x.to, i)
 		case "call-id":
-			if x.callID < 0 {
-				x.callID = i
-			}
+			keepFirst(&x.callID, i)
 		case "cseq":
-			if x.cseq < 0 {
-				x.cseq = i
-			}
+			keepFirst(&x.cseq, i)
 		case "expires":
-			if x.expires < 0 {
-				x.expires = i
-			}
+			keepFirst(&x.expires, i)
 		case "user-agent":
-			if x.ua < 0 {
-				x.ua = i
-			}
+			keepFirst(&x.ua, i)
 		case "contact":
 			x.contact = true
 		case "path":

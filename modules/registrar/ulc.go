@@ -26,15 +26,13 @@ func (r *Registrar) fetchContacts(m *engine.Msg, table, uri, name string) int {
 		st.profiles = map[string]*profile{}
 	}
 	delete(st.profiles, name)
-	aor, ok := r.aor(uri)
-	if !ok || name == "" {
+	if name == "" {
 		return -1
 	}
-	s, err := r.store()
-	if err != nil {
+	aor, bs, ok, err := r.bindings(table, uri)
+	if !ok {
 		return -1
 	}
-	bs, err := s.Lookup(table, aor)
 	if err != nil {
 		r.logger().Error("reg_fetch_contacts: lookup failed", "module", "registrar", "aor", aor, "err", err)
 		return -1

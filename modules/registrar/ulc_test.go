@@ -59,6 +59,19 @@ func run(t *testing.T, u *ua, ruri, fn, arg string) string {
 	return header(u.request(t, "MESSAGE", ruri, "X-Fn: "+fn, "X-Arg: "+arg), "X-Out")
 }
 
+// step is one call of the script's X-Fn function with the R-URI and X-Arg, and the X-Out it must give.
+type step struct{ what, ruri, fn, arg, want string }
+
+// runSteps runs steps in order through u, failing at the first whose output differs.
+func runSteps(t *testing.T, u *ua, steps []step) {
+	t.Helper()
+	for _, st := range steps {
+		if got := run(t, u, st.ruri, st.fn, st.arg); got != st.want {
+			t.Fatalf("%s: got %q, want %q", st.what, got, st.want)
+		}
+	}
+}
+
 // TestULC: reg_fetch_contacts fills $ulc(p=>attr) (index written inside the argument), reg_free_contacts
 // empties it.
 func TestULC(t *testing.T) {
@@ -95,21 +108,13 @@ func TestUnregister(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.corex]\n[modules.usrloc]\n[modules.registrar]\n", funcScript)
 	u := newUA(t, p)
 	u.register(t, "ben", 1, "Contact: <sip:ben@10.0.0.1>, <sip:ben@10.0.0.2>")
-	if got := run(t, u, "sip:ben@example.com", "registered", ""); got != "rc=1 ru=sip:ben@example.com" {
-		t.Fatalf("registered: %q", got)
-	}
-	if got := run(t, u, "sip:x@example.com", "ruid", "sip:ben@example.com"); got != "bad=-3 rc=1 again=-3 reg=1" {
-		t.Fatalf("unregister_ruid: %q", got)
-	}
-	if got := run(t, u, "sip:x@example.com", "unregister", "sip:ben@example.com"); got != "rc=1 reg=-1" {
-		t.Fatalf("unregister: %q", got)
-	}
-	if got := run(t, u, "sip:x@example.com", "unregister", "sip:ben@example.com"); got != "rc=1 reg=-1" {
-		t.Fatalf("unregister again: %q", got)
-	}
-	if got := run(t, u, "sip:ben@example.com", "registered", ""); got != "rc=-1 ru=sip:ben@example.com" {
-		t.Fatalf("registered after unregister: %q", got)
-	}
+	runSteps(t, u, []step{
+		{"registered", "sip:ben@example.com", "registered", "", "rc=1 ru=sip:ben@example.com"},
+		{"unregister_ruid", "sip:x@example.com", "ruid", "sip:ben@example.com", "bad=-3 rc=1 again=-3 reg=1"},
+		{"unregister", "sip:x@example.com", "unregister", "sip:ben@example.com", "rc=1 reg=-1"},
+		{"unregister again", "sip:x@example.com", "unregister", "sip:ben@example.com", "rc=1 reg=-1"},
+		{"registered after unregister", "sip:ben@example.com", "registered", "", "rc=-1 ru=sip:ben@example.com"},
+	})
 }
 
 // TestLookupBranchesAndDset: lookup_branches resolves the R-URI and a plain branch; lookup_to_dset leaves
@@ -120,16 +125,10 @@ func TestLookupBranchesAndDset(t *testing.T) {
 	u.register(t, "cat", 1, "Contact: <sip:cat@10.0.0.1>")
 	u2 := newUA(t, p)
 	u2.register(t, "dan", 1, "Contact: <sip:dan@10.0.0.2>")
-	if got := run(t, u, "sip:cat@example.com", "branches", "sip:dan@example.com"); got != "rc=1 ru=sip:cat@10.0.0.1 bflags=8" {
-		t.Fatalf("lookup_branches: %q", got)
-	}
-	if got := run(t, u, "sip:nobody@example.com", "branches", "sip:dan@example.com"); got != "rc=1 ru=sip:nobody@example.com bflags=0" {
-		t.Fatalf("lookup_branches with only a branch found: %q", got)
-	}
-	if got := run(t, u, "sip:cat@example.com", "dset", "sip:dan@example.com"); got != "rc=1 ru=sip:cat@example.com" {
-		t.Fatalf("lookup_to_dset: %q", got)
-	}
-	if got := run(t, u, "sip:cat@example.com", "qover", ""); got != "rc=1 bad=-1" {
-		t.Fatalf("set_q_override: %q", got)
-	}
+	runSteps(t, u, []step{
+		{"lookup_branches", "sip:cat@example.com", "branches", "sip:dan@example.com", "rc=1 ru=sip:cat@10.0.0.1 bflags=8"},
+		{"lookup_branches with only a branch found", "sip:nobody@example.com", "branches", "sip:dan@example.com", "rc=1 ru=sip:nobody@example.com bflags=0"},
+		{"lookup_to_dset", "sip:cat@example.com", "dset", "sip:dan@example.com", "rc=1 ru=sip:cat@example.com"},
+		{"set_q_override", "sip:cat@example.com", "qover", "", "rc=1 bad=-1"},
+	})
 }

@@ -66,22 +66,22 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 		if x.invite && t.AutoInv100 {
 			x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
 			x.status = 100
-			_ = t.e.SendReplyBytes(m, x.reply)
+			x.queueReplyTo(m, x.reply)
 		}
-		x.mu.Unlock()
+		x.unlock()
 	}
 	x.mu.Lock()
 	x.req = m.Detach()
 	x.req.Tx = nil
 	t.arm(x, c)
-	x.mu.Unlock()
+	x.unlock()
 	n, err := t.forwardBranches(x, m, c, proto, addr)
 	x.mu.Lock()
 	x.relayErr = nil
 	if n == 0 && err != nil && x.allBranchesFailed() {
 		x.relayErr = err // answered at the end of the route unless the script answers (RequestRouteDone)
 	}
-	x.mu.Unlock()
+	x.unlock()
 	if n == 0 {
 		if err == nil { // every branch dropped by the branch route: nothing to answer for
 			x.unregister()
@@ -130,7 +130,7 @@ func (t *TM) armTx(m *engine.Msg) {
 	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil && c.route == routeFailure {
 		c.tx.mu.Lock()
 		t.arm(c.tx, c)
-		c.tx.mu.Unlock()
+		c.tx.unlock()
 	}
 }
 
@@ -139,11 +139,11 @@ func (t *TM) relayFailure(m *engine.Msg, c *msgCtx, proto engine.Proto, addr str
 	x := c.tx
 	x.mu.Lock()
 	if x.canceled || x.final {
-		x.mu.Unlock()
+		x.unlock()
 		return -1
 	}
 	t.arm(x, c)
-	x.mu.Unlock()
+	x.unlock()
 	if n, _ := t.forwardBranches(x, m, c, proto, addr); n == 0 {
 		return -1
 	}
@@ -183,7 +183,7 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 	var lastErr error
 	x.mu.Lock()
 	onBranch := x.onBranch
-	x.mu.Unlock()
+	x.unlock()
 	origURI, origDU, origBF, origPath, origRoute := m.NewURI, m.DstURI, m.BFlags, m.Path, c.route
 	for i, d := range dests {
 		m.NewURI, m.DstURI, m.BFlags, m.Path = "", d.du, d.flags, d.path
@@ -194,7 +194,7 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 		if onBranch != "" {
 			x.mu.Lock()
 			c.branch = len(x.branches)
-			x.mu.Unlock()
+			x.unlock()
 			c.route, c.tx = routeBranch, x
 			m.Dropped = false
 			if err := m.CallRoute(onBranch); err != nil {
@@ -261,7 +261,7 @@ func (t *TM) sendBranch(x *tx, m *engine.Msg, proto engine.Proto, addr string) e
 		b = &branch{tx: x, idx: len(x.branches), uri: m.RURI(), rs: &branchSrc{msg: m.Detach(), forced: forced}}
 		x.branches = append(x.branches, b)
 	}
-	x.mu.Unlock()
+	x.unlock()
 	ready <- b
 	if b == nil {
 		return fmt.Errorf("transaction is gone")
@@ -277,7 +277,7 @@ func (t *TM) resolved(b *branch, ts []engine.Target, err error) {
 	}
 	b.tx.mu.Lock()
 	rs := *b.rs // set when the pending branch was made; failover may clear b.rs later
-	b.tx.mu.Unlock()
+	b.tx.unlock()
 	if err != nil {
 		t.logger().Info("branch destination not resolved", "err", err, "call_id", callID(rs.msg))
 		t.branchFailed(b, 478, "Unresolvable destination")
@@ -297,11 +297,11 @@ func (t *TM) launch(x *tx, b *branch, m *engine.Msg, tg engine.Target, alts []en
 func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, alts []engine.Target, forced bool) error {
 	x.mu.Lock()
 	if x.removed {
-		x.mu.Unlock()
+		x.unlock()
 		return fmt.Errorf("transaction is gone")
 	}
 	if b != nil && b.final { // ended (CANCEL) while its destination was being resolved
-		x.mu.Unlock()
+		x.unlock()
 		return nil
 	}
 	sync := b == nil // sent from the route: a failure is t_relay's to report, not a reply's
@@ -312,10 +312,10 @@ func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, a
 	if err := t.build(b, m, tg, forced); err != nil {
 		if sync {
 			b.final, b.dropped, b.status = true, true, 477
-			x.mu.Unlock()
+			x.unlock()
 			return err
 		}
-		x.mu.Unlock()
+		x.unlock()
 		t.branchFailed(b, 477, "Unfortunately error on sending to next hop occurred")
 		return err
 	}
@@ -325,7 +325,7 @@ func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, a
 		b.rs.alts = nil
 	}
 	out, dst, local := b.out, b.dst, b.local
-	x.mu.Unlock()
+	x.unlock()
 	return t.transmit(b, out, dst, local, sync)
 }
 
@@ -378,6 +378,7 @@ func (t *TM) transmit(b *branch, out []byte, dst engine.Target, local *engine.Li
 			t.sendFailed(b, id, false)
 		}
 	}
+	t.checkSend(b.tx)
 	if err := t.e.SendNotify(dst.Proto, local, dst.Addr, out, onErr); err != nil {
 		if t.sendFailed(b, id, sync) {
 			return nil
@@ -394,21 +395,35 @@ func (t *TM) sendFailed(b *branch, id string, sync bool) bool {
 	x := b.tx
 	x.mu.Lock()
 	if x.removed || b.final || b.id != id || b.status > 0 {
-		x.mu.Unlock()
+		x.unlock()
 		return false
 	}
 	nb := t.failover(x, b)
+	var src *engine.Msg
+	if nb != nil {
+		src = nb.rs.msg
+	}
 	if nb != nil || sync {
 		b.final, b.retr, b.dropped, b.status, b.reason = true, false, true, 477, "Unfortunately error on sending to next hop occurred"
 		if b.timer != nil {
 			b.timer.Stop()
 		}
 		t.client.del(b.id)
-		x.mu.Unlock()
-		return nb != nil
 	}
-	x.mu.Unlock()
-	t.branchFailed(b, 477, "Unfortunately error on sending to next hop occurred")
+	x.unlock()
+	if nb != nil {
+		if t.forward(b, nb, src) {
+			return true
+		}
+		// no further target could be sent either: b is answered as if failover had found none
+		if !sync {
+			t.failoverExhausted(b)
+		}
+		return false
+	}
+	if !sync {
+		t.branchFailed(b, 477, "Unfortunately error on sending to next hop occurred")
+	}
 	return false
 }
 
@@ -423,12 +438,11 @@ func (x *tx) allBranchesFailed() bool {
 	return true
 }
 
-
 // branchFailed ends a branch that never reached its next hop with a local status, as if it had replied it.
 func (t *TM) branchFailed(b *branch, code int, reason string) {
 	x := b.tx
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	if b.final {
 		return
 	}
@@ -442,45 +456,84 @@ func (t *TM) branchFailed(b *branch, code int, reason string) {
 	t.complete(x)
 }
 
-// failover starts a new branch to the next RFC 3263 target of b (RFC 3263 §4.3: after a 503, a timeout
-// without any reply, or a transport error), if b has one. Called with x.mu held; the send only queues
-// (engine sends never wait), so it is done under the lock. It returns the new branch or nil.
+// failover makes a new branch to the next RFC 3263 target of b (RFC 3263 §4.3: after a 503, a timeout
+// without any reply, or a transport error), if b has one, and returns it (else nil). b's own answer stops
+// competing for the final one: the next server's answer stands for the name (an earlier 408 would win over
+// a later 404 of the same rank). Called with x.mu held; the caller has the new branch sent once the lock
+// is released (forward, or an outForward send), which undoes this when no target can be sent.
 func (t *TM) failover(x *tx, b *branch) *branch {
 	if b.rs == nil || len(b.rs.alts) == 0 || x.canceled || x.final || x.removed {
 		return nil
 	}
 	rs := b.rs
 	b.rs = nil // one failover per branch: the new branch carries the rest of the list
+	nb := t.nextTarget(x, b.uri, rs)
+	if nb != nil {
+		b.dropped = true
+	}
+	return nb
+}
+
+// nextTarget builds, registers and arms a branch for the first target of rs.alts that has a socket; the
+// branch carries the rest of the list. Called with x.mu held.
+func (t *TM) nextTarget(x *tx, uri string, rs *branchSrc) *branch {
 	for len(rs.alts) > 0 {
 		tg := rs.alts[0]
-		nb := &branch{tx: x, idx: len(x.branches), uri: b.uri, rs: &branchSrc{msg: rs.msg, alts: rs.alts[1:], forced: rs.forced}}
+		nb := &branch{tx: x, idx: len(x.branches), uri: uri, rs: &branchSrc{msg: rs.msg, alts: rs.alts[1:], forced: rs.forced}}
 		rs = nb.rs
 		if err := t.build(nb, rs.msg, tg, rs.forced); err != nil {
 			continue
 		}
 		x.branches = append(x.branches, nb)
-		id := nb.id
-		dst := nb.dst
-		err := t.e.SendNotify(nb.dst.Proto, nb.local, nb.dst.Addr, nb.out, func(err error) {
-			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
-			t.sendFailed(nb, id, false)
-		})
-		if err != nil {
-			nb.final, nb.retr, nb.dropped, nb.status = true, false, true, 477
-			if nb.timer != nil {
-				nb.timer.Stop()
-			}
-			t.client.del(nb.id)
-			continue
-		}
-		t.e.CountForwarded()
-		t.logger().Info("failover to the next server", "dst", tg.Addr.String(), "proto", tg.Proto.String(), "call_id", callID(rs.msg))
-		// the next server's answer stands for the name: the failed one's 503 or local 408 no longer competes
-		// (an earlier 408 would win over a later 404 of the same rank)
-		b.dropped = true
 		return nb
 	}
 	return nil
+}
+
+// forward sends failover branch nb of b with x.mu released. A send that fails at once ends nb (477, out of
+// the competition) and tries the next target; it reports whether a branch went out (or nb ended
+// otherwise meanwhile). A TCP send that fails later comes back through sendFailed.
+// src is the request the branches are built from (for the log).
+func (t *TM) forward(b, nb *branch, src *engine.Msg) bool {
+	x := b.tx
+	for nb != nil {
+		cur, id, dst := nb, nb.id, nb.dst
+		t.checkSend(x)
+		err := t.e.SendNotify(dst.Proto, nb.local, dst.Addr, nb.out, func(err error) {
+			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
+			t.sendFailed(cur, id, false)
+		})
+		if err == nil {
+			t.e.CountForwarded()
+			t.logger().Info("failover to the next server", "dst", dst.Addr.String(), "proto", dst.Proto.String(), "call_id", callID(src))
+			return true
+		}
+		x.mu.Lock()
+		if nb.final || x.removed { // ended meanwhile (a CANCEL): nothing more to do for it
+			x.unlock()
+			return true
+		}
+		nb.final, nb.retr, nb.dropped, nb.status = true, false, true, 477
+		if nb.timer != nil {
+			nb.timer.Stop()
+		}
+		t.client.del(nb.id)
+		rs := nb.rs
+		nb.rs = nil
+		nb = t.nextTarget(x, b.uri, rs)
+		x.unlock()
+	}
+	return false
+}
+
+// failoverExhausted runs when no failover target of b could be sent: b's own answer competes again and the
+// transaction is completed, as if failover had found no target.
+func (t *TM) failoverExhausted(b *branch) {
+	x := b.tx
+	x.mu.Lock()
+	b.dropped = false
+	t.complete(x)
+	x.unlock()
 }
 
 // schedule arms the branch timer for the next retransmission or the timeout. Called with x.mu held.
@@ -508,7 +561,7 @@ func (b *branch) onTimer() {
 	x := b.tx
 	t := x.t
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	cancelling := b.cancel != nil && b.cancelN < 10 && b.dst.Proto == engine.UDP
 	if x.removed || (b.final && !cancelling) {
 		return
@@ -516,7 +569,7 @@ func (b *branch) onTimer() {
 	now := time.Now()
 	if b.final { // ended locally (CANCEL before it rang): only the CANCEL is retransmitted
 		b.cancelN++
-		_ = t.e.Send(b.dst.Proto, b.local, b.dst.Addr, b.cancel)
+		b.queueRequest(b.cancel, countNone)
 		if b.cancelN < 10 {
 			b.timer.Reset(max(b.retrIv, time.Millisecond))
 		}
@@ -526,13 +579,13 @@ func (b *branch) onTimer() {
 		noReply := b.status == 0
 		b.timeout()
 		if noReply {
-			t.failover(x, b) // RFC 3263 §4.3: a server that never answered; the next one is tried
+			t.queueFailover(x, b) // RFC 3263 §4.3: a server that never answered; the next one is tried
 		}
 		t.complete(x)
 		return
 	}
 	if b.retr && !now.Before(b.next) {
-		_ = t.e.Send(b.dst.Proto, b.local, b.dst.Addr, b.out)
+		b.queueRequest(b.out, countNone)
 		if x.invite {
 			b.retrIv *= 2
 		} else {
@@ -542,7 +595,7 @@ func (b *branch) onTimer() {
 	}
 	if b.cancel != nil && b.cancelN < 10 && b.dst.Proto == engine.UDP {
 		b.cancelN++
-		_ = t.e.Send(b.dst.Proto, b.local, b.dst.Addr, b.cancel)
+		b.queueRequest(b.cancel, countNone)
 	}
 	b.schedule(now)
 }
@@ -561,14 +614,25 @@ func (b *branch) timeout() {
 func (b *branch) sendCancel() {
 	b.cancel = hopRequest(b.out, "CANCEL", "")
 	b.retrIv = ms(b.tx.t.T1)
-	_ = b.tx.t.e.Send(b.dst.Proto, b.local, b.dst.Addr, b.cancel)
-	b.tx.t.e.CountForwarded()
+	if b.cancel == nil { // not built (a request tm did not make): nothing to send, counted all the same
+		b.tx.t.e.CountForwarded()
+		return
+	}
+	b.queueRequest(b.cancel, countForwarded) // sent, and counted, once x.mu is released
 }
 
 // sendACK acknowledges a negative final reply on the branch (RFC 3261 §17.1.1.3): to is the reply's To.
+// Called with x.mu held.
 func (b *branch) sendACK(to string) {
-	ack := hopRequest(b.out, "ACK", to)
-	_ = b.tx.t.e.Send(b.dst.Proto, b.local, b.dst.Addr, ack)
+	b.queueRequest(hopRequest(b.out, "ACK", to), countNone)
+}
+
+// queueFailover fails b over to its next target, if it has one, the new branch's request going once x.mu
+// is released. Called with x.mu held.
+func (t *TM) queueFailover(x *tx, b *branch) {
+	if nb := t.failover(x, b); nb != nil {
+		x.queue(outMsg{kind: outForward, b: b, nb: nb, req: nb.rs.msg})
+	}
 }
 
 // hopRequest builds a CANCEL or ACK for a request as sent: same Request-URI, top Via, Route, From, Call-ID
@@ -632,11 +696,12 @@ func hopRequest(out []byte, method, to string) []byte {
 // that rang, a local 487 for branches that never answered (Kamailio's default cancel_b_method), the 487s
 // relayed through the usual aggregation.
 func (t *TM) cancelTx(m *engine.Msg, x *tx) {
+	t.checkSend(x)
 	if err := m.SendReply(200, "canceling"); err != nil {
 		t.logger().Info("200 to CANCEL not sent", "err", err, "call_id", callID(m))
 	}
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	if x.final || x.canceled {
 		return
 	}

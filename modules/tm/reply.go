@@ -23,7 +23,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	if m.Method() == "CANCEL" {
 		x.mu.Lock()
 		b.cancelN = 1 << 30 // answered: stop retransmitting it
-		x.mu.Unlock()
+		x.unlock()
 		return true
 	}
 	if m.Method() != x.method {
@@ -43,7 +43,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	x.mu.Lock()
 	onReply := x.onReply
-	x.mu.Unlock()
+	x.unlock()
 	if onReply != "" && !m.Dropped {
 		if err := m.CallRoute(onReply); err != nil {
 			t.logger().Error("onreply route failed", "route", onReply, "err", err, "call_id", callID(m))
@@ -53,8 +53,8 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 		return true
 	}
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	t.branchReply(x, b, m, code)
+	x.unlock()
 	return true
 }
 
@@ -137,12 +137,13 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		t.cancelBranches(x, b)
 	}
 	if code == 503 {
-		t.failover(x, b) // RFC 3263 §4.3: a 503 sends the request to the next server of the name
+		t.queueFailover(x, b) // RFC 3263 §4.3: a 503 sends the request to the next server of the name
 	}
 	t.complete(x)
 }
 
-// relayUp sends a received reply upstream without its top Via. Called with x.mu held.
+// relayUp sends a received reply upstream without its top Via. Called with x.mu held: the reply goes when
+// it is released.
 func (t *TM) relayUp(x *tx, m *engine.Msg, code int) {
 	out, _, err := m.AppendRelayedReply(nil)
 	if err != nil {
@@ -150,9 +151,7 @@ func (t *TM) relayUp(x *tx, m *engine.Msg, code int) {
 		return
 	}
 	if x.final && code >= 200 { // another 2xx of a forked INVITE: relayed, the first one stays the reply
-		if err := t.e.SendReplyBytes(x.req, out); err == nil {
-			t.e.CountRelayed(code)
-		}
+		x.queue(outMsg{kind: outReply, req: x.req, data: out, code: code, count: countRelayed})
 		return
 	}
 	x.sendUpstream(out, code, true)
@@ -263,7 +262,7 @@ func (t *TM) runFailure(x *tx, fname string, code int, reason string) {
 			t.logger().Error("failure route failed", "route", fname, "err", err, "call_id", callID(fm))
 		}
 		x.mu.Lock()
-		defer x.mu.Unlock()
+		defer x.unlock()
 		x.inFailure = false
 		added := len(x.branches) > n
 		if !added {

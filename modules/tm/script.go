@@ -47,13 +47,13 @@ func (t *TM) newtran(m *engine.Msg) int {
 	}
 	c.tx = x
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	x.req = m.Detach()
 	x.req.Tx = nil
 	if x.invite && t.AutoInv100 {
 		x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
 		x.status = 100
-		_ = t.e.SendReplyBytes(m, x.reply)
+		x.queueReplyTo(m, x.reply)
 	}
 	return 1
 }
@@ -90,7 +90,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 		}
 	}
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	if x.req == nil {
 		return false, nil
 	}
@@ -128,7 +128,7 @@ func (t *TM) checkTrans(m *engine.Msg) int {
 		}
 		x.mu.Lock()
 		st := x.status
-		x.mu.Unlock()
+		x.unlock()
 		if st >= 200 && st < 300 {
 			return 1
 		}
@@ -169,7 +169,7 @@ func (t *TM) isSet(m *engine.Msg, what string) int {
 		case "onreply_route":
 			name = c.tx.onReply
 		}
-		c.tx.mu.Unlock()
+		c.tx.unlock()
 	}
 	return b2i(name != "")
 }
@@ -188,7 +188,7 @@ func withTx(m *engine.Msg, f func(x *tx) int) int {
 		return -1
 	}
 	c.tx.mu.Lock()
-	defer c.tx.mu.Unlock()
+	defer c.tx.unlock()
 	return f(c.tx)
 }
 
@@ -249,7 +249,7 @@ func (t *TM) setFr(m *engine.Msg, inv, noninv int) int {
 	if c.tx != nil {
 		c.tx.mu.Lock()
 		t.arm(c.tx, c)
-		c.tx.mu.Unlock()
+		c.tx.unlock()
 	}
 	return 1
 }
@@ -284,7 +284,7 @@ func (t *TM) replyOf(m *engine.Msg) (int, string, bool) {
 		return 0, "", false
 	}
 	c.tx.mu.Lock()
-	defer c.tx.mu.Unlock()
+	defer c.tx.unlock()
 	if c.tx.status == 0 {
 		return 0, "", false
 	}

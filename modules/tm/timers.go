@@ -9,7 +9,8 @@ import (
 // timers runs the transaction and branch timers (retransmissions, fr_timer, wt_timer) from one min-heap
 // serviced by one goroutine. time.AfterFunc would start a goroutine for every firing, and a busy proxy
 // fires several per transaction; here a firing is a heap pop and a call. Callbacks run one at a time on
-// the service goroutine, so they must not block (they take a transaction's lock and send a datagram).
+// the service goroutine, so they must not block: they take a transaction's lock only to update its state
+// and decide what to send, and send (a socket write, or a queued TCP message) after releasing it (send.go).
 type timers struct {
 	mu   sync.Mutex
 	h    timerHeap

@@ -56,6 +56,8 @@ type TM struct {
 	prefix string         // per-process part of generated branches
 	timers timers         // every transaction and branch timer, on one goroutine
 	seq    atomic.Uint64
+	// sendHook, when set (tests, export_test.go), runs before every send tm makes for a transaction.
+	sendHook hookSlot
 }
 
 // Validate checks the timers.
@@ -201,12 +203,12 @@ func (t *TM) RequestRouteDone(m *engine.Msg) {
 	x := c.tx
 	x.mu.Lock()
 	if x.final || x.removed || (len(x.branches) > 0 && !x.allBranchesFailed()) || x.timer != nil {
-		x.mu.Unlock()
+		x.unlock()
 		return
 	}
 	switch {
 	case m.Replied: // answered statelessly (sl_send_reply)
-		x.mu.Unlock()
+		x.unlock()
 		x.unregister()
 		return
 	case x.relayErr != nil:
@@ -216,5 +218,5 @@ func (t *TM) RequestRouteDone(m *engine.Msg) {
 			"method", x.method, "call_id", callID(x.req))
 		x.arm(ms(t.WaitTimer))
 	}
-	x.mu.Unlock()
+	x.unlock()
 }

@@ -42,6 +42,7 @@ func ctxOf(m *engine.Msg) *msgCtx {
 }
 
 // tx is a server transaction with its client branches. mu guards everything in it and in its branches.
+// Nothing is sent with mu held: sends are queued in outq and made by unlock (send.go).
 type tx struct {
 	mu      sync.Mutex
 	t       *TM
@@ -73,6 +74,10 @@ type tx struct {
 	retrUntil   time.Time
 	localReason string
 	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
+
+	outq    []outMsg  // sends decided under mu, not made yet (send.go)
+	outBuf  [1]outMsg // outq's first array: most transactions never queue two sends at once
+	sending bool      // a goroutine is making outq's sends
 }
 
 // branch is a client transaction: one destination of the request.
@@ -190,22 +195,20 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 // retransmitted answers a retransmission of the request with the last reply sent upstream.
 func (x *tx) retransmitted(m *engine.Msg) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	if x.reply != nil {
-		_ = x.t.e.SendReplyBytes(m, x.reply)
+		x.queueReplyTo(m, x.reply)
 	}
+	x.unlock()
 }
 
 // sendUpstream sends a reply (relayed or local) upstream and remembers it; a final one completes the
-// server side. Called with x.mu held.
+// server side. Called with x.mu held: the reply goes when it is released.
 func (x *tx) sendUpstream(out []byte, code int, relayed bool) {
-	if err := x.t.e.SendReplyBytes(x.req, out); err != nil {
-		x.t.logger().Info("reply not sent upstream", "code", code, "err", err, "call_id", callID(x.req))
-	} else if relayed {
-		x.t.e.CountRelayed(code)
-	} else {
-		x.t.e.CountLocal(code)
+	count := countLocal
+	if relayed {
+		count = countRelayed
 	}
+	x.queue(outMsg{kind: outReply, req: x.req, data: out, code: code, count: count, logErr: true})
 	x.reply, x.status = out, code
 	if code >= 200 && !x.final {
 		x.final = true
@@ -245,14 +248,14 @@ func (x *tx) arm(d time.Duration) {
 
 func (x *tx) onTimer() {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	if x.removed {
 		return
 	}
 	if x.retrIv > 0 && !x.acked {
 		now := time.Now()
 		if now.Before(x.retrUntil) {
-			_ = x.t.e.SendReplyBytes(x.req, x.reply)
+			x.queue(outMsg{kind: outReply, req: x.req, data: x.reply})
 			x.retrIv = min(2*x.retrIv, ms(x.t.T2))
 			x.arm(x.retrIv)
 			return
@@ -271,7 +274,7 @@ func (x *tx) onTimer() {
 // ack absorbs the ACK of a negative final reply.
 func (x *tx) ack() {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	if x.acked || !x.final {
 		return
 	}
@@ -298,14 +301,16 @@ func (x *tx) remove() {
 	if x.timer != nil {
 		x.timer.Stop()
 	}
-	x.gen.Release() // the transaction's last route has run
+	// the transaction's last route has run; the release may close the generation's Lua states, so it is
+	// made after the lock, with the sends
+	x.queue(outMsg{kind: outRelease})
 }
 
 // unregister drops a transaction that never got a branch out (t_relay failed before sending anything), so
 // that the client's retransmission is routed again.
 func (x *tx) unregister() {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	defer x.unlock()
 	if !x.final && x.allBranchesFailed() { // none went out: nothing to wait for
 		x.remove()
 	}

@@ -122,7 +122,8 @@ func tableName(t string) string {
 }
 
 // live returns the bindings of bs that have not expired at now: bs itself when all are live (the usual
-// case, no allocation), else a new slice.
+// case, no allocation), else a new slice; bs is never changed in place (the memory backend's stored
+// slices and the Redis backend's cached ones are shared with other callers).
 func live(bs []Binding, now int64) []Binding {
 	n := 0
 	for i := range bs {
@@ -251,25 +252,10 @@ func (s *memStore) Delete(table, aor, contact string) (bool, error) {
 // Range calls fn for every live binding. The lock of a shard is held only while its slices are gathered
 // (they are immutable), so fn may call Update or Delete.
 func (s *memStore) Range(table string, fn func(table string, b *Binding) bool) error {
-	type entry struct {
-		table string
-		bs    []Binding
-	}
-	var batch []entry
+	var batch []tableBindings
 	now := s.now()
 	for i := range s.shards {
-		sh := &s.shards[i]
-		batch = batch[:0]
-		sh.mu.RLock()
-		for tn, t := range sh.tables {
-			if table != "" && tn != table {
-				continue
-			}
-			for _, bs := range t {
-				batch = append(batch, entry{tn, bs})
-			}
-		}
-		sh.mu.RUnlock()
+		batch = s.shards[i].gather(batch[:0], table)
 		for _, e := range batch {
 			for j := range e.bs {
 				if !e.bs[j].Live(now) {
@@ -283,6 +269,29 @@ func (s *memStore) Range(table string, fn func(table string, b *Binding) bool) e
 		}
 	}
 	return nil
+}
+
+// tableBindings is one AOR's stored bindings and the table they are in.
+type tableBindings struct {
+	table string
+	bs    []Binding
+}
+
+// gather appends the stored binding slices of the shard's AORs in table ("" for every table) to batch,
+// holding the shard's read lock only while it copies the slice headers: stored slices are immutable,
+// so the caller may read them after the lock is released (and may call Update or Delete meanwhile).
+func (sh *memShard) gather(batch []tableBindings, table string) []tableBindings {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for tn, t := range sh.tables {
+		if table != "" && tn != table {
+			continue
+		}
+		for _, bs := range t {
+			batch = append(batch, tableBindings{tn, bs})
+		}
+	}
+	return batch
 }
 
 // Counts returns the stored AORs and contacts, kept by every change (O(1)). Expired bindings count until

@@ -197,14 +197,14 @@ func (s *redisStore) Lookup(table, aor string) ([]Binding, error) {
 		if now < e.minExp {
 			return e.bindings, nil
 		}
-		live := liveOnly(e.bindings, now)
-		s.cache.trim(key, e.fetched, e.ver, live)
-		return live, nil
+		l := live(e.bindings, now)
+		s.cache.trim(key, e.fetched, e.ver, l)
+		return l, nil
 	}
 	c := s.conn()
 	if c == nil {
 		if cached {
-			return liveOnly(e.bindings, now), nil
+			return live(e.bindings, now), nil
 		}
 		return nil, fmt.Errorf("usrloc redis: lookup %s: %w", string(key), ErrUnavailable)
 	}
@@ -218,11 +218,11 @@ func (s *redisStore) Lookup(table, aor string) ([]Binding, error) {
 	if err != nil {
 		err = s.fail("read "+string(key), err)
 		if cached && errors.Is(err, ErrUnavailable) {
-			return liveOnly(e.bindings, now), nil
+			return live(e.bindings, now), nil
 		}
 		return nil, err
 	}
-	return liveOnly(bs, now), nil
+	return live(bs, now), nil
 }
 
 type readMode int
@@ -303,7 +303,7 @@ func (s *redisStore) Update(table, aor string, fn func(cur []Binding) ([]Binding
 		}
 		now := time.Now().Unix()
 		// fn gets its own copy: the cached slice is shared with every Lookup.
-		next, err := fn(slices.Clone(liveOnly(cur, now)))
+		next, err := fn(slices.Clone(live(cur, now)))
 		if err != nil {
 			return err
 		}

@@ -193,27 +193,3 @@ func anyLive(bs []Binding, now int64) bool {
 	}
 	return false
 }
-
-// liveOnly returns the live bindings of bs: bs itself when all are, else a new slice (bs is shared with
-// the cache and with other callers, so it is never changed in place).
-func liveOnly(bs []Binding, now int64) []Binding {
-	n := 0
-	for i := range bs {
-		if bs[i].Live(now) {
-			n++
-		}
-	}
-	if n == len(bs) {
-		return bs
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]Binding, 0, n)
-	for i := range bs {
-		if bs[i].Live(now) {
-			out = append(out, bs[i])
-		}
-	}
-	return out
-}

@@ -25,97 +25,23 @@ var errCodec = errors.New("bad binding encoding")
 func appendBinding(dst []byte, idx int, b *Binding) []byte {
 	dst = append(dst, codecVersion)
 	dst = binary.AppendUvarint(dst, uint64(idx))
-	for _, s := range [...]string{b.Contact, b.Received, b.Path, b.Socket, b.CallID, b.UserAgent, b.Instance} {
-		dst = binary.AppendUvarint(dst, uint64(len(s)))
-		dst = append(dst, s...)
-	}
-	dst = binary.AppendVarint(dst, b.Expires)
-	dst = binary.AppendVarint(dst, b.Modified)
-	dst = binary.AppendUvarint(dst, uint64(b.CSeq))
-	dst = binary.AppendVarint(dst, int64(b.Q))
-	dst = binary.AppendVarint(dst, int64(b.RegID))
-	dst = binary.AppendUvarint(dst, uint64(b.Flags))
-	dst = binary.AppendUvarint(dst, b.CFlags)
-	dst = binary.AppendUvarint(dst, uint64(b.Methods))
-	return dst
+	return appendBindingFields(dst, b)
 }
 
 // decodeBinding decodes v (a field value) into b, for AOR aor; it returns the binding's position. It never
 // panics on bad input: a value some other writer left is reported as an error, the caller skips it.
 func decodeBinding(v, aor string, b *Binding) (int, error) {
-	d := redisDecoder{s: v}
+	d := decoder{s: v}
 	if f := d.byte(); f != codecVersion {
 		return 0, fmt.Errorf("%w: format %d, want %d", errCodec, f, codecVersion)
 	}
 	idx := d.uvarint()
 	*b = Binding{AOR: aor}
-	for _, p := range [...]*string{&b.Contact, &b.Received, &b.Path, &b.Socket, &b.CallID, &b.UserAgent, &b.Instance} {
-		*p = d.str()
-	}
-	b.Expires = d.varint()
-	b.Modified = d.varint()
-	b.CSeq = uint32(d.uvarint())
-	b.Q = int16(d.varint())
-	b.RegID = int32(d.varint())
-	b.Flags = uint32(d.uvarint())
-	b.CFlags = d.uvarint()
-	b.Methods = uint32(d.uvarint())
-	if d.err || d.i != len(v) || idx > 1<<20 {
+	d.bindingFields(b)
+	if d.err || d.left() != 0 || idx > 1<<20 {
 		return 0, fmt.Errorf("%w (%d bytes)", errCodec, len(v))
 	}
 	return int(idx), nil
-}
-
-type redisDecoder struct {
-	s   string
-	i   int
-	err bool
-}
-
-func (d *redisDecoder) byte() byte {
-	if d.i >= len(d.s) {
-		d.err = true
-		return 0
-	}
-	d.i++
-	return d.s[d.i-1]
-}
-
-// uvarint reads an unsigned varint (binary.Uvarint's format, read from a string without copying it).
-func (d *redisDecoder) uvarint() uint64 {
-	var x uint64
-	for shift := uint(0); shift < 64; shift += 7 {
-		c := d.byte()
-		if d.err {
-			return 0
-		}
-		x |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			return x
-		}
-	}
-	d.err = true
-	return 0
-}
-
-func (d *redisDecoder) varint() int64 {
-	u := d.uvarint()
-	x := int64(u >> 1)
-	if u&1 != 0 {
-		x = ^x
-	}
-	return x
-}
-
-func (d *redisDecoder) str() string {
-	n := d.uvarint()
-	if d.err || n > uint64(len(d.s)-d.i) {
-		d.err = true
-		return ""
-	}
-	s := d.s[d.i : d.i+int(n)]
-	d.i += int(n)
-	return s
 }
 
 // contactFields gives each binding its field name: the Contact, with "#n" added when two bindings of the

@@ -1,13 +1,10 @@
 package usrloc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,61 +19,18 @@ import (
 )
 
 // testRedis is a redis-server the test started on a free port, without persistence.
-type testRedis struct {
-	t    testing.TB
-	bin  string
-	port int
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-}
+type testRedis struct{ *enginetest.Redis }
 
-func startRedis(t testing.TB) *testRedis {
-	t.Helper()
-	r := &testRedis{t: t, bin: enginetest.NeedProgram(t, "redis-server", "redis-server"),
-		port: enginetest.FreePort(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
+func startRedis(t testing.TB) *testRedis { return &testRedis{enginetest.StartRedis(t)} }
 
-func (r *testRedis) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
-
-func (r *testRedis) start() {
-	r.t.Helper()
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", r.dir, "--daemonize", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.mu.Lock()
-	r.cmd = cmd
-	r.mu.Unlock()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-	}
-	r.t.Fatalf("redis-server on %s did not start listening", addr)
-}
-
-// kill stops the server at once (SIGKILL: no goodbye to the clients, like a crash).
-func (r *testRedis) kill() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
+func (r *testRedis) url() string { return r.URL() }
+func (r *testRedis) start()      { r.Start() }
+func (r *testRedis) kill()       { r.Kill() }
 
 // raw returns a plain client (no client-side cache) to look at the server behind the store's back.
 func (r *testRedis) raw(t testing.TB) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{"127.0.0.1:" + strconv.Itoa(r.port)},
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr()},
 		DisableCache: true})
 	if err != nil {
 		t.Fatalf("raw redis client: %v", err)
@@ -101,32 +55,14 @@ func redisCommandCalls(t testing.TB, c rueidis.Client, cmd string) int {
 	return 0
 }
 
-// redisLogBuf is a log sink the test reads.
-type redisLogBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *redisLogBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *redisLogBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *redisLogBuf) {
+func newTestRedisStore(t testing.TB, url string, timeoutMS int) (*redisStore, *enginetest.LogBuffer) {
 	t.Helper()
 	u := New()
 	u.Backend, u.RedisURL, u.RedisTimeout, u.RedisPrefix = "redis", url, timeoutMS, "test:ul:"
 	if err := u.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &redisLogBuf{}
+	logs := &enginetest.LogBuffer{}
 	env := &engine.Env{Log: slog.New(slog.NewTextHandler(logs, nil)).With("module", "usrloc")}
 	st, err := newRedisStore(u, env)
 	if err != nil {

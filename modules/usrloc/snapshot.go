@@ -155,26 +155,14 @@ func (s *memStore) writeSnapshot(w io.Writer) (records int, err error) {
 	if _, err := w.Write([]byte{snapVersion}); err != nil {
 		return 0, err
 	}
-	type entry struct {
-		table string
-		bs    []Binding
-	}
 	var (
-		batch []entry
+		batch []tableBindings
 		buf   []byte
 		frame [binary.MaxVarintLen64 + 4]byte
 	)
 	now := s.now()
 	for i := range s.shards {
-		sh := &s.shards[i]
-		batch = batch[:0]
-		sh.mu.RLock()
-		for tn, t := range sh.tables {
-			for _, bs := range t {
-				batch = append(batch, entry{tn, bs}) // stored slices are immutable: safe after unlock
-			}
-		}
-		sh.mu.RUnlock()
+		batch = s.shards[i].gather(batch[:0], "")
 		for _, e := range batch {
 			buf = appendRecord(buf[:0], e.table, e.bs, now)
 			if buf == nil {
@@ -210,26 +198,13 @@ func appendRecord(buf []byte, table string, bs []Binding, now int64) []byte {
 	if n == 0 {
 		return nil
 	}
-	str := func(v string) { buf = binary.AppendUvarint(buf, uint64(len(v))); buf = append(buf, v...) }
-	str(table)
-	str(bs[0].AOR)
+	buf = appendString(buf, table)
+	buf = appendString(buf, bs[0].AOR)
 	buf = binary.AppendUvarint(buf, uint64(n))
 	for i := range bs {
-		b := &bs[i]
-		if !b.Live(now) {
-			continue
+		if bs[i].Live(now) {
+			buf = appendBindingFields(buf, &bs[i])
 		}
-		for _, v := range [...]string{b.Contact, b.Received, b.Path, b.Socket, b.CallID, b.UserAgent, b.Instance} {
-			str(v)
-		}
-		buf = binary.AppendVarint(buf, b.Expires)
-		buf = binary.AppendVarint(buf, b.Modified)
-		buf = binary.AppendUvarint(buf, uint64(b.CSeq))
-		buf = binary.AppendVarint(buf, int64(b.Q))
-		buf = binary.AppendVarint(buf, int64(b.RegID))
-		buf = binary.AppendUvarint(buf, uint64(b.Flags))
-		buf = binary.AppendUvarint(buf, b.CFlags)
-		buf = binary.AppendUvarint(buf, uint64(b.Methods))
 	}
 	return buf
 }
@@ -327,97 +302,38 @@ func eofIsShort(err error) error {
 	return err
 }
 
-// minBindingBytes is the smallest encoded binding: 7 empty strings and 8 one-byte varints.
-const minBindingBytes = 15
-
 var errShortRecord = errors.New("record shorter than its fields")
 
 // decodeRecord is appendRecord's inverse; only the bindings live at now are returned.
 func decodeRecord(p []byte, now int64) (table, aor string, bs []Binding, err error) {
 	// One string for the whole record: the fields are sliced from it (the store copies them into its own
 	// allocation per binding), instead of one allocation per field.
-	d := decoder{p: p, s: string(p)}
+	d := decoder{s: string(p)}
 	table, aor = d.str(), d.str()
 	n := d.uvarint()
-	if d.err != nil {
-		return "", "", nil, d.err
+	if d.err {
+		return "", "", nil, errShortRecord
 	}
 	if table == "" || aor == "" {
 		return "", "", nil, errors.New("empty table or AOR")
 	}
-	if n > uint64(len(d.p))/minBindingBytes { // a bigger count is damage: do not allocate for it
-		return "", "", nil, fmt.Errorf("%d bindings cannot fit in %d bytes", n, len(d.p))
+	if n > uint64(d.left())/minBindingBytes { // a bigger count is damage: do not allocate for it
+		return "", "", nil, fmt.Errorf("%d bindings cannot fit in %d bytes", n, d.left())
 	}
 	bs = make([]Binding, 0, n)
 	for range n {
 		var b Binding
-		for _, f := range [...]*string{&b.Contact, &b.Received, &b.Path, &b.Socket, &b.CallID, &b.UserAgent, &b.Instance} {
-			*f = d.str()
-		}
-		b.Expires, b.Modified = d.varint(), d.varint()
-		b.CSeq = uint32(d.uvarint())
-		b.Q, b.RegID = int16(d.varint()), int32(d.varint())
-		b.Flags = uint32(d.uvarint())
-		b.CFlags = d.uvarint()
-		b.Methods = uint32(d.uvarint())
-		if d.err != nil {
-			return "", "", nil, d.err
+		d.bindingFields(&b)
+		if d.err {
+			return "", "", nil, errShortRecord
 		}
 		if b.Live(now) {
 			b.AOR = aor
 			bs = append(bs, b)
 		}
 	}
-	if len(d.p) != 0 {
-		return "", "", nil, fmt.Errorf("%d bytes left after the bindings", len(d.p))
+	if d.left() != 0 {
+		return "", "", nil, fmt.Errorf("%d bytes left after the bindings", d.left())
 	}
 	return table, aor, bs, nil
-}
-
-// decoder reads varints and strings from a record, remembering the first error.
-type decoder struct {
-	p   []byte // what is left to read
-	s   string // the whole record
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.err = errShortRecord
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.p)
-	if n <= 0 {
-		d.err = errShortRecord
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-func (d *decoder) str() string {
-	l := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if l > uint64(len(d.p)) {
-		d.err = errShortRecord
-		return ""
-	}
-	off := len(d.s) - len(d.p)
-	v := d.s[off : off+int(l)]
-	d.p = d.p[l:]
-	return v
 }

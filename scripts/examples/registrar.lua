@@ -1,7 +1,8 @@
 -- A registrar and proxy for local users, in Kamailio KEMI style (after Kamailio's
 -- kamailio-basic-kemi-lua.lua, without the modules this example does not load: htable, pike, sanity,
--- permissions, rtpproxy, acc). The same script runs on Kamailio 5.6 with app_lua and the equivalent
--- modparams (see registrar.toml for the settings).
+-- permissions, rtpproxy, acc). The same file runs unchanged on Kamailio 5.6 with app_lua:
+-- kamailio-registrar.cfg loads the modules with the modparams of registrar.toml (the test
+-- TestExampleRegistrarKamailio runs the same SIPp calls through both).
 --
 -- Run: siplua -config scripts/examples/registrar.toml
 
