@@ -169,15 +169,17 @@ func cseqParts(v []byte) (int, []byte, bool) {
 	}
 	n, ok := atoiBytes(v[:i])
 	meth := bytes.TrimLeft(v[i:], " \t")
-	if !ok || len(meth) == 0 || !isToken(meth) {
+	if !ok || n > 1<<31-1 || // sipgo's bound for the CSeq number
+		len(meth) == 0 || !isToken(meth) {
 		return 0, nil, false
 	}
 	return n, meth, true
 }
 
-// atoiBytes parses a non-negative decimal of at most 10 digits (CSeq numbers are 32-bit).
+// atoiBytes parses an unsigned 32-bit decimal, as sipgo reads CSeq, Max-Forwards and Content-Length
+// (a CSeq number has a lower bound still, see cseqParts).
 func atoiBytes(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) == 0 {
 		return 0, false
 	}
 	n := 0
@@ -186,6 +188,9 @@ func atoiBytes(b []byte) (int, bool) {
 			return 0, false
 		}
 		n = n*10 + int(c-'0')
+		if n > 1<<32-1 {
+			return 0, false
+		}
 	}
 	return n, true
 }

@@ -91,7 +91,7 @@ func (c *checker) run(msgChecks, uriChecks int) bool {
 		return c.failSilently()
 	}
 	c.index()
-	req := c.m.Req != nil
+	req := c.m.IsRequest()
 	steps := [...]struct {
 		bit int
 		fn  func() bool
@@ -296,7 +296,7 @@ func (s *Sanity) supports(opt []byte) bool {
 }
 
 func (c *checker) parseURIs(checks int) bool {
-	if checks&URIRURI != 0 && c.m.Req != nil && !validURI(c.m.RURI()) {
+	if checks&URIRURI != 0 && c.m.IsRequest() && !validURI(c.m.RURI()) {
 		return c.fail(400, "Bad Request URI")
 	}
 	if checks&URIFrom != 0 && !c.nameAddrURI(hFrom, "Invalid From Header") {

@@ -143,7 +143,7 @@ func (s *Sanity) check(m *engine.Msg, msgChecks, uriChecks int) int {
 // "Server Sanity Failure" when none did); without noreply it does nothing. Always 1 except when sending
 // fails (-1), as Kamailio's ki_sanity_reply.
 func (s *Sanity) reply(m *engine.Msg) int {
-	if m.Req == nil || m.Req.IsAck() || !s.Noreply {
+	if !m.IsRequest() || m.IsAck() || !s.Noreply {
 		return 1
 	}
 	st := getState(m)
@@ -164,7 +164,7 @@ func (s *Sanity) reply(m *engine.Msg) int {
 // status is kept for sanity_reply().
 func (c *checker) fail(code int, reason string) bool {
 	m := c.m
-	if m.Req == nil || m.Req.IsAck() {
+	if !m.IsRequest() || m.IsAck() {
 		return false
 	}
 	if c.s.Noreply {

@@ -149,7 +149,7 @@ func TestReturnCodes(t *testing.T) {
 			t.Errorf("%s: %s, want %s", c.name, c.got, c.want)
 		}
 	}
-	if bad.Replied && bad.Req != nil {
+	if bad.Replied && bad.IsRequest() {
 		// the cseq method failure answered (the message context records it)
 	} else {
 		t.Errorf("the failed check did not answer the request")
