@@ -1,4 +1,7 @@
-// Package engine owns the transports, the message path and the module registry of siplua.
+// Package engine is siplua's message path: the worker pool that routes each message on a script state, the
+// message context modules work on (Msg: raw positions, edits, reply and relay building), the module
+// lifecycle and registry names, and reload. Sockets are engine/transport's, configuration decoding
+// engine/config's, DNS engine/resolve's, byte positions engine/rawsip's.
 package engine
 
 import (

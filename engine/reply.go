@@ -45,9 +45,9 @@ var reasons = map[int]string{
 	600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
 
-// toTag is the To-tag of a stateless reply: a per-process prefix and a hash of what identifies the request,
+// appendToTag appends the To-tag of a stateless reply: a per-process prefix and a hash of what identifies the request,
 // so a retransmission gets the same tag; the form is Kamailio's: 32 hex, '.', 8 hex.
-func (m *Msg) toTag() string {
+func (m *Msg) appendToTag(dst []byte) []byte {
 	h := fnv.New32a()
 	for _, name := range [...]string{"call-id", "from", "cseq"} {
 		if i := m.Raw.Find(m.Buf, name); i >= 0 {
@@ -61,13 +61,21 @@ func (m *Msg) toTag() string {
 	var sum [4]byte
 	s := h.Sum32()
 	sum[0], sum[1], sum[2], sum[3] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
-	return m.E.tagPrefix + "." + hex.EncodeToString(sum[:])
+	dst = append(dst, m.E.tagPrefix...)
+	dst = append(dst, '.')
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // viaWithReceived returns the first Via value with received/rport set per RFC 3261 §18.2.1 and RFC 3581,
 // as Kamailio writes them: received appended when the sent-by host is not the source address or the Via has
 // rport or received; rport filled in place when the client asked for it, appended for force_rport.
 func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
+	return string(appendViaWithReceived(nil, v, src, forceRport))
+}
+
+// appendViaWithReceived is viaWithReceived appending to dst: a stateless reply writes its Via without
+// building strings.
+func appendViaWithReceived(dst []byte, v string, src netip.AddrPort, forceRport bool) []byte {
 	first, rest := v, ""
 	if i := rawsip.FirstValueEnd([]byte(v)); i < len(v) {
 		first, rest = v[:i], v[i:]
@@ -83,23 +91,29 @@ func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
 	}
 	host, _, _ = SplitHostPort(host)
 	host = strings.Trim(host, "[]")
-	srcIP := src.Addr().Unmap().String()
 
+	dst = append(dst, sentBy...)
 	_, rs, re, hasRport := rawsip.Param(params, "rport")
-	if hasRport || forceRport {
-		rp := ";rport=" + strconv.Itoa(int(src.Port()))
-		if hasRport {
-			params = params[:rs] + rp + params[re:]
-		} else {
-			params += rp
-		}
+	switch {
+	case hasRport:
+		dst = append(dst, params[:rs]...)
+		dst = append(dst, ";rport="...)
+		dst = strconv.AppendInt(dst, int64(src.Port()), 10)
+		dst = append(dst, params[re:]...)
+	case forceRport:
+		dst = append(dst, params...)
+		dst = append(dst, ";rport="...)
+		dst = strconv.AppendInt(dst, int64(src.Port()), 10)
+	default:
+		dst = append(dst, params...)
 	}
 	// Kamailio keeps an existing received and appends the new one last; the last one is what counts.
 	_, _, _, hasRecv := rawsip.Param(params, "received")
 	if hasRport || hasRecv || !sameHost(host, src.Addr()) {
-		params += ";received=" + srcIP
+		dst = append(dst, ";received="...)
+		dst = src.Addr().Unmap().AppendTo(dst)
 	}
-	return sentBy + params + rest
+	return append(dst, rest...)
 }
 
 func sameHost(host string, ip netip.Addr) bool {
@@ -124,7 +138,7 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 			if firstVia {
 				firstVia = false
 				dst = append(dst, buf[h.Start:h.VStart]...)
-				dst = append(dst, viaWithReceived(string(h.Value(buf)), m.Src, m.ForceRport)...)
+				dst = appendViaWithReceived(dst, string(h.Value(buf)), m.Src, m.ForceRport)
 				dst = append(dst, "\r\n"...)
 				continue
 			}
@@ -133,7 +147,7 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 			dst = append(dst, buf[h.Start:h.VEnd]...)
 			if code > 100 && !hasTag(v) {
 				dst = append(dst, ";tag="...)
-				dst = append(dst, m.toTag()...)
+				dst = m.appendToTag(dst)
 			}
 			dst = append(dst, "\r\n"...)
 			continue

@@ -1,8 +1,10 @@
 // Package rawsip locates the parts of a SIP message in its received bytes.
 //
-// The engine parses messages with sipgo for typed access, but builds what it sends (stateless replies,
-// relayed requests and replies) from the bytes it received plus a list of edits, as Kamailio does with its
-// lumps: headers keep their form, order and compact names, and nothing is re-serialised that was not changed.
+// It is the engine's one parse layer: the worker scans every message here and checks it on these positions;
+// sipgo parses a message only when a function needs typed headers (engine.Msg.Request). What the proxy sends
+// (stateless replies, relayed requests and replies) is built from the bytes it received plus a list of
+// edits, as Kamailio does with its lumps: headers keep their form, order and compact names, and nothing is
+// re-serialised that was not changed.
 package rawsip
 
 import (
