@@ -306,37 +306,18 @@ func (ds *Dispatcher) markDst(m *engine.Msg, state int) int {
 		return -1
 	}
 	set, uri, _ := record(vals[0])
+	// as Kamailio: a reply gives its code; a request (request or failure route) 820
 	rc := rctx{code: 820}
 	if m.Res != nil {
 		rc = rctx{flags: 1, code: m.StatusCode()}
-	} else if code, reason, ok := ds.replyOf(m); ok {
-		rc = rctx{flags: 1, code: code, reason: reason}
+		if m.Res != nil {
+			rc.reason = m.Res.Reason
+		}
 	}
 	if ds.updateState(m, set, uri, uint32(state), rc) != nil {
 		return -1
 	}
 	return 1
-}
-
-// replyOf reads $T_reply_code / $T_reply_reason through the pseudo-variables tm provides (the failure
-// route's winning reply), so the event callback's $dsg(code) is the reply's code as in Kamailio.
-func (ds *Dispatcher) replyOf(m *engine.Msg) (int, string, bool) {
-	if ds.e == nil {
-		return 0, "", false
-	}
-	pv, ok := ds.e.LookupPV("T_reply_code")
-	if !ok {
-		return 0, "", false
-	}
-	v := pv.Get(m, "")
-	if v.Kind != engine.Int || v.I <= 0 {
-		return 0, "", false
-	}
-	reason := ""
-	if rp, ok := ds.e.LookupPV("T_reply_reason"); ok {
-		reason = rp.Get(m, "").S
-	}
-	return int(v.I), reason, true
 }
 
 // isFromList is Kamailio's ds_is_addr_from_list: does the source (or uri's address) belong to set
