@@ -11,6 +11,7 @@ import (
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/nathelper"
+	_ "github.com/siplua/siplua/modules/permissions"
 	_ "github.com/siplua/siplua/modules/pv"
 	_ "github.com/siplua/siplua/modules/registrar"
 	_ "github.com/siplua/siplua/modules/rr"
