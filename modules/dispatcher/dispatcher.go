@@ -105,9 +105,6 @@ func (ds *Dispatcher) Validate() error {
 			return fmt.Errorf("dst[%d]: %w", i, err)
 		}
 	}
-	if ds.ListFile == "" && len(ds.Dst) == 0 {
-		return errors.New("list_file: expected a dispatcher.list file or [[modules.dispatcher.dst]] tables, got neither")
-	}
 	if ds.Flags < 0 || ds.Flags > 3 {
 		return fmt.Errorf("flags: expected 0..3 (1 hash user only, 2 failover), got %d", ds.Flags)
 	}
@@ -189,6 +186,9 @@ func (ds *Dispatcher) Start(env *engine.Env) error {
 	ds.src.Store(&source{file: ds.ListFile, inline: ds.Dst})
 	if _, err := ds.load(); err != nil {
 		return err
+	}
+	if ds.ListFile == "" && len(ds.Dst) == 0 {
+		ds.log.Warn("no list_file and no [[modules.dispatcher.dst]]: every selection fails (-1)")
 	}
 	if ds.PingInterval > 0 {
 		ds.pinger = newPinger(ds)

@@ -227,7 +227,6 @@ func TestValidate(t *testing.T) {
 		err  string
 	}{
 		{"ok", func(d *Dispatcher) {}, ""},
-		{"no list", func(d *Dispatcher) { d.Dst = nil }, "list_file: expected"},
 		{"bad uri", func(d *Dispatcher) { d.Dst[0].URI = "http://x" }, "dst[0]: uri"},
 		{"bad flags", func(d *Dispatcher) { d.Flags = 7 }, "flags: expected 0..3"},
 		{"probing mode", func(d *Dispatcher) { d.ProbingMode = 4 }, "ds_probing_mode"},
