@@ -57,7 +57,8 @@ type Dispatcher struct {
 	ForceDst int `toml:"force_dst"`
 	// PingInterval is the probing interval in seconds (0 = no probing).
 	PingInterval int `toml:"ds_ping_interval"`
-	// PingTimeout (ms) is how long a ping waits for its final reply; 0 = the ping interval.
+	// PingTimeout (ms) is how long a ping waits for its final reply; 0 = half the ping interval, at most
+	// 32 s (Timer F).
 	PingTimeout int `toml:"ds_ping_timeout"`
 	// ProbingMode: 0 only destinations flagged probing, 1 all, 2 only inactive probing ones, 3 only
 	// flagged, and a ping result never sets the flag.

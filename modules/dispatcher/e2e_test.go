@@ -164,6 +164,36 @@ func TestFailoverAndProbing(t *testing.T) {
 	}
 }
 
+// TestProbingOnly: without traffic, the pinger alone takes a silent destination out within two probe
+// intervals (ping timeout = the interval), the callback sees the 408, and a destination answering with
+// a code listed in ds_ping_reply_codes stays active while one answering with another code goes down.
+func TestProbingOnly(t *testing.T) {
+	u := three(t)
+	u[2].opt.Store(404)
+	p := enginetest.Start(t, config("ds_ping_interval = 1\nds_probing_mode = 1\nds_ping_reply_codes = \"code=404\"",
+		dst(1, u[0].uri(), ""), dst(1, u[1].uri(), ""), dst(1, u[2].uri(), "")), script)
+	gauge := gauges(t, p)
+	eventually(t, 3*time.Second, func() bool { return u[2].pings.Load() > 0 && flagsOf(t, p)[u[2].uri()] == "AP" },
+		"a destination answering 404 (listed in ds_ping_reply_codes) probed and active")
+	u[1].stop()
+	stopped := time.Now()
+	eventually(t, 2500*time.Millisecond, func() bool { return gauge["dispatcher_destinations_inactive"]() == 1 },
+		"the silent destination marked inactive within two probe intervals")
+	if d := time.Since(stopped); d > 2*time.Second {
+		t.Errorf("marked inactive after %s, more than two probe intervals", d)
+	}
+	t.Logf("marked inactive after %s", time.Since(stopped).Round(time.Millisecond))
+	eventually(t, time.Second, func() bool {
+		return strings.Contains(p.Log.String(), "dsevent dispatcher:dst-down "+u[1].uri()+" code=408")
+	}, "event callback for dst-down with $ru = the destination and $dsg(code) = 408")
+	u[0].opt.Store(486)
+	eventually(t, 2500*time.Millisecond, func() bool { return flagsOf(t, p)[u[0].uri()] == "IP" },
+		"a destination answering 486 (not listed) marked inactive")
+	if f := flagsOf(t, p)[u[2].uri()]; f != "AP" {
+		t.Errorf("the destination answering 404 went %s", f)
+	}
+}
+
 // TestReloadUnderLoad: dispatcher.reload (ctl) and a config reload replace the list while calls flow;
 // no call fails and the new destination gets calls.
 func TestReloadUnderLoad(t *testing.T) {

@@ -92,7 +92,9 @@ func (p *pinger) timeout() time.Duration {
 	if p.ds.PingTimeout > 0 {
 		return time.Duration(p.ds.PingTimeout) * time.Millisecond
 	}
-	return time.Duration(p.ds.PingInterval) * time.Second
+	// half the interval: a destination that stops answering is out within 1.5 intervals at worst (the
+	// next round plus the timeout); at most RFC 3261's Timer F (64·T1)
+	return min(time.Duration(p.ds.PingInterval)*time.Second/2, 64*t1)
 }
 
 // shouldPing is Kamailio's ds_ping_result_helper (disabled destinations are never pinged).

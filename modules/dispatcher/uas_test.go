@@ -25,11 +25,13 @@ type uas struct {
 	reqs  atomic.Int64 // requests other than OPTIONS
 	pings atomic.Int64
 	code  atomic.Int32 // status of the answer to non-OPTIONS (200 by default)
+	opt   atomic.Int32 // status of the answer to OPTIONS (200 by default)
 }
 
 func newUAS(t testing.TB) *uas {
 	u := &uas{t: t, port: enginetest.FreePort(t)}
 	u.code.Store(200)
+	u.opt.Store(200)
 	u.start()
 	t.Cleanup(u.stop)
 	return u
@@ -87,6 +89,7 @@ func (u *uas) serve(c *net.UDPConn, done chan struct{}) {
 		code := 200
 		if method == "OPTIONS" {
 			u.pings.Add(1)
+			code = int(u.opt.Load())
 		} else {
 			u.reqs.Add(1)
 			code = int(u.code.Load())
@@ -98,7 +101,7 @@ func (u *uas) serve(c *net.UDPConn, done chan struct{}) {
 // answer builds a reply to a request: its Via, From, To (with a tag), Call-ID and CSeq.
 func answer(req string, code int) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, map[int]string{200: "OK", 503: "Service Unavailable"}[code])
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, map[int]string{200: "OK", 404: "Not Found", 486: "Busy Here", 503: "Service Unavailable"}[code])
 	head, _, _ := strings.Cut(req, "\r\n\r\n")
 	for _, l := range strings.Split(head, "\r\n")[1:] {
 		name, _, _ := strings.Cut(l, ":")
