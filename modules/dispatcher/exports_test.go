@@ -71,6 +71,25 @@ func TestExports(t *testing.T) {
 			t.Fatalf("ds_next_domain = %s, $ru %s", r, m.NewURI)
 		}
 	})
+	t.Run("parallel", func(t *testing.T) {
+		m := enginetest.Msg(t, p, invite)
+		if r := call(m, "ds_select_dst", 1, 12); r != "number:1" || m.DstURI != "sip:10.0.0.3:5090" {
+			t.Fatalf("ds_select_dst(1, 12) = %s, $du %s", r, m.DstURI)
+		}
+		var got []string
+		for _, b := range m.Branches {
+			got = append(got, b.URI+" via "+b.DstURI)
+		}
+		want := "sip:bob@example.net;user=phone via sip:10.0.0.2;transport=tcp, sip:bob@example.net;user=phone via sip:10.0.0.1:5080"
+		if strings.Join(got, ", ") != want {
+			t.Errorf("branches %q, want %q", strings.Join(got, ", "), want)
+		}
+		m = enginetest.Msg(t, p, invite)
+		call(m, "ds_select_domain", 1, 12)
+		if len(m.Branches) != 2 || m.Branches[0].URI != "sip:bob@10.0.0.2;transport=tcp" || m.Branches[0].DstURI != "" {
+			t.Errorf("domain branches %+v", m.Branches)
+		}
+	})
 	t.Run("xavp only, then set", func(t *testing.T) {
 		m := enginetest.Msg(t, p, invite)
 		if r := call(m, "ds_select", 1, 8); r != "number:1" || m.DstURI != "" {

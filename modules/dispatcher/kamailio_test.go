@@ -151,7 +151,7 @@ func TestKamailioConformance(t *testing.T) {
 	n := 0
 	for i := 0; i < 40; i++ {
 		cid, from, to, ruri := word(alnum+"-._~ÿé")+"@"+word(alnum), uri(), uri(), uri()
-		for _, alg := range []int{0, 1, 2, 3, 4, 8} {
+		for _, alg := range []int{0, 1, 2, 3, 4, 8, 12} {
 			for _, fn := range []string{"dst", "domain"} {
 				for _, set := range []int{1, 2, 3} {
 					k := ask(kc, build(kc, fn, set, alg, cid, from, to, ruri))

@@ -141,7 +141,7 @@ func (ds *Dispatcher) pick(m *engine.Msg, s *dsSet, alg int) (idx uint32, rr boo
 		}
 	case algRandom:
 		return rand.Uint32N(n), false, 0, true
-	case algSerial:
+	case algSerial, algParallel:
 		return 0, false, 0, true
 	case algWeight:
 		i := s.wlast.Add(1) - 1
@@ -178,7 +178,7 @@ func (ds *Dispatcher) selectDst(m *engine.Msg, set, alg, limit, op int) int {
 	case algCallLoad:
 		ds.log.Warn("dispatcher: algorithm 10 (call load) needs the dialog module, which siplua does not have", "set", set)
 		return -1
-	case algAuthUser, algPV, algParallel, algLatency:
+	case algAuthUser, algPV, algLatency:
 		ds.log.Warn("dispatcher: algorithm not supported", "alg", alg, "set", set)
 		return -1
 	}
@@ -203,6 +203,14 @@ func (ds *Dispatcher) selectDst(m *engine.Msg, set, alg, limit, op int) int {
 	}
 	if rr && i != hash {
 		s.last.CompareAndSwap(rrv, (i+1)%n) // continue after the one used, unless moved meanwhile
+	}
+	if alg == algParallel {
+		// Kamailio's ds_add_branches: every destination after the chosen one becomes a branch (whatever
+		// its state), forked in parallel by t_relay; no failover list
+		if op != opXAVP {
+			ds.addBranches(m, s, int(i), op)
+		}
+		return 1
 	}
 	if ds.Flags&flagFailover == 0 {
 		return 1
@@ -262,6 +270,28 @@ func (ds *Dispatcher) push(m *engine.Msg, uri string, op int) bool {
 		return true
 	}
 	return true
+}
+
+// addBranches appends the destinations after index i as branches: the R-URI with the destination as
+// $du, or (op R-URI) the R-URI's user at the destination's host.
+func (ds *Dispatcher) addBranches(m *engine.Msg, s *dsSet, i, op int) {
+	ruri := m.RURI()
+	cur, _ := rawsip.ParseURI(ruri)
+	for _, d := range s.dests[i+1:] {
+		b := engine.Branch{URI: ruri, DstURI: d.uri, Q: -1}
+		if op == opRURI {
+			b.DstURI = ""
+			b.URI = d.uri
+			if cur.User != "" {
+				scheme, rest, ok := strings.Cut(d.uri, ":")
+				if !ok {
+					continue
+				}
+				b.URI = scheme + ":" + cur.User + "@" + rest
+			}
+		}
+		m.Branches = append(m.Branches, b)
+	}
 }
 
 // record splits a failover record.
