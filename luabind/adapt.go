@@ -52,6 +52,14 @@ type fnSSIII = func(*engine.Msg, string, string, int, int) int
 // alignment).
 type fnSSSII = func(*engine.Msg, string, string, string, int) int
 
+// dispatcher's ds_select_*_limit(set, alg, limit), ds_is_from_list_uri(set, mode, uri) and permissions'
+// allow_address(group, ip, port).
+type (
+	fnIIII = func(*engine.Msg, int, int, int) int
+	fnIISI = func(*engine.Msg, int, int, string) int
+	fnISII = func(*engine.Msg, int, string, int) int
+)
+
 // Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
 func Supported(fn any) bool {
 	return adapt(nil, "", fn) != nil
@@ -97,6 +105,18 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSSII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argI(L, name, 4)))
+		}
+	case fnIIII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argI(L, name, 1), argI(L, name, 2), argI(L, name, 3)))
+		}
+	case fnIISI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argI(L, name, 1), argI(L, name, 2), argS(L, name, 3)))
+		}
+	case fnISII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argI(L, name, 1), argS(L, name, 2), argI(L, name, 3)))
 		}
 	case fnSISI:
 		return func(L *lua.LState) int {

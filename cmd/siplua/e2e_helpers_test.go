@@ -162,6 +162,7 @@ log_format = "text"
 
 [lua]
 script = %q
+route_timeout = 2000 # the default 100 ms is for production; a -race binary on a loaded machine is slower
 
 [modules.sl]
 [modules.maxfwd]
