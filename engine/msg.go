@@ -34,8 +34,6 @@ type Msg struct {
 	sipMsg sip.Message
 	req    *sip.Request
 	res    *sip.Response
-	parse  parseState
-	reply  bool // the start line is a status line (from the raw bytes)
 
 	Src   netip.AddrPort // where it came from
 	Proto Proto
@@ -64,6 +62,8 @@ type Msg struct {
 	Dropped        bool // KSR.drop() / KSR.x.drop(): do not relay (a reply route drops the reply)
 	ForceRport     bool // KSR.force_rport(): add rport to the Via of replies and use it
 	ReplyNoConnect bool // KSR.set_reply_no_connect(): never open a TCP connection for replies
+	reply          bool // the start line is a status line (from the raw bytes)
+	parse          parseState
 
 	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
 	AVPs map[string][]Value

@@ -70,8 +70,12 @@ func (m *Msg) appendToTag(dst []byte) []byte {
 // as Kamailio writes them: received appended when the sent-by host is not the source address or the Via has
 // rport or received; rport filled in place when the client asked for it, appended for force_rport.
 func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
-	// sized once: ";rport=65535;received=" and an IPv6 address fit in 64 bytes
-	return string(appendViaWithReceived(make([]byte, 0, len(v)+64), v, src, forceRport))
+	bp := getBuf() // scratch from the pool: the string is the one allocation
+	b := appendViaWithReceived((*bp)[:0], v, src, forceRport)
+	out := string(b)
+	*bp = b
+	putBuf(bp)
+	return out
 }
 
 // appendViaWithReceived is viaWithReceived appending to dst: a stateless reply writes its Via without
