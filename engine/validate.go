@@ -18,7 +18,8 @@ func (m *Msg) scan() error {
 // alone (no allocation): a well-formed start line, the headers RFC 3261 §8.1.1 makes mandatory (Via, From,
 // To, Call-ID, CSeq) present and well-formed, numeric Max-Forwards and Content-Length, and a body as long
 // as Content-Length says. It replaces the full sipgo parse the worker used to do on every message for this;
-// the typed form is built later, only for a function that asks for it (Msg.Request).
+// the typed form is built later, only for a function that asks for it (Msg.Request). The headers checked are
+// those sipgo parses into typed values, with sipgo's rules, so what it would refuse is refused here.
 func (m *Msg) checkRaw() error {
 	line := m.Buf[:m.Raw.FirstLineEnd]
 	// Lines end in CRLF (RFC 3261 §7): sipgo, which parses a message when a function needs it, reads lines
@@ -81,7 +82,8 @@ func (m *Msg) checkRaw() error {
 			if !addrListOK(v, true) {
 				return fmt.Errorf("bad Contact %q", clip(v))
 			}
-		case isHeader(name, "route", 0), isHeader(name, "record-route", 0):
+		case isHeader(name, "route", 0), isHeader(name, "record-route", 0), isHeader(name, "refer-to", 0),
+			isHeader(name, "referred-by", 0):
 			if !addrListOK(v, false) {
 				return fmt.Errorf("bad %s %q", name, clip(v))
 			}
@@ -122,58 +124,56 @@ func isHeader(name []byte, full string, compact byte) bool {
 	return len(name) == len(full) && bytes.EqualFold(name, []byte(full))
 }
 
-// requestLine checks "METHOD SP Request-URI SP SIP/2.0": a token method, a URI with a scheme, version 2.0.
+// requestLine checks a request line as sipgo reads it: three parts split at the first two spaces, the last
+// (the version) starting with "SIP" and without spaces, the Request-URI well-formed and not "*".
 func requestLine(line []byte) bool {
-	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || !isToken(line[:sp]) {
+	uri, ver, ok := split3(line)
+	if !ok || len(ver) < 3 || bytes.IndexByte(ver, ' ') >= 0 || !(string(ver[:3]) == "SIP" || string(ver[:3]) == "sip") {
 		return false
+	}
+	return uriOK(uri) && string(uri) != "*"
+}
+
+// split3 splits a start line at its first two spaces, as sipgo does.
+func split3(line []byte) (second, third []byte, ok bool) {
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
+		return nil, nil, false
 	}
 	rest := line[sp+1:]
-	sp2 := bytes.LastIndexByte(rest, ' ')
-	if sp2 <= 0 {
-		return false
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 {
+		return nil, nil, false
 	}
-	uri, ver := rest[:sp2], rest[sp2+1:]
-	if !bytes.EqualFold(ver, []byte("SIP/2.0")) || bytes.ContainsAny(uri, " \t") {
-		return false
-	}
-	return uriOK(uri)
+	return rest[:sp2], rest[sp2+1:], true
 }
 
-// statusLine parses "SIP/2.0 SP code SP reason" (the reason may be empty).
+// statusLine parses a status line as sipgo reads it: "SIP/2.0 code reason", the code a 16-bit number, the
+// reason (possibly empty) the rest of the line.
 func statusLine(line []byte) (int, []byte, bool) {
-	if len(line) < 11 || !bytes.EqualFold(line[:8], []byte("SIP/2.0 ")) {
+	codeText, reason, ok := split3(line)
+	if !ok {
 		return 0, nil, false
 	}
-	code := 0
-	for _, c := range line[8:11] {
-		if c < '0' || c > '9' {
-			return 0, nil, false
-		}
-		code = code*10 + int(c-'0')
-	}
-	if code < 100 || len(line) < 12 || line[11] != ' ' { // sipgo wants the space before the reason
+	code, ok := atoiBytes(codeText)
+	if !ok || code > 65535 {
 		return 0, nil, false
 	}
-	if len(line) > 12 {
-		return code, line[12:], true
-	}
-	return code, nil, true
+	return code, reason, true
 }
 
-// cseqParts splits a CSeq value "number method".
+// cseqParts splits a CSeq value "number method" as sipgo does: the number (at most 2^31-1) up to the first
+// white space, the method the rest (at least one character).
 func cseqParts(v []byte) (int, []byte, bool) {
 	i := bytes.IndexAny(v, " \t")
-	if i <= 0 {
+	if i < 1 || len(v)-i < 2 {
 		return 0, nil, false
 	}
 	n, ok := atoiBytes(v[:i])
-	meth := bytes.TrimLeft(v[i:], " \t")
-	if !ok || n > 1<<31-1 || // sipgo's bound for the CSeq number
-		len(meth) == 0 || !isToken(meth) {
+	if !ok || n > 1<<31-1 {
 		return 0, nil, false
 	}
-	return n, meth, true
+	return n, bytes.TrimLeft(v[i+1:], " \t"), true
 }
 
 // atoiBytes parses an unsigned 32-bit decimal, as sipgo reads CSeq, Max-Forwards and Content-Length
@@ -195,16 +195,6 @@ func atoiBytes(b []byte) (int, bool) {
 	return n, true
 }
 
-// isToken reports whether b is an RFC 3261 token (methods).
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("()<>@,;:\\\"/[]?={}"), c) >= 0 {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
 // viasOK checks every value of a Via header line.
 func viasOK(v []byte) bool {
 	for len(v) > 0 {
@@ -223,26 +213,23 @@ func viasOK(v []byte) bool {
 	return false
 }
 
-// viaOK checks one Via value: "SIP/2.0/transport sent-by[;params]", an IPv6 sent-by closed.
-func viaOK(first []byte) bool {
-	if len(first) < 9 || !bytes.EqualFold(first[:8], []byte("SIP/2.0/")) {
+// viaOK checks one Via value as sipgo reads it: protocol name and version each up to a '/', the transport
+// up to white space, then the sent-by, an IPv6 reference closed.
+func viaOK(v []byte) bool {
+	for range 2 {
+		i := bytes.IndexByte(v, '/')
+		if i < 0 {
+			return false
+		}
+		v = v[i+1:]
+	}
+	i := bytes.IndexAny(v, " \t")
+	if i < 0 {
 		return false
 	}
-	rest := bytes.TrimLeft(first[8:], " \t")
-	sp := bytes.IndexAny(rest, " \t")
-	if sp <= 0 {
-		return false
-	}
-	sentBy := bytes.TrimLeft(rest[sp:], " \t")
-	if i := bytes.IndexByte(sentBy, ';'); i >= 0 {
-		sentBy = sentBy[:i]
-	}
-	sentBy = bytes.TrimRight(sentBy, " \t")
-	if len(sentBy) == 0 || bytes.ContainsAny(sentBy, " \t,") {
-		return false
-	}
-	if sentBy[0] == '[' { // sipgo checks the IPv6 reference is closed; it takes any port text
-		return bytes.IndexByte(sentBy, ']') > 0
+	v = v[i+1:]
+	if len(v) > 0 && v[0] == '[' { // sipgo checks the IPv6 reference is closed; it takes any port text
+		return bytes.IndexByte(v, ']') > 0
 	}
 	return true
 }
