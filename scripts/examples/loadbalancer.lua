@@ -169,8 +169,11 @@ function ksr_failure_dispatch()
 	return 1
 end
 
--- dispatcher event_callback: a farm server went down or came back
+-- dispatcher event_callback: a farm server went down or came back. Caused by a call (ds_mark_dst_state
+-- in the failure route): the server is the call's $du, the code 820; by the pings: the server is $ru,
+-- the code the ping's reply (408: no reply)
 function ksr_dispatcher_event(evname)
 	evname = evname or KSR.pv.get("$dsg(event)")
-	KSR.warn(evname .. ": " .. KSR.pv.get("$ru") .. " (" .. tostring(KSR.pv.get("$dsg(code)")) .. ")\n")
+	local dst = KSR.pv.get("$du") or KSR.pv.get("$ru")
+	KSR.warn(evname .. ": " .. dst .. " (" .. tostring(KSR.pv.get("$dsg(code)")) .. ")\n")
 end
