@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -466,27 +467,93 @@ func viaReplyPort(m *Msg) (int, bool) {
 		return 0, false
 	}
 	// Only the first value counts: "Via: SIP/2.0/UDP a:5070, SIP/2.0/UDP b:5080;rport" is two hops, and
-	// the rport of the second is not the client's.
+	// the rport of the second is not the client's. Read on the bytes: this runs for every UDP reply.
 	raw := m.Raw.Hdrs[i].Value(m.Buf)
-	v := string(raw[:rawsip.FirstValueEnd(raw)])
-	if semi := strings.IndexByte(v, ';'); semi >= 0 {
-		if _, _, _, ok := rawsip.Param(v[semi:], "rport"); ok || m.ForceRport {
+	v := raw[:rawsip.FirstValueEnd(raw)]
+	if semi := bytes.IndexByte(v, ';'); semi >= 0 {
+		if m.ForceRport || hasParam(v[semi:], "rport") {
 			return 0, false
 		}
 		v = v[:semi]
 	} else if m.ForceRport {
 		return 0, false
 	}
-	v = strings.TrimSpace(v)
-	if sp := strings.LastIndexAny(v, " \t"); sp >= 0 {
+	v = bytes.TrimSpace(v)
+	if sp := bytes.LastIndexAny(v, " \t"); sp >= 0 {
 		v = v[sp+1:]
 	}
-	_, port, err := SplitHostPort(v)
-	if err != nil {
+	port, ok := sentByPort(v)
+	if !ok {
 		return 0, false
 	}
 	if port == 0 {
 		port = 5060
+	}
+	return port, true
+}
+
+// hasParam reports whether a ;-separated parameter list has parameter name, as rawsip.Param finds it,
+// without allocating.
+func hasParam(params []byte, name string) bool {
+	i := 0
+	for i < len(params) {
+		semi := bytes.IndexByte(params[i:], ';')
+		if semi < 0 {
+			return false
+		}
+		j := i + semi + 1
+		end := j
+		for end < len(params) && params[end] != ';' && params[end] != ',' {
+			if params[end] == '"' { // quoted value: skip to the closing quote
+				if q := bytes.IndexByte(params[end+1:], '"'); q >= 0 {
+					end += q + 1
+				}
+			}
+			end++
+		}
+		k, _, _ := bytes.Cut(bytes.TrimSpace(params[j:end]), []byte("="))
+		if len(bytes.TrimSpace(k)) == len(name) && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
+			return true
+		}
+		i = end
+	}
+	return false
+}
+
+// sentByPort is the port of a Via sent-by ("host", "host:port", "[v6]:port"), 0 when absent, with
+// SplitHostPort's rules, without allocating.
+func sentByPort(s []byte) (int, bool) {
+	if len(s) == 0 {
+		return 0, false
+	}
+	var ps []byte
+	if s[0] == '[' {
+		end := bytes.IndexByte(s, ']')
+		if end < 0 {
+			return 0, false
+		}
+		rest := s[end+1:]
+		if len(rest) == 0 {
+			return 0, true
+		}
+		if rest[0] != ':' {
+			return 0, false
+		}
+		ps = rest[1:]
+	} else {
+		host, p, found := bytes.Cut(s, []byte(":"))
+		if !found {
+			return 0, true
+		}
+		if len(host) == 0 || bytes.IndexByte(p, ':') >= 0 {
+			return 0, false
+		}
+		ps = p
+	}
+	ps = bytes.TrimPrefix(ps, []byte("+")) // strconv.Atoi's sign
+	port, ok := atoiBytes(ps)
+	if !ok || port < 1 || port > 65535 {
+		return 0, false
 	}
 	return port, true
 }

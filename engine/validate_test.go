@@ -73,3 +73,36 @@ func TestCheckRawAgreesWithSipgo(t *testing.T) {
 		})
 	}
 }
+
+// TestViaReplyPort: where a UDP reply goes by the top Via (RFC 3261 §18.2.2, RFC 3581): its port, 5060
+// when it has none, and the source port (false) when the client asked for rport or the Via cannot be read.
+func TestViaReplyPort(t *testing.T) {
+	tests := []struct {
+		via   string
+		port  int
+		force bool
+		ok    bool
+	}{
+		{"SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1", 5070, false, true},
+		{"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1", 5060, false, true},
+		{"SIP/2.0/UDP [::1]:5072;branch=z9hG4bK1", 5072, false, true},
+		{"SIP/2.0/UDP [::1];branch=z9hG4bK1", 5060, false, true},
+		{"SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;RPort", 0, false, false},
+		{"SIP/2.0/UDP 10.0.0.1:5070;x=\"a;rport\";branch=z9hG4bK1", 5070, false, true},
+		{"SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1", 0, true, false},
+		{"SIP/2.0/UDP a:5070, SIP/2.0/UDP b:5080;rport", 5070, false, true},
+		{"SIP/2.0/UDP 10.0.0.1:99999;branch=z9hG4bK1", 0, false, false},
+		{"SIP/2.0/UDP 10.0.0.1:+5071;branch=z9hG4bK1", 5071, false, true},
+		{"SIP/2.0/UDP [::1:5070;branch=z9hG4bK1", 0, false, false},
+	}
+	for _, tt := range tests {
+		m := &Msg{Buf: []byte("SIP/2.0 200 OK\r\nVia: " + tt.via + "\r\n\r\n"), ForceRport: tt.force}
+		if err := m.scan(); err != nil {
+			t.Fatal(err)
+		}
+		port, ok := viaReplyPort(m)
+		if port != tt.port || ok != tt.ok {
+			t.Errorf("Via %q (force_rport %v): %d %v, want %d %v", tt.via, tt.force, port, ok, tt.port, tt.ok)
+		}
+	}
+}
