@@ -273,7 +273,9 @@ func (d *strictDecoder) add(line int, format string, a ...any) {
 // types; false when anything was wrong.
 func (d *strictDecoder) table(prim toml.Primitive, path toml.Key, dst any) bool {
 	var keys map[string]toml.Primitive
-	if !isTable(d.md.Type(path...)) {
+	// A table defined only through its subtables ([modules.htable.tables.x] without [modules.htable]) has
+	// no type of its own in the metadata: the decode into a map below tells whether it is a table.
+	if t := d.md.Type(path...); t != "" && !isTable(t) {
 		d.reported[path.String()] = true
 		d.add(keyOrTableLine(d.src, path), "%s: expected a table, got %s", path, d.describe(path))
 		return false

@@ -338,6 +338,21 @@ func TestRestartKeepsValues(t *testing.T) {
 }
 
 // TestConfigErrors: every bad parameter is a clear error naming it.
+// TestImplicitModuleTable: [modules.htable.tables.x] alone (no [modules.htable] line) loads the module.
+func TestImplicitModuleTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte("[modules.htable.tables.ipban]\nautoexpire = 300\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.LoadConfigFile(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	if _, ok := cfg.Mods.Get("htable"); !ok {
+		t.Fatalf("htable not loaded")
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ toml, want string }{
 		{"[modules.htable]\n[modules.htable.tables.a]\nsize = 40\n", "tables.a.size: expected 1..16"},
@@ -348,6 +363,7 @@ func TestConfigErrors(t *testing.T) {
 		{"[modules.htable]\n[modules.htable.tables.a]\nsizes = 4\n", "sizes"},
 		{"[modules.htable]\ntimer_interval = 0\n", "timer_interval: expected 1..3600"},
 		{"[modules.htable]\nredis_timeout = 0\n", "redis_timeout"},
+		{"[modules.htable.tables.a]\nsize = 40\n", "tables.a.size: expected 1..16"}, // no [modules.htable] line
 	} {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "c.toml")
