@@ -60,6 +60,23 @@ func (m *Msg) CallRoute(fname string) error {
 	return m.st.Call(fname, m)
 }
 
+// ArgCaller is a State that can pass string arguments to a script function (luabind's does).
+type ArgCaller interface {
+	CallArgs(fname string, m *Msg, args ...string) error
+}
+
+// CallRouteArgs runs a script function by name with string arguments (Kamailio's KEMI event callbacks
+// get the event name), on the worker routing m.
+func (m *Msg) CallRouteArgs(fname string, args ...string) error {
+	if m.st == nil {
+		return errNoState
+	}
+	if ac, ok := m.st.(ArgCaller); ok {
+		return ac.CallArgs(fname, m, args...)
+	}
+	return m.st.Call(fname, m)
+}
+
 // RunReplyRoute runs ksr_reply_route for a reply on the worker routing it.
 func (m *Msg) RunReplyRoute() error {
 	if m.st == nil {

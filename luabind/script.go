@@ -213,14 +213,14 @@ func (st *State) build() error {
 func (st *State) Close() { st.L.Close() }
 
 // RequestRoute runs ksr_request_route for m.
-func (st *State) RequestRoute(m *engine.Msg) error { return st.run(st.request, m) }
+func (st *State) RequestRoute(m *engine.Msg) error { return st.run(st.request, m, nil) }
 
 // ReplyRoute runs ksr_reply_route for m if the script defines it.
 func (st *State) ReplyRoute(m *engine.Msg) error {
 	if st.reply == nil {
 		return nil
 	}
-	return st.run(st.reply, m)
+	return st.run(st.reply, m, nil)
 }
 
 // Call runs a global Lua function by name (failure/branch/onreply routes named by the script).
@@ -229,10 +229,20 @@ func (st *State) Call(fname string, m *engine.Msg) error {
 	if !ok {
 		return &engine.RouteError{Where: st.script.name, Err: fmt.Errorf("route function %q is not defined", fname)}
 	}
-	return st.run(fn, m)
+	return st.run(fn, m, nil)
 }
 
-func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
+// CallArgs runs a global Lua function by name with string arguments (event callbacks such as
+// dispatcher's, which Kamailio's KEMI calls with the event name).
+func (st *State) CallArgs(fname string, m *engine.Msg, args ...string) error {
+	fn, ok := st.L.GetGlobal(fname).(*lua.LFunction)
+	if !ok {
+		return &engine.RouteError{Where: st.script.name, Err: fmt.Errorf("route function %q is not defined", fname)}
+	}
+	return st.run(fn, m, args)
+}
+
+func (st *State) run(fn *lua.LFunction, m *engine.Msg, args []string) error {
 	// Routes nest (t_relay runs the branch route inside the request route): restore the outer message.
 	prev := st.msg
 	st.msg = m
@@ -248,7 +258,7 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
 		}
 	}
 	st.depth++
-	err := st.pcall(fn, prev)
+	err := st.pcall(fn, prev, args)
 	st.depth--
 	st.msg = prev
 	if err == nil {
@@ -279,7 +289,7 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg) error {
 
 // pcall calls fn; a Go panic that escapes the VM (a bug; the worker recovers it) still restores depth and
 // the outer message prev, so the state keeps applying budgets on its worker's next message.
-func (st *State) pcall(fn *lua.LFunction, prev *engine.Msg) (err error) {
+func (st *State) pcall(fn *lua.LFunction, prev *engine.Msg, args []string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			st.depth--
@@ -288,7 +298,10 @@ func (st *State) pcall(fn *lua.LFunction, prev *engine.Msg) (err error) {
 		}
 	}()
 	st.L.Push(fn)
-	return st.L.PCall(0, 0, st.errfn)
+	for _, a := range args {
+		st.L.Push(lua.LString(a))
+	}
+	return st.L.PCall(len(args), 0, st.errfn)
 }
 
 // recoverAfterCancel makes sure the state is usable after a cancelled route: PCall unwinds the Lua stacks,

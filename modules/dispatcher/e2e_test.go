@@ -42,7 +42,7 @@ function ds_failure()
 end
 
 function ds_event(evname)
-	local ev = evname or KSR.pv.get("$dsg(event)")
+	local ev = evname -- the event name is the argument, as Kamailio passes it to KEMI callbacks
 	KSR.info("dsevent " .. ev .. " " .. KSR.pv.get("$ru") .. " code=" .. tostring(KSR.pv.get("$dsg(code)")) .. "\n")
 end
 `

@@ -117,13 +117,6 @@ func (ds *Dispatcher) setState(s *dsSet, d *dest, state uint32) {
 	s.mu.Unlock()
 }
 
-// argCaller is a message that can call a script function with arguments; KEMI event callbacks receive
-// the event name as their argument. Checked at run time so the module works with an engine that only
-// has CallRoute (the callback then reads the name as $dsg(event)).
-type argCaller interface {
-	CallRouteArgs(fname string, args ...string) error
-}
-
 // runEvent runs event_callback. With a message being routed (ds_mark_dst in a failure route) it runs
 // there and then, as Kamailio runs event_route[dispatcher:dst-down] on the current message; otherwise
 // (a ping result) it is queued to a worker with a message whose R-URI is the destination, as Kamailio's
@@ -139,12 +132,7 @@ func (ds *Dispatcher) runEvent(m *engine.Msg, uri string, rc rctx) {
 		}
 		prev, had := m.Mod[modName]
 		m.Mod[modName] = &rc
-		var err error
-		if ac, ok := any(m).(argCaller); ok {
-			err = ac.CallRouteArgs(fn, rc.event)
-		} else {
-			err = m.CallRoute(fn)
-		}
+		err := m.CallRouteArgs(fn, rc.event) // KEMI event callbacks get the event name
 		if had {
 			m.Mod[modName] = prev
 		} else {
