@@ -116,6 +116,9 @@ retry_after = 1
 	if got := snap["dropped_priority_queue_full"]; got != 0 {
 		t.Errorf("dropped_priority_queue_full = %d, want 0", got)
 	}
+	if got := snap["dropped_queue_full"]; got != 0 { // overload = "503": refused, never dropped
+		t.Errorf("dropped_queue_full = %d, want 0", got)
+	}
 
 	// The callee: every call it answered got its ACK and its BYE (its statistics come once a second).
 	var ust map[string]string
