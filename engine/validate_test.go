@@ -106,3 +106,23 @@ func TestViaReplyPort(t *testing.T) {
 		}
 	}
 }
+
+func TestInDialog(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>;tag=x\r\nFrom: <sip:c@d>;tag=y\r\n\r\n", true},
+		{"BYE sip:a@b SIP/2.0\r\nt: <sip:a@b> ; TAG = x\r\n\r\n", true},
+		{"INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=y\r\n\r\n", false},
+		{"INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b;tag=x>\r\n\r\n", false}, // a URI parameter, not the header's
+		{"INVITE sip:a@b SIP/2.0\r\nTopic: x;tag=1\r\nTo: <sip:a@b>\r\n\r\n", false},
+		{"INVITE sip:a@b SIP/2.0\r\n\r\nTo: <sip:a@b>;tag=x\r\n", false}, // in the body
+		{"BYE sip:a@b SIP/2.0\r\nTo: \"x;tag=1\" <sip:a@b>;tag=2\r\n\r\n", true},
+		{"BYE sip:a@b SIP/2.0\r\nTo: \"x;tag=1\" <sip:a@b>\r\n\r\n", false},
+	} {
+		if got := inDialog([]byte(c.msg)); got != c.want {
+			t.Errorf("inDialog(%q) = %v, want %v", c.msg, got, c.want)
+		}
+	}
+}

@@ -54,6 +54,16 @@ func (e *Engine) enqueue(m *Msg, block bool) {
 		return
 	default:
 	}
+	// Only new work is refused: a request inside a dialog (To has a tag: BYE, re-INVITE, UPDATE…) ends or
+	// keeps up a call that was accepted, so it goes to the priority queue instead of getting 503 (a phone
+	// that does not retry a BYE would leave the other side's call hanging). Checked only when full.
+	if inDialog(m.Buf) {
+		select {
+		case e.prio <- m:
+			return
+		default:
+		}
+	}
 	if e.cfg.Core.Overload == "503" {
 		e.rejectOverload(m)
 		return
@@ -73,6 +83,75 @@ func (e *Engine) enqueue(m *Msg, block bool) {
 // isPriority tells replies, ACK and CANCEL from requests that start new work, by the first bytes.
 func isPriority(b []byte) bool {
 	return bytes.HasPrefix(b, []byte("SIP/")) || bytes.HasPrefix(b, []byte("ACK ")) || bytes.HasPrefix(b, []byte("CANCEL "))
+}
+
+// inDialog reports whether a request's To header has a tag, on the raw bytes (the message is not scanned
+// yet): header lines up to the blank line, To or its compact form t, then ";tag=" in that line.
+func inDialog(b []byte) bool {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		b = b[i+1:]
+		if len(b) == 0 || b[0] == '\r' || b[0] == '\n' {
+			return false // end of headers
+		}
+		name := 0
+		if len(b) > 1 && (b[0]|0x20) == 't' && (b[1]|0x20) == 'o' {
+			name = 2
+		} else if (b[0] | 0x20) == 't' {
+			name = 1
+		} else {
+			continue
+		}
+		rest := b[name:]
+		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			rest = rest[1:]
+		}
+		if len(rest) == 0 || rest[0] != ':' {
+			continue
+		}
+		end := bytes.IndexByte(rest, '\n')
+		if end < 0 {
+			end = len(rest)
+		}
+		line := rest[:end]
+		angle, quote := false, false // a ;tag inside <URI> or a quoted display name is not the header's
+		for j := 0; j+5 <= len(line); j++ {
+			switch c := line[j]; {
+			case quote:
+				if c == '"' {
+					quote = false
+				}
+				continue
+			case c == '"':
+				quote = true
+				continue
+			case c == '<':
+				angle = true
+			case c == '>':
+				angle = false
+			}
+			if line[j] == ';' && !angle {
+				k := j + 1
+				for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
+					k++
+				}
+				if k+4 <= len(line) && (line[k]|0x20) == 't' && (line[k+1]|0x20) == 'a' && (line[k+2]|0x20) == 'g' {
+					k += 3
+					for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
+						k++
+					}
+					if k < len(line) && line[k] == '=' {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // rejectOverload answers a request the queue has no room for with 503 and Retry-After (RFC 3261 §21.5.4),

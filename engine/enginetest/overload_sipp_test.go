@@ -110,6 +110,9 @@ retry_after = 1
 	if bye200 != inv200 {
 		t.Errorf("%d calls answered, %d ended with BYE/200", inv200, bye200)
 	}
+	if bye503 != 0 { // in-dialog requests are never refused: they go to the priority queue
+		t.Errorf("%d BYEs got 503: a call in progress must be able to end under overload", bye503)
+	}
 	if got := snap["rejected_overload"]; got != uint64(inv503+bye503) {
 		t.Errorf("rejected_overload = %d, want %d (503s SIPp got)", got, inv503+bye503)
 	}
