@@ -184,6 +184,18 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 	return append(dst, body...)
 }
 
+// ToTag returns the tag parameter of the To header, read on the raw bytes (no full parse): KSR's
+// has_totag asks it of every request.
+func (m *Msg) ToTag() (string, bool) {
+	i := m.Raw.Find(m.Buf, "to")
+	if i < 0 {
+		return "", false
+	}
+	v := m.Raw.Hdrs[i].Value(m.Buf)
+	tag, _, _, ok := rawsip.Param(string(v[paramsStart(v):]), "tag")
+	return tag, ok
+}
+
 func hasTag(to []byte) bool {
 	_, _, _, ok := rawsip.Param(string(to[paramsStart(to):]), "tag")
 	return ok

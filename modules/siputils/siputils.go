@@ -31,11 +31,7 @@ func b2i(b bool) int {
 }
 
 func hasTotag(m *engine.Msg) int {
-	to := m.Parsed().To()
-	if to == nil {
-		return -1
-	}
-	tag, ok := to.Params.Get("tag")
+	tag, ok := m.ToTag() // on the raw bytes: a full parse here would cost every request ~1/8 of its CPU
 	return b2i(ok && tag != "")
 }
 

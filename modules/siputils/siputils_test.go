@@ -16,12 +16,16 @@ func TestChecks(t *testing.T) {
 		"req empty tag": "BYE sip:b@c SIP/2.0\n" + head + "To: <sip:b@c;tag=uri>\nCSeq: 2 BYE\nContent-Length: 0\n\n",
 		"req 2 vias":    "INVITE sip:b@c SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-0\n" + head + "To: <sip:b@c>\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
 		"req 2 in one":  "INVITE sip:b@c SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-0, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK-2\nFrom: <sip:a@b>;tag=1\nCall-ID: x\nTo: <sip:b@c>\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+		"req compact":   "BYE sip:b@c SIP/2.0\n" + head + "t: \"x>y\" <sip:b@c> ;tag=t2\nCSeq: 2 BYE\nContent-Length: 0\n\n",
+		"req no value":  "BYE sip:b@c SIP/2.0\n" + head + "To: <sip:b@c>;tag=\nCSeq: 2 BYE\nContent-Length: 0\n\n",
 		"reply":         "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-0\n" + head + "To: <sip:b@c>;tag=t\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
 	}
 	for _, c := range []struct{ msg, fn, want string }{
 		{"req", "has_totag", "number:-1"},
 		{"req totag", "has_totag", "number:1"},
 		{"req empty tag", "has_totag", "number:-1"},
+		{"req compact", "has_totag", "number:1"},
+		{"req no value", "has_totag", "number:-1"},
 		{"reply", "has_totag", "number:1"},
 		{"req", "is_request", "number:1"},
 		{"req", "is_reply", "number:-1"},

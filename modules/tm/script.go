@@ -30,7 +30,7 @@ func (t *TM) relayToProto(m *engine.Msg, proto string) int {
 
 // newtran is t_newtran: creates the transaction (100 Trying for INVITE); 0 for a retransmission (absorbed).
 func (t *TM) newtran(m *engine.Msg) int {
-	if m.Request() == nil || m.Request().IsAck() {
+	if !m.IsRequest() || m.IsAck() {
 		return -1
 	}
 	c := ctxOf(m)
@@ -82,7 +82,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 		x = c.tx
 	}
 	if x == nil {
-		if m.Request() == nil || m.Request().IsAck() {
+		if !m.IsRequest() || m.IsAck() {
 			return false, nil
 		}
 		if x = t.lookup(m, keyMethod(m)); x == nil {

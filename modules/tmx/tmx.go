@@ -26,7 +26,7 @@ func (*TMX) Exports() []engine.Export {
 // precheck is t_precheck_trans: 1 when a transaction for this request already exists (a retransmission
 // while the first copy is being handled), -1 otherwise. ACK and CANCEL are never reported.
 func precheck(m *engine.Msg) int {
-	if m.Request() == nil || m.Request().IsAck() || m.Method() == "CANCEL" {
+	if !m.IsRequest() || m.IsAck() || m.Method() == "CANCEL" {
 		return -1
 	}
 	inst, ok := m.E.Module("tm")
