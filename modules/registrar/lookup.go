@@ -26,7 +26,7 @@ func (r *Registrar) lookupToDset(m *engine.Msg, table, uri string) int {
 // allowed is Kamailio's allowed_method: with method_filtering, an initial request (no To tag) goes only
 // to contacts whose Allow listed its method.
 func (r *Registrar) allowed(m *engine.Msg, b *usrloc.Binding) bool {
-	if !r.MethodFiltering || m.Request() == nil || b.Methods == 0 || b.Methods == allMethods {
+	if !r.MethodFiltering || !m.IsRequest() || b.Methods == 0 || b.Methods == allMethods {
 		return true
 	}
 	if to, ok := m.Header("to"); ok && hasToTag(to) {
@@ -198,7 +198,7 @@ func (r *Registrar) registered(m *engine.Msg, table string) int { return r.regis
 func (r *Registrar) registeredURI(m *engine.Msg, table, uri string) int {
 	r = r.live()
 	if uri == "" {
-		if m.Request() != nil {
+		if m.IsRequest() {
 			uri = m.RURI()
 		} else {
 			var ok bool
@@ -323,7 +323,7 @@ func (r *Registrar) setQOverride(m *engine.Msg, q string) int {
 
 // addSockHdr is add_sock_hdr(name): adds "name: proto:ip:port" of the receiving socket to the request.
 func (r *Registrar) addSockHdr(m *engine.Msg, name string) int {
-	if m.Request() == nil || m.Local == nil || name == "" || strings.ContainsAny(name, ": \r\n") {
+	if !m.IsRequest() || m.Local == nil || name == "" || strings.ContainsAny(name, ": \r\n") {
 		return -1
 	}
 	m.AppendHeader(name + ": " + m.Local.String())

@@ -114,7 +114,7 @@ func (r *Registrar) save(m *engine.Msg, table string, flags int) int {
 // and P-Registrar-Error of the error).
 func (r *Registrar) saveURI(m *engine.Msg, table string, flags int, uri string) int {
 	r = r.live()
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return -1
 	}
 	now := time.Now().Unix()
@@ -166,7 +166,7 @@ func (r *Registrar) reply(m *engine.Msg, code int) error {
 // sendPendingReply is reg_send_reply: the reply of a save with flag 0x02. -1 when there is none.
 func (r *Registrar) sendPendingReply(m *engine.Msg) int {
 	st := r.state(m, false)
-	if st == nil || st.pending == nil || m.Request() == nil {
+	if st == nil || st.pending == nil || !m.IsRequest() {
 		return -1
 	}
 	p := st.pending
