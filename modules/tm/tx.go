@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 type routeKind uint8
@@ -111,13 +112,33 @@ type branch struct {
 // look up their INVITE with method "INVITE"); for an RFC 2543 request without the magic cookie, Call-ID,
 // From tag, CSeq number, Request-URI and the top Via stand in (RFC 3261 §17.2.3 fallback).
 func serverKey(m *engine.Msg, method string) (string, bool) {
+	// The RFC 3261 key comes from the raw top Via: every stateless reply asks whether a transaction
+	// exists (sl's send_reply, registrar's 200), and a full parse per request for that would cost more
+	// than the rest of the lookup.
+	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
+		raw := m.Raw.Hdrs[i].Value(m.Buf)
+		if rv, err := engine.ParseVia(string(raw[:rawsip.FirstValueEnd(raw)])); err == nil {
+			if b, _, _, _ := rawsip.Param(rv.Params, "branch"); strings.HasPrefix(b, "z9hG4bK") {
+				var sb strings.Builder
+				sb.Grow(len(b) + len(rv.Host) + len(method) + 10)
+				sb.WriteString(b)
+				sb.WriteByte(0)
+				sb.WriteString(strings.ToLower(rv.Host))
+				sb.WriteByte(':')
+				sb.WriteString(strconv.Itoa(rv.Port))
+				sb.WriteByte(0)
+				sb.WriteString(method)
+				return sb.String(), true
+			}
+		}
+	}
 	v := m.Parsed().Via()
 	if v == nil {
 		return "", false
 	}
 	b, _ := v.Params.Get("branch")
 	var sb strings.Builder
-	if strings.HasPrefix(b, "z9hG4bK") {
+	if strings.HasPrefix(b, "z9hG4bK") { // the raw Via did not parse but sipgo's did
 		sb.Grow(len(b) + len(v.Host) + len(method) + 10)
 		sb.WriteString(b)
 		sb.WriteByte(0)
