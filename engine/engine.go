@@ -73,6 +73,7 @@ type Stats struct {
 	sentByClass              [2][7]atomic.Uint64 // [origin][code/100], 0 = out of range
 	reqDur, resDur           histogram
 	reloadsOK, reloadsFailed atomic.Uint64
+	strict                   strictStats // stricter parsing: rejections, bad-Via drops, log limiter (stats.go)
 }
 
 // Snapshot returns the counters by name.
@@ -89,6 +90,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"reloads_ok":     s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
 	}
 	s.addLabelled(m)
+	s.strict.add(m)
 	return m
 }
 
