@@ -118,7 +118,9 @@ func TestViaReplyPort(t *testing.T) {
 // SIP version; and a message that only repeats a header with the same value passes.
 func TestStrictChecks(t *testing.T) {
 	const reg = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;rport;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
-	add := func(h string) string { return strings.Replace(reg, "Content-Length: 0\r\n", h+"\r\nContent-Length: 0\r\n", 1) }
+	add := func(h string) string {
+		return strings.Replace(reg, "Content-Length: 0\r\n", h+"\r\nContent-Length: 0\r\n", 1)
+	}
 	via := func(v string) string {
 		return strings.Replace(reg, "SIP/2.0/UDP 127.0.0.1:5070;rport;branch=z9hG4bK1", v, 1)
 	}
