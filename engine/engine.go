@@ -570,7 +570,11 @@ func (e *Engine) NewMsg(buf []byte, src netip.AddrPort, proto Proto) (*Msg, erro
 	if err := m.scan(); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
-	if err := m.checkRaw(); err != nil {
+	// The strict checks (an unusable top Via, a repeated header, another SIP version) are the receive path's
+	// policy; a message built here for a tool, a test or a module's own use only has to parse.
+	var rej *rejectError
+	var bv badViaError
+	if err := m.checkRaw(); err != nil && !errors.As(err, &rej) && !errors.As(err, &bv) {
 		return nil, err
 	}
 	// Parsed at once (not lazily): a tool or test may hand the message to several goroutines.
