@@ -140,3 +140,28 @@ func TestStrictLogRateLimited(t *testing.T) {
 		t.Fatalf("%d log lines for %d malformed requests in %v (want 1..%d)", lines, n, time.Since(start), max)
 	}
 }
+
+// TestStrictNoSmuggling: a request hidden in the body of another whose Content-Length and l: disagree is
+// never routed on TCP: the outer one gets 400, the connection is closed, and nothing answers the inner one.
+func TestStrictNoSmuggling(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n", registrarScript)
+	c := p.TCPClient(t)
+	inner := c.Request("REGISTER", "sip:127.0.0.1")
+	outer := strings.Replace(c.Request("OPTIONS", "sip:127.0.0.1"), "Content-Length: 0\r\n\r\n",
+		fmt.Sprintf("Content-Length: 0\r\nl: %d\r\n\r\n", len(inner)), 1)
+	c.Send(outer + inner)
+	b, err := c.TryRecv(2 * time.Second)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	if line, _, _ := strings.Cut(string(b), "\r\n"); line != "SIP/2.0 400 Content-Length mismatch" {
+		t.Fatalf("got %q", line)
+	}
+	if b, err := c.TryRecv(3 * time.Second); err == nil || isTimeout(err) {
+		t.Fatalf("after the 400: %q, %v (want the connection closed, nothing else)", b, err)
+	}
+	if n := p.E.Stats().Snapshot()["requests_received_register"]; n != 0 {
+		t.Fatalf("the smuggled REGISTER was routed (%d)", n)
+	}
+	stillServes(t, p, "TCP")
+}
