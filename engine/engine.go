@@ -73,6 +73,7 @@ type Stats struct {
 	sentByClass              [2][7]atomic.Uint64 // [origin][code/100], 0 = out of range
 	reqDur, resDur           histogram
 	reloadsOK, reloadsFailed atomic.Uint64
+	strict                   strictStats // stricter parsing: rejections, bad-Via drops, log limiter (stats.go)
 }
 
 // Snapshot returns the counters by name.
@@ -89,6 +90,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"reloads_ok":     s.reloadsOK.Load(), "reloads_failed": s.reloadsFailed.Load(),
 	}
 	s.addLabelled(m)
+	s.strict.add(m)
 	return m
 }
 
@@ -568,7 +570,11 @@ func (e *Engine) NewMsg(buf []byte, src netip.AddrPort, proto Proto) (*Msg, erro
 	if err := m.scan(); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
-	if err := m.checkRaw(); err != nil {
+	// The strict checks (an unusable top Via, a repeated header, another SIP version) are the receive path's
+	// policy; a message built here for a tool, a test or a module's own use only has to parse.
+	var rej *rejectError
+	var bv badViaError
+	if err := m.checkRaw(); err != nil && !errors.As(err, &rej) && !errors.As(err, &bv) {
 		return nil, err
 	}
 	// Parsed at once (not lazily): a tool or test may hand the message to several goroutines.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -134,3 +135,57 @@ func (s *Stats) addLabelled(m map[string]uint64) {
 		m["replies_sent_"+o+"_"+class] = n
 	})
 }
+
+// Reasons a request is rejected by the strict checks before any script runs (the order of the counters in
+// strictStats.rejected; RejectReasons names them in /metrics and stats.get).
+const (
+	rejDuplicate  = iota // a single-value header repeated with a different value: 400
+	rejCLMismatch        // Content-Length and l: disagree: 400
+	rejVersion           // not SIP/2.0: 505
+	rejFraming           // a TCP stream the framer and the parser would read differently: 400, closed
+	rejCount
+)
+
+// RejectReasons are the labels of Stats.Rejected, in counter order.
+var RejectReasons = [rejCount]string{"duplicate_header", "content_length_mismatch", "version", "framing"}
+
+// logSlots is the size of the per-source log limiter: a fixed table, so a flood from many addresses cannot
+// grow memory; two sources hashing to one slot share its one line per second.
+const logSlots = 1024
+
+type strictStats struct {
+	rejected [rejCount]atomic.Uint64
+	badVia   atomic.Uint64
+	logAt    [logSlots]atomic.Int64 // unix second of the last malformed-message log line per source hash
+}
+
+func (s *strictStats) add(m map[string]uint64) {
+	for i, name := range RejectReasons {
+		m["rejected_"+name] = s.rejected[i].Load()
+	}
+	m["dropped_bad_via"] = s.badVia.Load()
+}
+
+// allowLog reports whether a malformed-message line may be logged for src now: at most one per source
+// (per slot) per second, so a flood of bad packets costs a counter add, not a log line each.
+func (s *strictStats) allowLog(src netip.Addr, now time.Time) bool {
+	b := src.Unmap().As16()
+	h := uint32(2166136261) // FNV-1a
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &s.logAt[h%logSlots]
+	sec := now.Unix()
+	last := slot.Load()
+	return last != sec && slot.CompareAndSwap(last, sec)
+}
+
+// Rejected calls fn with the requests rejected by the strict checks per reason (RejectReasons).
+func (s *Stats) Rejected(fn func(reason string, n uint64)) {
+	for i, name := range RejectReasons {
+		fn(name, s.strict.rejected[i].Load())
+	}
+}
+
+// DroppedBadVia is the number of requests dropped because their top Via is unusable (no reply possible).
+func (s *Stats) DroppedBadVia() uint64 { return s.strict.badVia.Load() }

@@ -21,6 +21,7 @@ func (e *Engine) newTransport() *transport.Transport {
 		SentBy:      e.sentBy,
 		Handle:      e.receive,
 		StreamError: func() { e.stats.dropParse.Add(1) },
+		FrameError:  e.frameError,
 		Log:         e.log,
 	})
 }
@@ -32,6 +33,21 @@ func (e *Engine) receive(b []byte, src netip.AddrPort, proto Proto, local *Liste
 	m.Buf = append(m.Buf[:0], b...)
 	m.Src, m.Proto, m.Local, m.conn = src, proto, local, conn
 	e.enqueue(m, conn != nil)
+}
+
+// frameError answers a TCP message whose framing is ambiguous (transport.FrameError) with 400 and the
+// reason; the transport then closes the connection. It runs on the connection's reader, once per connection.
+func (e *Engine) frameError(head []byte, reason string, src netip.AddrPort, local *Listener, conn *transport.Conn) {
+	m := newMsg()
+	defer m.release()
+	m.Buf = append(m.Buf[:0], head...)
+	m.Src, m.Proto, m.Local, m.conn, m.E = src, TCP, local, conn, e
+	rej := &rejectError{code: 400, reason: reason, kind: rejFraming}
+	if err := m.scan(); err != nil {
+		rej.err = err
+		m.Raw.HdrsEnd = 0 // nothing to answer
+	}
+	e.malformed(m, rej)
 }
 
 // sentBy is what Via and Record-Route name for a socket address: [core] advertise or the address.

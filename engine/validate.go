@@ -46,14 +46,32 @@ func (m *Msg) checkRaw() error {
 		if _, _, ok := statusLine(line); !ok {
 			return fmt.Errorf("bad status line %q", clip(line))
 		}
-	} else if !requestLine(line) {
-		return fmt.Errorf("bad request line %q", clip(line))
+	} else {
+		if _, ver, ok := split3(line); ok && !versionOK(ver) && len(ver) >= 4 && bytes.EqualFold(ver[:4], []byte("SIP/")) {
+			return &rejectError{code: 505, reason: "Version Not Supported", kind: rejVersion,
+				err: fmt.Errorf("version %q", clip(ver))}
+		}
+		if !requestLine(line) {
+			return fmt.Errorf("bad request line %q", clip(line))
+		}
 	}
 	var seen uint8
-	for _, h := range m.Raw.Hdrs {
+	var first [single]int // index+1 in m.Raw.Hdrs of the first of each single-value header, 0: not seen
+	for i, h := range m.Raw.Hdrs {
 		v := h.Value(m.Buf)
-		switch name := h.Name(m.Buf); {
+		name := h.Name(m.Buf)
+		if k := singleKind(name); k >= 0 {
+			if f := first[k]; f == 0 {
+				first[k] = i + 1
+			} else if err := sameSingle(k, m.Raw.Hdrs[f-1].Value(m.Buf), v, len(m.Raw.Hdrs[f-1].Name(m.Buf)) == 1, len(name) == 1); err != nil {
+				return err
+			}
+		}
+		switch {
 		case isHeader(name, "via", 'v'):
+			if seen&1 == 0 && !topViaOK(v[:rawsip.FirstValueEnd(v)]) {
+				return badViaError{v: clip(v)}
+			}
 			seen |= 1
 			if !viasOK(v) {
 				return fmt.Errorf("bad Via %q", clip(v))
@@ -107,6 +125,173 @@ func (m *Msg) checkRaw() error {
 		}
 	}
 	return nil
+}
+
+// rejectError is a request refused by a strict check with its own status and reason phrase (the phrase
+// names the problem: "400 Duplicate Call-ID header"), counted by kind.
+type rejectError struct {
+	code   int
+	reason string
+	kind   int // rej* in stats.go
+	err    error
+}
+
+func (e *rejectError) Error() string {
+	if e.err != nil {
+		return e.reason + ": " + e.err.Error()
+	}
+	return e.reason
+}
+
+// badViaError is a request whose top Via is unusable: no reply can be addressed, so it is dropped.
+type badViaError struct{ v string }
+
+func (e badViaError) Error() string { return fmt.Sprintf("unusable top Via %q", e.v) }
+
+// versionOK: the only SIP version this proxy speaks (RFC 3261 §7.1; the version is case-insensitive).
+func versionOK(ver []byte) bool { return bytes.EqualFold(ver, []byte("SIP/2.0")) }
+
+// The single-value headers a message may not repeat with different values (RFC 3261 §7.3.1: only
+// comma-list headers may appear more than once); proxies and UAs that picked different copies would act on
+// different messages.
+const (
+	sFrom = iota
+	sTo
+	sCallID
+	sCSeq
+	sMaxForwards
+	sContentLength
+	single
+)
+
+var duplicateReasons = [single]string{"Duplicate From header", "Duplicate To header", "Duplicate Call-ID header",
+	"Duplicate CSeq header", "Duplicate Max-Forwards header", "Duplicate Content-Length header"}
+
+func singleKind(name []byte) int {
+	switch {
+	case isHeader(name, "from", 'f'):
+		return sFrom
+	case isHeader(name, "to", 't'):
+		return sTo
+	case isHeader(name, "call-id", 'i'):
+		return sCallID
+	case isHeader(name, "cseq", 0):
+		return sCSeq
+	case isHeader(name, "max-forwards", 0):
+		return sMaxForwards
+	case isHeader(name, "content-length", 'l'):
+		return sContentLength
+	}
+	return -1
+}
+
+// sameSingle compares a repeated single-value header with its first copy: numbers by value (Content-Length
+// "05" is 5), the others byte for byte. Content-Length against its compact form l: is a "mismatch".
+func sameSingle(k int, a, b []byte, aCompact, bCompact bool) error {
+	same := bytes.Equal(a, b)
+	if k == sMaxForwards || k == sContentLength {
+		x, okA := atoiBytes(a)
+		y, okB := atoiBytes(b)
+		same = okA && okB && x == y || same
+	}
+	if same {
+		return nil
+	}
+	if k == sContentLength && aCompact != bCompact {
+		return &rejectError{code: 400, reason: "Content-Length mismatch", kind: rejCLMismatch,
+			err: fmt.Errorf("%q and %q", clip(a), clip(b))}
+	}
+	return &rejectError{code: 400, reason: duplicateReasons[k], kind: rejDuplicate,
+		err: fmt.Errorf("%q and %q", clip(a), clip(b))}
+}
+
+// topViaOK checks what a reply to the request needs from its top Via (RFC 3261 §18.2.2, RFC 3581): a
+// sent-by host, a port that is a port, rport and received with usable values. A request failing it cannot
+// be answered, so it is dropped (and counted) rather than rejected.
+func topViaOK(v []byte) bool {
+	for range 2 { // "SIP / 2.0 /"
+		i := bytes.IndexByte(v, '/')
+		if i < 0 {
+			return false
+		}
+		v = v[i+1:]
+	}
+	v = bytes.TrimLeft(v, " \t")
+	i := bytes.IndexAny(v, " \t")
+	if i <= 0 {
+		return false // no transport, or nothing after it
+	}
+	v = v[i:]
+	params := []byte(nil)
+	if semi := bytes.IndexByte(v, ';'); semi >= 0 {
+		v, params = v[:semi], v[semi:]
+	}
+	if !sentByOK(bytes.TrimSpace(v)) {
+		return false
+	}
+	for len(params) > 0 { // ";name[=value]..."
+		params = params[1:]
+		end := bytes.IndexByte(params, ';')
+		if end < 0 {
+			end = len(params)
+		}
+		k, val, hasVal := bytes.Cut(params[:end], []byte("="))
+		k, val = bytes.TrimSpace(k), bytes.TrimSpace(val)
+		switch {
+		case bytes.EqualFold(k, []byte("rport")):
+			if hasVal {
+				if p, ok := atoiBytes(val); !ok || p < 1 || p > 65535 {
+					return false
+				}
+			}
+		case bytes.EqualFold(k, []byte("received")):
+			if len(val) == 0 {
+				return false
+			}
+		}
+		params = params[end:]
+	}
+	return true
+}
+
+// sentByOK: host[:port] or [IPv6][:port]; a host of name characters, a port of 1..65535.
+func sentByOK(s []byte) bool {
+	var port []byte
+	hasPort := false
+	if len(s) > 0 && s[0] == '[' {
+		end := bytes.IndexByte(s, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range s[1:end] {
+			if !(c == ':' || c == '.' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f') {
+				return false
+			}
+		}
+		rest := s[end+1:]
+		if len(rest) > 0 {
+			if rest[0] != ':' {
+				return false
+			}
+			port, hasPort = rest[1:], true
+		}
+	} else {
+		var host []byte
+		host, port, hasPort = bytes.Cut(s, []byte(":"))
+		if len(host) == 0 {
+			return false
+		}
+		for _, c := range host {
+			if !(c == '.' || c == '-' || c == '_' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z') {
+				return false
+			}
+		}
+	}
+	if hasPort {
+		p, ok := atoiBytes(port)
+		return ok && p >= 1 && p <= 65535
+	}
+	return true
 }
 
 // clip shortens what goes into an error (and the log) from a hostile message.

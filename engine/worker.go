@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 type worker struct {
@@ -344,25 +346,53 @@ func (e *Engine) endBudget(w *worker) {
 	}
 }
 
-// malformed answers a request that cannot be parsed with 400 when the reply can be built (a request line and
-// a Via), otherwise drops it.
+// malformed answers a request that cannot be parsed with 400 (or the status of the strict check that
+// refused it, with a reason phrase naming the problem) when the reply can be built (a request line and a
+// usable top Via), otherwise drops it. Each outcome has its counter; the log says why at most once per
+// second per source, so a flood of bad packets cannot flood the log.
 func (e *Engine) malformed(m *Msg, err error) {
-	e.stats.dropParse.Add(1)
-	e.log.Info("malformed message", "src", m.Src.String(), "proto", m.Proto.String(), "err", err)
-	if bytes.HasPrefix(m.Buf, []byte("SIP/")) || bytes.HasPrefix(m.Buf, []byte("ACK ")) {
+	code, reason := 400, "Bad Request" // the detail goes to the log; parser internals do not leak
+	var rej *rejectError
+	var bv badViaError
+	answer := !bytes.HasPrefix(m.Buf, []byte("SIP/")) && !bytes.HasPrefix(m.Buf, []byte("ACK ")) &&
+		m.Raw.HdrsEnd != 0 && m.Raw.Find(m.Buf, "via") >= 0
+	switch {
+	case errors.As(err, &bv) || answer && !topViaUsable(m):
+		e.stats.strict.badVia.Add(1)
+		answer = false
+		if !errors.As(err, &bv) {
+			err = fmt.Errorf("%w (and the top Via is unusable: dropped)", err)
+		}
+	case errors.As(err, &rej):
+		e.stats.strict.rejected[rej.kind].Add(1)
+		code, reason = rej.code, rej.reason
+	default:
+		e.stats.dropParse.Add(1)
+	}
+	if e.stats.strict.allowLog(m.Src.Addr(), time.Now()) {
+		e.log.Info("malformed message", "src", m.Src.String(), "proto", m.Proto.String(), "err", err,
+			"answer", answer, "note", "at most one line per source per second")
+	}
+	if !answer {
 		return
 	}
-	if m.Raw.HdrsEnd == 0 || m.Raw.Find(m.Buf, "via") < 0 {
-		return
-	}
-	// The detail goes to the log; the reason phrase stays plain, so parser internals do not leak.
 	w := getBuf()
-	out := m.BuildReply((*w)[:0], 400, "Bad Request", nil, "")
+	out := m.BuildReply((*w)[:0], code, reason, nil, "")
 	if err := e.sendReplyBytes(m, out); err == nil {
-		e.stats.replySent(OriginLocal, 400)
+		e.stats.replySent(OriginLocal, code)
 	}
 	*w = out
 	putBuf(w)
+}
+
+// topViaUsable reports whether a reply to m can be addressed by its top Via (topViaOK).
+func topViaUsable(m *Msg) bool {
+	i := m.Raw.Find(m.Buf, "via")
+	if i < 0 {
+		return false
+	}
+	v := m.Raw.Hdrs[i].Value(m.Buf)
+	return topViaOK(v[:rawsip.FirstValueEnd(v)])
 }
 
 func (e *Engine) routeRequest(m *Msg) {

@@ -74,7 +74,7 @@ type collector struct {
 
 	requests, replies, repliesSent, forwarded, routeDur, luaErrors, dropped *prometheus.Desc
 	queue, queueCap, busy, workers, reloads, generation, info, uptime       *prometheus.Desc
-	routeTimeouts, gensLive                                                 *prometheus.Desc
+	routeTimeouts, gensLive, rejected                                       *prometheus.Desc
 
 	// modGauges are the loaded modules' gauges (engine.GaugeProvider), described once: modules are loaded
 	// only at start.
@@ -87,13 +87,15 @@ func newCollector(e *engine.Engine, version string) *collector {
 		return prometheus.NewDesc("siplua_"+name, help, labels, nil)
 	}
 	c := &collector{e: e, version: version,
-		requests:      d("requests_received_total", "SIP requests received, by method.", "method"),
-		replies:       d("replies_received_total", "SIP replies received."),
-		repliesSent:   d("replies_sent_total", "SIP replies sent, by code class and origin (local: generated here; relayed).", "class", "origin"),
-		forwarded:     d("requests_forwarded_total", "Requests relayed statelessly."),
-		routeDur:      d("route_duration_seconds", "Time spent routing a message (request: ksr_request_route; reply: reply handling).", "route"),
-		luaErrors:     d("lua_errors_total", "Script errors while routing."),
-		dropped:       d("messages_dropped_total", "Messages dropped, by reason (queue_full, parse_error, script).", "reason"),
+		requests:    d("requests_received_total", "SIP requests received, by method.", "method"),
+		replies:     d("replies_received_total", "SIP replies received."),
+		repliesSent: d("replies_sent_total", "SIP replies sent, by code class and origin (local: generated here; relayed).", "class", "origin"),
+		forwarded:   d("requests_forwarded_total", "Requests relayed statelessly."),
+		routeDur:    d("route_duration_seconds", "Time spent routing a message (request: ksr_request_route; reply: reply handling).", "route"),
+		luaErrors:   d("lua_errors_total", "Script errors while routing."),
+		dropped:     d("messages_dropped_total", "Messages dropped, by reason (queue_full, parse_error, bad_via, script).", "reason"),
+		rejected: d("messages_rejected_total",
+			"Requests answered with an error by the strict checks before any script, by reason (duplicate_header, content_length_mismatch, version, framing).", "reason"),
 		queue:         d("queue_depth", "Messages waiting for a worker."),
 		queueCap:      d("queue_capacity", "Size of the worker queue ([core] queue)."),
 		busy:          d("workers_busy", "Workers routing a message now."),
@@ -116,7 +118,7 @@ func newCollector(e *engine.Engine, version string) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.replies, c.repliesSent, c.forwarded, c.routeDur, c.luaErrors,
 		c.dropped, c.queue, c.queueCap, c.busy, c.workers, c.reloads, c.generation, c.info, c.uptime,
-		c.routeTimeouts, c.gensLive} {
+		c.routeTimeouts, c.gensLive, c.rejected} {
 		ch <- d
 	}
 	for _, d := range c.modDescs {
@@ -150,6 +152,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dropped, qf, "queue_full")
 	counter(c.dropped, pe, "parse_error")
 	counter(c.dropped, sc, "script")
+	counter(c.dropped, s.DroppedBadVia(), "bad_via")
+	s.Rejected(func(reason string, n uint64) { counter(c.rejected, n, reason) })
 	n, capacity := c.e.QueueLen()
 	gauge(c.queue, float64(n))
 	gauge(c.queueCap, float64(capacity))

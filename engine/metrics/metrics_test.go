@@ -76,6 +76,9 @@ func TestScrapeCountersMove(t *testing.T) {
 	c.Send(c.Request("CANCEL", "sip:127.0.0.1"))                                                              // dropped by the script
 	c.Send("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP " + c.Addr.String() + ";rport;branch=z9hG4bKx\r\n\r\n") // no From: 400
 	c.RecvResponse(2 * time.Second)
+	c.Send(c.Request("INFO", "sip:127.0.0.1", "Call-ID: another")) // strict check: 400 Duplicate Call-ID header
+	c.RecvResponse(2 * time.Second)
+	c.Send(strings.Replace(c.Request("INFO", "sip:127.0.0.1"), ";rport;", ";rport=x;", 1)) // unusable top Via: dropped
 	if _, err := p.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +90,8 @@ func TestScrapeCountersMove(t *testing.T) {
 	var after map[string]float64
 	for {
 		after = scrape(t, url)
-		if after[`siplua_messages_dropped_total{reason="script"}`] >= 1 || time.Now().After(deadline) {
+		if after[`siplua_messages_dropped_total{reason="script"}`] >= 1 && after[`siplua_messages_dropped_total{reason="bad_via"}`] >= 1 ||
+			time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -100,7 +104,11 @@ func TestScrapeCountersMove(t *testing.T) {
 		{`siplua_requests_received_total{method="BYE"}`, 1},
 		{`siplua_requests_received_total{method="CANCEL"}`, 1},
 		{`siplua_replies_sent_total{class="2xx",origin="local"}`, 3},
-		{`siplua_replies_sent_total{class="4xx",origin="local"}`, 1},
+		{`siplua_replies_sent_total{class="4xx",origin="local"}`, 2},
+		{`siplua_requests_received_total{method="INFO"}`, 2},
+		{`siplua_messages_rejected_total{reason="duplicate_header"}`, 1},
+		{`siplua_messages_rejected_total{reason="version"}`, 0},
+		{`siplua_messages_dropped_total{reason="bad_via"}`, 1},
 		{`siplua_replies_sent_total{class="5xx",origin="local"}`, 1},
 		{`siplua_replies_sent_total{class="2xx",origin="relayed"}`, 0},
 		{`siplua_lua_errors_total`, 1},

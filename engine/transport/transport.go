@@ -10,10 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 // Handler receives one message a listener read: b is valid only during the call (the reader reuses its
@@ -31,7 +32,12 @@ type Options struct {
 	Handle Handler
 	// StreamError is called when a TCP stream breaks inside a message (counted as a parse drop).
 	StreamError func()
-	Log         *slog.Logger
+	// FrameError is called, on the connection's reader, with the headers of a TCP message that could be
+	// framed differently than the parser reads it (a *FrameError from ReadFrame): it answers 400 with the
+	// reason (the handler writes to conn); then the connection is shut down, as nothing after that message
+	// can be trusted to start where the sender meant. Optional.
+	FrameError func(head []byte, reason string, src netip.AddrPort, local *Listener, conn *Conn)
+	Log        *slog.Logger
 }
 
 // Transport is the set of listeners and the TCP connection table.
@@ -56,6 +62,9 @@ func New(o Options) *Transport {
 	}
 	if o.StreamError == nil {
 		o.StreamError = func() {}
+	}
+	if o.FrameError == nil {
+		o.FrameError = func([]byte, string, netip.AddrPort, *Listener, *Conn) {}
 	}
 	return &Transport{o: o, conns: map[netip.AddrPort]*Conn{}}
 }
@@ -245,8 +254,9 @@ type Conn struct {
 
 // outPkt is a queued write; onErr (optional) learns that it was not written.
 type outPkt struct {
-	b     []byte
-	onErr func(error)
+	b          []byte
+	onErr      func(error)
+	closeWrite bool // after what was queued before it, shut the write side (FIN): see Conn.shutdownWrite
 }
 
 // tcpWriteQueue and tcpWriteQueueBytes bound what waits to be written on one connection: a next hop that
@@ -272,6 +282,16 @@ func newConn(c *net.TCPConn, remote netip.AddrPort, local *Listener) *Conn {
 
 // Write queues a copy of b (callers reuse their buffers); it never waits on the network.
 func (c *Conn) Write(b []byte) error { return c.queue(b, nil) }
+
+// shutdownWrite queues a FIN after what is queued now (a reply to a message that broke the framing), so
+// the peer reads that reply and then the end of the stream. When the queue is full the connection closes.
+func (c *Conn) shutdownWrite() {
+	select {
+	case c.wq <- outPkt{closeWrite: true}:
+	default:
+		c.close()
+	}
+}
 
 // Remote is the peer's address.
 func (c *Conn) Remote() netip.AddrPort { return c.remote }
@@ -355,6 +375,10 @@ func (t *Transport) writeLoop(tc *Conn, dial bool) {
 	for {
 		select {
 		case p := <-tc.wq:
+			if p.closeWrite {
+				_ = c.CloseWrite()
+				continue
+			}
 			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 			_, err := c.Write(p.b)
 			tc.queued.Add(-int64(len(p.b)))
@@ -430,6 +454,16 @@ func (t *Transport) readTCP(tc *Conn) {
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(t.o.Lifetime))
 		msg, err := ReadFrame(r, t.o.ReadSize)
+		var fe *FrameError
+		if errors.As(err, &fe) {
+			t.o.FrameError(fe.Head, fe.Reason, tc.remote, tc.local, tc)
+			tc.shutdownWrite()
+			// Read on (and discard) until the peer closes or a short timeout: closing with unread bytes would
+			// reset the connection, and the peer could lose the 400 before reading it.
+			_ = c.SetReadDeadline(time.Now().Add(frameErrorLinger))
+			_, _ = io.CopyN(io.Discard, r, int64(t.o.ReadSize)*4)
+			return
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
 				t.o.Log.Info("tcp connection closed", "remote", tc.remote.String(), "err", err)
@@ -452,10 +486,80 @@ func isTimeout(err error) bool {
 
 var errFrameTooBig = errors.New("message larger than udp_read_size")
 
-// ReadFrame reads one message from a stream; nil, nil for a CRLFCRLF keep-alive.
+// frameErrorLinger is how long a connection whose framing broke is read (and discarded) after its 400.
+const frameErrorLinger = 2 * time.Second
+
+// FrameError is a message whose length on the stream is ambiguous: its headers as the parser reads them
+// (engine/rawsip) give no single valid Content-Length (duplicates that differ, Content-Length and l: that
+// disagree, a value that is not a number), or do not parse at all. Framing on one reading while the parser
+// takes another would let one byte sequence be two different messages (request smuggling), so the message
+// is answered 400 and the connection closed.
+type FrameError struct {
+	Reason string // the 400's reason phrase: "Content-Length mismatch", "Duplicate Content-Length header", ...
+	Head   []byte // the headers read (start line to the empty line)
+}
+
+func (e *FrameError) Error() string { return "tcp framing: " + e.Reason }
+
+// scanPool holds the positions frameLength scans into: it runs per TCP message, and must not allocate.
+var scanPool = sync.Pool{New: func() any { return new(rawsip.Msg) }}
+
+// frameLength reads the body length of a message from its headers exactly as the engine's parser does:
+// rawsip.Scan's header lines (CRLF or bare LF ends, folded continuation lines), names matched whole
+// ("Content-Length" or compact "l", any case), values of decimal digits only. Every Content-Length must
+// agree; none means no body (RFC 3261 §18.3 requires one on streams). reason is set when the length is
+// ambiguous; err when it is larger than max.
+func frameLength(head []byte, max int) (n int, reason string, err error) {
+	raw := scanPool.Get().(*rawsip.Msg)
+	defer scanPool.Put(raw)
+	if err := rawsip.Scan(head, raw); err != nil || raw.Body != len(head) {
+		return 0, "Bad header", nil
+	}
+	full, compact := -1, -1
+	for _, h := range raw.Hdrs {
+		name := h.Name(head)
+		isCompact := len(name) == 1 && name[0]|0x20 == 'l'
+		if !isCompact && !(len(name) == len("content-length") && bytes.EqualFold(name, []byte("content-length"))) {
+			continue
+		}
+		v := h.Value(head)
+		if len(v) == 0 {
+			return 0, "Bad Content-Length", nil
+		}
+		n := 0
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return 0, "Bad Content-Length", nil
+			}
+			if n = n*10 + int(c-'0'); n > max {
+				return 0, "", errFrameTooBig
+			}
+		}
+		prev := &full
+		if isCompact {
+			prev = &compact
+		}
+		if *prev >= 0 && *prev != n {
+			return 0, "Duplicate Content-Length header", nil
+		}
+		*prev = n
+	}
+	switch {
+	case full >= 0 && compact >= 0 && full != compact:
+		return 0, "Content-Length mismatch", nil
+	case full >= 0:
+		return full, "", nil
+	case compact >= 0:
+		return compact, "", nil
+	}
+	return 0, "", nil
+}
+
+// ReadFrame reads one message from a stream; nil, nil for a CRLFCRLF keep-alive. Lines end at LF (with or
+// without CR), as rawsip.Scan reads them; the body length is frameLength's. A *FrameError carries the
+// headers of a message whose length is ambiguous: the stream cannot be read on after it.
 func ReadFrame(r *bufio.Reader, maxSize int) ([]byte, error) {
 	var msg []byte
-	clen := -1
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil {
@@ -479,12 +583,13 @@ func ReadFrame(r *bufio.Reader, maxSize int) ([]byte, error) {
 		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
 			break // end of headers
 		}
-		if clen < 0 {
-			clen = contentLength(line)
-		}
 	}
-	if clen < 0 {
-		clen = 0 // RFC 3261 §18.3: required on streams; treat a missing one as no body
+	clen, reason, err := frameLength(msg, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return nil, &FrameError{Reason: reason, Head: msg}
 	}
 	if len(msg)+clen > maxSize {
 		return nil, errFrameTooBig
@@ -495,23 +600,6 @@ func ReadFrame(r *bufio.Reader, maxSize int) ([]byte, error) {
 		return nil, err
 	}
 	return msg, nil
-}
-
-// contentLength returns the value of a Content-Length (or "l") header line, -1 if it is not one.
-func contentLength(line []byte) int {
-	colon := bytes.IndexByte(line, ':')
-	if colon < 0 {
-		return -1
-	}
-	name := bytes.TrimSpace(line[:colon])
-	if !(bytes.EqualFold(name, []byte("content-length")) || bytes.EqualFold(name, []byte("l"))) {
-		return -1
-	}
-	n, err := strconv.Atoi(string(bytes.TrimSpace(line[colon+1:])))
-	if err != nil || n < 0 {
-		return -1
-	}
-	return n
 }
 
 // Send writes b to dst over proto from the listener local (or, when local does not fit the protocol and
