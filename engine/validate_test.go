@@ -129,6 +129,9 @@ func TestInDialog(t *testing.T) {
 	} {
 		if got := inDialog([]byte(c.msg)); got != c.want {
 			t.Errorf("inDialog(%q) = %v, want %v", c.msg, got, c.want)
+		}
+	}
+}
 
 // TestStrictChecks: the checks stricter than sipgo (issue 11) give each defect its own outcome: a drop for
 // an unusable top Via (no reply can be addressed), 400 with a reason naming the problem, 505 for another
