@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // bigScript generates a routing script of about n lines in the style of real ones: many small route

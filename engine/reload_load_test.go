@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // genScript answers OPTIONS with "gen NAME-NAME": the reason is made from a top-level local and a local

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
 	"github.com/siplua/siplua/luabind"
+	"github.com/siplua/siplua/luabind/enginetest"
 	lua "github.com/yuin/gopher-lua"
 )
 

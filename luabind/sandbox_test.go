@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
 	"github.com/siplua/siplua/luabind"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 )
 

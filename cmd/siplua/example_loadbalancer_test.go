@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine/ctl"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestExampleLoadBalancerCheck: `siplua -c` prints "config OK" for the example, with no warning, and

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // locationNode starts a siplua process that runs the S3 routing script (registrar save, lookup, t_relay)

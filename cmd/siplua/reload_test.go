@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // The test binary doubles as siplua: with SIPLUA_TEST_MAIN set it runs main's run with its arguments

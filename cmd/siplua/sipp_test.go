@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestSIPpRegister404: SIPp sends 5 000 REGISTERs at 500/s over UDP; each must get 404 "No registrar"

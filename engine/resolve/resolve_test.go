@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
 	"github.com/siplua/siplua/engine/resolve"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 func zone(t *testing.T) *enginetest.DNSServer {

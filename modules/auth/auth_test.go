@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 	"github.com/siplua/siplua/modules/auth/authtest"
 )

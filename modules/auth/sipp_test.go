@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestSIPpRegisterAuth: SIPp registers 20 times, each time answering the 401 with digest credentials it

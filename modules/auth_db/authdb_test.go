@@ -14,7 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/redis/rueidis"
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 	"github.com/siplua/siplua/modules/auth/authtest"
 )

@@ -3,7 +3,7 @@ package corex_test
 import (
 	"testing"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // BenchmarkSelectDst: ds_select_dst over a set of 10 by algorithm, with and without the failover list

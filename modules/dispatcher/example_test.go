@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // readmeScript is the README's example (docs: /work/frags/dispatcher.md), run here so it stays true.

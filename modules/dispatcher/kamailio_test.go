@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // The list both servers load: priorities, equal priorities (Kamailio keeps those in reverse file order),

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // sippScript dispatches new INVITEs over set 1 by round robin and routes the dialog's ACK and BYE by

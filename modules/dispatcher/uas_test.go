@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // uas is a real UDP SIP endpoint on 127.0.0.1 that answers every request with 200 (OPTIONS pings

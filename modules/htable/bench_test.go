@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 type (

@@ -15,7 +15,7 @@ import (
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/ctl"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 	"github.com/siplua/siplua/modules/htable"
 )

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 )
 

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // The functions run on route workers for every request of a NATed UA: they must stay cheap.

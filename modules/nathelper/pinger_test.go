@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	"github.com/siplua/siplua/modules/usrloc"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestLuaTypes checks what Lua sees, against the values Kamailio 5.6 app_lua returned for the same calls.

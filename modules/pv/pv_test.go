@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 	"github.com/siplua/siplua/modules/pv"
 )

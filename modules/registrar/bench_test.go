@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // regMsg builds a REGISTER of user with a ten-digit CSeq the benchmark rewrites in place, so every save

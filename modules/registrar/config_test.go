@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
 	"github.com/siplua/siplua/luabind"
+	"github.com/siplua/siplua/luabind/enginetest"
 	"github.com/siplua/siplua/modules/registrar"
 )
 

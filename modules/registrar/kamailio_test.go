@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // kamailioCfg is the Kamailio 5.6 configuration whose behaviour siplua's registrar is compared with: the

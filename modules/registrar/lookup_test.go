@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // proxyScript: REGISTER is saved (X-Rcv sets $avp(RECEIVED) as nathelper's fix_nated_register would);

@@ -3,8 +3,7 @@ package registrar_test
 import (
 	"testing"
 
-	"github.com/siplua/siplua/engine/enginetest"
-	"github.com/siplua/siplua/modules/registrar/registrartest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestSIPpRegisterAndCall runs the S3 benchmark's script and scenarios: SIPp registers N users whose
@@ -12,6 +11,6 @@ import (
 // lookup("location"); every call (INVITE, ACK, BYE loose-routed) must complete.
 func TestSIPpRegisterAndCall(t *testing.T) {
 	p := enginetest.Start(t, "[modules.sl]\n[modules.tm]\n[modules.rr]\n[modules.maxfwd]\n[modules.siputils]\n[modules.usrloc]\n[modules.registrar]\n",
-		registrartest.S3Script(t))
-	registrartest.RegisterAndCall(t, p, p, 20)
+		enginetest.S3Script(t))
+	enginetest.RegisterAndCall(t, p, p, 20)
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // funcScript: REGISTER is saved; a MESSAGE runs the function named in X-Fn and answers with what it saw.

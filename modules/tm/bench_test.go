@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // BenchmarkTransaction relays INVITE → 200 statefully over loopback UDP (UAC and UAS are raw sockets of

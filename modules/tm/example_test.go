@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
 	"github.com/siplua/siplua/luabind"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestStatefulExample: scripts/examples/stateful.toml with stateful.lua passes `siplua -c` and routes a

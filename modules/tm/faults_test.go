@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestNewtranReleased: a transaction created with t_newtran that the script neither relays nor answers is

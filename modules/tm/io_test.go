@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 const ioRelayScript = `

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // Raw-socket peers for flows SIPp cannot express or assert precisely: several UASes whose sockets exist

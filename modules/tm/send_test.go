@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestSendOrder: sends decided under a transaction's lock by several goroutines at once go out in the

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine/ctl"
-	"github.com/siplua/siplua/engine/enginetest"
 	"github.com/siplua/siplua/engine/metrics"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 	"github.com/siplua/siplua/modules/usrloc"
 )

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
-	"github.com/siplua/siplua/modules/registrar/registrartest"
 )
 
 // e2eScript: REGISTER is saved; OPTIONS answers whether the R-URI is registered (a probe that relays
@@ -168,9 +167,9 @@ func TestRedisSIPpRegisterViaACallViaB(t *testing.T) {
 	url, _ := e2eRedis(t)
 	cfg := fmt.Sprintf("[modules.sl]\n[modules.tm]\n[modules.rr]\n[modules.maxfwd]\n[modules.siputils]\n[modules.registrar]\n"+
 		"[modules.usrloc]\nbackend = \"redis\"\nredis_url = %q\nredis_prefix = \"s3:\"\nredis_timeout = 2000\n", url)
-	script := registrartest.S3Script(t)
+	script := enginetest.S3Script(t)
 	a, b := enginetest.Start(t, cfg, script), enginetest.Start(t, cfg, script)
-	registrartest.RegisterAndCall(t, a, b, 20)
+	enginetest.RegisterAndCall(t, a, b, 20)
 }
 
 // The ul.* control commands work on the Redis backend (they walk it with Range, write with Update).

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // optionsUAC sends one OPTIONS per call and expects a 200 to it.

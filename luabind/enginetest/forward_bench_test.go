@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // BenchmarkStatelessForward measures KSR.forward to an IP address over loopback UDP (the path that must not

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestStatelessReplyMultiValueVia: with two Via values in one header, only the first decides where a UDP

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // BenchmarkStatelessReply measures the whole stateless path over loopback UDP: read, parse, Lua route,

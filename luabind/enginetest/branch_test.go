@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // The branch of a statelessly forwarded request identifies the transaction (RFC 3261 §16.11): the same for a

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // strictCases are requests the engine refuses before any script runs (issue 11): the answer ("code

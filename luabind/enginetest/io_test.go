@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // deadTCPHop is a TCP port whose accept queue is full: a connect to it hangs (SYNs are dropped) until the

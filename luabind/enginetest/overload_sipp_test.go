@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siplua/siplua/engine/enginetest"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // overloadScript is a stateful record-routing proxy (scripts/bench/S2.lua) whose initial INVITE holds the
