@@ -4,16 +4,24 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 // OnReply takes every reply to a branch of a transaction (engine.ReplyHook); other replies are left to the
 // engine's stateless relay (e.g. a 2xx retransmitted after the transaction ended).
 func (t *TM) OnReply(m *engine.Msg) bool {
-	v := m.Parsed().Via()
-	if v == nil {
+	// The branch of the top Via, read on the raw bytes: every reply comes here, and a full parse for one
+	// parameter would cost more than the rest of the match.
+	i := m.Raw.Find(m.Buf, "via")
+	if i < 0 {
 		return false
 	}
-	id, _ := v.Params.Get("branch")
+	raw := m.Raw.Hdrs[i].Value(m.Buf)
+	v, err := engine.ParseVia(string(raw[:rawsip.FirstValueEnd(raw)]))
+	if err != nil {
+		return false
+	}
+	id, _, _, _ := rawsip.Param(v.Params, "branch")
 	b, ok := t.client.get(id)
 	if !ok {
 		return false
@@ -36,7 +44,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
 	// provisional reply.
-	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Response().Reason}
+	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Reason()}
 	m.Tx = c
 	if err := m.RunReplyRoute(); err != nil {
 		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
@@ -110,7 +118,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		}
 		return
 	}
-	b.final, b.retr, b.status, b.reason = true, false, code, m.Response().Reason
+	b.final, b.retr, b.status, b.reason = true, false, code, m.Reason()
 	if b.timer != nil && b.cancel == nil {
 		b.timer.Stop()
 	}
