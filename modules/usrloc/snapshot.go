@@ -8,10 +8,9 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/modules/internal/statefile"
 )
 
 // The snapshot file of the memory backend:
@@ -37,59 +36,18 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // DefaultSnapshotFile is snapshot_file's default: next to the configuration file.
 const DefaultSnapshotFile = "usrloc.snapshot"
 
-// snapshotPath resolves snapshot_file. A relative name is relative to the configuration file's directory.
-// The embedded default configuration has no directory: there the file goes to the state directory
-// ($STATE_DIRECTORY from systemd's StateDirectory=, else $XDG_STATE_HOME/siplua, else
-// ~/.local/state/siplua), never to whatever the working directory happens to be.
+// snapshotPath resolves snapshot_file as every module's snapshot is resolved (statefile.Resolve: next to
+// the configuration file, or in the state directory for the embedded configuration).
 func snapshotPath(name string, cfg *engine.Config) (string, error) {
-	if name == "" || filepath.IsAbs(name) {
-		return name, nil
-	}
-	if cfg == nil {
-		return name, nil
-	}
-	if cfg.Dir != "" {
-		return cfg.Resolve(name), nil
-	}
-	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-		d, _, _ = strings.Cut(d, ":") // systemd lists one per StateDirectory= entry, and creates them
-		return filepath.Join(d, name), nil
-	}
-	dir, err := stateDir()
-	if err != nil {
-		return "", fmt.Errorf("snapshot_file %q: the configuration has no directory and %w", name, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("snapshot_file %q: state directory: %w", name, err)
-	}
-	return filepath.Join(dir, name), nil
-}
-
-func stateDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "siplua"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return "", errors.New("no state directory is known ($STATE_DIRECTORY, $XDG_STATE_HOME and $HOME are unset)")
-	}
-	return filepath.Join(home, ".local", "state", "siplua"), nil
+	return statefile.Resolve(name, cfg)
 }
 
 // probeSnapshotDir warns at start when the snapshot cannot be written, rather than at the first interval.
 // It is not an error: the proxy serves, only without persistence.
 func (s *memStore) probeSnapshotDir() {
-	dir, base := filepath.Split(s.snapPath)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".probe*")
-	if err != nil {
+	if err := statefile.Probe(s.snapPath); err != nil {
 		s.log.Warn("usrloc snapshot cannot be written: locations will not survive a restart", "file", s.snapPath, "err", err)
-		return
 	}
-	f.Close()
-	os.Remove(f.Name())
 }
 
 // saveSnapshot writes the live bindings to the snapshot file atomically: a temporary file in the same
@@ -102,45 +60,12 @@ func (s *memStore) saveSnapshot() error {
 	if gen == s.savedGen {
 		return nil
 	}
-	dir, base := filepath.Split(s.snapPath)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
-	}
-	if err := f.Chmod(0o600); err != nil { // contacts and user agents are the users' data
-		return fail(err)
-	}
-	w := bufio.NewWriterSize(f, 256<<10)
-	n, err := s.writeSnapshot(w)
-	if err != nil {
-		return fail(err)
-	}
-	if err := w.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
-	}
-	if err := os.Rename(tmp, s.snapPath); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("snapshot %s: %w", s.snapPath, err)
-	}
-	if d, err := os.Open(dir); err == nil { // make the rename itself durable
-		_ = d.Sync()
-		d.Close()
+	var n int
+	if err := statefile.WriteAtomic(s.snapPath, func(w *bufio.Writer) (err error) {
+		n, err = s.writeSnapshot(w)
+		return err
+	}); err != nil {
+		return err
 	}
 	s.savedGen = gen
 	s.log.Debug("usrloc snapshot written", "file", s.snapPath, "aors", n)
@@ -149,16 +74,13 @@ func (s *memStore) saveSnapshot() error {
 
 // writeSnapshot writes the header, one record per AOR with live bindings, and the end mark.
 func (s *memStore) writeSnapshot(w io.Writer) (records int, err error) {
-	if _, err := io.WriteString(w, snapMagic); err != nil {
-		return 0, err
-	}
-	if _, err := w.Write([]byte{snapVersion}); err != nil {
+	sw, err := statefile.NewWriter(w, snapMagic, snapVersion)
+	if err != nil {
 		return 0, err
 	}
 	var (
 		batch []tableBindings
 		buf   []byte
-		frame [binary.MaxVarintLen64 + 4]byte
 	)
 	now := s.now()
 	for i := range s.shards {
@@ -168,23 +90,12 @@ func (s *memStore) writeSnapshot(w io.Writer) (records int, err error) {
 			if buf == nil {
 				continue // nothing live
 			}
-			n := binary.PutUvarint(frame[:], uint64(len(buf)))
-			if _, err := w.Write(frame[:n]); err != nil {
-				return records, err
+			if err := sw.Record(buf); err != nil {
+				return sw.Records(), err
 			}
-			if _, err := w.Write(buf); err != nil {
-				return records, err
-			}
-			binary.LittleEndian.PutUint32(frame[:4], crc32.Checksum(buf, crcTable))
-			if _, err := w.Write(frame[:4]); err != nil {
-				return records, err
-			}
-			records++
 		}
 	}
-	end := binary.AppendUvarint(binary.AppendUvarint(nil, 0), uint64(records))
-	_, err = w.Write(end)
-	return records, err
+	return sw.Records(), sw.Close()
 }
 
 // appendRecord encodes the live bindings of one AOR; it returns nil when none is live.
