@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 
@@ -31,7 +30,6 @@ const (
 	maxSnapRecord = 16 << 20
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // DefaultSnapshotFile is snapshot_file's default: next to the configuration file.
 const DefaultSnapshotFile = "usrloc.snapshot"
@@ -144,73 +142,23 @@ func (s *memStore) loadSnapshot() {
 	s.savedGen = s.gen.Load() // what was just loaded is on disk already
 }
 
-// readSnapshot reads records into the store until the end mark or the first damage.
+// readSnapshot reads records into the store until the end mark or the first damage (statefile.Read: the
+// records before the damage are kept).
 func (s *memStore) readSnapshot(r *bufio.Reader) (aors, bindings int, err error) {
-	head := make([]byte, len(snapMagic)+1)
-	if _, err := io.ReadFull(r, head); err != nil {
-		return 0, 0, fmt.Errorf("header: %w", eofIsShort(err))
-	}
-	if string(head[:len(snapMagic)]) != snapMagic {
-		return 0, 0, errors.New("not a siplua usrloc snapshot (bad magic)")
-	}
-	if head[len(snapMagic)] != snapVersion {
-		return 0, 0, fmt.Errorf("snapshot version %d, this siplua reads %d", head[len(snapMagic)], snapVersion)
-	}
 	now := s.now()
-	var buf []byte
-	var crc [4]byte
-	for rec := 0; ; rec++ {
-		n, err := binary.ReadUvarint(r)
-		if err != nil {
-			return aors, bindings, fmt.Errorf("record %d: length: %w", rec, eofIsShort(err))
+	_, err = statefile.Read(r, snapMagic, snapVersion, maxSnapRecord, func(p []byte) error {
+		table, aor, bs, err := decodeRecord(p, now)
+		if err != nil || len(bs) == 0 {
+			return err
 		}
-		if n == 0 {
-			want, err := binary.ReadUvarint(r)
-			if err != nil {
-				return aors, bindings, fmt.Errorf("end mark: %w", eofIsShort(err))
-			}
-			if want != uint64(rec) {
-				return aors, bindings, fmt.Errorf("end mark counts %d records, read %d", want, rec)
-			}
-			return aors, bindings, nil
-		}
-		if n > maxSnapRecord {
-			return aors, bindings, fmt.Errorf("record %d: length %d is over the %d limit", rec, n, maxSnapRecord)
-		}
-		if uint64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return aors, bindings, fmt.Errorf("record %d: %w", rec, eofIsShort(err))
-		}
-		if _, err := io.ReadFull(r, crc[:]); err != nil {
-			return aors, bindings, fmt.Errorf("record %d: checksum: %w", rec, eofIsShort(err))
-		}
-		if binary.LittleEndian.Uint32(crc[:]) != crc32.Checksum(buf, crcTable) {
-			return aors, bindings, fmt.Errorf("record %d: checksum mismatch", rec)
-		}
-		table, aor, bs, err := decodeRecord(buf, now)
-		if err != nil {
-			return aors, bindings, fmt.Errorf("record %d: %w", rec, err)
-		}
-		if len(bs) == 0 {
-			continue
-		}
-		err = s.Update(table, aor, func(cur []Binding) ([]Binding, error) { return append(cur, bs...), nil })
-		if err != nil {
-			return aors, bindings, err
+		if err := s.Update(table, aor, func(cur []Binding) ([]Binding, error) { return append(cur, bs...), nil }); err != nil {
+			return err
 		}
 		aors++
 		bindings += len(bs)
-	}
-}
-
-func eofIsShort(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
+		return nil
+	})
+	return aors, bindings, err
 }
 
 var errShortRecord = errors.New("record shorter than its fields")
