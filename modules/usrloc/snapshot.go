@@ -30,7 +30,6 @@ const (
 	maxSnapRecord = 16 << 20
 )
 
-
 // DefaultSnapshotFile is snapshot_file's default: next to the configuration file.
 const DefaultSnapshotFile = "usrloc.snapshot"
 
