@@ -5,11 +5,9 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -177,50 +175,5 @@ func TestKamailioConformance(t *testing.T) {
 
 func startKamailio(t *testing.T, bin, dir, cfgText string) netip.AddrPort {
 	t.Helper()
-	cfg := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(bin, "-f", cfg, "-DD", "-E", "-l", "udp:127.0.0.1:"+strconv.Itoa(port), "-Y", dir,
-		"-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Kamailio forks: end the whole group
-	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
-			s := string(b)
-			if len(s) > 3000 {
-				s = s[len(s)-3000:]
-			}
-			t.Logf("kamailio output:\n%s", s)
-		}
-	})
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
-	probe := enginetest.NewUDPClient(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		probe.Send(probe.Request("OPTIONS", "sip:probe@example.com"))
-		if _, err := probe.TryRecv(200 * time.Millisecond); err == nil {
-			return addr
-		}
-	}
-	t.Fatalf("kamailio did not answer on %s", addr)
-	return addr
+	return enginetest.RunKamailio(t, dir, cfgText)
 }

@@ -4,11 +4,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +63,7 @@ cfgengine "lua"
 // startKamailio runs Kamailio 5.6 with cmpScript through app_lua on a free UDP port until the test ends.
 func startKamailio(t *testing.T, modparams string) netip.AddrPort {
 	t.Helper()
-	bin := enginetest.NeedProgram(t, "kamailio", "kamailio")
+	enginetest.NeedProgram(t, "kamailio", "kamailio")
 	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("kamailio app_lua module missing: %v", err)
@@ -77,53 +75,8 @@ func startKamailio(t *testing.T, modparams string) netip.AddrPort {
 	if err := os.WriteFile(script, []byte(cmpScript), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "kamailio.cfg")
 	text := strings.NewReplacer("MODPARAMS", modparams, "SCRIPT", script).Replace(kamailioCfg)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(bin, "-f", cfg, "-DD", "-E", "-l", "udp:127.0.0.1:"+strconv.Itoa(port), "-Y", dir,
-		"-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers go with it
-	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
-			s := string(b)
-			if len(s) > 3000 {
-				s = s[len(s)-3000:]
-			}
-			t.Logf("kamailio output:\n%s", s)
-		}
-	})
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
-	probe := enginetest.NewUDPClient(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		probe.Send(probe.Request("OPTIONS", "sip:probe@example.com", "X-Fn: ping"))
-		if _, err := probe.TryRecv(200 * time.Millisecond); err == nil {
-			return addr
-		}
-	}
-	t.Fatalf("kamailio did not answer on %s", addr)
-	return addr
+	return enginetest.RunKamailio(t, dir, text, "X-Fn: ping")
 }
 
 // exchange sends raw from a fresh socket and returns every reply's status line with its X-Ret and

@@ -1,0 +1,64 @@
+package enginetest
+
+import (
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RunKamailio runs the real Kamailio with the configuration text cfgText in dir, on a free UDP port of
+// 127.0.0.1, until the test ends, and waits until an OPTIONS (with the extra headers) gets any answer.
+// Conformance tests send the same requests to it and to siplua. Kamailio forks its workers: the whole
+// process group is ended, and its log is shown when the test failed.
+func RunKamailio(t testing.TB, dir, cfgText string, probeHeaders ...string) netip.AddrPort {
+	t.Helper()
+	bin := NeedProgram(t, "kamailio", "kamailio")
+	cfg := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	cmd := exec.Command(bin, "-f", cfg, "-DD", "-E", "-l", "udp:127.0.0.1:"+strconv.Itoa(port), "-Y", dir,
+		"-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logPath := filepath.Join(dir, "kamailio.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kamailio: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("kamailio output:\n%s", Tail(string(b), 3000))
+		}
+	})
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
+	probe := NewUDPClient(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		probe.Send(probe.Request("OPTIONS", "sip:probe@example.com", probeHeaders...))
+		if _, err := probe.TryRecv(200 * time.Millisecond); err == nil {
+			return addr
+		}
+	}
+	t.Fatalf("kamailio did not answer on %s", addr)
+	return addr
+}
