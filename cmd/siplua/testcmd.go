@@ -20,7 +20,7 @@ func testMain(args []string, stdout, stderr io.Writer) int {
 	runRE := fl.String("run", "", "run only the tests whose name matches this regular expression")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: siplua test [-config FILE] [-v] [-run REGEXP] [PATTERN]")
-		fmt.Fprintln(stderr, "  PATTERN: test files next to the script (a glob, default *_test.lua)")
+		fmt.Fprintln(stderr, "  PATTERN: test files next to the script (a glob; default NAME_test.lua and NAME_*_test.lua for NAME.lua)")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {

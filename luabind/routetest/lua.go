@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ func (r *runner) siptestTable() *lua.LTable {
 		"run":     r.luaRun,
 		"reply":   r.luaReply,
 		"ctl":     r.luaCtl,
+		"digest":  r.luaDigest,
 		"eq":      luaEq,
 		"ok":      luaOk,
 		"match":   luaMatch,
@@ -85,23 +85,25 @@ func luaMatch(L *lua.LState) int {
 	if !ok {
 		L.RaiseError("expected a string matching %q, got %s%s", pat, show(v), note(L, 3))
 	}
-	find := L.GetField(L.GetGlobal("string"), "find")
-	if find == lua.LNil {
-		find = L.NewFunction(func(L *lua.LState) int { // string library not open: plain substring
-			L.Push(lua.LBool(strings.Contains(L.CheckString(1), L.CheckString(2))))
-			return 1
-		})
-	}
-	L.Push(find)
-	L.Push(s)
-	L.Push(lua.LString(pat))
-	L.Call(2, 1)
-	if res := L.Get(-1); res == lua.LNil || res == lua.LFalse {
-		L.Pop(1)
+	if !luaFind(L, string(s), pat) {
 		L.RaiseError("expected a string matching %q, got %s%s", pat, show(v), note(L, 3))
 	}
-	L.Pop(1)
 	return 0
+}
+
+// luaFind tells whether s matches the Lua pattern pat (string.find).
+func luaFind(L *lua.LState, s, pat string) bool {
+	find := L.GetField(L.GetGlobal("string"), "find")
+	if find == lua.LNil { // string library not open: a plain substring
+		return strings.Contains(s, pat)
+	}
+	L.Push(find)
+	L.Push(lua.LString(s))
+	L.Push(lua.LString(pat))
+	L.Call(2, 1)
+	res := L.Get(-1)
+	L.Pop(1)
+	return res != lua.LNil && res != lua.LFalse
 }
 
 // luaRequest is siptest.request{method=, ruri=, from=, to=, to_tag=, headers=, body=, from_ip=,
@@ -391,12 +393,8 @@ func (r *runner) route(raw []byte, src netip.AddrPort, proto engine.Proto, allow
 	t.RawSetString("log_text", lua.LString(strings.Join(text, "\n")))
 	t.RawSetString("logged", L.NewFunction(func(L *lua.LState) int {
 		pat := L.CheckString(argAfterSelf(L, t))
-		re, err := regexp.Compile(pat)
-		if err != nil {
-			L.RaiseError("logged: pattern %q: %v", pat, err)
-		}
 		for _, rec := range logs {
-			if re.MatchString(rec.Msg) {
+			if luaFind(L, rec.Msg, pat) {
 				L.Push(lua.LTrue)
 				return 1
 			}

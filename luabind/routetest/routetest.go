@@ -32,8 +32,10 @@ import (
 // Options are `siplua test`'s flags.
 type Options struct {
 	// Load returns a freshly decoded configuration (new module instances) each time it is called.
-	Load    func() (*engine.Config, error)
-	Pattern string         // test files, a glob relative to the script's directory; "" = "*_test.lua"
+	Load func() (*engine.Config, error)
+	// Pattern is a glob of test files relative to the script's directory; "" = the script's own: NAME_test.lua
+	// and NAME_*_test.lua for NAME.lua (several scripts can share a directory).
+	Pattern string
 	Run     *regexp.Regexp // only the tests whose name matches; nil = all
 	Verbose bool
 	Out     io.Writer
@@ -50,9 +52,6 @@ type Summary struct {
 // Run runs the test files and prints go test style output; the summary says whether anything failed. An
 // error means the tests could not be run at all (no configuration).
 func Run(o Options) (Summary, error) {
-	if o.Pattern == "" {
-		o.Pattern = "*_test.lua"
-	}
 	if o.TestTimeout <= 0 {
 		o.TestTimeout = 10 * time.Second
 	}
@@ -63,14 +62,23 @@ func Run(o Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	files, err := testFiles(cfg, o.Pattern)
-	if err != nil {
-		return Summary{}, err
+	patterns := []string{o.Pattern}
+	if o.Pattern == "" {
+		base := strings.TrimSuffix(path.Base(cfg.Lua.Script), ".lua")
+		patterns = []string{base + "_test.lua", base + "_*_test.lua"}
+	}
+	var files []testFile
+	for _, p := range patterns {
+		fs, err := testFiles(cfg, p)
+		if err != nil {
+			return Summary{}, err
+		}
+		files = append(files, fs...)
 	}
 	var sum Summary
 	start := time.Now()
 	if len(files) == 0 {
-		fmt.Fprintf(o.Out, "?   \t%s\t[no test files]\n", displayName(filepath.Join(filepath.Dir(cfg.ScriptPath()), o.Pattern)))
+		fmt.Fprintf(o.Out, "?   \t%s\t[no test files]\n", displayName(filepath.Join(filepath.Dir(cfg.ScriptPath()), patterns[0])))
 		return sum, nil
 	}
 	for _, f := range files {
@@ -208,10 +216,11 @@ func runFile(o Options, cfg *engine.Config, f testFile) (ran, failed int) {
 
 // runner is the state of one test file: its Lua state and the test running now.
 type runner struct {
-	o    Options
-	file string
-	L    *lua.LState
-	cur  *testCase
+	o     Options
+	file  string
+	L     *lua.LState
+	cur   *testCase
+	noted bool // the offline parameter changes were shown
 }
 
 // testCase is one test's engine, created on the first siptest call that needs it.
@@ -283,7 +292,10 @@ func (r *runner) engine() *testCase {
 	if err != nil {
 		r.L.RaiseError("siptest: configuration: %v", err)
 	}
-	tc.notes = append(tc.notes, offlineParams(cfg)...)
+	if notes := offlineParams(cfg); len(notes) > 0 && !r.noted {
+		r.noted = true // the same for every test of the file: said once
+		tc.notes = append(tc.notes, notes...)
+	}
 	cfg.Core.Workers = 1
 	tc.cfg = cfg
 	tc.sink = &logSink{}
