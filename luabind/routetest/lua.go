@@ -312,7 +312,14 @@ func (r *runner) route(raw []byte, src netip.AddrPort, proto engine.Proto, allow
 		L.RaiseError("the message is malformed (the proxy did not route it): %s", bad)
 	}
 	if res.TimedOut {
-		L.RaiseError("route exceeded [lua] route_timeout (%v): %s", tc.cfg.Lua.RouteBudget(), routeErrText(logs))
+		where := "the route"
+		for _, l := range logs {
+			if w := l.Attrs["where"]; w != "" {
+				where = relPath(w)
+				break
+			}
+		}
+		L.RaiseError("route exceeded [lua] route_timeout (%v) at %s", tc.cfg.Lua.RouteBudget(), where)
 	}
 	t := L.NewTable()
 	if res.Err != nil {
@@ -467,7 +474,7 @@ func firstLog(logs []logRec, msg string) string {
 func routeErrText(logs []logRec) string {
 	for _, l := range logs {
 		if w, ok := l.Attrs["where"]; ok && l.Attrs["err"] != "" && strings.Contains(l.Msg, "route") {
-			return w + ": " + l.Attrs["err"]
+			return relPath(w) + ": " + l.Attrs["err"]
 		}
 	}
 	for _, l := range logs {
@@ -476,6 +483,15 @@ func routeErrText(logs []logRec) string {
 		}
 	}
 	return "see the log"
+}
+
+// relPath shortens "/abs/dir/script.lua:12" to the path relative to the working directory when below it.
+func relPath(where string) string {
+	file, line, ok := strings.Cut(where, ".lua:")
+	if !ok {
+		return where
+	}
+	return displayName(file+".lua") + ":" + line
 }
 
 // sentTable describes one captured message for Lua.
