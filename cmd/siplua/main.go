@@ -4,6 +4,7 @@
 //	siplua -c [-config FILE]     check configuration and script, print problems as file:line: message
 //	siplua ctl [-s SOCKET] CMD [ARGS...]  call the control socket of a running siplua
 //	siplua test [-config FILE] [-v] [-run RE] [PATTERN]  run the route tests (*_test.lua next to the script)
+//	siplua stubs [-o FILE] [-config FILE]  write the LuaLS definitions of KSR for editors
 //	siplua version
 package main
 
@@ -42,6 +43,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "test" {
 		return testMain(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "stubs" {
+		return stubsMain(args[1:], stdout, stderr)
+	}
 	fl := flag.NewFlagSet("siplua", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	cfgPath := fl.String("config", "", "configuration file (default: the embedded config.toml)")
@@ -50,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version, ctl, test)\n", fl.Arg(0))
+		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version, ctl, test, stubs)\n", fl.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*cfgPath)

@@ -101,3 +101,27 @@ end
 		t.Errorf("100 cases took %v", d)
 	}
 }
+
+// TestStubsCommand: `siplua stubs` prints what scripts/types/ksr.lua holds (luabind's TestStubsGolden keeps
+// that file current), -o writes it, -config narrows it to the loaded modules.
+func TestStubsCommand(t *testing.T) {
+	want, err := os.ReadFile("../../scripts/types/ksr.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"stubs"}, &stdout, &stderr); code != 0 || stdout.String() != string(want) {
+		t.Fatalf("siplua stubs: exit %d, %d bytes, stderr %q; want scripts/types/ksr.lua (%d bytes)", code, stdout.Len(), stderr.String(), len(want))
+	}
+	out := filepath.Join(t.TempDir(), "ksr.lua")
+	if code := run([]string{"stubs", "-o", out, "-config", "../../config.toml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "function KSR.sl.sl_send_reply(code, reason) end") || strings.Contains(string(b), "KSR.dispatcher") {
+		t.Errorf("stubs for config.toml: want sl's functions and no dispatcher (not loaded)")
+	}
+}
