@@ -1,7 +1,8 @@
 // Command siplua is a SIP proxy routed by Lua scripts written against Kamailio's KEMI API.
 //
 //	siplua [-config FILE]        serve (no flag: the embedded default configuration and script)
-//	siplua -c [-config FILE]     check configuration and script, print problems as file:line: message
+//	siplua -c [-strict] [-config FILE]  check configuration and script, print problems as file:line: message
+//	                             (-strict: the script's warnings are errors too)
 //	siplua ctl [-s SOCKET] CMD [ARGS...]  call the control socket of a running siplua
 //	siplua test [-config FILE] [-v] [-run RE] [PATTERN]  run the route tests (*_test.lua next to the script)
 //	siplua stubs [-o FILE] [-config FILE]  write the LuaLS definitions of KSR for editors
@@ -50,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	cfgPath := fl.String("config", "", "configuration file (default: the embedded config.toml)")
 	check := fl.Bool("c", false, "check the configuration and script, then exit")
+	strict := fl.Bool("strict", false, "with -c: the script's warnings are errors (exit 1)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -63,11 +65,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		if errs := luabind.Check(cfg); len(errs) > 0 {
+		errs, warns := luabind.Check(cfg), luabind.LintConfig(cfg)
+		if len(errs) > 0 || *strict && len(warns) > 0 {
 			for _, e := range errs {
 				printErrors(stderr, e)
 			}
+			for _, w := range warns {
+				fmt.Fprintln(stderr, w)
+			}
 			return 1
+		}
+		for _, w := range warns {
+			fmt.Fprintln(stderr, w)
 		}
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintln(stderr, w)
