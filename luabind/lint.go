@@ -24,10 +24,10 @@ import (
 
 // analysis is one walk over a script.
 type analysis struct {
-	file      string
-	loaded    map[string]map[string]bool // module -> functions; "" = KSR top level
-	available map[string]map[string]bool // every registered module
-	fns       map[string]any             // "module.fn" / "fn" (top level) -> the export's Go func, for types
+	file                string
+	loaded              map[string]map[string]bool // module -> functions; "" = KSR top level
+	available           map[string]map[string]bool // every registered module
+	fns                 map[string]any             // "module.fn" / "fn" (top level) -> the export's Go func, for types
 	loadedMods, allMods []string
 
 	errs, warns []Problem
