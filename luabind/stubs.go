@@ -118,9 +118,13 @@ func stubFunc(b *strings.Builder, mod, full string, ex engine.Export) {
 		sig = sig[:i] + "(" + strings.Join(names, ", ") + ")"
 	}
 	fmt.Fprintf(b, "\n--- `%s`\n", sig)
-	if d.doc != "" {
+	doc := d.doc
+	if rc := kamailioRC[mod+"."+ex.Name]; rc != "" {
+		doc = strings.TrimSpace(doc + "\n\n" + rc)
+	}
+	if doc != "" {
 		b.WriteString("---\n")
-		for _, l := range strings.Split(d.doc, "\n") {
+		for _, l := range strings.Split(doc, "\n") {
 			fmt.Fprintf(b, "--- %s\n", strings.TrimRight(l, " "))
 		}
 	}

@@ -140,3 +140,18 @@ func TestStubsLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestKamailioRCNamesExports: every return-code note of the stubs belongs to an export that exists.
+func TestKamailioRCNamesExports(t *testing.T) {
+	have := map[string]bool{}
+	for _, lm := range luabind.AllModules() {
+		for _, ex := range lm.Inst.Exports() {
+			have[lm.Name+"."+ex.Name] = true
+		}
+	}
+	for k := range luabind.KamailioRC {
+		if !have[k] {
+			t.Errorf("kamailioRC has %s, which no module exports", k)
+		}
+	}
+}

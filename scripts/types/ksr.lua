@@ -431,6 +431,8 @@ function KSR.dispatcher.ds_mark_dst_state(s) end
 function KSR.dispatcher.ds_next_domain() end
 
 --- `int KSR.dispatcher.ds_next_dst()`
+---
+--- Kamailio: 1 the next destination is in $du; -1 none is left.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.dispatcher.ds_next_dst() end
 
@@ -458,6 +460,8 @@ function KSR.dispatcher.ds_select_domain(set, alg) end
 function KSR.dispatcher.ds_select_domain_limit(set, alg, limit) end
 
 --- `int KSR.dispatcher.ds_select_dst(set, alg)`
+---
+--- Kamailio: 1 a destination of the set is in $du (the others are kept for ds_next_dst); -1 no active destination in the set.
 ---@param set integer
 ---@param alg integer
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -1170,6 +1174,8 @@ function KSR.permissions.allow_address(grp, addr, port) end
 function KSR.permissions.allow_address_group(addr, port) end
 
 --- `int KSR.permissions.allow_source_address(grp)`
+---
+--- Kamailio: 1 the source address (and port) is in the group; -1 it is not.
 ---@param grp integer
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.permissions.allow_source_address(grp) end
@@ -1268,6 +1274,8 @@ KSR.registrar = {}
 function KSR.registrar.add_sock_hdr(name) end
 
 --- `int KSR.registrar.lookup(table)`
+---
+--- Kamailio: 1 contacts found (the R-URI is the first contact, $du its received/path); -1 no contact (not registered, or expired); -2 contacts found but none accepts the method (method_filtering); -3 internal error.
 ---@param table string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.registrar.lookup(table) end
@@ -1290,6 +1298,8 @@ function KSR.registrar.lookup_branches(table) end
 function KSR.registrar.lookup_to_dset(table, uri) end
 
 --- `int KSR.registrar.lookup_uri(table, uri)`
+---
+--- Kamailio: as lookup, for the AOR of uri: 1 found; -1 no contact; -2 method not accepted; -3 internal error.
 ---@param table string
 ---@param uri string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -1333,6 +1343,8 @@ function KSR.registrar.registered(table) end
 function KSR.registrar.registered_uri(table, uri) end
 
 --- `int KSR.registrar.save(table, flags)`
+---
+--- Kamailio: 1 the bindings were updated and the reply sent; < 0 error (answer it with KSR.sl.sl_reply_error()).
 ---@param table string
 ---@param flags integer
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -1344,6 +1356,8 @@ function KSR.registrar.save(table, flags) end
 --- returns 1 (contacts inserted), 2 (updated), 3 (deleted), 4 (only listed), -2 (too many contacts) or -1,
 --- and answers the REGISTER unless flags has 0x02, as Kamailio does (with the Contact list, and the status
 --- and P-Registrar-Error of the error).
+--- 
+--- Kamailio: as save, for the AOR of uri: 1 saved; < 0 error.
 ---@param table string
 ---@param flags integer
 ---@param uri string
@@ -1417,6 +1431,8 @@ function KSR.rr.loose_route() end
 function KSR.rr.loose_route_preloaded() end
 
 --- `int KSR.rr.record_route()`
+---
+--- Kamailio: 1 a Record-Route header was added; -1 error.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.rr.record_route() end
 
@@ -1485,6 +1501,8 @@ function KSR.sanity.sanity_reply() end
 KSR.siputils = {}
 
 --- `int KSR.siputils.has_totag()`
+---
+--- Kamailio: 1 the To header has a tag (a request within a dialog); -1 it has none (an initial request).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.siputils.has_totag() end
 
@@ -1508,6 +1526,8 @@ KSR.sl = {}
 --- `int KSR.sl.send_reply(code, reason)`
 ---
 --- Kamailio's send_reply: through the request's transaction when tm has one, else stateless.
+--- 
+--- Kamailio: 1 the reply was sent (through the transaction when there is one); -1 error.
 ---@param code integer
 ---@param reason string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -1521,6 +1541,8 @@ function KSR.sl.send_reply(code, reason) end
 function KSR.sl.sl_reply_error() end
 
 --- `int KSR.sl.sl_send_reply(code, reason)`
+---
+--- Kamailio: 1 the reply was sent; -1 error.
 ---@param code integer
 ---@param reason string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -1621,6 +1643,8 @@ function KSR.tm.t_on_failure(f) end
 function KSR.tm.t_on_reply(f) end
 
 --- `int KSR.tm.t_relay()`
+---
+--- Kamailio: 1 the request was sent on statefully (its transaction exists); < 0 it could not be (no reply was sent: answer with KSR.sl.sl_reply_error()).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_relay() end
 
