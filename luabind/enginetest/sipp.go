@@ -75,17 +75,47 @@ func startSIPp(t testing.TB, bin, name, scenarioPath string, args []string) *SIP
 	return s
 }
 
-// portTaken waits a moment for SIPp to bind (so that a peer does not send to it before) and reports
-// whether it ended in that time because one of its ports was in use.
+// portTaken waits until SIPp has bound its SIP port (so that a peer does not send to it before) and
+// reports whether it ended first because one of its ports was in use.
 func (s *SIPp) portTaken() bool {
-	select {
-	case err := <-s.done:
-		s.done <- err // for Wait
-		s.retried = err != nil && strings.Contains(s.out.String()+string(s.ErrorLog()), "Address already in use")
-		return s.retried
-	case <-time.After(100 * time.Millisecond):
-		return false
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			s.done <- err // for Wait
+			s.retried = err != nil && strings.Contains(s.out.String()+string(s.ErrorLog()), "Address already in use")
+			return s.retried
+		default:
+		}
+		if UDPBound(s.Port) || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// UDPBound reports whether a socket is bound to UDP port on 127.0.0.1 or the wildcard address, read from
+// /proc/net/udp (it never binds the port itself, which could take it from the process being waited for).
+// Where /proc is not readable it reports true: the caller then goes on at once.
+func UDPBound(port int) bool {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return true
+	}
+	want := fmt.Sprintf(":%04X ", port)
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) > 1 && (f[1] == "0100007F"+want[:5] || f[1] == "00000000"+want[:5]) {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitUDPBound waits until UDPBound(port), for an external peer a test started itself.
+func WaitUDPBound(t testing.TB, port int, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, fmt.Sprintf("a peer bound to udp 127.0.0.1:%d", port), func() bool { return UDPBound(port) })
 }
 
 // Addr is 127.0.0.1:Port, SIPp's SIP address.
