@@ -87,35 +87,41 @@ func (s *SIPp) portTaken() bool {
 			return s.retried
 		default:
 		}
-		if UDPBound(s.Port) || time.Now().After(deadline) {
+		if Bound(s.Port) || time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// UDPBound reports whether a socket is bound to UDP port on 127.0.0.1 or the wildcard address, read from
-// /proc/net/udp (it never binds the port itself, which could take it from the process being waited for).
-// Where /proc is not readable it reports true: the caller then goes on at once.
-func UDPBound(port int) bool {
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return true
-	}
-	want := fmt.Sprintf(":%04X ", port)
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) > 1 && (f[1] == "0100007F"+want[:5] || f[1] == "00000000"+want[:5]) {
+// Bound reports whether a UDP socket is bound, or a TCP socket listens, on port of 127.0.0.1 or the
+// wildcard address, read from /proc/net/udp and /proc/net/tcp (it never binds the port itself, which
+// could take it from the process being waited for). Where /proc is not readable it reports true: the
+// caller then goes on at once.
+func Bound(port int) bool {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/udp", "/proc/net/tcp"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
 			return true
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(l)
+			if len(fs) < 4 || (fs[1] != "0100007F"+suffix && fs[1] != "00000000"+suffix) {
+				continue
+			}
+			if f == "/proc/net/udp" || fs[3] == "0A" { // TCP: only a listening socket (state 0A)
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// WaitUDPBound waits until UDPBound(port), for an external peer a test started itself.
-func WaitUDPBound(t testing.TB, port int, timeout time.Duration) {
+// WaitBound waits until Bound(port), for an external peer a test started itself.
+func WaitBound(t testing.TB, port int, timeout time.Duration) {
 	t.Helper()
-	Eventually(t, timeout, fmt.Sprintf("a peer bound to udp 127.0.0.1:%d", port), func() bool { return UDPBound(port) })
+	Eventually(t, timeout, fmt.Sprintf("a peer bound to 127.0.0.1:%d", port), func() bool { return Bound(port) })
 }
 
 // Addr is 127.0.0.1:Port, SIPp's SIP address.
