@@ -58,6 +58,19 @@ func TestCheckEmbeddedDefault(t *testing.T) {
 	}
 }
 
+// TestCheckListenFlag: -l replaces [core] listen and is checked like it.
+func TestCheckListenFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-c", "-l", "udp:127.0.0.1:5070"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("siplua -c -l udp:127.0.0.1:5070: exit %d, stderr %q", code, stderr.String())
+	}
+	stdout.Reset()
+	code := run([]string{"-c", "-l", "sctp:127.0.0.1:5070"}, &stdout, &stderr)
+	if code != 1 || !strings.HasPrefix(stderr.String(), `-l "sctp:127.0.0.1:5070": `) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 naming the -l value", code, stderr.String())
+	}
+}
+
 // TestCheckMissingConfig names the file that cannot be read.
 func TestCheckMissingConfig(t *testing.T) {
 	t.Chdir(t.TempDir())

@@ -404,22 +404,20 @@ func e2eBurst(conn *net.UDPConn, dst netip.AddrPort, sock, n int, deadline time.
 
 // TestE2EDefaultConfig: with no flags siplua serves the embedded configuration on 127.0.0.1:5060.
 func TestE2EDefaultConfig(t *testing.T) {
-	for _, network := range []string{"udp", "tcp"} {
-		var l interface{ Close() error }
-		var err error
-		if network == "udp" {
-			l, err = net.ListenPacket("udp", "127.0.0.1:5060")
-		} else {
-			l, err = net.Listen("tcp", "127.0.0.1:5060")
-		}
-		if err != nil {
-			t.Skipf("%s 127.0.0.1:5060 is in use, cannot test the embedded default config: %v", network, err)
-		}
-		l.Close()
+	// the embedded configuration listens on 127.0.0.1:5060 (asserted without binding it)
+	cfg, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := e2eStart(t)
-	if want := netip.MustParseAddrPort("127.0.0.1:5060"); p.UDP != want || p.TCP != want {
-		t.Fatalf("listening on udp %s tcp %s, want 127.0.0.1:5060 for both", p.UDP, p.TCP)
+	if got := fmt.Sprint(cfg.Core.Listen); got != "[udp:127.0.0.1:5060 tcp:127.0.0.1:5060]" {
+		t.Fatalf("embedded listen %s", got)
+	}
+	// and is served as is, on a port of the test's (-l, as Kamailio's): 5060 may be taken on a test machine
+	port := enginetest.FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p := e2eStart(t, "-l", "udp:"+addr, "-l", "tcp:"+addr)
+	if want := netip.MustParseAddrPort(addr); p.UDP != want || p.TCP != want {
+		t.Fatalf("listening on udp %s tcp %s, want %s for both", p.UDP, p.TCP, want)
 	}
 	for _, proto := range []string{"UDP", "TCP"} {
 		c := p.client(t, proto)
@@ -428,7 +426,7 @@ func TestE2EDefaultConfig(t *testing.T) {
 		if r := e2eParse(t, c.RecvRaw(e2eWait)); r.First != "SIP/2.0 404 No registrar" {
 			t.Errorf("%s REGISTER: %q", proto, r.First)
 		}
-		c.Send(e2eRequest("OPTIONS", "sip:127.0.0.1:5060", proto, c.Addr.String(),
+		c.Send(e2eRequest("OPTIONS", "sip:"+addr, proto, c.Addr.String(),
 			"z9hG4bK-e2e-"+enginetest.RandHex(6), enginetest.RandHex(8)+"@e2e", 70))
 		if r := e2eParse(t, c.RecvRaw(e2eWait)); r.First != "SIP/2.0 200 Keepalive" {
 			t.Errorf("%s OPTIONS to the proxy: %q", proto, r.First)
