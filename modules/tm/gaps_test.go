@@ -120,7 +120,9 @@ func TestChallengesAggregated(t *testing.T) {
 	for i := range inv {
 		inv[i] = recvRequest(t, pp.uas[i], "INVITE", 2*time.Second)
 	}
-	withHdr := func(reply, h string) string { return strings.Replace(reply, "Content-Length:", h+"\r\nContent-Length:", 1) }
+	withHdr := func(reply, h string) string {
+		return strings.Replace(reply, "Content-Length:", h+"\r\nContent-Length:", 1)
+	}
 	send := func(i int, status, h string) {
 		pp.uas[i].Send(withHdr(replyTo(string(inv[i]), status, fmt.Sprintf("c%d", i)), h))
 		recvRequest(t, pp.uas[i], "ACK", 2*time.Second)
