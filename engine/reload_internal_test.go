@@ -122,7 +122,21 @@ func TestReloadClosesEveryStateOnce(t *testing.T) {
 	}
 	close(stopTraffic)
 	traffic.Wait()
-	time.Sleep(50 * time.Millisecond) // let workers take the last generation
+	// idle workers take the last generation at once and close their old states: wait for that
+	oldClosed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		cur := e.Generation()
+		for _, st := range states {
+			if st.gen != cur && st.closed.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(3 * time.Second); !oldClosed() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	cancel()
 	<-done
 

@@ -97,6 +97,7 @@ func TestReloadRejected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := enginetest.StartChecked(t, reloadConfig, answering("old"))
 			c := p.UDPClient(t)
+			cur := p.E.Current()
 			p.WriteFile(t, tc.file, tc.content)
 			ws, err := p.Reload()
 			if err == nil {
@@ -109,6 +110,9 @@ func TestReloadRejected(t *testing.T) {
 			}
 			if g := p.E.Generation(); g != 1 {
 				t.Errorf("generation %d after a failed reload, want 1", g)
+			}
+			if p.E.Current() != cur {
+				t.Errorf("configuration replaced by a rejected reload")
 			}
 			if _, failed := p.E.Stats().Reloads(); failed != 1 {
 				t.Errorf("reloads failed = %d, want 1", failed)
@@ -244,12 +248,25 @@ func TestReloadModuleParams(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p.WriteFile(t, "config.toml", conf(tc.params))
+			gen, cur := p.E.Generation(), p.E.Current()
+			if tc.fail != "" {
+				// the refused reload also brings a new script: it must not serve
+				p.WriteFile(t, "script.lua", answering("refused"))
+				defer p.WriteFile(t, "script.lua", answering("x"))
+			}
 			ws, err := p.Reload()
 			switch {
 			case tc.fail != "":
 				if err == nil || !strings.Contains(err.Error(), tc.fail) {
 					t.Fatalf("err %v, want %q", err, tc.fail)
 				}
+				if g := p.E.Generation(); g != gen {
+					t.Errorf("generation %d after the refused reload, want %d", g, gen)
+				}
+				if p.E.Current() != cur {
+					t.Errorf("configuration replaced by a refused reload")
+				}
+				expectReason(t, p.UDPClient(t), "x")
 			case err != nil:
 				t.Fatal(err)
 			case strings.Join(ws, "\n") != tc.warn:

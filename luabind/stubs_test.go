@@ -1,20 +1,20 @@
 package luabind_test
 
 import (
-	"bytes"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/siplua/siplua/luabind"
+	"github.com/siplua/siplua/luabind/enginetest"
 	"github.com/siplua/siplua/luabind/exportdoc"
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
 )
 
 // TestExportDocs keeps exportdocs_gen.go (parameter names and doc comments of every export, read from
-// modules/*) in step with the modules' source. Rewrite it with: go test ./luabind -run TestExportDocs -update
+// modules/*) in step with the modules' source. Rewrite it with: go test ./luabind -run TestExportDocs -update,
+// then the stubs with: go test ./luabind -run TestStubsGolden -update.
 func TestExportDocs(t *testing.T) {
 	docs, err := exportdoc.Extract("../modules")
 	if err != nil {
@@ -24,18 +24,8 @@ func TestExportDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const path = "exportdocs_gen.go"
-	got, _ := os.ReadFile(path)
-	if bytes.Equal(got, want) {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("%s is stale; run: go test ./luabind -run 'TestExportDocs|TestStubsGolden' -update\n%s", path, diffLines(string(got), string(want)))
+	// after an update, run TestStubsGolden -update too: the stubs are made from the compiled table
+	enginetest.Golden(t, "exportdocs_gen.go", string(want), *update)
 }
 
 // TestExportDocsCover: the extractor finds the parameter names of every export that has parameters, so the
@@ -63,19 +53,7 @@ func TestExportDocsCover(t *testing.T) {
 
 // TestStubsGolden keeps scripts/types/ksr.lua (the stubs shipped for editors) equal to `siplua stubs`.
 func TestStubsGolden(t *testing.T) {
-	const path = "../scripts/types/ksr.lua"
-	want := luabind.Stubs(luabind.AllModules())
-	got, _ := os.ReadFile(path)
-	if string(got) == want {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("%s is stale; run: go test ./luabind -run 'TestExportDocs|TestStubsGolden' -update\n%s", path, diffLines(string(got), want))
+	enginetest.Golden(t, "../scripts/types/ksr.lua", luabind.Stubs(luabind.AllModules()), *update)
 }
 
 // TestStubsLoad parses the stubs with gopher-lua (no LuaLS is packaged for npm or Debian here), runs them,

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of the siplua -c tests")
+var update = flag.Bool("update", false, "rewrite the golden files (siplua -c and ctl outputs)")
 
 // checkResult is what `siplua -c` printed and returned, in the golden files' form.
 func checkResult(code int, stdout, stderr string) string {
@@ -55,6 +57,19 @@ func TestCheckEmbeddedDefault(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-c"}, &stdout, &stderr); code != 0 || stdout.String() != "config OK\n" {
 		t.Fatalf("siplua -c: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestCheckListenFlag: -l replaces [core] listen and is checked like it.
+func TestCheckListenFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-c", "-l", "udp:127.0.0.1:5070"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("siplua -c -l udp:127.0.0.1:5070: exit %d, stderr %q", code, stderr.String())
+	}
+	stdout.Reset()
+	code := run([]string{"-c", "-l", "sctp:127.0.0.1:5070"}, &stdout, &stderr)
+	if code != 1 || !strings.HasPrefix(stderr.String(), `-l "sctp:127.0.0.1:5070": `) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 naming the -l value", code, stderr.String())
 	}
 }
 
@@ -109,19 +124,7 @@ func TestCheckBinary(t *testing.T) {
 
 func compareGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/siplua -run TestCheckGolden -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (-update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	enginetest.Golden(t, path, got, *update)
 }
 
 // onlyWarnings returns the lines of s that are not "file:line: warning: ..." lines.

@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/siplua/siplua/engine/ctl"
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // TestCtlGolden runs `siplua ctl` against a running siplua and compares exit status, stdout and stderr with
-// testdata/ctl/NAME.golden ($DIR stands for the siplua directory). UPDATE_GOLDEN=1 rewrites the files.
+// testdata/ctl/NAME.golden ($DIR stands for the siplua directory). -update rewrites the files.
 // The steps run in order: reloads change the generation the later ones show.
 func TestCtlGolden(t *testing.T) {
 	s := startSiplua(t, "", map[string]string{"script.lua": answer("one")})
@@ -72,23 +73,7 @@ func golden(t *testing.T, name, dir string, args []string) {
 	code := run(args, &out, &errb)
 	got := fmt.Sprintf("exit: %d\nstdout:\n%sstderr:\n%s", code, out.String(), errb.String())
 	got = strings.ReplaceAll(got, dir, "$DIR")
-	path := filepath.Join("testdata", "ctl", name+".golden")
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (UPDATE_GOLDEN=1 writes it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("siplua %s:\ngot:\n%s\nwant:\n%s", strings.Join(args, " "), got, want)
-	}
+	enginetest.Golden(t, filepath.Join("testdata", "ctl", name+".golden"), got, *update)
 }
 
 // waitWorkers waits until every worker has moved to generation gen (they are woken after a reload).

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/siplua/siplua"
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fl.String("config", "", "configuration file (default: the embedded config.toml)")
 	check := fl.Bool("c", false, "check the configuration and script, then exit")
 	strict := fl.Bool("strict", false, "with -c: the script's warnings are errors (exit 1)")
+	var listen listFlag
+	fl.Var(&listen, "l", "listen on `proto:addr:port` instead of [core] listen (repeatable, as Kamailio's -l)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -59,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version, ctl, test, stubs)\n", fl.Arg(0))
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, listen)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
@@ -84,10 +87,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "config OK")
 		return 0
 	}
-	return serve(cfg, *cfgPath, stderr)
+	return serve(cfg, *cfgPath, listen, stderr)
 }
 
-func loadConfig(path string) (*engine.Config, error) {
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// loadConfig reads the configuration file (the embedded one when path is empty) and applies -l.
+func loadConfig(path string, listen []string) (*engine.Config, error) {
+	cfg, err := readConfig(path)
+	if err != nil || len(listen) == 0 {
+		return cfg, err
+	}
+	return cfg, cfg.SetListen(listen)
+}
+
+func readConfig(path string) (*engine.Config, error) {
 	if path != "" {
 		return engine.LoadConfigFile(path)
 	}
@@ -114,7 +132,7 @@ func printErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-func serve(cfg *engine.Config, cfgPath string, stderr io.Writer) int {
+func serve(cfg *engine.Config, cfgPath string, listen []string, stderr io.Writer) int {
 	log, level := engine.NewLogger(stderr, cfg.Core)
 	// checked as -c does, so that a reload cannot swap in a script that -c rejects
 	e, err := engine.New(cfg, luabind.Checked(log), log)
@@ -129,7 +147,7 @@ func serve(cfg *engine.Config, cfgPath string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r := &reloader{e: e, cfgPath: cfgPath, log: log.With("module", "reload")}
+	r := &reloader{e: e, cfgPath: cfgPath, listen: listen, log: log.With("module", "reload")}
 	r.onSIGHUP(ctx)
 	r.updateWatch()
 	defer r.close()

@@ -18,7 +18,8 @@ import (
 // to one function that reads the configuration file again and reloads the engine.
 type reloader struct {
 	e       *engine.Engine
-	cfgPath string // "" = the embedded configuration
+	cfgPath string   // "" = the embedded configuration
+	listen  []string // -l: replaces [core] listen in every configuration loaded
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -26,7 +27,7 @@ type reloader struct {
 }
 
 func (r *reloader) reload() ([]string, error) {
-	ws, err := r.e.ReloadFrom(func() (*engine.Config, error) { return loadConfig(r.cfgPath) })
+	ws, err := r.e.ReloadFrom(func() (*engine.Config, error) { return loadConfig(r.cfgPath, r.listen) })
 	r.updateWatch()
 	return ws, err
 }

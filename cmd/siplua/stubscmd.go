@@ -26,7 +26,7 @@ func stubsMain(args []string, stdout, stderr io.Writer) int {
 	}
 	mods := luabind.AllModules()
 	if *cfgPath != "" {
-		cfg, err := loadConfig(*cfgPath)
+		cfg, err := loadConfig(*cfgPath, nil)
 		if err != nil {
 			printErrors(stderr, err)
 			return 1

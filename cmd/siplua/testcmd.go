@@ -39,7 +39,7 @@ func testMain(args []string, stdout, stderr io.Writer) int {
 		}
 		o.Run = re
 	}
-	o.Load = func() (*engine.Config, error) { return loadConfig(*cfgPath) }
+	o.Load = func() (*engine.Config, error) { return loadConfig(*cfgPath, nil) }
 	sum, err := routetest.Run(o)
 	if err != nil {
 		printErrors(stderr, err)

@@ -830,3 +830,18 @@ func ParseLogLevel(s string) (slog.Level, error) {
 	}
 	return 0, fmt.Errorf("unknown log level %q (expected debug, info, warn or error)", s)
 }
+
+// SetListen replaces [core] listen with addresses given on the command line (siplua -l), checked as the
+// file's would be; reloads keep them (the caller applies them to every configuration it loads).
+func (c *Config) SetListen(addrs []string) error {
+	var ls []ListenAddr
+	for _, s := range addrs {
+		la, err := ParseListen(s)
+		if err != nil {
+			return fmt.Errorf("-l %q: %w", s, err)
+		}
+		ls = append(ls, la)
+	}
+	c.Core.Listen, c.Listen = addrs, ls
+	return nil
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -251,5 +252,60 @@ func TestSuggest(t *testing.T) {
 		if got := Suggest(in, names); got != want {
 			t.Errorf("Suggest(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCoreDefaultsEvery asserts each [core] default of an empty configuration, field by field, against
+// the values the README documents (not against DefaultCore, which would compare the code with itself).
+// A new [core] key must be added here: the reflection check fails on a field this test does not name.
+func TestCoreDefaultsEvery(t *testing.T) {
+	c, err := ParseConfig(nil, "empty.toml", "/etc/siplua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"Listen":            []string{"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"},
+		"Advertise":         "",
+		"Aliases":           []string(nil),
+		"Workers":           0, // 0: one per CPU, at least 2 (WorkerCount)
+		"Queue":             4096,
+		"ServerHeader":      "siplua",
+		"LogLevel":          "info",
+		"LogFormat":         "text",
+		"UDPReadSize":       65535,
+		"TCPMaxConnections": 2048,
+		"TCPLifetime":       120,
+		"ShutdownTimeout":   5,
+		"DNSServers":        []string(nil),
+		"DNSTimeout":        2,
+		"DNSMaxInflight":    64,
+		"DNSCacheSize":      4096,
+		"DNSNegTTL":         60,
+		"Overload":          "503",
+		"RetryAfter":        5,
+		"UDPMTU":            1500,
+		"UDPMTUTryTCP":      true,
+	}
+	v := reflect.ValueOf(c.Core)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("[core] field %s has no asserted default here", name)
+			continue
+		}
+		if got := v.Field(i).Interface(); !reflect.DeepEqual(got, w) {
+			t.Errorf("[core] %s default = %#v, want %#v", name, got, w)
+		}
+		delete(want, name)
+	}
+	for name := range want {
+		t.Errorf("asserted default %s is not a [core] field", name)
+	}
+	if n := c.WorkerCount(); n < 2 {
+		t.Errorf("workers = 0 gives %d workers, want one per CPU and at least 2", n)
+	}
+	if c.Lua.RouteTimeout != 100 || c.Lua.Watch || c.Lua.Script != "scripts/default.lua" {
+		t.Errorf("[lua] defaults: %+v", c.Lua)
 	}
 }

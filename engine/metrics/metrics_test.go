@@ -150,3 +150,44 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardCounted: a request relayed statelessly by KSR.forward moves requests_forwarded_total by one
+// per request, and the relayed reply is counted as relayed, not local.
+func TestForwardCounted(t *testing.T) {
+	p := enginetest.StartChecked(t, "[modules.sl]\n", `
+function ksr_request_route()
+	KSR.forward_uri(KSR.hdr.get("X-To"))
+end
+function ksr_reply_route() end`)
+	s, err := metrics.Listen("127.0.0.1:0", p.E, "test", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Close() })
+	url := "http://" + s.Addr().String() + "/metrics"
+	uas := enginetest.NewUDPClient(t, p.UDP)
+	c := p.UDPClient(t)
+	before := scrape(t, url)
+	for range 2 {
+		c.Send(c.Request("MESSAGE", "sip:bob@127.0.0.1", "X-To: sip:"+uas.Addr.String()))
+		req := uas.RecvRaw(2 * time.Second)
+		uas.Send(enginetest.ReplyTo(string(req), 202))
+		if r := c.RecvResponse(2 * time.Second); r.StatusCode != 202 {
+			t.Fatalf("UAC got %d", r.StatusCode)
+		}
+	}
+	after := scrape(t, url)
+	for _, tc := range []struct {
+		metric string
+		delta  float64
+	}{
+		{`siplua_requests_forwarded_total`, 2},
+		{`siplua_replies_sent_total{class="2xx",origin="relayed"}`, 2},
+		{`siplua_replies_sent_total{class="2xx",origin="local"}`, 0},
+	} {
+		if got := after[tc.metric] - before[tc.metric]; got != tc.delta {
+			t.Errorf("%s moved by %v, want %v", tc.metric, got, tc.delta)
+		}
+	}
+}

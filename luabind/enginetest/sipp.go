@@ -75,17 +75,53 @@ func startSIPp(t testing.TB, bin, name, scenarioPath string, args []string) *SIP
 	return s
 }
 
-// portTaken waits a moment for SIPp to bind (so that a peer does not send to it before) and reports
-// whether it ended in that time because one of its ports was in use.
+// portTaken waits until SIPp has bound its SIP port (so that a peer does not send to it before) and
+// reports whether it ended first because one of its ports was in use.
 func (s *SIPp) portTaken() bool {
-	select {
-	case err := <-s.done:
-		s.done <- err // for Wait
-		s.retried = err != nil && strings.Contains(s.out.String()+string(s.ErrorLog()), "Address already in use")
-		return s.retried
-	case <-time.After(100 * time.Millisecond):
-		return false
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			s.done <- err // for Wait
+			s.retried = err != nil && strings.Contains(s.out.String()+string(s.ErrorLog()), "Address already in use")
+			return s.retried
+		default:
+		}
+		if Bound(s.Port) || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// Bound reports whether a UDP socket is bound, or a TCP socket listens, on port of 127.0.0.1 or the
+// wildcard address, read from /proc/net/udp and /proc/net/tcp (it never binds the port itself, which
+// could take it from the process being waited for). Where /proc is not readable it reports true: the
+// caller then goes on at once.
+func Bound(port int) bool {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/udp", "/proc/net/tcp"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return true
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(l)
+			if len(fs) < 4 || (fs[1] != "0100007F"+suffix && fs[1] != "00000000"+suffix) {
+				continue
+			}
+			if f == "/proc/net/udp" || fs[3] == "0A" { // TCP: only a listening socket (state 0A)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// WaitBound waits until Bound(port), for an external peer a test started itself.
+func WaitBound(t testing.TB, port int, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, fmt.Sprintf("a peer bound to 127.0.0.1:%d", port), func() bool { return Bound(port) })
 }
 
 // Addr is 127.0.0.1:Port, SIPp's SIP address.

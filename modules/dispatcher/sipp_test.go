@@ -118,7 +118,9 @@ func TestSIPpRoundRobin(t *testing.T) {
 	conf := strings.Replace(config("", dsts...), "[modules.hdr]", "[modules.hdr]\n[modules.rr]\n[modules.siputils]", 1)
 	conf = strings.Replace(conf, "fr_timer = 400", "fr_timer = 5000", 1)
 	p := enginetest.Start(t, conf, sippScript)
-	time.Sleep(100 * time.Millisecond) // let the UAS bind
+	for _, port := range ports {
+		enginetest.WaitBound(t, port, 5*time.Second)
+	}
 	uac := runSIPp(t, "uac", "-sf", filepath.Join("testdata", "sipp", "call-uac.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(enginetest.FreePort(t)),
 		"-mp", strconv.Itoa(enginetest.FreePort(t)), "-m", "300", "-r", "100", "-l", "50", p.UDP.String())
 	if err := uac(30 * time.Second); err != nil {

@@ -311,7 +311,7 @@ func isOurs(m *engine.Msg, u sip.Uri) bool { return u.Host != "" && m.E.IsMyself
 
 // looseRoute is Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
 // entries removed, $du set to the next hop when one remains), -1 when it has no Route to follow. An R-URI
-// naming the proxy (a strict router upstream) is replaced by the last Route (RFC 3261 §16.4).
+// naming the proxy (a strict router upstream) is handled by afterStrict (RFC 3261 §16.4).
 func (r *RR) looseRoute(m *engine.Msg) int {
 	if m.Request() == nil {
 		return -1
@@ -320,21 +320,8 @@ func (r *RR) looseRoute(m *engine.Msg) int {
 	st := state(m)
 	if ru, ok := m.ParsedRURI(); ok && m.E.IsMyself(ru.Host, ru.Port) && ru.UriParams != nil {
 		if _, lr := ru.UriParams.Get("lr"); lr || ru.User == "" && len(rs) > 0 {
-			// the previous hop was a strict router: our Record-Route came as R-URI, the real target is last
-			if len(rs) == 0 {
-				return -1
-			}
-			last := rs[len(rs)-1]
-			st.routeParams = paramsOf(m.RURI())
-			m.NewURI = last.uri.String()
-			h := m.Raw.Hdrs[last.hdr]
-			if len(rs) == 1 || rs[len(rs)-2].hdr != last.hdr {
-				m.AddEdit(h.Start, h.End, "")
-			} else {
-				prev := rs[len(rs)-2]
-				m.AddEdit(prev.end, last.end, "")
-			}
-			return 1
+			// the previous hop was a strict router: our Record-Route came as R-URI (Kamailio's after_strict)
+			return r.afterStrict(m, st, rs)
 		}
 	}
 	if len(rs) == 0 {
@@ -364,6 +351,47 @@ func (r *RR) looseRoute(m *engine.Msg) int {
 	m.AppendHeader("Route: <" + m.RURI() + ">")
 	m.NewURI = next.uri.String()
 	removeRoutes(m, rs[n:], 1)
+	return 1
+}
+
+// afterStrict is loose_route for a request whose R-URI is ours because the previous hop routed strictly
+// (RFC 3261 §16.4), as Kamailio's after_strict: our second Record-Route entry (r2) is skipped; when the
+// next Route entry is a strict router (or the endpoint), it becomes the R-URI and leaves the Route set;
+// when it is a loose router, it becomes the next hop ($du) and the LAST Route entry, the remote target
+// the strict router had moved there, goes back into the R-URI.
+func (r *RR) afterStrict(m *engine.Msg, st *rrState, rs []routeValue) int {
+	if len(rs) == 0 {
+		return -1
+	}
+	st.routeParams = paramsOf(m.RURI())
+	i := 0
+	if _, r2 := rs[0].uri.UriParams.Get("r2"); r2 && isOurs(m, rs[0].uri) {
+		i = 1
+		if len(rs) == 1 {
+			removeRoutes(m, rs, 1)
+			return -1
+		}
+	}
+	next := rs[i]
+	if _, lr := next.uri.UriParams.Get("lr"); !lr {
+		m.NewURI = next.uri.String()
+		removeRoutes(m, rs, i+1)
+		return 1
+	}
+	m.DstURI = next.uri.String()
+	last := rs[len(rs)-1]
+	m.NewURI = last.uri.String()
+	if len(rs) == i+1 { // the next hop is also the last entry (Kamailio takes it as the target too)
+		removeRoutes(m, rs, i+1)
+		return 1
+	}
+	removeRoutes(m, rs, i)
+	h := m.Raw.Hdrs[last.hdr]
+	if prev := rs[len(rs)-2]; prev.hdr != last.hdr {
+		m.AddEdit(h.Start, h.End, "")
+	} else {
+		m.AddEdit(prev.end, last.end, "")
+	}
 	return 1
 }
 

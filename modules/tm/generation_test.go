@@ -66,17 +66,8 @@ func TestReloadKeepsTransactionGeneration(t *testing.T) {
 			t.Fatal(err)
 		}
 		// idle workers move to the new generation; the transaction keeps the old one open
-		time.Sleep(50 * time.Millisecond)
-		if n := live(); n != 2 {
-			t.Errorf("%d live generations during the old transaction, want 2", n)
-		}
+		enginetest.Eventually(t, 3*time.Second, "2 live generations during the old transaction", func() bool { return live() == 2 })
 	})
-	deadline := time.Now().Add(3 * time.Second)
-	for live() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := live(); n != 1 {
-		t.Fatalf("%d live generations after the old transaction ended, want 1", n)
-	}
+	enginetest.Eventually(t, 3*time.Second, "1 live generation after the old transaction ended", func() bool { return live() == 1 })
 	call("Busy in new", nil)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"flag"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -61,20 +60,7 @@ func normalize(raw []byte, names map[string]string) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		_ = os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	enginetest.Golden(t, filepath.Join("testdata", "golden", name), got, *update)
 }
 
 // TestGoldenUDP checks the relayed INVITE (Record-Route, Via, Max-Forwards), the 180 relayed back, and

@@ -208,6 +208,9 @@ func (t *TM) complete(x *tx) {
 // sendBest sends the chosen final reply upstream. Called with x.mu held.
 func (t *TM) sendBest(x *tx, b *branch) {
 	if b.reply != nil {
+		if t.aggregateAuth(x, b) {
+			return
+		}
 		if b.status == 503 && t.Remap503 {
 			x.localReply(500, "Service Unavailable") // Kamailio's text: error_text(503)
 			return

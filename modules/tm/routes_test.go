@@ -73,7 +73,8 @@ end
 	inv := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
 	for _, st := range []string{"180 Ringing", "183 Session Progress"} {
 		pp.uas[0].Send(replyTo(string(inv), st, "u1"))
-		time.Sleep(50 * time.Millisecond) // keep the order: replies are routed by several workers
+		// keep the order (replies are routed by several workers): the next goes once this one was routed
+		pp.p.Log.WaitCount(t, "onreply code="+st[:3], 1, 2*time.Second)
 	}
 	pp.uas[0].Send(replyTo(string(inv), "200 OK", "u1"))
 	final, prov := recvFinal(t, pp.uac, 2*time.Second)

@@ -56,7 +56,7 @@ func startSIPp(t *testing.T, name, scenario string, args ...string) *sippProc {
 			t.Logf("%s output:\n%s\nerrors:\n%s", name, lastBytes(out.String(), 3000), lastBytes(string(errs), 3000))
 		}
 	})
-	time.Sleep(50 * time.Millisecond) // let it bind
+	enginetest.WaitBound(t, port, 5*time.Second)
 	return s
 }
 

@@ -18,7 +18,7 @@ func init() {
 	engine.Register(engine.Module{Name: "tm", New: func() engine.Instance {
 		return &TM{
 			FrTimer: 30000, FrInvTimer: 120000, MaxInvLifetime: 180000, MaxNonInvLifetime: 32000,
-			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true, Remap503: true,
+			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true, Remap503: true, AggregateChallenges: true,
 		}
 	}})
 }
@@ -46,6 +46,9 @@ type TM struct {
 	// Remap503 sends a local "500 Service Unavailable" instead of relaying a 503 chosen as the final answer
 	// (RFC 3261 §16.7 step 6; Kamailio remap_503_500).
 	Remap503 bool `toml:"remap_503_500"`
+	// AggregateChallenges: when the final reply is a 401/407 and several branches challenged, the caller
+	// gets one reply with all their WWW-/Proxy-Authenticate headers (Kamailio aggregate_challenges).
+	AggregateChallenges bool `toml:"aggregate_challenges"`
 	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
 	AutoInv100 bool `toml:"auto_inv_100"`
 

@@ -1418,7 +1418,7 @@ function KSR.rr.is_direction(dir) end
 ---
 --- Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
 --- entries removed, $du set to the next hop when one remains), -1 when it has no Route to follow. An R-URI
---- naming the proxy (a strict router upstream) is replaced by the last Route (RFC 3261 §16.4).
+--- naming the proxy (a strict router upstream) is handled by afterStrict (RFC 3261 §16.4).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.rr.loose_route() end
 
@@ -1426,7 +1426,7 @@ function KSR.rr.loose_route() end
 ---
 --- Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
 --- entries removed, $du set to the next hop when one remains), -1 when it has no Route to follow. An R-URI
---- naming the proxy (a strict router upstream) is replaced by the last Route (RFC 3261 §16.4).
+--- naming the proxy (a strict router upstream) is handled by afterStrict (RFC 3261 §16.4).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.rr.loose_route_preloaded() end
 
