@@ -28,6 +28,7 @@ type analysis struct {
 	loaded              map[string]map[string]bool // module -> functions; "" = KSR top level
 	available           map[string]map[string]bool // every registered module
 	fns                 map[string]any             // "module.fn" / "fn" (top level) -> the export's Go func, for types
+	topMod              map[string]string          // top-level function -> its module (for its parameter names)
 	loadedMods, allMods []string
 
 	errs, warns []Problem
@@ -41,7 +42,7 @@ type analysis struct {
 
 func newAnalysis(file string, mods *engine.ModuleSet) *analysis {
 	a := &analysis{file: file, loaded: map[string]map[string]bool{}, available: map[string]map[string]bool{},
-		fns: map[string]any{}, seen: map[string]bool{}, globals: map[string]bool{}}
+		fns: map[string]any{}, topMod: map[string]string{}, seen: map[string]bool{}, globals: map[string]bool{}}
 	add := func(into map[string]map[string]bool, l engine.Loaded, inst engine.Instance) {
 		key := l.Name
 		if l.TopLevel {
@@ -55,6 +56,8 @@ func newAnalysis(file string, mods *engine.ModuleSet) *analysis {
 			full := ex.Name
 			if key != "" {
 				full = key + "." + ex.Name
+			} else if _, ok := a.topMod[ex.Name]; !ok {
+				a.topMod[ex.Name] = l.Name
 			}
 			if _, ok := a.fns[full]; !ok {
 				a.fns[full] = ex.Fn
@@ -506,13 +509,7 @@ func (a *analysis) args(c *ast.FuncCallExpr, full string, t reflect.Type) {
 	}
 	docKey := mod + "." + fn
 	if mod == "" {
-		for _, l := range AllModules() {
-			if l.TopLevel {
-				if _, ok := exportDocs[l.Name+"."+fn]; ok {
-					docKey = l.Name + "." + fn
-				}
-			}
-		}
+		docKey = a.topMod[fn] + "." + fn
 	}
 	names := exportDocs[docKey].params
 	desc := func() string {

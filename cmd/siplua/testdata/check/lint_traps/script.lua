@@ -25,6 +25,7 @@ function ksr_request_route()
 	local n = 0
 	n = n + 1 -- a local: fine
 	for i = 1, 2 do n = n + i end -- a loop variable: fine
+	KSR.setflag("NATS") -- a top-level function: a flag is a number
 	return 1
 end
 
