@@ -414,6 +414,7 @@ func (a *analysis) expr(e ast.Expr, cond bool) {
 	case *ast.RelationalOpExpr:
 		a.expr(e.Lhs, false)
 		a.expr(e.Rhs, false)
+		a.boolCompared(e)
 	case *ast.ArithmeticOpExpr:
 		a.expr(e.Lhs, false)
 		a.expr(e.Rhs, false)
@@ -492,6 +493,46 @@ func (a *analysis) call(c *ast.FuncCallExpr, cond, negated bool) {
 			a.warn(c.Line(), "KSR.%s names route function %q, which this script does not define%s: the route "+
 				"will fail when tm runs it", full, s.Value, hint)
 		}
+	}
+}
+
+// boolCompared warns about a boolean KSR result compared with a number (Kamailio's core checks return a
+// boolean in KEMI; scripts ported from int-returning habits write `KSR.is_myself_ruri() > 0`): < and >
+// raise "attempt to compare boolean with number" at run time, == and ~= are always false or true.
+func (a *analysis) boolCompared(e *ast.RelationalOpExpr) {
+	for _, side := range [][2]ast.Expr{{e.Lhs, e.Rhs}, {e.Rhs, e.Lhs}} {
+		c, ok := side[0].(*ast.FuncCallExpr)
+		if !ok {
+			continue
+		}
+		if _, isNum := side[1].(*ast.NumberExpr); !isNum {
+			continue
+		}
+		m, f, ok := ksrName(c.Func)
+		if !ok || c.Receiver != nil {
+			continue
+		}
+		full := m
+		if f != "" {
+			full = m + "." + f
+		}
+		t := reflect.TypeOf(a.fns[full])
+		if t == nil || t.Kind() != reflect.Func || t.NumOut() != 1 || t.Out(0).Kind() != reflect.Bool {
+			continue
+		}
+		shown := "KSR." + full + "()"
+		if len(c.Args) > 0 {
+			shown = "KSR." + full + "(...)"
+		}
+		switch e.Operator {
+		case "==", "~=":
+			a.warn(e.Line(), "%s returns a boolean: comparing it with a number is always %v; use it directly (if %s then)",
+				shown, e.Operator == "~=", shown)
+		default:
+			a.warn(e.Line(), "%s returns a boolean: comparing it with a number is a run-time error (attempt to compare "+
+				"boolean with number); use it directly (if %s then, if not %s then)", shown, shown, shown)
+		}
+		return
 	}
 }
 

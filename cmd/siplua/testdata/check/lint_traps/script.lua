@@ -26,6 +26,7 @@ function ksr_request_route()
 	n = n + 1 -- a local: fine
 	for i = 1, 2 do n = n + i end -- a loop variable: fine
 	KSR.setflag("NATS") -- a top-level function: a flag is a number
+	if KSR.is_myself_ruri() > 0 then n = 2 end -- a boolean compared with a number: a run-time error
 	return 1
 end
 
