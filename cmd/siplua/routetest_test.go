@@ -125,3 +125,14 @@ func TestStubsCommand(t *testing.T) {
 		t.Errorf("stubs for config.toml: want sl's functions and no dispatcher (not loaded)")
 	}
 }
+
+// TestRouteTestEmbedded: `siplua test` without -config runs the route tests of the embedded default script
+// (scripts/default_test.lua is embedded with it).
+func TestRouteTestEmbedded(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"test"}, &stdout, &stderr)
+	if code != 0 || !strings.HasPrefix(stdout.String(), "ok  \tscripts/default_test.lua\t") {
+		t.Fatalf("siplua test: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
