@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/siplua/siplua/engine"
 	_ "github.com/siplua/siplua/modules/all"
@@ -104,5 +105,26 @@ end
 		if err != nil || sum.Failed > 0 || sum.Tests != 1 {
 			b.Fatalf("%v %+v\n%s", err, sum, out.String())
 		}
+	}
+}
+
+// TestTestTimeout: a test's own endless loop fails that test (after TestTimeout), the next test runs.
+func TestTestTimeout(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"c.toml":     "[core]\nlisten = [\"udp:127.0.0.1:5060\"]\n[lua]\nscript = \"s.lua\"\n[modules.sl]\n",
+		"s.lua":      "function ksr_request_route() KSR.sl.sl_send_reply(200, \"OK\") end\n",
+		"s_test.lua": "function test_loop() while true do end end\nfunction test_after() siptest.eq(siptest.run(siptest.request{}).status, 200) end\n",
+	}
+	for n, c := range files {
+		if err := os.WriteFile(dir+"/"+n, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	sum, err := Run(Options{Out: &out, TestTimeout: 100 * time.Millisecond,
+		Load: func() (*engine.Config, error) { return engine.LoadConfigFile(dir + "/c.toml") }})
+	if err != nil || sum.Tests != 2 || sum.Failed != 1 || !strings.Contains(out.String(), "s_test.lua:1: test did not finish within 100ms") {
+		t.Fatalf("%v %+v\n%s", err, sum, out.String())
 	}
 }
