@@ -32,6 +32,7 @@ type Config struct {
 	Lua     LuaConfig                 `toml:"lua"`
 	Ctl     CtlConfig                 `toml:"ctl"`
 	Metrics MetricsConfig             `toml:"metrics"`
+	Web     WebConfig                 `toml:"web"`
 	Modules map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
@@ -185,6 +186,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 		Lua     toml.Primitive            `toml:"lua"`
 		Ctl     toml.Primitive            `toml:"ctl"`
 		Metrics toml.Primitive            `toml:"metrics"`
+		Web     toml.Primitive            `toml:"web"`
 		Modules map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
@@ -203,6 +205,9 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("metrics") {
 		d.table(raw.Metrics, toml.Key{"metrics"}, &c.Metrics)
+	}
+	if md.IsDefined("web") {
+		d.table(raw.Web, toml.Key{"web"}, &c.Web)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -249,6 +254,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	errs := append(d.errs, c.validateCore()...)
 	errs = append(errs, c.validateCtlMetrics()...)
+	errs = append(errs, c.validateWeb()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
