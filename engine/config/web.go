@@ -56,12 +56,11 @@ func (c *Config) validateWeb() Errors {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		bad(toml.Key{"web", "listen"}, "bad port in %q", w.Listen)
 	}
-	if (w.User == "") != (w.Password == "") {
-		k := "password"
-		if w.User == "" {
-			k = "user"
-		}
-		bad(toml.Key{"web", k}, "basic auth needs both user and password")
+	if w.User != "" && w.Password == "" {
+		bad(toml.Key{"web", "user"}, "basic auth needs a password too: set [web] password")
+	}
+	if w.User == "" && w.Password != "" {
+		bad(toml.Key{"web", "password"}, "basic auth needs a user too: set [web] user")
 	}
 	if !w.HasAuth() && !IsLoopbackListen(w.Listen) {
 		bad(toml.Key{"web", "listen"}, "%q is not a loopback address: set user and password, or token, so that the page is not open to the network", w.Listen)
