@@ -213,6 +213,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/assets/"):
 		h.serveAsset(w, r)
 		return
+	case p == "/favicon.ico":
+		http.Redirect(w, r, "/assets/favicon.svg", http.StatusMovedPermanently)
+		return
 	case p == "/events":
 		h.serveEvents(w, r)
 		return
@@ -284,6 +287,8 @@ func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	case strings.HasSuffix(name, ".js"):
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	case strings.HasSuffix(name, ".svg"):
+		w.Header().Set("Content-Type", "image/svg+xml")
 	}
 	w.Header().Set("Cache-Control", "max-age=300")
 	_, _ = w.Write(b)

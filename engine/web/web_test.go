@@ -63,7 +63,7 @@ func start(t *testing.T, wc engine.WebConfig) *fixture {
 	t.Helper()
 	p := enginetest.Start(t, testConfig, testScript)
 	h, err := web.New(p.E, web.Options{Version: "test", Config: wc, Commands: web.ModuleCommands(p.E.Config().Mods),
-		Reload: p.Reload, Interval: 50 * time.Millisecond})
+		Reload: p.Reload, Interval: 50 * time.Millisecond, Log: p.E.Log()})
 	if err != nil {
 		t.Fatal(err)
 	}
