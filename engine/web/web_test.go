@@ -22,6 +22,7 @@ import (
 const testConfig = `[core]
 workers = 2
 [modules.sl]
+[modules.tm]
 [modules.usrloc]
 nat_bflag = 6
 [modules.registrar]
@@ -38,13 +39,14 @@ set = 1
 uri = "sip:127.0.0.2:5999"
 `
 
-// testScript registers, fails on purpose for R-URI user "boom" (line 9) and fills the htable.
+// testScript registers, fails on purpose for R-URI user "boom" (line 10) and fills the htable.
 const testScript = `function ksr_request_route()
   if KSR.is_REGISTER() then
     if string.find(KSR.pv.get("$ua") or "", "nat") then KSR.setbflag(6) end
     KSR.registrar.save("location", 0)
     return
   end
+  if KSR.is_INVITE() then KSR.tm.t_relay() return end
   KSR.htable.sht_sets("ipban", KSR.pv.get("$si"), "seen")
   if KSR.pv.get("$rU") == "boom" then
     error("boom on purpose")
@@ -106,6 +108,11 @@ func TestPages(t *testing.T) {
 	if r := f.c.RecvResponse(2 * time.Second); r.StatusCode != 500 {
 		t.Fatalf("boom: %d, want 500", r.StatusCode)
 	}
+	// an INVITE relayed to a port nobody answers on: one server transaction and one branch stay alive
+	f.c.Send(f.c.Request("INVITE", fmt.Sprintf("sip:carol@127.0.0.1:%d", enginetest.FreePort(t))))
+	if r := f.c.RecvResponse(2 * time.Second); r.StatusCode != 100 {
+		t.Fatalf("INVITE: %d, want 100 Trying", r.StatusCode)
+	}
 	f.p.WriteFile(t, "script.lua", "function ksr_request_route()\n  local x = \n")
 	if _, err := f.p.Reload(); err == nil {
 		t.Fatal("reload of a broken script succeeded")
@@ -118,8 +125,8 @@ func TestPages(t *testing.T) {
 	}{
 		{"/", 200, []string{"Overview", "udp:" + f.p.UDP.String(), "tcp:" + f.p.TCP.String(), `id="rate-chart"`,
 			"REGISTER", "reloads failed", `href="/registrations"`, `href="/dispatcher"`, `href="/htable"`,
-			"usrloc_contacts"}, []string{`href="/dialogs"`}},
-		{"/script", 200, []string{"Reload history", "failed", "script.lua:3", "Last route errors", "script.lua:9",
+			"usrloc_contacts", `id="transactions"`, "<th>tm_transactions</th><td>1</td>", "<th>tm_branches</th><td>1</td>"}, []string{`href="/dialogs"`}},
+		{"/script", 200, []string{"Reload history", "failed", "script.lua:3", "Last route errors", "script.lua:10",
 			"boom on purpose", "OPTIONS"}, []string{`action="/action/reload"`}},
 		{"/registrations", 200, []string{"<td>alice</td>", "<td>bob</td>", "sip:alice@127.0.0.1:5098",
 			"softphone-nat/1.0", ">NAT<", "deskphone/2.0"}, []string{"/action/unregister"}},
@@ -175,8 +182,8 @@ func TestPagesWithoutModules(t *testing.T) {
 		}
 	}
 	_, body := get(t, srv.Client(), srv.URL+"/")
-	if strings.Contains(body, `href="/registrations"`) {
-		t.Error("registrations link without usrloc")
+	if strings.Contains(body, `href="/registrations"`) || strings.Contains(body, `id="transactions"`) {
+		t.Error("registrations link without usrloc, or transactions without tm")
 	}
 }
 
