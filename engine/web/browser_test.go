@@ -15,7 +15,8 @@ import (
 // TestBrowser: Debian's chromium (playwright-core) opens the overview while SIPp sends OPTIONS and sees
 // the rate chart move; a SIPp user registers and is found on the registrations page; the reload button
 // with a broken script shows the error with its line. Screenshots of each page go to a temp dir (logged);
-// WEB_SCREENSHOTS=dir keeps them there instead (how scripts/browser/screenshots/overview.png is made).
+// WEB_SCREENSHOTS=dir keeps them there instead, and HOLD_SECONDS=n lets the chart fill first (how
+// scripts/browser/screenshots/overview.png is made: WEB_SCREENSHOTS=/tmp/s HOLD_SECONDS=20).
 func TestBrowser(t *testing.T) {
 	b := enginetest.NeedBrowser(t)
 	p := enginetest.Start(t, testConfig, testScript)
@@ -32,8 +33,10 @@ func TestBrowser(t *testing.T) {
 	if err := reg.Wait(15 * time.Second); err != nil {
 		t.Fatalf("sipp register: %v\n%s", err, reg.Output())
 	}
-	// load for the chart: 200 OPTIONS/s until the test ends
-	enginetest.StartSIPp(t, "load", "testdata/options-uac.xml", p.UDP.String(), "-r", "200", "-timeout", "30s")
+	// load for the chart: OPTIONS from 100/s, 20/s more every 2 s, until the test ends (no -rate_max:
+	// SIPp quits when it reaches it)
+	enginetest.StartSIPp(t, "load", "testdata/options-uac.xml", p.UDP.String(), "-r", "100",
+		"-rate_increase", "20", "-fd", "2", "-timeout", "30s")
 
 	shots := os.Getenv("WEB_SCREENSHOTS")
 	if shots == "" {

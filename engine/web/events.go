@@ -12,7 +12,7 @@ import (
 type sample struct {
 	T          int64   `json:"t"`   // unix milliseconds
 	In         float64 `json:"in"`  // requests received per second
-	Replies    float64 `json:"rep"` // replies received per second
+	Replies    float64 `json:"rep"` // replies sent (local and relayed) per second
 	Forwarded  float64 `json:"fwd"` // requests relayed statelessly per second
 	Errors     float64 `json:"err"` // script errors per second
 	Busy       int64   `json:"busy"`
@@ -29,7 +29,8 @@ type counters struct {
 func (h *handler) read() counters {
 	s := h.e.Stats()
 	c := counters{at: time.Now(), fwd: s.Forwarded(), luaError: s.LuaErrors()}
-	c.req, c.rep = s.Received()
+	c.req, _ = s.Received()
+	s.RepliesSent(func(_ int, _ string, n uint64) { c.rep += n })
 	return c
 }
 

@@ -5,9 +5,10 @@
   const canvas = document.getElementById('rate-chart');
   if (!canvas || !window.EventSource) return;
   const N = 120; // two minutes at one sample per second
+  // drawn in this order: requests last and solid, on top of the dashed replies that often equal them
   const series = [
-    { key: 'in', color: '#1f6feb' }, { key: 'rep', color: '#1a7f37' },
-    { key: 'fwd', color: '#8250df' }, { key: 'err', color: '#cf222e' },
+    { key: 'rep', color: '#1a7f37', dash: [6, 4] }, { key: 'fwd', color: '#8250df', dash: [2, 3] },
+    { key: 'err', color: '#cf222e', dash: [] }, { key: 'in', color: '#1f6feb', dash: [] },
   ];
   const samples = [];
   const $ = (id) => document.getElementById(id);
@@ -33,14 +34,17 @@
       ctx.beginPath(); ctx.moveTo(pad.l, y); ctx.lineTo(w - pad.r, y); ctx.stroke();
       ctx.fillText(fmt(max * (4 - i) / 4), 4, y + 4);
     }
-    ctx.fillText('last ' + N + ' s', w - pad.r - 60, h - 4);
-    const x = (i) => pad.l + (w - pad.l - pad.r) * (i + N - samples.length) / (N - 1);
+    // the time axis grows with the samples up to N, so a page just opened is not a line at the right edge
+    const span = Math.min(N, Math.max(samples.length, 30));
+    ctx.fillText('last ' + span + ' s', w - pad.r - 60, h - 4);
+    const x = (i) => pad.l + (w - pad.l - pad.r) * (i + span - samples.length) / (span - 1);
     const y = (v) => pad.t + (h - pad.t - pad.b) * (1 - v / max);
     for (const k of series) {
-      ctx.strokeStyle = k.color; ctx.lineWidth = 2; ctx.beginPath();
+      ctx.strokeStyle = k.color; ctx.lineWidth = 2; ctx.setLineDash(k.dash); ctx.beginPath();
       samples.forEach((s, i) => (i ? ctx.lineTo(x(i), y(s[k.key])) : ctx.moveTo(x(i), y(s[k.key]))));
       ctx.stroke();
     }
+    ctx.setLineDash([]);
   }
   function niceMax(v) {
     const p = Math.pow(10, Math.floor(Math.log10(v)));

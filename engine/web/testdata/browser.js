@@ -43,6 +43,8 @@ function check(cond, msg) { if (!cond) throw new Error(msg); }
     const rate = Number(await page.$eval('#rate-chart', (c) => c.dataset.maxIn));
     console.log('overview: ' + (await page.textContent('#samples')) + ' samples, max request rate ' + rate.toFixed(1) + '/s');
     check(/\d/.test(await page.textContent('#rate-in')), 'no rate in the requests/s card');
+    // HOLD_SECONDS lets the chart fill before the screenshot (the README's picture)
+    await page.waitForTimeout(1000 * Number(process.env.HOLD_SECONDS || 0));
     await shot('overview');
 
     // Registrations: search the SIPp user by AOR.
