@@ -21,6 +21,9 @@ type sample struct {
 	Generation uint64  `json:"gen"`
 }
 
+// maxStreams bounds the open event streams (one per open overview).
+const maxStreams = 64
+
 type counters struct {
 	at                      time.Time
 	req, rep, fwd, luaError uint64
@@ -58,6 +61,14 @@ func (h *handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	// bounded: a script that opens streams in a loop gets 503, not a goroutine each
+	if h.streams.Add(1) > maxStreams {
+		h.streams.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many open event streams", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.streams.Add(-1)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no") // a reverse proxy must not buffer the stream

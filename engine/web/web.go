@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/siplua/siplua/engine"
@@ -70,7 +71,7 @@ type handler struct {
 	pages    map[string]*template.Template
 	csrf     string // the form token: an HMAC of a per-process secret, the same for every page of this run
 	loopback bool   // listening on loopback without auth: check Host against DNS rebinding
-	started  time.Time
+	streams  atomic.Int32
 }
 
 // Server is the HTTP listener of the status page.
@@ -126,7 +127,7 @@ func newHandler(e *engine.Engine, o Options) (*handler, error) {
 	if o.Reload == nil {
 		o.Reload = func() ([]string, error) { return e.Reload(e.Current()) }
 	}
-	h := &handler{e: e, o: o, log: o.Log.With("module", "web"), cmds: map[string]engine.Command{}, started: time.Now()}
+	h := &handler{e: e, o: o, log: o.Log.With("module", "web"), cmds: map[string]engine.Command{}}
 	for _, c := range o.Commands {
 		if _, dup := h.cmds[c.Name]; !dup {
 			h.cmds[c.Name] = c
@@ -396,10 +397,14 @@ func (h *handler) serveAction(w http.ResponseWriter, r *http.Request, name strin
 		} else if _, err = h.call("ul.rm", table, f("aor"), f("contact")); err == nil {
 			msg = "removed " + f("contact") + " from " + f("aor")
 		}
-	case "ds-inactive":
+	case "ds-inactive", "ds-active":
 		back = "/dispatcher"
-		if _, err = h.call("dispatcher.set_state", "i", f("group"), f("uri")); err == nil {
-			msg = fmt.Sprintf("set %s in set %s inactive", f("uri"), f("group"))
+		state, word := "i", "inactive"
+		if name == "ds-active" {
+			state, word = "a", "active"
+		}
+		if _, err = h.call("dispatcher.set_state", state, f("group"), f("uri")); err == nil {
+			msg = fmt.Sprintf("set %s in set %s %s", f("uri"), f("group"), word)
 		}
 	default:
 		http.NotFound(w, r)

@@ -83,6 +83,23 @@ func (f *fixture) register(t *testing.T, user, ua string) {
 	}
 }
 
+// command runs a module's ctl command and returns its result as JSON.
+func command(t *testing.T, p *enginetest.Proxy, name string, args ...string) string {
+	t.Helper()
+	for _, c := range web.ModuleCommands(p.E.Config().Mods) {
+		if c.Name == name {
+			out, err := c.Fn(args)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			b, _ := json.Marshal(out)
+			return string(b)
+		}
+	}
+	t.Fatalf("no command %s", name)
+	return ""
+}
+
 func get(t *testing.T, c *http.Client, u string, hdr ...string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
@@ -404,14 +421,28 @@ func TestActions(t *testing.T) {
 	if _, body := get(t, c, f.srv.URL+"/registrations"); strings.Contains(body, "<td>alice</td>") || !strings.Contains(body, "<td>bob</td>") {
 		t.Errorf("after unregister alice: alice still there or bob gone:\n%s", body)
 	}
+	if dump := command(t, f.p, "ul.dump"); strings.Contains(dump, `"AoR":"alice"`) || !strings.Contains(dump, `"AoR":"bob"`) {
+		t.Errorf("ul.dump after unregister alice: %s", dump)
+	}
 	// set a dispatcher destination inactive
 	code, loc = post("/action/ds-inactive", with(url.Values{"group": {"1"}, "uri": {"sip:127.0.0.2:5999"}}, tok))
 	if code != 303 || !strings.Contains(loc, "ok=") {
 		t.Fatalf("ds-inactive: %d %s", code, loc)
 	}
 	_, body := get(t, c, f.srv.URL+"/dispatcher")
-	if !strings.Contains(body, "inactive") {
+	if !strings.Contains(body, `<span class="badge inactive">inactive</span>`) || !strings.Contains(body, "/action/ds-active") {
 		t.Errorf("destination not inactive:\n%s", body)
+	}
+	// the module agrees: dispatcher.list shows the destination's flags as I (inactive)
+	if flags := command(t, f.p, "dispatcher.list"); !strings.Contains(flags, `"FLAGS":"IX"`) {
+		t.Errorf("dispatcher.list after set inactive: %s", flags)
+	}
+	code, loc = post("/action/ds-active", with(url.Values{"group": {"1"}, "uri": {"sip:127.0.0.2:5999"}}, tok))
+	if code != 303 || !strings.Contains(loc, "ok=") {
+		t.Fatalf("ds-active: %d %s", code, loc)
+	}
+	if _, body = get(t, c, f.srv.URL+"/dispatcher"); strings.Contains(body, `badge inactive`) {
+		t.Errorf("destination still inactive after set active")
 	}
 	// reload: ok, then broken (the error comes back in the redirect and in the history)
 	code, loc = post("/action/reload", with(nil, tok))
@@ -479,5 +510,49 @@ func TestListen(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("event stream still open after Close")
+	}
+}
+
+// TestHistoryRings: the script page keeps the last 64 route errors (with the total) and the last 32 reloads,
+// newest first.
+func TestHistoryRings(t *testing.T) {
+	f := start(t, engine.WebConfig{})
+	var callIDs []string
+	for i := 0; i < 70; i++ {
+		req := f.c.Request("OPTIONS", "sip:boom@"+f.p.UDP.String())
+		_, rest, _ := strings.Cut(req, "Call-ID: ")
+		id, _, _ := strings.Cut(rest, "\r\n")
+		callIDs = append(callIDs, id)
+		f.c.Send(req)
+		if r := f.c.RecvResponse(2 * time.Second); r.StatusCode != 500 {
+			t.Fatalf("boom %d: %d", i, r.StatusCode)
+		}
+	}
+	for i := 0; i < 35; i++ {
+		if _, err := f.p.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body := get(t, f.srv.Client(), f.srv.URL+"/script")
+	if !strings.Contains(body, "(70 since start)") {
+		t.Errorf("route error total missing")
+	}
+	_, errs, _ := strings.Cut(body, `id="route-error-table"`)
+	if n := strings.Count(errs, "boom on purpose"); n != 64 {
+		t.Errorf("route errors shown: %d, want 64", n)
+	}
+	// 70 errors in a ring of 64: the first 6 are gone, the newest comes first
+	if i, j := strings.Index(errs, callIDs[69]), strings.Index(errs, callIDs[5]); i < 0 || j >= 0 || i > strings.Index(errs, callIDs[68]) {
+		t.Errorf("want the newest error first and the 6th gone: %d %d", i, j)
+	}
+	if !strings.Contains(errs, callIDs[6]) {
+		t.Errorf("the 7th error is gone too")
+	}
+	hist, _, _ := strings.Cut(body, `id="route-errors"`)
+	if n := strings.Count(hist, `<tr class="ok">`); n != 32 {
+		t.Errorf("reloads shown: %d, want 32", n)
+	}
+	if i, j := strings.Index(hist, "<td>36</td>"), strings.Index(hist, "<td>4</td>"); i < 0 || j >= 0 {
+		t.Errorf("want the newest reload (generation 36) and not generation 4: %d %d", i, j)
 	}
 }
