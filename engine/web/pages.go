@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -15,8 +14,6 @@ import (
 // maxRows bounds the rows a table page renders: a location table of a million contacts is searched, not
 // listed.
 const maxRows = 500
-
-func netipParse(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
 
 func (h *handler) pageData(path string, q url.Values) (*page, bool) {
 	p := &page{Path: path}

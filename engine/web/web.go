@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -154,9 +155,7 @@ var funcs = template.FuncMap{
 		}
 		return d.Round(time.Second).String()
 	},
-	"ts":    func(t time.Time) string { return t.Format("2006-01-02 15:04:05") },
-	"join":  strings.Join,
-	"lower": strings.ToLower,
+	"ts": func(t time.Time) string { return t.Format("2006-01-02 15:04:05") },
 }
 
 func (h *handler) parseTemplates() error {
@@ -246,7 +245,7 @@ func loopbackHost(hostport string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	a, err := netipParse(host)
+	a, err := netip.ParseAddr(host)
 	return err == nil && a.Unmap().IsLoopback()
 }
 
