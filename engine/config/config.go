@@ -410,13 +410,13 @@ func (d *strictDecoder) unknownKey(k toml.Key) {
 	if len(k) == 1 {
 		if isTable(d.md.Type(k...)) {
 			hint := ""
-			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "modules"}); sim != "" {
+			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "web", "modules"}); sim != "" {
 				hint = " (did you mean [" + sim + "]?)"
 			}
-			d.add(TableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics] and [modules.NAME]", k[0], hint)
+			d.add(TableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics], [web] and [modules.NAME]", k[0], hint)
 			return
 		}
-		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics] or [modules.NAME] tables", k[0])
+		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics], [web] or [modules.NAME] tables", k[0])
 		return
 	}
 	d.add(keyOrTableLine(d.src, k), "unknown key %q", k.String())
