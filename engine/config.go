@@ -10,6 +10,7 @@ type (
 	LuaConfig     = config.LuaConfig
 	CtlConfig     = config.CtlConfig
 	MetricsConfig = config.MetricsConfig
+	WebConfig     = config.WebConfig
 	ListenAddr    = config.ListenAddr
 	ConfigError   = config.ConfigError
 	Errors        = config.Errors

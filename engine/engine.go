@@ -135,6 +135,7 @@ type Engine struct {
 	reloadMu sync.Mutex                    // one reload at a time
 	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)
 	level    atomic.Pointer[slog.LevelVar] // the process log level, set live by reloads and log.level
+	events   events                        // last reloads and route errors, for the web page (events.go)
 
 	wg      sync.WaitGroup
 	stopped chan struct{}

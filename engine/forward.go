@@ -357,6 +357,7 @@ func (e *Engine) routeReply(m *Msg) {
 	st := m.st // taken once per message in process
 	if err := st.ReplyRoute(m); err != nil {
 		e.stats.luaErrors.Add(1)
+		e.events.addRouteError("reply", m, err)
 		var re *RouteError
 		if errors.As(err, &re) {
 			e.log.Error("script error in reply route", "where", re.Where, "err", re.Err, "call_id", callID(m))

@@ -64,6 +64,10 @@ type Msg struct {
 	ReplyNoConnect bool // KSR.set_reply_no_connect(): never open a TCP connection for replies
 	reply          bool // the start line is a status line (from the raw bytes)
 	parse          parseState
+	// parseMu guards the lazy parse of a message shared between goroutines (Detach sets it: a
+	// transaction's request is read by the worker, the timers and the reply path); nil for a message only
+	// its worker reads.
+	parseMu *sync.Mutex
 
 	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
 	AVPs map[string][]Value
@@ -132,8 +136,12 @@ const (
 )
 
 // parsed builds the sipgo form of the message once. A message shared between goroutines (a transaction's,
-// made by Detach) is parsed before it is shared, so this never runs concurrently on one message.
+// made by Detach) parses under its parseMu.
 func (m *Msg) parsed() {
+	if m.parseMu != nil {
+		m.parseMu.Lock()
+		defer m.parseMu.Unlock()
+	}
 	if m.parse != parseNone {
 		return
 	}

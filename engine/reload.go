@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/siplua/siplua/engine/config"
 )
@@ -30,7 +31,13 @@ func (e *Engine) Reload(cfg *Config) (warnings []string, err error) {
 func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, err error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
+	began := time.Now()
 	defer func() {
+		ev := ReloadEvent{Time: began, OK: err == nil, Generation: e.Generation(), Duration: time.Since(began), Warnings: warnings}
+		if err != nil {
+			ev.Errors = ErrorLines(err)
+		}
+		e.events.addReload(ev)
 		if err != nil {
 			e.stats.reloadsFailed.Add(1)
 			e.log.Error("reload failed: the running script keeps serving", "generation", e.Generation(), "err", err)
@@ -169,6 +176,9 @@ func (e *Engine) restartWarnings(cfg *Config) []string {
 	}
 	for _, k := range changedKeys(e.cfg.Metrics, cfg.Metrics) {
 		ws = append(ws, fmt.Sprintf("metrics.%s changed: it takes effect on restart", k))
+	}
+	for _, k := range changedKeys(e.cfg.Web, cfg.Web) {
+		ws = append(ws, fmt.Sprintf("web.%s changed: it takes effect on restart", k))
 	}
 	for _, l := range e.cfg.Mods.List {
 		next, ok := cfg.Mods.Get(l.Name)

@@ -186,8 +186,13 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 
 // ToTag returns the tag parameter of the To header, read on the raw bytes (no full parse): KSR's
 // has_totag asks it of every request.
-func (m *Msg) ToTag() (string, bool) {
-	i := m.Raw.Find(m.Buf, "to")
+func (m *Msg) ToTag() (string, bool) { return m.tagOf("to") }
+
+// FromTag returns the tag parameter of the From header, read on the raw bytes (rr's ftag).
+func (m *Msg) FromTag() (string, bool) { return m.tagOf("from") }
+
+func (m *Msg) tagOf(hdr string) (string, bool) {
+	i := m.Raw.Find(m.Buf, hdr)
 	if i < 0 {
 		return "", false
 	}

@@ -402,6 +402,7 @@ func (e *Engine) routeRequest(m *Msg) {
 		return
 	}
 	e.stats.luaErrors.Add(1)
+	e.events.addRouteError("request", m, err)
 	var re *RouteError
 	if errors.Is(err, ErrRouteTimeout) && errors.As(err, &re) {
 		e.log.Error("request route cancelled: it ran over lua.route_timeout", "where", re.Where, "err", re.Err, "method", m.Method(), "call_id", callID(m))

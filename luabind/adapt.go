@@ -166,7 +166,25 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	return nil
 }
 
-func pushInt(L *lua.LState, v int) int { L.Push(lua.LNumber(v)); return 1 }
+func pushInt(L *lua.LState, v int) int { L.Push(lnum(v)); return 1 }
+
+// smallInts are the boxed LNumbers of the values KSR functions return most (return codes, status codes
+// up to 255, small counts): an LNumber stored in an LValue interface is otherwise a heap allocation on
+// every call. Read-only after init.
+var smallInts = func() (a [266]lua.LValue) {
+	for i := range a {
+		a[i] = lua.LNumber(i - 10)
+	}
+	return a
+}()
+
+// lnum is v as a Lua number, pre-boxed when small.
+func lnum(v int) lua.LValue {
+	if v >= -10 && v < 256 {
+		return smallInts[v+10]
+	}
+	return lua.LNumber(v)
+}
 
 func pushXS(L *lua.LState) func(string, bool) int {
 	return func(s string, ok bool) int {
@@ -184,7 +202,7 @@ func pushValue(L *lua.LState, v engine.Value) int {
 	case engine.Str:
 		L.Push(lua.LString(v.S))
 	case engine.Int:
-		L.Push(lua.LNumber(v.I))
+		L.Push(lnum(int(v.I)))
 	default:
 		L.Push(lua.LNil)
 	}

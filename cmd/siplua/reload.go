@@ -12,6 +12,7 @@ import (
 	"github.com/siplua/siplua/engine/ctl"
 	"github.com/siplua/siplua/engine/metrics"
 	"github.com/siplua/siplua/engine/watch"
+	"github.com/siplua/siplua/engine/web"
 )
 
 // reloader wires the reload triggers — ctl core.reload, SIGHUP, and file watching when [lua] watch is on —
@@ -93,8 +94,9 @@ func (r *reloader) onSIGHUP(ctx context.Context) {
 	}()
 }
 
-// startControl opens the control socket (a failure is logged: the proxy serves without it) and the
-// metrics endpoint (a failure stops startup: it was asked for explicitly). The returned func closes both.
+// startControl opens the control socket (a failure is logged: the proxy serves without it), the metrics
+// endpoint and the web status page (a failure stops startup: they were asked for explicitly). The returned
+// func closes them.
 func startControl(e *engine.Engine, cfg *engine.Config, r *reloader, log *slog.Logger) (func(), error) {
 	var closers []func()
 	stop := func() {
@@ -123,6 +125,17 @@ func startControl(e *engine.Engine, cfg *engine.Config, r *reloader, log *slog.L
 		go m.Serve()
 		closers = append(closers, func() { _ = m.Close() })
 		log.Info("metrics", "module", "metrics", "url", "http://"+m.Addr().String()+"/metrics", "pprof", cfg.Metrics.Pprof)
+	}
+	if cfg.Web.Listen != "" {
+		w, err := web.Listen(e, web.Options{Version: Version, Config: cfg.Web, Reload: r.reload,
+			Commands: web.ModuleCommands(cfg.Mods), Log: log})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		go w.Serve()
+		closers = append(closers, func() { _ = w.Close() })
+		log.Info("web status page", "module", "web", "url", "http://"+w.Addr().String()+"/", "actions", cfg.Web.AllowActions)
 	}
 	return stop, nil
 }

@@ -32,6 +32,7 @@ type Config struct {
 	Lua     LuaConfig                 `toml:"lua"`
 	Ctl     CtlConfig                 `toml:"ctl"`
 	Metrics MetricsConfig             `toml:"metrics"`
+	Web     WebConfig                 `toml:"web"`
 	Modules map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
@@ -185,6 +186,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 		Lua     toml.Primitive            `toml:"lua"`
 		Ctl     toml.Primitive            `toml:"ctl"`
 		Metrics toml.Primitive            `toml:"metrics"`
+		Web     toml.Primitive            `toml:"web"`
 		Modules map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
@@ -203,6 +205,9 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("metrics") {
 		d.table(raw.Metrics, toml.Key{"metrics"}, &c.Metrics)
+	}
+	if md.IsDefined("web") {
+		d.table(raw.Web, toml.Key{"web"}, &c.Web)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -249,6 +254,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	errs := append(d.errs, c.validateCore()...)
 	errs = append(errs, c.validateCtlMetrics()...)
+	errs = append(errs, c.validateWeb()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
@@ -404,13 +410,13 @@ func (d *strictDecoder) unknownKey(k toml.Key) {
 	if len(k) == 1 {
 		if isTable(d.md.Type(k...)) {
 			hint := ""
-			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "modules"}); sim != "" {
+			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "web", "modules"}); sim != "" {
 				hint = " (did you mean [" + sim + "]?)"
 			}
-			d.add(TableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics] and [modules.NAME]", k[0], hint)
+			d.add(TableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics], [web] and [modules.NAME]", k[0], hint)
 			return
 		}
-		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics] or [modules.NAME] tables", k[0])
+		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics], [web] or [modules.NAME] tables", k[0])
 		return
 	}
 	d.add(keyOrTableLine(d.src, k), "unknown key %q", k.String())

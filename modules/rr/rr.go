@@ -126,18 +126,15 @@ func firstHeaderOff(m *engine.Msg) int {
 }
 
 func fromTag(m *engine.Msg) string {
-	if f := m.Parsed().From(); f != nil {
-		t, _ := f.Params.Get("tag")
-		return t
-	}
-	return ""
+	t, _ := m.FromTag() // raw: recording a route never needs the full parse
+	return t
 }
 
 // recordRoute inserts Record-Route before the first header, as Kamailio does: the socket the request
 // leaves from, and when that differs from the one it came in on, a second one for the incoming socket, both
 // with ";r2=on" (double Record-Route).
 func (r *RR) recordRoute(m *engine.Msg, params string) int {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return -1
 	}
 	st := state(m)

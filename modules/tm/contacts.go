@@ -17,7 +17,7 @@ const contactsAVP = "\x00tm_contacts"
 // keep their order), replace the branch set; t_next_contacts then takes one q group at a time. 1 when
 // there was something to order, -1 when the R-URI has no branches (nothing to do, as Kamailio).
 func loadContacts(m *engine.Msg) int {
-	if m.Request() == nil {
+	if !m.IsRequest() { // raw: no sipgo parse on the relay path
 		return -1
 	}
 	if len(m.Branches) == 0 {

@@ -26,9 +26,8 @@ function branch() KSR.info("in branch: " .. KSR.kx.get_method()) end
 	if final, _ := recvFinal(t, pp.uac, 2*time.Second); statusCode(final) != 486 {
 		t.Fatalf("UAC got %s, want 486 (a 500 means the route failed after t_relay)", startLine(final))
 	}
-	if !strings.Contains(pp.p.Log.String(), "after relay: INVITE") {
-		t.Errorf("the request route did not go on after t_relay:\n%s", pp.p.Log.String())
-	}
+	// the 486 can reach the caller before the route, still running on its worker, logs
+	pp.p.Log.WaitCount(t, "after relay: INVITE", 1, 2*time.Second)
 }
 
 // A script error after the request was answered through its transaction sends no second final reply.

@@ -22,7 +22,7 @@ func (t *TM) relay(m *engine.Msg, proto engine.Proto, addr string) int {
 }
 
 func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
-	if m.Request() == nil {
+	if !m.IsRequest() { // raw: no sipgo parse on the relay path
 		return -1
 	}
 	c := ctxOf(m)

@@ -112,7 +112,7 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 // transaction answered with 2xx, 0 when it is the hop-by-hop ACK of a negative reply (absorbed); other
 // requests → 0 when retransmitted (the last reply is sent again), -1 when new.
 func (t *TM) checkTrans(m *engine.Msg) int {
-	if m.Request() == nil {
+	if !m.IsRequest() { // raw: no sipgo parse on the relay path
 		return -1
 	}
 	switch m.Method() {

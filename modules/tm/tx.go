@@ -338,11 +338,9 @@ func (x *tx) unregister() {
 }
 
 func callID(m *engine.Msg) string {
-	if m == nil || m.Parsed() == nil {
+	if m == nil {
 		return ""
 	}
-	if c := m.Parsed().CallID(); c != nil {
-		return string(*c)
-	}
-	return ""
+	c, _ := m.Header("call-id") // raw (compact "i" too): for log lines, never a parse
+	return c
 }
