@@ -98,8 +98,8 @@ func getVersion(m *engine.Msg, _ string) engine.Value {
 }
 
 // getRetcode is $retcode/$rc: Kamailio's last return code of a native config action. KEMI function calls
-// do not set it, so a KEMI script always reads the value it had when the route started.
-func getRetcode(*engine.Msg, string) engine.Value { return engine.IntVal(1) }
+// do not set it, so a KEMI script reads 0, as Kamailio 5.6 gives it.
+func getRetcode(*engine.Msg, string) engine.Value { return engine.IntVal(0) }
 
 // viaBodies returns the Via values in order, each comma-separated one apart.
 func viaBodies(m *engine.Msg) []string {
@@ -208,21 +208,58 @@ func protoID(t string) int {
 	return 0
 }
 
-// hflValues is $hfl(name): for Via, Route, Record-Route and Contact each comma-separated body apart; for
-// other headers each header's value, as $hdr.
-func hflValues(m *engine.Msg, name string) []engine.Value {
-	hs := m.Headers(name)
+// hflSplits tells the headers whose bodies $hfl takes one by one.
+func hflSplits(name string) bool {
 	switch engine.HeaderName(name) {
 	case "via", "route", "record-route", "contact":
-		var out []engine.Value
-		for _, h := range hs {
-			for _, b := range splitComma(h) {
-				out = append(out, engine.StrVal(b))
+		return true
+	}
+	return false
+}
+
+// hflBodies lists the bodies as Kamailio's parsers give them: a Via body that is followed by another in
+// the same header keeps its trailing comma (the parser's body size covers it), and the contacts of one
+// Contact header come last first (the parser prepends them).
+func hflBodies(m *engine.Msg, name string) []string {
+	var out []string
+	lname := engine.HeaderName(name)
+	for _, h := range m.Headers(name) {
+		parts := splitComma(h)
+		switch lname {
+		case "via":
+			for i := range parts[:len(parts)-1] {
+				parts[i] += ","
+			}
+		case "contact":
+			for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+				parts[i], parts[j] = parts[j], parts[i]
 			}
 		}
-		return out
+		out = append(out, parts...)
 	}
-	return strVals(hs)
+	return out
+}
+
+// hflValues is $hfl(name) read without an index (and $hflc's count): for Via, Route, Record-Route and
+// Contact the bodies, for other headers each header's value, as $hdr.
+func hflValues(m *engine.Msg, name string) []engine.Value {
+	if hflSplits(name) {
+		return strVals(hflBodies(m, name))
+	}
+	return strVals(m.Headers(name))
+}
+
+// hflIndexed is $(hfl(name)[n]) for the split headers. A negative index counts from one past the end,
+// as Kamailio 5.6 does (its count starts at 1): [-1] is null and [-2] the last body.
+func hflIndexed(m *engine.Msg, name string, n int) engine.Value {
+	bodies := hflBodies(m, name)
+	if n < 0 {
+		n += len(bodies) + 1
+	}
+	if n < 0 || n >= len(bodies) {
+		return engine.Value{}
+	}
+	return engine.StrVal(bodies[n])
 }
 
 // getNextHop is $nh(u|U|d|p|P): the destination URI when set, the Request-URI otherwise.
@@ -245,8 +282,11 @@ func getNextHop(m *engine.Msg, attr string) engine.Value {
 		return strOrNull(u.User)
 	case "d":
 		return strOrNull(u.Host)
-	case "p":
-		return uriPortStr(u)
+	case "p": // the port as written, "5060" otherwise (no 5061 for TLS, unlike $dp)
+		if u.Port != "" {
+			return engine.StrVal(u.Port)
+		}
+		return engine.StrVal("5060")
 	case "P":
 		return uriProtoStr(u)
 	}

@@ -117,10 +117,12 @@ var indexers = map[string]*indexer{
 		}
 		return out
 	}, sep: ", "},
-	"hfl":    {all: func(_ *PV, m *engine.Msg, name string) []engine.Value { return hflValues(m, name) }, sep: ","},
-	"xavp":   {all: func(_ *PV, m *engine.Msg, arg string) []engine.Value { return xavpAll(m, kindXavp, arg) }, sep: ", "},
-	"xavu":   {all: func(_ *PV, m *engine.Msg, arg string) []engine.Value { return xavpAll(m, kindXavu, arg) }, sep: ", "},
-	"xavi":   {all: func(_ *PV, m *engine.Msg, arg string) []engine.Value { return xavpAll(m, kindXavi, arg) }, sep: ", "},
+	// $hfl: [*] joins whole headers like $hdr; a numeric index counts bodies (see hflIndexed)
+	"hfl": {all: func(_ *PV, m *engine.Msg, name string) []engine.Value { return strVals(m.Headers(name)) }, sep: ","},
+	// Kamailio gives null for $(xavp(x)[n]): the index belongs inside, $xavp(x[n])
+	"xavp":   {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
+	"xavu":   {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
+	"xavi":   {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
 	"branch": {all: func(_ *PV, m *engine.Msg, arg string) []engine.Value { return branchAll(m, arg) }, sep: ","},
 }
 
@@ -155,6 +157,9 @@ func (p *PV) indexed(m *engine.Msg, sp *Spec) engine.Value {
 			return engine.Value{}
 		}
 		n = int(iv.I)
+	}
+	if sp.Name == "hfl" && hflSplits(sp.Arg) {
+		return hflIndexed(m, sp.Arg, n)
 	}
 	if n < 0 {
 		n += len(vals)

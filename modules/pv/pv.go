@@ -94,15 +94,11 @@ func (p *PV) geti(m *engine.Msg, spec string) int {
 }
 
 // set assigns v (Null unsets). Kamailio treats a read-only variable as a silent no-op that succeeds
-// (pv_set_spec_value returns 0), so only a bad spec or a failing setter gives false. A spec with
-// transformations cannot be assigned (Kamailio refuses it when parsing the assignment).
+// (pv_set_spec_value returns 0), so only a bad spec or a failing setter gives false. Transformations of
+// the spec are ignored on assignment, as Kamailio's setter does.
 func (p *PV) set(m *engine.Msg, spec string, v engine.Value) bool {
 	sp := p.compile(spec)
 	if sp == nil || m == nil || m.E == nil {
-		return false
-	}
-	if len(sp.Trans) > 0 {
-		p.logger().Error("cannot assign to a pseudo-variable with transformations", "pv", spec)
 		return false
 	}
 	cl, ok := p.class(m, sp.Name)

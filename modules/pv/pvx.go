@@ -362,7 +362,7 @@ func sbranch(m *engine.Msg, create bool) *engine.Branch {
 	if !create {
 		return nil
 	}
-	b := &engine.Branch{Q: -1}
+	b := &engine.Branch{} // q 0, as Kamailio's zeroed static branch
 	if m.Mod == nil {
 		m.Mod = map[string]any{}
 	}

@@ -794,7 +794,7 @@ func trNameAddr(part func(display, uri string, n int) engine.Value) transFn {
 		if gt < 0 {
 			return engine.Value{}, false
 		}
-		return part(strings.TrimSpace(s[:lt]), s[lt+1:lt+gt], lt+gt+1), true
+		return part(s[:lt], s[lt+1:lt+gt], lt+gt+1), true // the name keeps its trailing space, as in Kamailio
 	}
 }
 

@@ -229,28 +229,6 @@ func xavpGetter(k xavKind) func(*engine.Msg, string) engine.Value {
 	}
 }
 
-// xavpAll serves $(xavp(name)[n]) and [*]: the values of the root name (or of the child of root[0]).
-func xavpAll(m *engine.Msg, k xavKind, arg string) []engine.Value {
-	x := parseXName(arg)
-	if x.broken {
-		return nil
-	}
-	l := rootList(m, k, false)
-	name := x.root
-	if x.hasChild {
-		it := l.at(x.root, x.rIdx)
-		if it == nil || it.sub == nil {
-			return nil
-		}
-		l, name = it.sub, x.child
-	}
-	var out []engine.Value
-	for _, i := range l.positions(name) {
-		out = append(out, l.items[i].value())
-	}
-	return out
-}
-
 var (
 	errXName   = errors.New("invalid xavp name")
 	errXAll    = errors.New("cannot assign to all values ([*])")
