@@ -1,6 +1,7 @@
 package pv
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,8 +137,11 @@ func strVals(ss []string) []engine.Value {
 
 func (p *PV) indexed(m *engine.Msg, sp *Spec) engine.Value {
 	ix := indexers[sp.Name]
-	vals := ix.all(p, m, sp.Arg)
 	n := sp.Idx.N
+	if sp.Idx.Kind == IdxInt && sp.Name == "hdr" {
+		return nthHeader(m, sp.Arg, n) // the common case, without collecting every value
+	}
+	vals := ix.all(p, m, sp.Arg)
 	switch sp.Idx.Kind {
 	case IdxAll:
 		if len(vals) == 0 {
@@ -158,6 +162,9 @@ func (p *PV) indexed(m *engine.Msg, sp *Spec) engine.Value {
 		}
 		n = int(iv.I)
 	}
+	if sp.Name == "hdr" {
+		return nthHeader(m, sp.Arg, n)
+	}
 	if sp.Name == "hfl" && hflSplits(sp.Arg) {
 		return hflIndexed(m, sp.Arg, n)
 	}
@@ -168,4 +175,76 @@ func (p *PV) indexed(m *engine.Msg, sp *Spec) engine.Value {
 		return engine.Value{}
 	}
 	return vals[n]
+}
+
+// CheckSpec validates a literal spec for siplua -c: it must parse, and it and the specs inside it (index,
+// transformation parameters) must name known variable classes.
+func (p *PV) CheckSpec(spec string, known func(string) bool) error {
+	sp, err := Compile(spec)
+	if err != nil {
+		return err
+	}
+	return checkKnown(sp, known)
+}
+
+// CheckFormat validates a literal xlog/evalx format string the same way.
+func (p *PV) CheckFormat(format string, known func(string) bool) error {
+	f, err := CompileFormat(format)
+	if err != nil {
+		return err
+	}
+	for _, sp := range f.Specs() {
+		if err := checkKnown(sp, known); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkKnown(sp *Spec, known func(string) bool) error {
+	if !known(sp.Name) {
+		return fmt.Errorf("unknown pseudo-variable $%s in %q", sp.Name, sp.Raw)
+	}
+	if sp.Idx.PV != nil {
+		if err := checkKnown(sp.Idx.PV, known); err != nil {
+			return err
+		}
+	}
+	for _, tr := range sp.Trans {
+		for _, a := range tr.args {
+			if a.pv != nil {
+				if err := checkKnown(a.pv, known); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// nthHeader is $(hdr(name)[n]): the n-th header of that name (negative from the last), null when out of
+// range.
+func nthHeader(m *engine.Msg, name string, n int) engine.Value {
+	lname := engine.HeaderName(name)
+	if n < 0 {
+		count := 0
+		for _, h := range m.Raw.Hdrs {
+			if h.Is(m.Buf, lname) {
+				count++
+			}
+		}
+		n += count
+		if n < 0 {
+			return engine.Value{}
+		}
+	}
+	for _, h := range m.Raw.Hdrs {
+		if h.Is(m.Buf, lname) {
+			if n == 0 {
+				return engine.StrVal(string(h.Value(m.Buf)))
+			}
+			n--
+		}
+	}
+	return engine.Value{}
 }
