@@ -52,6 +52,12 @@ type fnSSIII = func(*engine.Msg, string, string, int, int) int
 // alignment).
 type fnSSSII = func(*engine.Msg, string, string, string, int) int
 
+// pvx's xavp_copy_dst(src, idx, dst, dst_idx) and xavp_slist_explode(list, sep, mode, name).
+type (
+	fnSISII = func(*engine.Msg, string, int, string, int) int
+	fnSSSSI = func(*engine.Msg, string, string, string, string) int
+)
+
 // dispatcher's ds_select_*_limit(set, alg, limit), ds_is_from_list_uri(set, mode, uri) and permissions'
 // allow_address(group, ip, port).
 type (
@@ -101,6 +107,14 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSIII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argI(L, name, 4)))
+		}
+	case fnSISII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argI(L, name, 2), argS(L, name, 3), argI(L, name, 4)))
+		}
+	case fnSSSSI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argS(L, name, 4)))
 		}
 	case fnSSSII:
 		return func(L *lua.LState) int {

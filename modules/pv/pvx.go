@@ -48,8 +48,8 @@ func b2i(ok bool) int {
 	return -1
 }
 
-// Exports lists what is implemented; the table-returning xavp_getd*, xavp_get_keys and the 4-argument
-// xavp_copy_dst and xavp_slist_explode are not (luabind has no such signatures yet).
+// Exports lists what is implemented; the table-returning xavp_getd, xavp_getd_p1, xavp_get_keys and their
+// xavi twins are not (luabind returns no tables yet).
 func (x *PVX) Exports() []engine.Export {
 	ex := []engine.Export{
 		{Name: "avp_get", Fn: func(m *engine.Msg, n string) engine.Value { return getAVP(m, n) }},
@@ -94,6 +94,9 @@ func (x *PVX) Exports() []engine.Export {
 		{Name: "xavp_params_implode", Fn: func(m *engine.Msg, name, dst string) int { return x.implode(m, kindXavp, name, dst) }},
 		{Name: "xavu_params_implode", Fn: func(m *engine.Msg, name, dst string) int { return x.implode(m, kindXavu, name, dst) }},
 		{Name: "xavp_copy", Fn: xavpCopy},
+		// Kamailio's KEMI xavp_copy_dst ignores dst_idx (it calls the append mode), and so does siplua
+		{Name: "xavp_copy_dst", Fn: func(m *engine.Msg, src string, idx int, dst string, _ int) int { return xavpCopy(m, src, idx, dst) }},
+		{Name: "xavp_slist_explode", Fn: slistExplode},
 	}
 	for _, k := range []struct {
 		prefix string
@@ -330,7 +333,39 @@ func xavpCopy(m *engine.Msg, src string, idx int, dst string) int {
 		sub := &xlist{fold: it.sub.fold, items: append([]xitem(nil), it.sub.items...)}
 		c.sub = sub
 	}
-	rootList(m, kindXavp, true).add(c)
+	dl := rootList(m, kindXavp, true)
+	if dl.at(dst, 0) != nil {
+		dl.items = append(dl.items, c) // an existing dst gets the copy last, as Kamailio's xavp_add_last
+		return 1
+	}
+	dl.add(c)
+	return 1
+}
+
+// slistExplode is xavp_slist_explode("a,b", ",", mode, name): a new root name with one child "v" per
+// non-empty token (first token first); mode "t" trims the tokens.
+func slistExplode(m *engine.Msg, list, seps, mode, name string) int {
+	if list == "" || seps == "" || name == "" {
+		return -1
+	}
+	sub := &xlist{}
+	start := 0
+	emit := func(tok string) {
+		if tok != "" && strings.HasPrefix(mode, "t") {
+			tok = strings.Trim(tok, " \t\r\n")
+		}
+		if tok != "" {
+			sub.items = append(sub.items, xitem{name: "v", v: engine.StrVal(tok)})
+		}
+	}
+	for i := 0; i < len(list); i++ {
+		if strings.IndexByte(seps, list[i]) >= 0 {
+			emit(list[start:i])
+			start = i + 1
+		}
+	}
+	emit(list[start:])
+	rootList(m, kindXavp, true).add(xitem{name: name, sub: sub})
 	return 1
 }
 
