@@ -48,8 +48,7 @@ func b2i(ok bool) int {
 	return -1
 }
 
-// Exports lists what is implemented; the table-returning xavp_getd, xavp_getd_p1, xavp_get_keys and their
-// xavi twins are not (luabind returns no tables yet).
+// Exports: every function of Kamailio 5.6's pvx namespace.
 func (x *PVX) Exports() []engine.Export {
 	ex := []engine.Export{
 		{Name: "avp_get", Fn: func(m *engine.Msg, n string) engine.Value { return getAVP(m, n) }},
@@ -103,6 +102,9 @@ func (x *PVX) Exports() []engine.Export {
 		kind   xavKind
 	}{{"xavp", kindXavp}, {"xavu", kindXavu}, {"xavi", kindXavi}} {
 		ex = append(ex, xavExports(k.prefix, k.kind)...)
+		if k.kind != kindXavu {
+			ex = append(ex, xavDicts(k.prefix, k.kind)...)
+		}
 	}
 	return ex
 }
@@ -484,4 +486,93 @@ func sbranchAppend(m *engine.Msg) int {
 	}
 	m.Branches = append(m.Branches, *b)
 	return 1
+}
+
+// xavDicts are the table getters: xavp_getd(name) is an array with one table per value of name (newest
+// first) that holds a list, each mapping a child name to the array of its values; xavp_getd_p1(name, i)
+// is the table of name[i]; xavp_get_keys(name, i) the array of child names of name[i], first seen first.
+func xavDicts(prefix string, k xavKind) []engine.Export {
+	return []engine.Export{
+		{Name: prefix + "_getd", Fn: func(m *engine.Msg, n string) any {
+			l := rootList(m, k, false)
+			pos := l.positions(n)
+			if len(pos) == 0 {
+				return nil
+			}
+			out := []any{}
+			for _, i := range pos {
+				if d := xavDict(&l.items[i]); d != nil {
+					out = append(out, d)
+				}
+			}
+			return out
+		}},
+		{Name: prefix + "_getd_p1", Fn: func(m *engine.Msg, n string, idx int) any {
+			it := rootList(m, k, false).at(n, idx)
+			if it == nil {
+				return nil
+			}
+			if d := xavDict(it); d != nil {
+				return d
+			}
+			return map[string]any{}
+		}},
+		{Name: prefix + "_get_keys", Fn: func(m *engine.Msg, n string, idx int) any {
+			if idx < 0 {
+				return nil
+			}
+			it := rootList(m, k, false).at(n, idx)
+			if it == nil {
+				return nil
+			}
+			out := []any{}
+			if it.sub == nil {
+				return out
+			}
+			for _, name := range xavKeys(it.sub) {
+				out = append(out, engine.StrVal(name))
+			}
+			return out
+		}},
+	}
+}
+
+// xavKeys lists the distinct child names, first seen first.
+func xavKeys(l *xlist) []string {
+	var names []string
+	for _, c := range l.items {
+		dup := false
+		for _, n := range names {
+			if l.eq(n, c.name) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			names = append(names, c.name)
+		}
+	}
+	return names
+}
+
+// xavDict maps each child name of it to the array of its values (a nested list as a table); nil when
+// it holds no list.
+func xavDict(it *xitem) map[string]any {
+	if it.sub == nil {
+		return nil
+	}
+	d := map[string]any{}
+	for _, name := range xavKeys(it.sub) {
+		vals := []any{}
+		for _, i := range it.sub.positions(name) {
+			c := &it.sub.items[i]
+			if c.sub != nil {
+				vals = append(vals, xavDict(c))
+				continue
+			}
+			vals = append(vals, c.v)
+		}
+		d[name] = vals
+	}
+	return d
 }
