@@ -87,7 +87,7 @@ func goSig(fn any) (ret, params string) {
 	switch {
 	case ft.NumOut() == 0:
 		ret = "none"
-	case ft.Out(0) == reflect.TypeOf(engine.Value{}):
+	case ft.Out(0) == reflect.TypeOf(engine.Value{}), ft.Out(0).Kind() == reflect.Interface: // a value or a table
 		ret = "xval"
 	case ft.Out(0).Kind() == reflect.Int:
 		ret = "int"
