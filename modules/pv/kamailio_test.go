@@ -93,7 +93,7 @@ var kamExprs = []string{
 	`KSR.pv.get("$dd")`, `KSR.pv.get("$dp")`, `KSR.pv.get("$dP")`, `KSR.pv.get("$rP")`,
 	`KSR.pv.get("$od")`, `KSR.pv.get("$oU")`, `KSR.pv.get("$op")`, `KSR.pv.get("$br")`, `KSR.pv.get("$bR")`,
 	`KSR.pv.get("$mF")`, `KSR.pv.get("$bF")`, `KSR.pv.get("$sf")`, `KSR.pv.get("$sF")`,
-	`KSR.pv.get("$su")`, `KSR.pv.get("$RAi")`, `KSR.pv.get("$fti")`, `KSR.pv.get("$tti")`,
+	`KSR.pv.get("$su")`, `KSR.pv.get("$Ru")`, `KSR.pv.get("$RAi")`, `KSR.pv.get("$fti")`, `KSR.pv.get("$tti")`,
 	`KSR.pv.get("$ai")`, `KSR.pv.get("$pu")`, `KSR.pv.get("$re")`, `KSR.pv.get("$di")`,
 	`KSR.pv.get("$au")`, `KSR.pv.get("$ar")`, `KSR.pv.get("$adu")`,
 	`KSR.setflag(3)`, `KSR.pv.get("$mF")`, `KSR.setbflag(4)`, `KSR.pv.get("$bF")`,
@@ -224,7 +224,8 @@ func evalRaw(t *testing.T, addr netip.AddrPort, exprs []string) []string {
 		var out []string
 		for _, l := range strings.Split(head, "\r\n") {
 			if v, ok := strings.CutPrefix(l, "X-Result: "); ok {
-				out = append(out, strings.ReplaceAll(v, ":"+myPort, ":PORT")) // $su
+				v = strings.ReplaceAll(v, ":"+myPort, ":PORT") // $su
+				out = append(out, strings.ReplaceAll(v, fmt.Sprintf(":%d", addr.Port()), ":SPORT")) // $Ru
 			}
 		}
 		if len(out) != len(exprs) {
