@@ -455,26 +455,29 @@ func sockURI(ip string, port int, proto engine.Proto) string {
 	return s
 }
 
-// initialTag is $fti/$tti (rr module): the From/To tag as in the initial request. A request whose top
-// Route carries an ftag other than its From tag goes upstream (callee to caller), so the tags swap.
+// initialTag is $fti/$tti (Kamailio's rr module): the From/To tag as in the initial request, swapped for a
+// request going upstream: rr's direction after loose_route ($rdir), or before it, as Kamailio's
+// redo_route_params, the ftag of the top Route differing from the From tag.
 func initialTag(m *engine.Msg, from bool) engine.Value {
 	ft := addrPart("from", tagParam)(m, "")
-	tt := addrPart("to", tagParam)(m, "")
 	upstream := false
-	if r, ok := m.Header("route"); ok && m.IsRequest() {
-		first := splitComma(r)[0]
-		if _, uri, _, ok := rawsip.NameAddr(first); ok {
+	if m.E != nil {
+		if dir, ok := m.E.LookupPV("rdir"); ok && dir.Get != nil {
+			upstream = dir.Get(m, "id") == engine.IntVal(2)
+		}
+	}
+	if r, ok := m.Header("route"); ok && !upstream && m.IsRequest() && ft.Kind == engine.Str {
+		if _, uri, _, ok := rawsip.NameAddr(splitComma(r)[0]); ok {
 			if u, ok := rawsip.ParseURI(uri); ok {
-				if ftag, _, _, ok := rawsip.Param(u.Params, "ftag"); ok && ftag != "" && ft.Kind == engine.Str && ftag != ft.S {
-					upstream = true
-				}
+				ftag, _, _, ok := rawsip.Param(u.Params, "ftag")
+				upstream = ok && ftag != "" && ftag != ft.S
 			}
 		}
 	}
 	if from != upstream {
 		return ft
 	}
-	return tt
+	return addrPart("to", tagParam)(m, "")
 }
 
 // addrHeaderURI is the URI of the first body of a name-addr header (P-Asserted-Identity, Diversion ...).

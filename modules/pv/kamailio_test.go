@@ -175,6 +175,24 @@ var kamExprs2 = []string{
 	tableExpr(`KSR.pvx.xavi_get_keys("dd2", 0)`),
 }
 
+// kamRequest3 is an in-dialog request from the callee (upstream: the Route's ftag is the caller's tag).
+const kamRequest3 = "BYE sip:alice@127.0.0.1:5999 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-kam3\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"Route: <sip:127.0.0.1:SPORT;lr;ftag=ft1>\r\n" +
+	"From: <sip:bob@example.net>;tag=tt1\r\n" +
+	"To: <sip:alice@example.org>;tag=ft1\r\n" +
+	"Call-ID: pv3@test\r\n" +
+	"CSeq: 2 BYE\r\n" +
+	"EVALS" +
+	"Content-Length: 0\r\n\r\n"
+
+var kamExprs3 = []string{
+	`KSR.pv.get("$fti")`, `KSR.pv.get("$tti")`, `KSR.rr.loose_route()`, `KSR.rr.is_direction("upstream")`,
+	`KSR.pv.get("$fti")`, `KSR.pv.get("$tti")`, `KSR.pv.get("$rdir(name)")`, `KSR.pv.get("$(hfl(Route)[0])")`,
+	`KSR.pv.get("$hflc(Route)")`,
+}
+
 // knownDiffs are expressions where siplua deliberately differs from Kamailio 5.6, with the reason.
 var knownDiffs = map[string]string{
 	`KSR.pv.get("$(ru{uri.saor})")`: "Kamailio 5.6 puts a NUL byte after the scheme (sip:\x00bob@...)",
@@ -195,12 +213,19 @@ type kamResult struct{ expr, result string }
 
 // evalRaw sends kamRequest with the expressions to addr and returns the results in order.
 func evalRaw(t *testing.T, addr netip.AddrPort, exprs []string) []string {
+	return evalReq(t, addr, kamRequest, exprs)
+}
+
+// evalReq sends the request template req (EVALS is replaced by the X-Eval headers, SPORT by the
+// server's port) to addr and returns the results in order.
+func evalReq(t *testing.T, addr netip.AddrPort, req string, exprs []string) []string {
 	t.Helper()
 	var ev strings.Builder
 	for _, e := range exprs {
 		ev.WriteString("X-Eval: " + e + "\r\n")
 	}
-	raw := strings.Replace(kamRequest, "EVALS", ev.String(), 1)
+	raw := strings.Replace(req, "EVALS", ev.String(), 1)
+	raw = strings.ReplaceAll(raw, "SPORT", fmt.Sprint(addr.Port()))
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +249,7 @@ func evalRaw(t *testing.T, addr netip.AddrPort, exprs []string) []string {
 		var out []string
 		for _, l := range strings.Split(head, "\r\n") {
 			if v, ok := strings.CutPrefix(l, "X-Result: "); ok {
-				v = strings.ReplaceAll(v, ":"+myPort, ":PORT") // $su
+				v = strings.ReplaceAll(v, ":"+myPort, ":PORT")                                      // $su
 				out = append(out, strings.ReplaceAll(v, fmt.Sprintf(":%d", addr.Port()), ":SPORT")) // $Ru
 			}
 		}
@@ -267,7 +292,8 @@ func TestKamailioPV(t *testing.T) {
 	want := readGolden(t)
 	p := enginetest.Start(t, "[core]\nworkers = 1\n[modules.sl]\n[modules.rr]\n", enginetest.EvalScript)
 	got := append(evalRaw(t, p.UDP, kamExprs), evalRaw(t, p.UDP, kamExprs2)...)
-	exprs := append(append([]string{}, kamExprs...), kamExprs2...)
+	got = append(got, evalReq(t, p.UDP, kamRequest3, kamExprs3)...)
+	exprs := append(append(append([]string{}, kamExprs...), kamExprs2...), kamExprs3...)
 	same, known := 0, 0
 	if len(want) != len(exprs) {
 		t.Fatalf("%d recorded results for %d expressions: re-record with -record-kamailio", len(want), len(exprs))
@@ -302,7 +328,8 @@ func recordGolden(t *testing.T) {
 	}
 	addr := enginetest.RunKamailio(t, dir, strings.ReplaceAll(kamCfg, "SCRIPT", script))
 	res := append(evalRaw(t, addr, kamExprs), evalRaw(t, addr, kamExprs2)...)
-	exprs := append(append([]string{}, kamExprs...), kamExprs2...)
+	res = append(res, evalReq(t, addr, kamRequest3, kamExprs3)...)
+	exprs := append(append(append([]string{}, kamExprs...), kamExprs2...), kamExprs3...)
 	var b strings.Builder
 	b.WriteString("# Kamailio 5.6.3 (app_lua) answers to modules/pv/kamailio_test.go's expressions: expr TAB type:value.\n")
 	b.WriteString("# Re-record: go test ./modules/pv/ -run TestKamailioPV -record-kamailio\n")
