@@ -1,6 +1,7 @@
 package pv
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,8 +59,10 @@ func (p *PV) moreVars() []engine.PV {
 			return engine.StrVal(m.Branches[0].URI)
 		}},
 		{Name: "bR", Get: getBranches},
-		{Name: "mF", Get: func(m *engine.Msg, _ string) engine.Value { return hex8(m.Flags) }},
-		{Name: "bF", Get: func(m *engine.Msg, _ string) engine.Value { return hex8(m.BFlags) }},
+		{Name: "mF", Get: func(m *engine.Msg, _ string) engine.Value { return hex8(m.Flags) },
+			Set: setFlags(func(m *engine.Msg) *uint64 { return &m.Flags })},
+		{Name: "bF", Get: func(m *engine.Msg, _ string) engine.Value { return hex8(m.BFlags) },
+			Set: setFlags(func(m *engine.Msg) *uint64 { return &m.BFlags })},
 		{Name: "sf", Get: func(m *engine.Msg, _ string) engine.Value { return engine.IntVal(int64(scriptFlags(m))) }},
 		{Name: "sF", Get: func(m *engine.Msg, _ string) engine.Value { return hex8(scriptFlags(m)) }},
 		{Name: "su", Get: getSrcURI},
@@ -416,6 +419,19 @@ func branchAll(m *engine.Msg, _ string) []engine.Value {
 		out[i] = engine.StrVal(b.URI)
 	}
 	return out
+}
+
+var errNeedInt = errors.New("an integer value is required")
+
+// setFlags assigns $mF/$bF: an integer replaces the 32 flags, as Kamailio's pv_set_mflags/bflags.
+func setFlags(field func(*engine.Msg) *uint64) func(*engine.Msg, string, engine.Value) error {
+	return func(m *engine.Msg, _ string, v engine.Value) error {
+		if v.Kind != engine.Int {
+			return errNeedInt
+		}
+		*field(m) = uint64(uint32(v.I))
+		return nil
+	}
 }
 
 // hex8 is Kamailio's int_to_8hex: 8 lower-case hex digits, a string in Lua.

@@ -190,7 +190,8 @@ const kamRequest3 = "BYE sip:alice@127.0.0.1:5999 SIP/2.0\r\n" +
 var kamExprs3 = []string{
 	`KSR.pv.get("$fti")`, `KSR.pv.get("$tti")`, `KSR.rr.loose_route()`, `KSR.rr.is_direction("upstream")`,
 	`KSR.pv.get("$fti")`, `KSR.pv.get("$tti")`, `KSR.pv.get("$rdir(name)")`, `KSR.pv.get("$(hfl(Route)[0])")`,
-	`KSR.pv.get("$hflc(Route)")`,
+	`KSR.pv.get("$hflc(Route)")`, `KSR.pv.seti("$mF", 5)`, `KSR.pv.get("$mF")`, `KSR.isflagset(2)`,
+	`KSR.pv.sets("$mF", "7")`, `KSR.pv.get("$mF")`, `KSR.pv.seti("$bF", 18)`, `KSR.pv.get("$bF")`, `KSR.isbflagset(4)`,
 }
 
 // knownDiffs are expressions where siplua deliberately differs from Kamailio 5.6, with the reason.

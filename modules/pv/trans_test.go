@@ -289,3 +289,29 @@ func TestCompileErrors(t *testing.T) {
 		t.Fatalf("CompileFormat: %v %v", f, err)
 	}
 }
+
+// TestReplyVars: the variables on a reply.
+func TestReplyVars(t *testing.T) {
+	p, f := setup(t)
+	m := enginetest.Msg(t, p, reply)
+	for _, c := range []struct {
+		spec string
+		want engine.Value
+	}{
+		{"$mt", i(2)},
+		{"$rv", s("SIP/2.0")},
+		{"$(rr{s.toupper})", s("ACCEPTED FINE")},
+		{"$(rs{s.len})", i(3)},
+		{"$bR", null},
+		{"$nh(u)", null},
+		{"$od", null},
+		{"$au", null},
+		{"$via0(branch)", s("z9hG4bK-3")},
+		{"$(hdr(To){tobody.tag})", s("uas3")},
+		{"$msg(fline)", s("SIP/2.0 202 Accepted Fine")},
+	} {
+		if got := f.get(m, c.spec); got != c.want {
+			t.Errorf("get(%q) = %#v, want %#v", c.spec, got, c.want)
+		}
+	}
+}
