@@ -146,6 +146,27 @@ var kamExprs = []string{
 
 // kamExprs2 go in a second request (Kamailio answers at most 256 X-Eval headers of one request).
 var kamExprs2 = []string{
+	`KSR.pv.get("$(hdr(X-Pad){s.rmws})")`, `KSR.pv.get("$(hdr(Contact){s.unbracket})")`, `KSR.pv.get("$(ru{s.numeric})")`,
+	`KSR.pv.get("$(fn{s.urlencode.param})")`, `KSR.pv.get("$(fn{s.escape.user})")`, `KSR.pv.get("$(fn{s.escape.param})")`,
+	`KSR.pv.get("$(hdr(X-Num){s.prefixes.quoted})")`, `KSR.pv.get("$(hdr(X-Num){s.prefixes,1})")`,
+	`KSR.pv.get("$(fn{s.escape.common}{s.unescape.common})")`, `KSR.pv.get("$(fn{s.escape.common})")`,
+	`KSR.pv.get("$(ci{s.encode.hexa}{s.decode.hexa})")`, `KSR.pv.get("$(ci{s.sha384})")`, `KSR.pv.get("$(ci{s.sha512})")`,
+	`KSR.pv.get("$(fu{uri.uparam})")`, `KSR.pv.get("$(ru{uri.lr})")`, `KSR.pv.get("$(ru{uri.maddr})")`,
+	`KSR.pv.get("$(ru{uri.headers})")`, `KSR.pv.get("$(hdr(X-P){param.count,;})")`,
+	`KSR.pv.get("$(hdr(X-P){param.value,b,;})")`, `KSR.pv.get("$(hdr(To){tobody.display})")`,
+	`KSR.pv.get("$(hdr(To){tobody.tag})")`, `KSR.pv.get("$(hdr(To){tobody.params})")`,
+	`KSR.pv.get("$(hdr(X-Pad){s.ltrim})")`, `KSR.pv.get("$(hdr(X-Pad){s.rtrim})")`,
+	`KSR.pv.get("$(ci{s.substr,-20,1})")`, `KSR.pv.get("$(ci{s.strip,0})")`, `KSR.pv.get("$(ci{s.strip,99})")`,
+	`KSR.pv.get("$(ci{s.stripto,#})")`, `KSR.pv.get("$(ci{s.after,#})")`, `KSR.pv.get("$(ci{s.before,#})")`,
+	`KSR.pv.get("$(hdr(X-Num){s.int}{s.tolower})")`, `KSR.pv.get("$(hdr(X-Num){s.unquote})")`,
+	`KSR.pv.get("$(hdr(X-Multi)[*]{s.count,,})")`, `KSR.pv.get("$(hdr(X-Multi)[*]{s.select,2,,})")`,
+	`KSR.pv.get("$(ru{uri.param,lr})")`, `KSR.pv.get("$(ru{uri.transport}{s.toupper})")`,
+	`KSR.pv.get("$(msg(fline){line.count})")`, `KSR.pv.get("$(hdr(X-None){s.len})")`,
+	// val.* arrived after 5.6: invalid there, so nil
+	`KSR.pv.get("$(avp(none){val.n0})")`, `KSR.pv.get("$(avp(none){val.ne})")`, `KSR.pv.get("$(avp(none){val.json})")`,
+	`KSR.pv.get("$(avp(none){val.jsonqe})")`, `KSR.pv.get("$(ci{val.n0})")`, `KSR.pv.get("$(fn{val.json})")`,
+	`KSR.pv.get("$(fn{val.jsonqe})")`, `KSR.pv.get("$(ci{val.jsonqe})")`, `KSR.pv.get("$(cs{s.int}{val.jsonqe})")`,
+	`KSR.pv.get("$(avp(none){val.n0}{s.len})")`,
 	`KSR.pvx.xavp_slist_explode(" a, b ,,c ", ",", "t", "sl")`, `KSR.pv.get("$xavp(sl=>v)")`,
 	`KSR.pv.get("$xavp(sl=>v[1])")`, `KSR.pv.get("$xavp(sl=>v[2])")`, `KSR.pv.get("$xavp(sl=>v[3])")`,
 	`KSR.pvx.xavp_slist_explode("x;y", ";", "", "sl")`, `KSR.pv.get("$xavp(sl[1]=>v)")`,
@@ -196,11 +217,12 @@ var kamExprs3 = []string{
 
 // knownDiffs are expressions where siplua deliberately differs from Kamailio 5.6, with the reason.
 var knownDiffs = map[string]string{
-	`KSR.pv.get("$(ru{uri.saor})")`: "Kamailio 5.6 puts a NUL byte after the scheme (sip:\x00bob@...)",
-	`KSR.pv.get("$(ru{uri.suri})")`: "Kamailio 5.6 puts a NUL byte after the scheme",
-	`KSR.pv.get("$(ru{uri.duri})")`: "Kamailio 5.6 puts a NUL byte after the scheme",
-	`KSR.pvx.shv_sets("sh", "z")`:   "Kamailio only sets a $shv declared with modparam(pv, shvset); siplua has no declaration and creates it",
-	`KSR.pvx.shv_get("sh")`:         "follows from shv_sets above",
+	`KSR.pv.get("$(hdr(X-Pad){s.ltrim})")`: "siplua trims trailing whitespace of header values (README: Differences from Kamailio)",
+	`KSR.pv.get("$(ru{uri.saor})")`:        "Kamailio 5.6 puts a NUL byte after the scheme (sip:\x00bob@...)",
+	`KSR.pv.get("$(ru{uri.suri})")`:        "Kamailio 5.6 puts a NUL byte after the scheme",
+	`KSR.pv.get("$(ru{uri.duri})")`:        "Kamailio 5.6 puts a NUL byte after the scheme",
+	`KSR.pvx.shv_sets("sh", "z")`:          "Kamailio only sets a $shv declared with modparam(pv, shvset); siplua has no declaration and creates it",
+	`KSR.pvx.shv_get("sh")`:                "follows from shv_sets above",
 	`KSR.pvx.xavu_child_get("up", "q")`: "Kamailio 5.6's xavu_params_explode puts the parameters in the root xavu list " +
 		"(it passes an empty child list, which xavu_set_xval reads as the root): siplua makes them children as documented",
 	`KSR.pvx.xavu_params_implode("up", "$var(ui)")`: "follows from xavu_params_explode above",

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -76,8 +75,8 @@ func init() {
 		"s.escape.param":    {fn: trStr(func(s string) string { return escapeURI(s, paramUnreserved) })},
 		"s.unescape.user":   {fn: trStrErr(unescapeURI)},
 		"s.unescape.param":  {fn: trStrErr(unescapeURI)},
-		"s.urlencode.param": {fn: trStr(url.QueryEscape)},
-		"s.urldecode.param": {fn: trStrErr(func(s string) (string, bool) { r, err := url.QueryUnescape(s); return r, err == nil })},
+		"s.urlencode.param": {fn: trStr(urlEncode)},
+		"s.urldecode.param": {fn: trStr(urlDecode)},
 		"s.replace":         {fn: trReplace, min: 2, max: 2},
 		"s.rm":              {fn: trRm, min: 1, max: 1},
 		"s.count":           {fn: trCount, min: 1, max: 1},
@@ -162,7 +161,8 @@ func parseTrans(s string, depth int) (Trans, int, error) {
 	tr := Trans{Name: name, fn: def.fn}
 	if hasParams {
 		var parts []string
-		if def.rawLastParams && def.max > 1 {
+		if def.max == 1 || def.rawLastParams {
+			// a single parameter (or the last one) keeps its commas: {s.count,,} counts commas
 			parts = strings.SplitN(params, ",", def.max)
 		} else {
 			parts = strings.Split(params, ",")
@@ -266,13 +266,11 @@ func trInt(_ *PV, _ *engine.Msg, _ []trArg, v engine.Value) (engine.Value, bool)
 	return engine.IntVal(n), true
 }
 
-// trCase keeps an integer an integer (Kamailio only adds its string form).
+// trCase gives a string, also for an integer (Kamailio's integers carry their string form, which it
+// converts).
 func trCase(f func(string) string) transFn {
 	return func(_ *PV, _ *engine.Msg, _ []trArg, v engine.Value) (engine.Value, bool) {
-		if v.Kind == engine.Int {
-			return v, true
-		}
-		return engine.StrVal(f(v.S)), true
+		return engine.StrVal(f(v.String())), true
 	}
 }
 
@@ -443,11 +441,11 @@ func trBeforeAfter(before bool) transFn {
 
 func trUnwrap(match func(a, b byte) bool) transFn {
 	return func(_ *PV, _ *engine.Msg, _ []trArg, v engine.Value) (engine.Value, bool) {
-		if v.Kind == engine.Int {
-			return v, true
+		s := v.String()
+		if len(s) < 2 {
+			return v, true // unchanged, type included
 		}
-		s := v.S
-		if len(s) >= 2 && match(s[0], s[len(s)-1]) {
+		if match(s[0], s[len(s)-1]) {
 			s = s[1 : len(s)-1]
 		}
 		return engine.StrVal(s), true
@@ -836,12 +834,13 @@ func lines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
+// trLineCount is {line.count}: a string in Lua, as Kamailio 5.6.3 gives it.
 func trLineCount(_ *PV, _ *engine.Msg, _ []trArg, v engine.Value) (engine.Value, bool) {
 	s := v.String()
 	if s == "" {
-		return engine.IntVal(0), true
+		return engine.StrVal("0"), true
 	}
-	return engine.IntVal(int64(len(lines(s)))), true
+	return engine.StrVal(strconv.Itoa(len(lines(s)))), true
 }
 
 func trLineAt(p *PV, m *engine.Msg, args []trArg, v engine.Value) (engine.Value, bool) {
@@ -870,4 +869,41 @@ func trLineSw(p *PV, m *engine.Msg, args []trArg, v engine.Value) (engine.Value,
 		}
 	}
 	return engine.StrVal(""), true
+}
+
+// urlEncode is Kamailio's urlencode: letters, digits and -_.~ kept, the rest %xx (lower-case hex).
+func urlEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		const hexd = "0123456789abcdef"
+		b.WriteByte('%')
+		b.WriteByte(hexd[c>>4])
+		b.WriteByte(hexd[c&15])
+	}
+	return b.String()
+}
+
+// urlDecode is Kamailio's urldecode: %xx decoded, '+' is a space.
+func urlDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '%' && i+2 < len(s):
+			x, err := hex.DecodeString(s[i+1 : i+3])
+			if err == nil {
+				b.Write(x)
+			}
+			i += 2
+		case c == '+':
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
