@@ -131,3 +131,15 @@ func FuzzEval(f *testing.F) {
 		get(m, s)
 	})
 }
+
+// BenchmarkRender is an xlog line with three variables and a transformation (format cached).
+func BenchmarkRender(b *testing.B) {
+	p := enginetest.Start(b, "", "function ksr_request_route() end")
+	inst, _ := p.E.Module("pv")
+	pvm := inst.(*pv.PV)
+	m := enginetest.Msg(b, p, viaInvite)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		pvm.Render(m, "call $ci from $(fu{uri.user}) cseq $cs\n")
+	}
+}
