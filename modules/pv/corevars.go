@@ -413,14 +413,6 @@ func qString(q int) string {
 	return s
 }
 
-func branchAll(m *engine.Msg, _ string) []engine.Value {
-	out := make([]engine.Value, len(m.Branches))
-	for i, b := range m.Branches {
-		out[i] = engine.StrVal(b.URI)
-	}
-	return out
-}
-
 var errNeedInt = errors.New("an integer value is required")
 
 // setFlags assigns $mF/$bF: an integer replaces the 32 flags, as Kamailio's pv_set_mflags/bflags.

@@ -121,10 +121,9 @@ var indexers = map[string]*indexer{
 	// $hfl: [*] joins whole headers like $hdr; a numeric index counts bodies (see hflIndexed)
 	"hfl": {all: func(_ *PV, m *engine.Msg, name string) []engine.Value { return strVals(m.Headers(name)) }, sep: ","},
 	// Kamailio gives null for $(xavp(x)[n]): the index belongs inside, $xavp(x[n])
-	"xavp":   {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
-	"xavu":   {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
-	"xavi":   {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
-	"branch": {all: func(_ *PV, m *engine.Msg, arg string) []engine.Value { return branchAll(m, arg) }, sep: ","},
+	"xavp": {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
+	"xavu": {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
+	"xavi": {all: func(*PV, *engine.Msg, string) []engine.Value { return nil }},
 }
 
 func strVals(ss []string) []engine.Value {
