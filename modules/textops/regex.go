@@ -1,0 +1,344 @@
+package textops
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/siplua/siplua/engine"
+)
+
+// Kamailio compiles textops patterns with POSIX regcomp(REG_EXTENDED|REG_ICASE|REG_NEWLINE): case-insensitive,
+// '.' and bracket negations do not match a newline, ^ and $ match at line boundaries, and the match is the
+// leftmost-longest one. Go's RE2 gets the same with the (?i) and (?m) flags, (?-s) (the default) and
+// Longest(). What RE2 lacks: back-references inside the pattern (\1 in the regex itself), and GNU's \< \>
+// word anchors; patterns using them fail to compile and the function returns -1, as Kamailio does for a
+// regex it cannot compile. Bracket classes ([[:digit:]]), \w, \s, \b are accepted by both.
+
+// rx is a compiled pattern and its variant for a search that starts inside a line (POSIX REG_NOTBOL, which
+// RE2 lacks): "\A(?s:.)(?:re)" run from one byte earlier, so ^ sees the real previous byte.
+type rx struct{ re, notbol *regexp.Regexp }
+
+// Compile compiles a textops pattern with Kamailio's flags (case-insensitive, newline-sensitive).
+func Compile(pattern string) (*rx, error) {
+	return compileFlags(pattern, true, true)
+}
+
+func compileFlags(pattern string, icase, newline bool) (*rx, error) {
+	flags := ""
+	if icase {
+		flags += "i"
+	}
+	if newline {
+		flags += "m"
+	} else {
+		flags += "s"
+	}
+	re, err := regexp.Compile("(?" + flags + ")" + pattern)
+	if err != nil {
+		return nil, err
+	}
+	re.Longest()
+	nb, err := regexp.Compile("(?" + flags + `)\A(?s:.)(?:` + pattern + ")")
+	if err != nil {
+		return nil, err
+	}
+	nb.Longest()
+	return &rx{re: re, notbol: nb}, nil
+}
+
+// match reports whether the pattern matches b.
+func (r *rx) match(b []byte) bool { return r.re.Match(b) }
+
+// find returns the first match in buf[from:] as absolute submatch positions; when from is inside a line
+// (the previous byte is neither CR nor LF) ^ does not match at from, as with Kamailio's REG_NOTBOL.
+func find(r *rx, buf []byte, from int) []int {
+	for from <= len(buf) {
+		if from == 0 || buf[from-1] == '\n' || buf[from-1] == '\r' {
+			return shift(r.re.FindSubmatchIndex(buf[from:]), from)
+		}
+		loc := r.re.FindSubmatchIndex(buf[from:])
+		if loc == nil {
+			return nil
+		}
+		if loc[0] > 0 { // no match starts at from, so whether ^ may match there does not matter
+			return shift(loc, from)
+		}
+		if nb := r.notbol.FindSubmatchIndex(buf[from-1:]); nb != nil {
+			nb = shift(nb, from-1)
+			nb[0] = from
+			return nb
+		}
+		from++ // the match at from needed ^: look further
+		if from <= len(buf) && from > 0 && (buf[from-1] == '\n' || buf[from-1] == '\r') {
+			continue
+		}
+		if from > len(buf) {
+			return nil
+		}
+		if loc := r.re.FindSubmatchIndex(buf[from:]); loc == nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+func shift(loc []int, by int) []int {
+	for i := range loc {
+		if loc[i] >= 0 {
+			loc[i] += by
+		}
+	}
+	return loc
+}
+
+// subst is a parsed sed-style expression /re/replacement/flags (Kamailio's subst_parser).
+type subst struct {
+	re  *rx
+	all bool
+	// repl is the replacement split in parts: literal text, \N group references, \u (the R-URI) and
+	// pseudo-variables ($ru, $hdr(X), $var(x)).
+	repl []replPart
+}
+
+type replPart struct {
+	lit   string
+	group int    // >= 0: \N
+	uri   bool   // \u
+	pv    string // "$name" or "$name(arg)"
+}
+
+var errSubst = errors.New("bad subst expression")
+
+// parseSubst parses "/re/repl/flags" with any separator (the first byte, not a backslash); flags are i
+// (case-insensitive), s (newline matches '.'), g (all matches). Without i the match is case-sensitive.
+func parseSubst(s string) (*subst, error) {
+	if len(s) < 3 || s[0] == '\\' {
+		return nil, errSubst
+	}
+	c := s[0]
+	p := 1
+	for ; p < len(s); p++ {
+		if s[p] == c && s[p-1] != '\\' {
+			break
+		}
+	}
+	if p >= len(s) || len(s) < p+2 {
+		return nil, errSubst
+	}
+	reText := s[1:p]
+	var parts []replPart
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			parts = append(parts, replPart{lit: lit.String(), group: -1})
+			lit.Reset()
+		}
+	}
+	q := p + 1
+	found := false
+	for ; q < len(s); q++ {
+		ch := s[q]
+		if ch == '\\' && q+1 < len(s) {
+			q++
+			e := s[q]
+			switch {
+			case e == 'n':
+				lit.WriteByte('\n')
+			case e == 'r':
+				lit.WriteByte('\r')
+			case e == 't':
+				lit.WriteByte('\t')
+			case e == 'u':
+				flush()
+				parts = append(parts, replPart{uri: true, group: -1})
+			case e >= '0' && e <= '9':
+				flush()
+				parts = append(parts, replPart{group: int(e - '0')})
+			default: // \\, \$, \<sep> and any other escaped byte stand for themselves
+				lit.WriteByte(e)
+			}
+			continue
+		}
+		if ch == '$' {
+			end := pvEnd(s, q)
+			flush()
+			parts = append(parts, replPart{pv: s[q:end], group: -1})
+			q = end - 1
+			continue
+		}
+		if ch == c {
+			found = true
+			break
+		}
+		lit.WriteByte(ch)
+	}
+	if !found {
+		return nil, errSubst
+	}
+	flush()
+	icase, newline, all := false, true, false
+	for _, f := range s[q+1:] {
+		switch f {
+		case 'i':
+			icase = true
+		case 's':
+			newline = false
+		case 'g':
+			all = true
+		default:
+			return nil, errSubst
+		}
+	}
+	re, err := compileFlags(reText, icase, newline)
+	if err != nil {
+		return nil, err
+	}
+	return &subst{re: re, all: all, repl: parts}, nil
+}
+
+// pvEnd returns the end of the pseudo-variable starting at s[i] == '$': $name or $name(arg) or $(...).
+func pvEnd(s string, i int) int {
+	j := i + 1
+	if j < len(s) && s[j] == '(' {
+		return closeParen(s, j)
+	}
+	for j < len(s) && (isAlnum(s[j]) || s[j] == '_') {
+		j++
+	}
+	if j < len(s) && s[j] == '(' {
+		return closeParen(s, j)
+	}
+	return j
+}
+
+func closeParen(s string, open int) int {
+	depth := 0
+	for k := open; k < len(s); k++ {
+		switch s[k] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				return k + 1
+			}
+		}
+	}
+	return len(s)
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// build renders the replacement for one match (loc: FindSubmatchIndex positions in buf).
+func (se *subst) build(m *engine.Msg, buf []byte, loc []int) string {
+	var b strings.Builder
+	for _, p := range se.repl {
+		switch {
+		case p.uri:
+			if m.IsRequest() {
+				b.WriteString(m.RURI())
+			}
+		case p.pv != "":
+			b.WriteString(pvGet(m, p.pv))
+		case p.group >= 0:
+			if 2*p.group+1 < len(loc) && loc[2*p.group] >= 0 {
+				b.Write(buf[loc[2*p.group]:loc[2*p.group+1]])
+			}
+		default:
+			b.WriteString(p.lit)
+		}
+	}
+	return b.String()
+}
+
+// match is one replacement: buf[off:end] becomes text.
+type match struct {
+	off, end int
+	text     string
+}
+
+// run applies the expression to buf[start:] (Kamailio's subst_run): the first match, or every match with
+// g. An empty match is an error, as in Kamailio ("matched string is empty").
+func (se *subst) run(m *engine.Msg, buf []byte, start int) ([]match, error) {
+	var out []match
+	from := start
+	for from <= len(buf) {
+		loc := find(se.re, buf, from)
+		if loc == nil {
+			break
+		}
+		if loc[0] == loc[1] {
+			return nil, errors.New("subst: empty match")
+		}
+		out = append(out, match{off: loc[0], end: loc[1], text: se.build(m, buf, loc)})
+		from = loc[1]
+		if !se.all {
+			break
+		}
+	}
+	return out, nil
+}
+
+// apply returns s with the expression applied (Kamailio's subst_str), ok=false when nothing matched.
+func (se *subst) apply(m *engine.Msg, s string) (string, bool) {
+	ms, err := se.run(m, []byte(s), 0)
+	if err != nil || len(ms) == 0 {
+		return "", false
+	}
+	var b strings.Builder
+	pos := 0
+	for _, x := range ms {
+		b.WriteString(s[pos:x.off])
+		b.WriteString(x.text)
+		pos = x.end
+	}
+	b.WriteString(s[pos:])
+	return b.String(), true
+}
+
+// pvGet reads a pseudo-variable of a loaded module ("$ru", "$hdr(X)", "$var(x)"); "" when unknown or null.
+func pvGet(m *engine.Msg, spec string) string {
+	name, arg, ok := splitPV(spec)
+	if !ok || m.E == nil {
+		return ""
+	}
+	pv, ok := m.E.LookupPV(name)
+	if !ok || pv.Get == nil {
+		return ""
+	}
+	v := pv.Get(m, arg)
+	if v.Kind == engine.Null {
+		return ""
+	}
+	return v.String()
+}
+
+// pvSet writes a pseudo-variable; false when it is unknown or read-only.
+func pvSet(m *engine.Msg, spec string, v engine.Value) bool {
+	name, arg, ok := splitPV(spec)
+	if !ok || m.E == nil {
+		return false
+	}
+	pv, ok := m.E.LookupPV(name)
+	if !ok || pv.Set == nil {
+		return false
+	}
+	return pv.Set(m, arg, v) == nil
+}
+
+func splitPV(spec string) (name, arg string, ok bool) {
+	s, ok := strings.CutPrefix(strings.TrimSpace(spec), "$")
+	if !ok || s == "" {
+		return "", "", false
+	}
+	if n, rest, found := strings.Cut(s, "("); found {
+		if !strings.HasSuffix(rest, ")") {
+			return "", "", false
+		}
+		return n, rest[:len(rest)-1], n != ""
+	}
+	return s, "", true
+}

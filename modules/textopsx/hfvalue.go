@@ -1,0 +1,276 @@
+package textopsx
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/siplua/siplua/engine"
+)
+
+// Header value lists: a header's body is a comma-separated list of values (RFC 3261 §7.3.1), numbered from
+// 1 across all headers of the name, negative from the end. The header spec is "Name" or "Name[idx]"
+// ("[*]" = all); Kamailio's ".param" form (a parameter of a value) is not supported and returns -1.
+
+type op int
+
+const (
+	opAppend op = iota
+	opInsert
+	opRemove
+	opAssign
+	opRemove2
+	opAssign2
+	opInclude
+	opExclude
+	opExists
+)
+
+type hfSpec struct {
+	name   string
+	idx    int // 0 = none
+	hasIdx bool
+	all    bool
+}
+
+func parseSpec(s string) (hfSpec, bool) {
+	s = strings.TrimSpace(s)
+	var sp hfSpec
+	if i := strings.IndexByte(s, '['); i >= 0 {
+		if !strings.HasSuffix(s, "]") {
+			return sp, false
+		}
+		in := s[i+1 : len(s)-1]
+		s = s[:i]
+		if in == "*" {
+			sp.all = true
+		} else {
+			n, err := strconv.Atoi(in)
+			if err != nil || n == 0 {
+				return sp, false
+			}
+			sp.idx, sp.hasIdx = n, true
+		}
+	}
+	if s == "" || strings.ContainsAny(s, ".: \t") {
+		return sp, false
+	}
+	sp.name = s
+	return sp, true
+}
+
+// value is one comma-separated value: its span in the buffer, the header it is in, and the separator
+// span to remove with it.
+type value struct {
+	hdr        int // index in m.Raw.Hdrs
+	start, end int // the value, trimmed
+	text       string
+}
+
+// values lists the values of every header named name, in order.
+func values(m *engine.Msg, name string) []value {
+	lname := engine.HeaderName(name)
+	var out []value
+	for i, h := range m.Raw.Hdrs {
+		if !h.Is(m.Buf, lname) {
+			continue
+		}
+		v := m.Buf[h.VStart:h.VEnd]
+		start, quoted, depth := 0, false, 0
+		emit := func(s, e int) {
+			for s < e && (v[s] == ' ' || v[s] == '\t') {
+				s++
+			}
+			for e > s && (v[e-1] == ' ' || v[e-1] == '\t') {
+				e--
+			}
+			if e > s {
+				out = append(out, value{hdr: i, start: h.VStart + s, end: h.VStart + e, text: string(v[s:e])})
+			}
+		}
+		for k := 0; k < len(v); k++ {
+			switch c := v[k]; {
+			case c == '"' && (k == 0 || v[k-1] != '\\'):
+				quoted = !quoted
+			case quoted:
+			case c == '<':
+				depth++
+			case c == '>':
+				depth--
+			case c == ',' && depth <= 0:
+				emit(start, k)
+				start = k + 1
+			}
+		}
+		emit(start, len(v))
+	}
+	return out
+}
+
+// pick returns the idx-th value (1-based, negative from the end).
+func pick(vs []value, idx int) (int, bool) {
+	i := idx - 1
+	if idx < 0 {
+		i = len(vs) + idx
+	}
+	return i, i >= 0 && i < len(vs)
+}
+
+func addHeader(m *engine.Msg, off int, name, val string) int {
+	m.AddEdit(off, off, name+": "+val+"\r\n")
+	return 1
+}
+
+// removeValue removes one value with one adjacent comma, or its whole header when it is the only value.
+func removeValue(m *engine.Msg, vs []value, i int) {
+	v := vs[i]
+	var prev, next *value
+	if i > 0 && vs[i-1].hdr == v.hdr {
+		prev = &vs[i-1]
+	}
+	if i+1 < len(vs) && vs[i+1].hdr == v.hdr {
+		next = &vs[i+1]
+	}
+	switch {
+	case prev == nil && next == nil:
+		h := m.Raw.Hdrs[v.hdr]
+		m.AddEdit(h.Start, h.End, "")
+	case next != nil:
+		m.AddEdit(v.start, next.start, "")
+	default:
+		m.AddEdit(prev.end, v.end, "")
+	}
+}
+
+func modifyHF(m *engine.Msg, spec, val string, o op) int {
+	sp, ok := parseSpec(spec)
+	if !ok {
+		return -1
+	}
+	vs := values(m, sp.name)
+	lname := engine.HeaderName(sp.name)
+	switch o {
+	case opAppend:
+		if !sp.hasIdx {
+			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
+		}
+		if i, ok := pick(vs, sp.idx); ok {
+			m.AddEdit(vs[i].end, vs[i].end, ", "+val)
+			return 1
+		}
+		return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
+	case opInsert:
+		if !sp.hasIdx {
+			if j := m.Raw.Find(m.Buf, lname); j >= 0 {
+				return addHeader(m, m.Raw.Hdrs[j].Start, sp.name, val)
+			}
+			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
+		}
+		if i, ok := pick(vs, sp.idx); ok {
+			m.AddEdit(vs[i].start, vs[i].start, val+", ")
+			return 1
+		}
+		if sp.idx == 1 {
+			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
+		}
+		return -1
+	case opRemove, opRemove2, opAssign, opAssign2:
+		remove := o == opRemove || o == opRemove2
+		if !sp.hasIdx || o == opRemove2 || o == opAssign2 {
+			hit := -1
+			for j, h := range m.Raw.Hdrs {
+				if !h.Is(m.Buf, lname) {
+					continue
+				}
+				if sp.hasIdx { // the *2 forms take [idx] as the header's index
+					if n := headerIndex(m, lname, sp.idx); n != j {
+						continue
+					}
+				}
+				hit = 1
+				if remove {
+					m.AddEdit(h.Start, h.End, "")
+				} else {
+					m.AddEdit(h.VStart, h.VEnd, val)
+				}
+			}
+			return hit
+		}
+		i, ok := pick(vs, sp.idx)
+		if !ok {
+			return -1
+		}
+		if remove {
+			removeValue(m, vs, i)
+		} else {
+			m.AddEdit(vs[i].start, vs[i].end, val)
+		}
+		return 1
+	}
+	return -1
+}
+
+// headerIndex returns the index in m.Raw.Hdrs of the idx-th header named lname (1-based, negative from
+// the end), -1 when none.
+func headerIndex(m *engine.Msg, lname string, idx int) int {
+	var hs []int
+	for j, h := range m.Raw.Hdrs {
+		if h.Is(m.Buf, lname) {
+			hs = append(hs, j)
+		}
+	}
+	i := idx - 1
+	if idx < 0 {
+		i = len(hs) + idx
+	}
+	if i < 0 || i >= len(hs) {
+		return -1
+	}
+	return hs[i]
+}
+
+// incExc: include_hf_value adds val to the last header's list (or a new header) unless present,
+// exclude_hf_value removes it, hf_value_exists tests it (values compared case-insensitively).
+func incExc(m *engine.Msg, spec, val string, o op) int {
+	sp, ok := parseSpec(spec)
+	if !ok || sp.hasIdx || val == "" {
+		return -1
+	}
+	vs := values(m, sp.name)
+	found := -1
+	for i, v := range vs {
+		if strings.EqualFold(v.text, val) {
+			found = i
+			break
+		}
+	}
+	switch o {
+	case opExists:
+		return ret(found >= 0)
+	case opInclude:
+		if found >= 0 {
+			return 1
+		}
+		if len(vs) > 0 {
+			last := vs[len(vs)-1]
+			m.AddEdit(last.end, last.end, ", "+val)
+			return 1
+		}
+		if j := m.Raw.Find(m.Buf, engine.HeaderName(sp.name)); j >= 0 { // an empty header
+			h := m.Raw.Hdrs[j]
+			m.AddEdit(h.VEnd, h.VEnd, val)
+			return 1
+		}
+		return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
+	case opExclude:
+		if found < 0 {
+			return -1
+		}
+		for i := len(vs) - 1; i >= 0; i-- {
+			if strings.EqualFold(vs[i].text, val) {
+				removeValue(m, vs, i)
+			}
+		}
+		return 1
+	}
+	return -1
+}
