@@ -199,12 +199,13 @@ func setBodyMultipart(m *engine.Msg, body, ctype, bnd string) int {
 		m.AddEdit(end, end, "Content-Type: multipart/mixed;boundary=\""+bnd+"\"\r\n")
 	}
 	if m.Raw.Find(m.Buf, "content-length") < 0 {
-		m.AddEdit(end, end, "Content-Length: "+itoa(len(fixBoundaries(nb, bnd)))+"\r\n")
+		m.AddEdit(end, end, "Content-Length: "+itoa(len(nb))+"\r\n")
 	}
 	if !multi {
 		m.AddEdit(end, end, "Mime-Version: 1.0\r\n")
 	}
-	replaceBodyText(m, fixBoundaries(nb, bnd))
+	// Kamailio 5.6.3 sends this body as built: its closing delimiter stays "--b", not "--b--"
+	replaceBodyText(m, nb)
 	return 1
 }
 

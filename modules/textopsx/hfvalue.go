@@ -134,8 +134,12 @@ func removeValue(m *engine.Msg, vs []value, i int) {
 	case prev == nil && next == nil:
 		h := m.Raw.Hdrs[v.hdr]
 		m.AddEdit(h.Start, h.End, "")
-	case next != nil:
-		m.AddEdit(v.start, next.start, "")
+	case next != nil: // the value and its comma; the white space before the next value stays
+		c := v.end
+		for c < next.start && m.Buf[c] != ',' {
+			c++
+		}
+		m.AddEdit(v.start, c+1, "")
 	default:
 		m.AddEdit(prev.end, v.end, "")
 	}
@@ -153,8 +157,8 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 		if !sp.hasIdx {
 			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
 		}
-		if i, ok := pick(vs, sp.idx); ok {
-			m.AddEdit(vs[i].end, vs[i].end, ", "+val)
+		if i, ok := pick(vs, sp.idx); ok { // Kamailio adds ",val" right after the value
+			m.AddEdit(vs[i].end, vs[i].end, ","+val)
 			return 1
 		}
 		return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
@@ -165,8 +169,12 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 			}
 			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
 		}
-		if i, ok := pick(vs, sp.idx); ok {
-			m.AddEdit(vs[i].start, vs[i].start, val+", ")
+		if i, ok := pick(vs, sp.idx); ok { // ",val" after the previous value of the header, else "val,"
+			if i > 0 && vs[i-1].hdr == vs[i].hdr {
+				m.AddEdit(vs[i-1].end, vs[i-1].end, ","+val)
+			} else {
+				m.AddEdit(vs[i].start, vs[i].start, val+",")
+			}
 			return 1
 		}
 		if sp.idx == 1 {
@@ -175,6 +183,9 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 		return -1
 	case opRemove, opRemove2, opAssign, opAssign2:
 		remove := o == opRemove || o == opRemove2
+		if !sp.hasIdx && !sp.all && (o == opRemove || o == opAssign) {
+			sp.idx, sp.hasIdx = 1, true // no index: the first value, as Kamailio's
+		}
 		if !sp.hasIdx || o == opRemove2 || o == opAssign2 {
 			hit := -1
 			for j, h := range m.Raw.Hdrs {
@@ -250,9 +261,14 @@ func incExc(m *engine.Msg, spec, val string, o op) int {
 		if found >= 0 {
 			return 1
 		}
-		if len(vs) > 0 {
-			last := vs[len(vs)-1]
-			m.AddEdit(last.end, last.end, ", "+val)
+		if len(vs) > 0 { // ",val" after the last value of the first header, as Kamailio's
+			last := vs[0]
+			for _, v := range vs[1:] {
+				if v.hdr == vs[0].hdr {
+					last = v
+				}
+			}
+			m.AddEdit(last.end, last.end, ","+val)
 			return 1
 		}
 		if j := m.Raw.Find(m.Buf, engine.HeaderName(sp.name)); j >= 0 { // an empty header
@@ -263,7 +279,7 @@ func incExc(m *engine.Msg, spec, val string, o op) int {
 		return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
 	case opExclude:
 		if found < 0 {
-			return -1
+			return 1 // Kamailio: 1 also when the value is not there
 		}
 		for i := len(vs) - 1; i >= 0; i-- {
 			if strings.EqualFold(vs[i].text, val) {

@@ -6,7 +6,6 @@
 package textopsx
 
 import (
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -152,13 +151,62 @@ func keepHF(m *engine.Msg, re string) int {
 	return -1
 }
 
-// fnmatch is shell-style matching (fnmatch(3)); flag "i" ignores case. 1 match, -1 no match.
-func fnmatch(val, pat, flags string) int {
-	if strings.Contains(flags, "i") {
-		val, pat = strings.ToLower(val), strings.ToLower(pat)
+// fnmatch is shell-style matching (fnmatch(3) without flags: '*' and '?' match any byte, '/' and a leading
+// '.' included; [set], [!set], backslash escapes). Kamailio's KEMI returns 0 for a match and -1 for none;
+// fnmatch_ex's "i" flag is a no-op in the Debian build of 5.6.3 (FNM_CASEFOLD is not defined there), so the
+// flags are ignored here too.
+func fnmatch(val, pat, _ string) int {
+	re, err := regexp.Compile(globToRegexp(pat))
+	if err != nil || !re.MatchString(val) {
+		return -1
 	}
-	ok, err := filepath.Match(pat, val)
-	return ret(err == nil && ok)
+	return 0
+}
+
+// globToRegexp translates a fnmatch pattern into an anchored regular expression.
+func globToRegexp(p string) string {
+	var b strings.Builder
+	b.WriteString(`\A(?s:`)
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '\\':
+			if i+1 < len(p) {
+				i++
+				b.WriteString(regexp.QuoteMeta(p[i : i+1]))
+			} else {
+				b.WriteString(`\\`)
+			}
+		case '[':
+			j := i + 1
+			if j < len(p) && (p[j] == '!' || p[j] == '^') {
+				j++
+			}
+			if j < len(p) && p[j] == ']' {
+				j++
+			}
+			for j < len(p) && p[j] != ']' {
+				j++
+			}
+			if j >= len(p) { // no closing bracket: a literal '['
+				b.WriteString(`\[`)
+				continue
+			}
+			set := p[i+1 : j]
+			if set != "" && (set[0] == '!' || set[0] == '^') {
+				set = "^" + set[1:]
+			}
+			b.WriteString("[" + strings.ReplaceAll(set, `\`, `\\`) + "]")
+			i = j
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString(`)\z`)
+	return b.String()
 }
 
 // iterators is the per-message state of hf_iterator_* and bl_iterator_*.
