@@ -157,8 +157,14 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 		if !sp.hasIdx {
 			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
 		}
-		if i, ok := pick(vs, sp.idx); ok { // Kamailio adds ",val" right after the value
-			m.AddEdit(vs[i].end, vs[i].end, ","+val)
+		if i, ok := pick(vs, sp.idx); ok {
+			// Kamailio adds "val," after the value and its comma, or ",val" after the header's last value
+			if i+1 < len(vs) && vs[i+1].hdr == vs[i].hdr {
+				c := commaAfter(m, vs[i])
+				m.AddEdit(c, c, val+",")
+			} else {
+				m.AddEdit(vs[i].end, vs[i].end, ","+val)
+			}
 			return 1
 		}
 		return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
@@ -169,9 +175,10 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 			}
 			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
 		}
-		if i, ok := pick(vs, sp.idx); ok { // ",val" after the previous value of the header, else "val,"
+		if i, ok := pick(vs, sp.idx); ok { // "val," after the previous value's comma, or before the value
 			if i > 0 && vs[i-1].hdr == vs[i].hdr {
-				m.AddEdit(vs[i-1].end, vs[i-1].end, ","+val)
+				c := commaAfter(m, vs[i-1])
+				m.AddEdit(c, c, val+",")
 			} else {
 				m.AddEdit(vs[i].start, vs[i].start, val+",")
 			}
@@ -289,4 +296,13 @@ func incExc(m *engine.Msg, spec, val string, o op) int {
 		return 1
 	}
 	return -1
+}
+
+// commaAfter returns the position just after the comma that follows v.
+func commaAfter(m *engine.Msg, v value) int {
+	c := v.end
+	for c < len(m.Buf) && m.Buf[c] != ',' {
+		c++
+	}
+	return c + 1
 }
