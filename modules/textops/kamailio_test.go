@@ -108,6 +108,22 @@ var wireCases = []wcase{
 		`KSR.textops.str_ifind("HELLO", "ll")`, `KSR.textops.cmp_str("a", "a")`, `KSR.textops.cmp_str("b", "a")`, `KSR.textops.cmp_str("a", "b")`,
 		`KSR.textops.cmp_istr("ABC", "abc")`, `KSR.textops.in_list("b", "a, b ,c", ",")`, `KSR.textops.in_list("d", "a,b,c", ",")`,
 		`KSR.textops.in_list_prefix("abcdef", "x;abc", ";")`, `KSR.textops.in_list_prefix("ab", "abc", ",")`}},
+	// edits are not visible to later reads (Kamailio's lumps), and overlapping edits compose as lumps do
+	{name: "visibility", body: "sdp", calls: []string{`KSR.textops.replace("Subject: Hello", "Subject: Bye")`, `KSR.textops.search("Subject: Bye")`, `KSR.hdr.get("Subject")`, `KSR.textops.is_present_hf("X-Rets")`}},
+	{name: "overlap", body: "sdp", calls: []string{`KSR.textops.remove_hf("Subject")`, `KSR.textops.search_append("Hello", "-appended")`, `KSR.textops.replace("World", "Earth")`}},
+	{name: "notbol_replace_all", body: "sdp", calls: []string{`KSR.textops.replace_all("^X-", "Y-")`, `KSR.textops.replace_all("t(wo|hree)", "T")`}},
+	{name: "edit_top_via", body: "none", calls: []string{`KSR.textops.replace_all("o", "0")`}},
+	{name: "notbol_subst", body: "sdp", calls: []string{`KSR.textops.subst("/^X-M/Z-M/g")`, `KSR.textops.subst_body("/^a=/A=/g")`}},
+	{name: "subst_pv", body: "sdp", calls: []string{`KSR.textops.subst("/^Subject: .*$/Subject: \\u/")`, `KSR.textops.subst("/^X-Case: (.*)$/X-Case: \\1 $ci/")`}},
+	{name: "subst_escapes", body: "sdp", calls: []string{`KSR.textops.subst("/^Subject: Hello/Subject:\\tHi\\\\x/")`, `KSR.textops.subst("#^Privacy: id#Privacy: none#")`}},
+	{name: "subst_s_flag", body: "sdp", calls: []string{`KSR.textops.subst("/three.Privacy/X/")`, `KSR.textops.subst("/three.*Privacy/X/s")`}},
+	{name: "regex_newline", body: "sdp", calls: []string{`KSR.textops.search("Hello.World")`, `KSR.textops.search("three.Privacy")`, `KSR.textops.search("World$")`, `KSR.textops.search("^subject: hello")`, `KSR.textops.search("[[:digit:]]{3} RTP")`, `KSR.textops.search("Subj(ect|xx): H")`}},
+	{name: "regex_substring_edges", body: "none", calls: []string{`KSR.textops.regex_substring("abc123", "([a-z]+)([0-9]+)", 2, 3, "$var(a)")`, `KSR.pv.get("$var(a)")`, `KSR.textops.regex_substring("abc123", "([a-z]+)", 1, 1, "$var(b)")`, `KSR.textops.regex_substring("ABC", "abc", 0, 1, "$var(c)")`}},
+	{name: "replace_body_none", body: "none", calls: []string{`KSR.textops.replace_body("a", "b")`, `KSR.textops.subst_body("/a/b/")`, `KSR.textops.replace_body_str("a", "b", "a")`}},
+	{name: "set_body_multipart_boundary", body: "sdp", calls: []string{`KSR.textops.set_body_multipart_boundary("xyz")`}},
+	{name: "has_body_multi", body: "multi", calls: []string{`KSR.textops.has_body_type("multipart/mixed")`, `KSR.textops.has_body_type("application/sdp")`, `KSR.textops.is_audio_on_hold()`}},
+	{name: "compact_names", body: "sdp", calls: []string{`KSR.textops.is_present_hf("v")`, `KSR.textops.is_present_hf("f")`, `KSR.textops.search_hf("s", "Hello", "")`, `KSR.textops.is_present_hf("i")`}},
+	{name: "in_list_more", body: "none", calls: []string{`KSR.textops.in_list("a", "a", ",")`, `KSR.textops.in_list("", "a", ",")`, `KSR.textops.in_list("a b", " a b ;c", ";")`, `KSR.textops.in_list_prefix("555123", "4,55", ",")`}},
 	// textopsx
 	{name: "msg_apply_changes", body: "sdp", reply: false, calls: []string{`KSR.hdr.append("X-New: 1\r\n")`, `KSR.textopsx.msg_apply_changes()`, `KSR.textops.is_present_hf("X-New")`, `KSR.textops.replace("X-New: 1", "X-New: 2")`}},
 	{name: "msg_set_buffer", body: "none", reply: false, calls: []string{`KSR.textopsx.msg_set_buffer("MESSAGE " .. KSR.pv.get("$ru") .. " SIP/2.0\r\nVia: " .. KSR.hdr.get("Via") .. "\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: sb\r\nCSeq: 1 MESSAGE\r\nX-Case: msg_set_buffer\r\nContent-Length: 0\r\n\r\n")`, `KSR.hdr.get("Call-ID")`}},
@@ -127,6 +143,11 @@ var wireCases = []wcase{
 	{name: "assign_hf_value", body: "sdp", reply: false, calls: []string{`KSR.textopsx.assign_hf_value("X-Multi[-1]", "last")`}},
 	{name: "assign_hf_value2", body: "sdp", reply: false, calls: []string{`KSR.textopsx.assign_hf_value2("Subject", "New")`}},
 	{name: "remove_hf_value2", body: "sdp", reply: false, calls: []string{`KSR.textopsx.remove_hf_value2("Subject", "")`}},
+	{name: "remove_hf_value_star", body: "sdp", calls: []string{`KSR.textopsx.remove_hf_value("X-Multi[*]")`}},
+	{name: "remove_hf_value_last", body: "sdp", calls: []string{`KSR.textopsx.remove_hf_value("X-Multi[-1]")`}},
+	{name: "assign_hf_value_noidx", body: "sdp", calls: []string{`KSR.textopsx.assign_hf_value("X-Multi", "z")`}},
+	{name: "append_hf_value_last", body: "sdp", calls: []string{`KSR.textopsx.append_hf_value("X-Multi[-1]", "four")`, `KSR.textopsx.append_hf_value("X-New[-1]", "n")`}},
+	{name: "insert_hf_value_first", body: "sdp", calls: []string{`KSR.textopsx.insert_hf_value("X-Multi[1]", "zero")`, `KSR.textopsx.insert_hf_value("X-New[1]", "n")`, `KSR.textopsx.insert_hf_value("X-New2[3]", "n")`}},
 	{name: "include_hf_value", body: "sdp", reply: false, calls: []string{`KSR.textopsx.include_hf_value("X-Multi", "two")`, `KSR.textopsx.include_hf_value("X-Multi", "five")`}},
 	{name: "exclude_hf_value", body: "sdp", reply: false, calls: []string{`KSR.textopsx.exclude_hf_value("X-Multi", "two")`, `KSR.textopsx.exclude_hf_value("X-Multi", "nine")`}},
 	{name: "set_body_multipart_content", body: "sdp", reply: false, calls: []string{`KSR.textops.set_body_multipart_content("part one", "text/plain")`}},
@@ -371,7 +392,11 @@ func TestKamailioRecord(t *testing.T) {
 
 // knownDiff lists the cases where siplua knowingly differs from Kamailio (see README); they are reported,
 // not failed.
-var knownDiff = map[string]string{}
+var knownDiff = map[string]string{
+	// the engine replaces the whole value of the top Via to add received/rport when it relays a request;
+	// Kamailio inserts the parameters, so a textops edit inside that Via survives there and is lost here
+	"edit_top_via": "textops edits inside the top Via of a relayed request (engine/forward.go received/rport edit)",
+}
 
 func compare(t *testing.T, want, got map[string]string) {
 	t.Helper()
