@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -17,7 +18,24 @@ import (
 
 // rx is a compiled pattern and its variant for a search that starts inside a line (POSIX REG_NOTBOL, which
 // RE2 lacks): "\A(?s:.)(?:re)" run from one byte earlier, so ^ sees the real previous byte.
-type rx struct{ re, notbol *regexp.Regexp }
+type rx struct {
+	re      *regexp.Regexp
+	src     string // the pattern with its flags, for the NOTBOL variant
+	once    sync.Once
+	notbolR *regexp.Regexp
+}
+
+// notbol compiles the NOTBOL variant on first use (most patterns never need it).
+func (r *rx) notbol() *regexp.Regexp {
+	r.once.Do(func() {
+		nb, err := regexp.Compile(r.src)
+		if err == nil {
+			nb.Longest()
+		}
+		r.notbolR = nb
+	})
+	return r.notbolR
+}
 
 // Compile compiles a textops pattern with Kamailio's flags (case-insensitive, newline-sensitive).
 func Compile(pattern string) (*rx, error) {
@@ -39,12 +57,7 @@ func compileFlags(pattern string, icase, newline bool) (*rx, error) {
 		return nil, err
 	}
 	re.Longest()
-	nb, err := regexp.Compile("(?" + flags + `)\A(?s:.)(?:` + pattern + ")")
-	if err != nil {
-		return nil, err
-	}
-	nb.Longest()
-	return &rx{re: re, notbol: nb}, nil
+	return &rx{re: re, src: "(?" + flags + `)\A(?s:.)(?:` + pattern + ")"}, nil
 }
 
 // match reports whether the pattern matches b.
@@ -64,7 +77,11 @@ func find(r *rx, buf []byte, from int) []int {
 		if loc[0] > 0 { // no match starts at from, so whether ^ may match there does not matter
 			return shift(loc, from)
 		}
-		if nb := r.notbol.FindSubmatchIndex(buf[from-1:]); nb != nil {
+		nbre := r.notbol()
+		if nbre == nil {
+			return nil
+		}
+		if nb := nbre.FindSubmatchIndex(buf[from-1:]); nb != nil {
 			nb = shift(nb, from-1)
 			nb[0] = from
 			return nb

@@ -18,40 +18,42 @@ func init() {
 	engine.Register(engine.Module{Name: "textops", New: func() engine.Instance { return &Textops{} }})
 }
 
-// Textops has no parameters.
-type Textops struct{}
+// Textops has no parameters; it keeps the compiled patterns of the script (see cache.go).
+type Textops struct {
+	cache rxCache
+}
 
 // Exports: KSR.textops.*, all 54 functions of Kamailio 5.6.
-func (*Textops) Exports() []engine.Export {
+func (t *Textops) Exports() []engine.Export {
 	return []engine.Export{
-		{Name: "search", Fn: search},
-		{Name: "search_body", Fn: searchBody},
-		{Name: "search_append", Fn: searchAppend},
-		{Name: "search_append_body", Fn: searchAppendBody},
-		{Name: "search_str", Fn: searchStr},
-		{Name: "search_hf", Fn: searchHF},
-		{Name: "replace", Fn: replace},
-		{Name: "replace_all", Fn: replaceAll},
-		{Name: "replace_body", Fn: replaceBody},
-		{Name: "replace_body_all", Fn: replaceBodyAll},
-		{Name: "replace_body_atonce", Fn: replaceBodyAtonce},
-		{Name: "replace_hdrs", Fn: replaceHdrs},
+		{Name: "search", Fn: t.search},
+		{Name: "search_body", Fn: t.searchBody},
+		{Name: "search_append", Fn: t.searchAppend},
+		{Name: "search_append_body", Fn: t.searchAppendBody},
+		{Name: "search_str", Fn: t.searchStr},
+		{Name: "search_hf", Fn: t.searchHF},
+		{Name: "replace", Fn: t.replace},
+		{Name: "replace_all", Fn: t.replaceAll},
+		{Name: "replace_body", Fn: t.replaceBody},
+		{Name: "replace_body_all", Fn: t.replaceBodyAll},
+		{Name: "replace_body_atonce", Fn: t.replaceBodyAtonce},
+		{Name: "replace_hdrs", Fn: t.replaceHdrs},
 		{Name: "replace_str", Fn: replaceStr},
 		{Name: "replace_body_str", Fn: replaceBodyStr},
 		{Name: "replace_hdrs_str", Fn: replaceHdrsStr},
-		{Name: "subst", Fn: substMsg},
-		{Name: "subst_body", Fn: substBody},
-		{Name: "subst_uri", Fn: substURI},
-		{Name: "subst_user", Fn: substUser},
-		{Name: "subst_hf", Fn: substHF},
-		{Name: "regex_substring", Fn: regexSubstring},
+		{Name: "subst", Fn: t.substMsg},
+		{Name: "subst_body", Fn: t.substBody},
+		{Name: "subst_uri", Fn: t.substURI},
+		{Name: "subst_user", Fn: t.substUser},
+		{Name: "subst_hf", Fn: t.substHF},
+		{Name: "regex_substring", Fn: t.regexSubstring},
 		{Name: "remove_hf", Fn: removeHF},
-		{Name: "remove_hf_re", Fn: removeHFRe},
-		{Name: "remove_hf_exp", Fn: removeHFExp},
+		{Name: "remove_hf_re", Fn: t.removeHFRe},
+		{Name: "remove_hf_exp", Fn: t.removeHFExp},
 		{Name: "remove_hf_idx", Fn: removeHFIdx},
-		{Name: "remove_hf_match", Fn: removeHFMatch},
+		{Name: "remove_hf_match", Fn: t.removeHFMatch},
 		{Name: "is_present_hf", Fn: isPresentHF},
-		{Name: "is_present_hf_re", Fn: isPresentHFRe},
+		{Name: "is_present_hf_re", Fn: t.isPresentHFRe},
 		{Name: "has_body", Fn: func(m *engine.Msg) int { return hasBody(m, "") }},
 		{Name: "has_body_type", Fn: hasBody},
 		{Name: "is_privacy", Fn: isPrivacy},
@@ -107,20 +109,20 @@ func ret(ok bool) int {
 	return -1
 }
 
-func search(m *engine.Msg, re string) int {
-	r, err := Compile(re)
+func (t *Textops) search(m *engine.Msg, re string) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
 	return ret(r.match(m.Buf))
 }
 
-func searchBody(m *engine.Msg, re string) int {
+func (t *Textops) searchBody(m *engine.Msg, re string) int {
 	b, ok := bodyStart(m)
 	if !ok {
 		return -1
 	}
-	r, err := Compile(re)
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
@@ -128,20 +130,20 @@ func searchBody(m *engine.Msg, re string) int {
 }
 
 // searchAppend inserts val after the first match from the headers on.
-func searchAppend(m *engine.Msg, re, val string) int {
-	return appendAfterMatch(m, re, val, hdrStart(m), len(m.Buf))
+func (t *Textops) searchAppend(m *engine.Msg, re, val string) int {
+	return t.appendAfterMatch(m, re, val, hdrStart(m), len(m.Buf))
 }
 
-func searchAppendBody(m *engine.Msg, re, val string) int {
+func (t *Textops) searchAppendBody(m *engine.Msg, re, val string) int {
 	b, ok := bodyStart(m)
 	if !ok {
 		return -1
 	}
-	return appendAfterMatch(m, re, val, b, len(m.Buf))
+	return t.appendAfterMatch(m, re, val, b, len(m.Buf))
 }
 
-func appendAfterMatch(m *engine.Msg, re, val string, from, to int) int {
-	r, err := Compile(re)
+func (t *Textops) appendAfterMatch(m *engine.Msg, re, val string, from, to int) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
@@ -154,8 +156,8 @@ func appendAfterMatch(m *engine.Msg, re, val string, from, to int) int {
 }
 
 // searchStr matches a regex against a string: 1 / -1.
-func searchStr(_ *engine.Msg, text, re string) int {
-	r, err := Compile(re)
+func (t *Textops) searchStr(_ *engine.Msg, text, re string) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
@@ -163,47 +165,49 @@ func searchStr(_ *engine.Msg, text, re string) int {
 }
 
 // replace replaces the first match from the headers on.
-func replace(m *engine.Msg, re, val string) int {
-	return replaceIn(m, re, val, hdrStart(m), len(m.Buf), false)
+func (t *Textops) replace(m *engine.Msg, re, val string) int {
+	return t.replaceIn(m, re, val, hdrStart(m), len(m.Buf), false)
 }
 
-func replaceAll(m *engine.Msg, re, val string) int {
-	return replaceIn(m, re, val, hdrStart(m), len(m.Buf), true)
+func (t *Textops) replaceAll(m *engine.Msg, re, val string) int {
+	return t.replaceIn(m, re, val, hdrStart(m), len(m.Buf), true)
 }
 
-func replaceBody(m *engine.Msg, re, val string) int {
+func (t *Textops) replaceBody(m *engine.Msg, re, val string) int {
 	b, ok := bodyStart(m)
 	if !ok {
 		return -1
 	}
-	return replaceIn(m, re, val, b, len(m.Buf), false)
+	return t.replaceIn(m, re, val, b, len(m.Buf), false)
 }
 
-func replaceBodyAll(m *engine.Msg, re, val string) int {
+func (t *Textops) replaceBodyAll(m *engine.Msg, re, val string) int {
 	b, ok := bodyStart(m)
 	if !ok {
 		return -1
 	}
-	return replaceIn(m, re, val, b, len(m.Buf), true)
+	return t.replaceIn(m, re, val, b, len(m.Buf), true)
 }
 
 // replaceBodyAtonce is replace_body_all in Kamailio 5.6 (the same helper without the line-by-line NOTBOL
 // distinction, which RE2's multi-line mode already gives).
-func replaceBodyAtonce(m *engine.Msg, re, val string) int { return replaceBodyAll(m, re, val) }
+func (t *Textops) replaceBodyAtonce(m *engine.Msg, re, val string) int {
+	return t.replaceBodyAll(m, re, val)
+}
 
 // replaceHdrs replaces the first match in the header block only.
-func replaceHdrs(m *engine.Msg, re, val string) int {
+func (t *Textops) replaceHdrs(m *engine.Msg, re, val string) int {
 	s := hdrStart(m)
 	if m.Raw.HdrsEnd <= s {
 		return -1
 	}
-	return replaceIn(m, re, val, s, m.Raw.HdrsEnd, false)
+	return t.replaceIn(m, re, val, s, m.Raw.HdrsEnd, false)
 }
 
 // replaceIn replaces the first (or every) match in buf[from:to]; an empty match is an error (-1), as in
 // Kamailio's replace_all.
-func replaceIn(m *engine.Msg, re, val string, from, to int, all bool) int {
-	r, err := Compile(re)
+func (t *Textops) replaceIn(m *engine.Msg, re, val string, from, to int, all bool) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
@@ -272,20 +276,20 @@ func replaceHdrsStr(m *engine.Msg, key, val, mode string) int {
 }
 
 // substMsg applies a sed-style expression from the headers on.
-func substMsg(m *engine.Msg, expr string) int {
-	return substIn(m, expr, hdrStart(m), len(m.Buf))
+func (t *Textops) substMsg(m *engine.Msg, expr string) int {
+	return t.substIn(m, expr, hdrStart(m), len(m.Buf))
 }
 
-func substBody(m *engine.Msg, expr string) int {
+func (t *Textops) substBody(m *engine.Msg, expr string) int {
 	b, ok := bodyStart(m)
 	if !ok {
 		return -1
 	}
-	return substIn(m, expr, b, len(m.Buf))
+	return t.substIn(m, expr, b, len(m.Buf))
 }
 
-func substIn(m *engine.Msg, expr string, from, to int) int {
-	se, err := parseSubst(expr)
+func (t *Textops) substIn(m *engine.Msg, expr string, from, to int) int {
+	se, err := t.parseSubst(expr)
 	if err != nil {
 		return -1
 	}
@@ -300,11 +304,11 @@ func substIn(m *engine.Msg, expr string, from, to int) int {
 }
 
 // substURI applies the expression to the Request-URI ($ru).
-func substURI(m *engine.Msg, expr string) int {
+func (t *Textops) substURI(m *engine.Msg, expr string) int {
 	if !m.IsRequest() {
 		return -1
 	}
-	se, err := parseSubst(expr)
+	se, err := t.parseSubst(expr)
 	if err != nil {
 		return -1
 	}
@@ -318,11 +322,11 @@ func substURI(m *engine.Msg, expr string) int {
 
 // substUser applies the expression to the user part of the Request-URI (an empty user when there is none)
 // and sets the result as the user (Kamailio's SET_USER_T: an empty result removes the user).
-func substUser(m *engine.Msg, expr string) int {
+func (t *Textops) substUser(m *engine.Msg, expr string) int {
 	if !m.IsRequest() {
 		return -1
 	}
-	se, err := parseSubst(expr)
+	se, err := t.parseSubst(expr)
 	if err != nil {
 		return -1
 	}
@@ -371,8 +375,8 @@ func userSpan(uri string) (us, ue int, ok bool) {
 
 // substHF applies the expression to the body of the first (flags "f" or empty) or last ("l") header named
 // hname; 1 when it changed it, -1 when no header or no match.
-func substHF(m *engine.Msg, hname, expr, flags string) int {
-	se, err := parseSubst(expr)
+func (t *Textops) substHF(m *engine.Msg, hname, expr, flags string) int {
+	se, err := t.parseSubst(expr)
 	if err != nil {
 		return -1
 	}
@@ -402,8 +406,8 @@ func substHF(m *engine.Msg, hname, expr, flags string) int {
 
 // searchHF matches re against the body of the headers named hname: every one, the first ("f") or the last
 // ("l"); 1 when one matches.
-func searchHF(m *engine.Msg, hname, re, flags string) int {
-	r, err := Compile(re)
+func (t *Textops) searchHF(m *engine.Msg, hname, re, flags string) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
@@ -433,11 +437,11 @@ func searchHF(m *engine.Msg, hname, re, flags string) int {
 
 // regexSubstring sets the pseudo-variable dst to group mindex of the first match of re (case-sensitive,
 // POSIX extended) in input: 1, -1 on error or an empty group, -2 when nothing matched.
-func regexSubstring(m *engine.Msg, input, re string, mindex, nmatch int, dst string) int {
+func (t *Textops) regexSubstring(m *engine.Msg, input, re string, mindex, nmatch int, dst string) int {
 	if dst == "" || mindex > nmatch-1 || mindex < 0 {
 		return -1
 	}
-	r, err := compileFlags(re, false, false)
+	r, err := t.compileFlags(re, false, false)
 	if err != nil {
 		return -1
 	}
@@ -470,19 +474,19 @@ func removeHF(m *engine.Msg, hname string) int {
 }
 
 // removeHFRe removes the headers whose name matches re: 1 when it removed one, -1 when none.
-func removeHFRe(m *engine.Msg, re string) int {
-	return removeHFExp(m, re, "")
+func (t *Textops) removeHFRe(m *engine.Msg, re string) int {
+	return t.removeHFExp(m, re, "")
 }
 
 // removeHFExp removes the headers whose name matches re and not skip ("" skips nothing).
-func removeHFExp(m *engine.Msg, re, skip string) int {
-	r, err := Compile(re)
+func (t *Textops) removeHFExp(m *engine.Msg, re, skip string) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
 	var sk *rx
 	if skip != "" {
-		if sk, err = Compile(skip); err != nil {
+		if sk, err = t.compile(skip); err != nil {
 			return -1
 		}
 	}
@@ -530,7 +534,7 @@ func removeHFIdx(m *engine.Msg, hname string, idx int) int {
 
 // removeHFMatch removes the headers named hname whose body compares with expr by op: eq, ne, in
 // (substring) or re (regex): 1 when it removed one, -2 when none, -1 for a bad op or name.
-func removeHFMatch(m *engine.Msg, hname, op, expr string) int {
+func (t *Textops) removeHFMatch(m *engine.Msg, hname, op, expr string) int {
 	if !validName(hname) {
 		return -1
 	}
@@ -539,7 +543,7 @@ func removeHFMatch(m *engine.Msg, hname, op, expr string) int {
 	case "eq", "ne", "in":
 	case "re":
 		var err error
-		if r, err = Compile(expr); err != nil {
+		if r, err = t.compile(expr); err != nil {
 			return -1
 		}
 	default:
@@ -578,8 +582,8 @@ func isPresentHF(m *engine.Msg, hname string) int {
 	return ret(m.Raw.Find(m.Buf, engine.HeaderName(hname)) >= 0)
 }
 
-func isPresentHFRe(m *engine.Msg, re string) int {
-	r, err := Compile(re)
+func (t *Textops) isPresentHFRe(m *engine.Msg, re string) int {
+	r, err := t.compile(re)
 	if err != nil {
 		return -1
 	}
