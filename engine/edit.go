@@ -49,6 +49,17 @@ func (m *Msg) EditRestore(mark int) {
 	}
 }
 
+// DropEditsFrom cancels the edits that start at or after off (textops set_body drops the earlier body
+// changes, as Kamailio's del_nonshm_lump(&msg->body_lumps) does). The entries stay, as empty insertions, so
+// EditMark/EditRestore indices keep their meaning.
+func (m *Msg) DropEditsFrom(off int) {
+	for i, e := range m.edits {
+		if e.off >= off && e.fn == nil {
+			m.edits[i] = edit{off: e.off, end: e.off}
+		}
+	}
+}
+
 // AppendHeader adds a header line (with or without CRLF) after the last header.
 func (m *Msg) AppendHeader(line string) {
 	m.AddEdit(m.Raw.HdrsEnd, m.Raw.HdrsEnd, withCRLF(line))

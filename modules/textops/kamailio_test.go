@@ -124,6 +124,14 @@ var wireCases = []wcase{
 	{name: "has_body_multi", body: "multi", calls: []string{`KSR.textops.has_body_type("multipart/mixed")`, `KSR.textops.has_body_type("application/sdp")`, `KSR.textops.is_audio_on_hold()`}},
 	{name: "compact_names", body: "sdp", calls: []string{`KSR.textops.is_present_hf("v")`, `KSR.textops.is_present_hf("f")`, `KSR.textops.search_hf("s", "Hello", "")`, `KSR.textops.is_present_hf("i")`}},
 	{name: "in_list_more", body: "none", calls: []string{`KSR.textops.in_list("a", "a", ",")`, `KSR.textops.in_list("", "a", ",")`, `KSR.textops.in_list("a b", " a b ;c", ";")`, `KSR.textops.in_list_prefix("555123", "4,55", ",")`}},
+	{name: "append_body_part_hex_cd", body: "multi", calls: []string{`KSR.textops.append_body_part_hex_cd("41 42", "text/plain", "signal")`, `KSR.textops.append_body_part_hex("zz", "text/plain")`}},
+	{name: "set_body_multipart_full", body: "sdp", calls: []string{`KSR.textops.set_body_multipart("new part", "text/plain", "bnd7")`}},
+	{name: "set_body_multipart_on_multi", body: "multi", calls: []string{`KSR.textops.set_body_multipart_mode()`}},
+	{name: "set_reply_body_twice", body: "none", reply: true, calls: []string{`KSR.textops.set_reply_body("one", "text/plain")`, `KSR.textops.set_reply_body("two", "text/x")`}},
+	{name: "search_append_overlap", body: "sdp", calls: []string{`KSR.textops.search_append("Hello", "1")`, `KSR.textops.search_append("Hello", "2")`, `KSR.textops.replace("Hello", "Bye")`}},
+	{name: "subst_hf_first_last", body: "sdp", calls: []string{`KSR.textops.subst_hf("X-Multi", "/o/0/g", "f")`, `KSR.textops.subst_hf("X-Multi", "/e/E/", "l")`}},
+	{name: "set_body_twice", body: "sdp", calls: []string{`KSR.textops.set_body("first", "text/plain")`, `KSR.textops.set_body("second", "text/html")`}},
+	{name: "remove_body_then_set", body: "sdp", calls: []string{`KSR.textopsx.remove_body()`, `KSR.textops.set_body("x", "text/plain")`}},
 	// textopsx
 	{name: "msg_apply_changes", body: "sdp", reply: false, calls: []string{`KSR.hdr.append("X-New: 1\r\n")`, `KSR.textopsx.msg_apply_changes()`, `KSR.textops.is_present_hf("X-New")`, `KSR.textops.replace("X-New: 1", "X-New: 2")`}},
 	{name: "msg_set_buffer", body: "none", reply: false, calls: []string{`KSR.textopsx.msg_set_buffer("MESSAGE " .. KSR.pv.get("$ru") .. " SIP/2.0\r\nVia: " .. KSR.hdr.get("Via") .. "\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: sb\r\nCSeq: 1 MESSAGE\r\nX-Case: msg_set_buffer\r\nContent-Length: 0\r\n\r\n")`, `KSR.hdr.get("Call-ID")`}},
@@ -148,6 +156,17 @@ var wireCases = []wcase{
 	{name: "assign_hf_value_noidx", body: "sdp", calls: []string{`KSR.textopsx.assign_hf_value("X-Multi", "z")`}},
 	{name: "append_hf_value_last", body: "sdp", calls: []string{`KSR.textopsx.append_hf_value("X-Multi[-1]", "four")`, `KSR.textopsx.append_hf_value("X-New[-1]", "n")`}},
 	{name: "insert_hf_value_first", body: "sdp", calls: []string{`KSR.textopsx.insert_hf_value("X-Multi[1]", "zero")`, `KSR.textopsx.insert_hf_value("X-New[1]", "n")`, `KSR.textopsx.insert_hf_value("X-New2[3]", "n")`}},
+	{name: "hf_value_param", body: "sdp", calls: []string{`KSR.textopsx.append_hf_value("From.p", "v")`, `KSR.textopsx.assign_hf_value("From.tag", "new")`, `KSR.textopsx.remove_hf_value("Contact.expires")`, `KSR.textopsx.hf_value_exists("X-Multi.q", "1")`}},
+	{name: "assign_hf_value_star", body: "sdp", calls: []string{`KSR.textopsx.assign_hf_value("X-Multi[*]", "s")`}},
+	{name: "remove_hf_value2_idx", body: "sdp", calls: []string{`KSR.textopsx.remove_hf_value2("X-Multi[2]", "")`, `KSR.textopsx.assign_hf_value2("X-Multi[1]", "a1")`}},
+	{name: "hf_value_compact", body: "sdp", calls: []string{`KSR.textopsx.hf_value_exists("k", "timer")`, `KSR.textopsx.include_hf_value("Supported", "TIMER")`, `KSR.textopsx.exclude_hf_value("Supported", "100REL")`}},
+	{name: "hf_iterator_prev_walk", body: "sdp", calls: []string{`KSR.textopsx.hf_iterator_start("w")`, `KSR.textopsx.hf_iterator_next("w")`, `KSR.textopsx.hf_iterator_next("w")`, `KSR.textopsx.hf_iterator_next("w")`, `KSR.textopsx.hf_iterator_prev("w")`, `KSR.textopsx.hf_iterator_hname("w")`, `KSR.textopsx.hf_iterator_prev("w")`, `KSR.textopsx.hf_iterator_hname("w")`, `KSR.textopsx.hf_iterator_prev("w")`, `KSR.textopsx.hf_iterator_hname("w")`, `KSR.textopsx.hf_iterator_next("w")`, `KSR.textopsx.hf_iterator_hname("w")`}},
+	{name: "bl_iterator_walk", body: "sdp", calls: []string{`KSR.textopsx.bl_iterator_start("w")`, `KSR.textopsx.bl_iterator_next("w")`, `KSR.textopsx.bl_iterator_next("w")`, `KSR.textopsx.bl_iterator_value("w")`, `KSR.textopsx.bl_iterator_start("w")`, `KSR.textopsx.bl_iterator_value("w")`, `KSR.textopsx.bl_iterator_next("w")`, `KSR.textopsx.bl_iterator_value("w")`}},
+	{name: "bl_iterator_nobody", body: "none", calls: []string{`KSR.textopsx.bl_iterator_start("n")`, `KSR.textopsx.bl_iterator_next("n")`, `KSR.textopsx.bl_iterator_value("n")`}},
+	{name: "hf_value_param2", body: "sdp", calls: []string{`KSR.textopsx.assign_hf_value("Contact.expires", "60")`, `KSR.textopsx.remove_hf_value("From.tag")`, `KSR.textopsx.assign_hf_value("To.x", "")`}},
+	{name: "hf_value_param_star", body: "sdp", calls: []string{`KSR.textopsx.assign_hf_value("X-P[*].q", "0.1")`, `KSR.textopsx.remove_hf_value("X-P[1].foo")`}},
+	{name: "hf_value_param_remove_star", body: "sdp", calls: []string{`KSR.textopsx.remove_hf_value("X-P[*].q")`, `KSR.textopsx.assign_hf_value("X-P[2].foo", "")`}},
+	{name: "hf_value_param_flag", body: "sdp", calls: []string{`KSR.textopsx.assign_hf_value("X-P.q", "")`, `KSR.textopsx.assign_hf_value("X-P[-1].q", "2")`}},
 	{name: "include_hf_value", body: "sdp", reply: false, calls: []string{`KSR.textopsx.include_hf_value("X-Multi", "two")`, `KSR.textopsx.include_hf_value("X-Multi", "five")`}},
 	{name: "exclude_hf_value", body: "sdp", reply: false, calls: []string{`KSR.textopsx.exclude_hf_value("X-Multi", "two")`, `KSR.textopsx.exclude_hf_value("X-Multi", "nine")`}},
 	{name: "set_body_multipart_content", body: "sdp", reply: false, calls: []string{`KSR.textops.set_body_multipart_content("part one", "text/plain")`}},
@@ -184,6 +203,7 @@ func request(c wcase, uas, client int) string {
 		"X-Multi: three\r\n"+
 		"Privacy: id;user\r\n"+
 		"Supported: 100rel, timer\r\n"+
+		"X-P: <sip:a@x>;q=0.5;foo, <sip:b@x> ; q = 1\r\n"+
 		"X-Case: %s\r\n"+
 		"%sContent-Length: %d\r\n\r\n%s", uas, client, c.name, c.name, client, c.name, ct, len(body), body)
 }

@@ -177,6 +177,8 @@ func setBodyMultipart(m *engine.Msg, body, ctype, bnd string) int {
 		return -1
 	}
 	old := currentBody(m)
+	m.DropEditsFrom(m.Raw.Body) // earlier body changes go, as in Kamailio
+	delete(m.Mod, "textops")
 	var nb string
 	switch {
 	case body != "":

@@ -767,6 +767,9 @@ func setBody(m *engine.Msg, body, ctype string) int {
 	if b > len(m.Buf) {
 		b = len(m.Buf)
 	}
+	// earlier body changes go, as Kamailio drops its body lumps here
+	m.DropEditsFrom(b)
+	delete(m.Mod, "textops")
 	if b < len(m.Buf) {
 		m.AddEdit(b, len(m.Buf), "")
 	}
@@ -786,13 +789,17 @@ func setBody(m *engine.Msg, body, ctype string) int {
 	return 1
 }
 
-// setReplyBody sets the body (and Content-Type) of the replies this proxy generates for the request.
+// setReplyBody sets the body (and Content-Type) of the replies this proxy generates for the request. As in
+// Kamailio, a reply has one body: a second call still adds its Content-Type header, then fails with -1.
 func setReplyBody(m *engine.Msg, body, ctype string) int {
 	if body == "" || ctype == "" {
 		return -1
 	}
 	m.ReplyHdrs = append(m.ReplyHdrs, "Content-Type: "+ctype+"\r\n"...)
-	m.ReplyBody = append(m.ReplyBody[:0], body...)
+	if m.ReplyBody != nil {
+		return -1
+	}
+	m.ReplyBody = append([]byte(nil), body...)
 	return 1
 }
 

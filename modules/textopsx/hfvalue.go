@@ -9,7 +9,8 @@ import (
 
 // Header value lists: a header's body is a comma-separated list of values (RFC 3261 §7.3.1), numbered from
 // 1 across all headers of the name, negative from the end. The header spec is "Name" or "Name[idx]"
-// ("[*]" = all); Kamailio's ".param" form (a parameter of a value) is not supported and returns -1.
+// ("[*]" = all), optionally followed by ".param" (a ;parameter of the value) for remove_hf_value and
+// assign_hf_value; the *2 forms' ".param" (Authorization-style name=value lists) is not supported (-1).
 
 type op int
 
@@ -27,6 +28,7 @@ const (
 
 type hfSpec struct {
 	name   string
+	param  string
 	idx    int // 0 = none
 	hasIdx bool
 	all    bool
@@ -35,6 +37,13 @@ type hfSpec struct {
 func parseSpec(s string) (hfSpec, bool) {
 	s = strings.TrimSpace(s)
 	var sp hfSpec
+	if i := strings.LastIndexByte(s, '.'); i >= 0 {
+		sp.param = s[i+1:]
+		s = s[:i]
+		if sp.param == "" || strings.ContainsAny(sp.param, "[]; \t=") {
+			return sp, false
+		}
+	}
 	if i := strings.IndexByte(s, '['); i >= 0 {
 		if !strings.HasSuffix(s, "]") {
 			return sp, false
@@ -152,6 +161,17 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 	}
 	vs := values(m, sp.name)
 	lname := engine.HeaderName(sp.name)
+	// Kamailio's fixups: append and insert take no [*] and no parameter, assign no [*] without a parameter,
+	// the *2 forms' parameters are not supported here
+	switch {
+	case (o == opAppend || o == opInsert) && (sp.all || sp.param != ""),
+		o == opAssign && sp.all && sp.param == "",
+		(o == opRemove2 || o == opAssign2) && sp.param != "":
+		return -1
+	}
+	if sp.param != "" { // an empty value assigns nothing: Kamailio's KEMI passes no value, which removes
+		return modifyParam(m, sp, vs, val, o == opRemove || val == "")
+	}
 	switch o {
 	case opAppend:
 		if !sp.hasIdx {
@@ -190,8 +210,8 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 		return -1
 	case opRemove, opRemove2, opAssign, opAssign2:
 		remove := o == opRemove || o == opRemove2
-		if !sp.hasIdx && !sp.all && (o == opRemove || o == opAssign) {
-			sp.idx, sp.hasIdx = 1, true // no index: the first value, as Kamailio's
+		if !sp.hasIdx && !sp.all {
+			sp.idx, sp.hasIdx = 1, true // no index: the first value (the first header for the *2 forms)
 		}
 		if !sp.hasIdx || o == opRemove2 || o == opAssign2 {
 			hit := -1
@@ -250,7 +270,7 @@ func headerIndex(m *engine.Msg, lname string, idx int) int {
 // exclude_hf_value removes it, hf_value_exists tests it (values compared case-insensitively).
 func incExc(m *engine.Msg, spec, val string, o op) int {
 	sp, ok := parseSpec(spec)
-	if !ok || sp.hasIdx || val == "" {
+	if !ok || sp.hasIdx || sp.param != "" || val == "" {
 		return -1
 	}
 	vs := values(m, sp.name)
@@ -305,4 +325,110 @@ func commaAfter(m *engine.Msg, v value) int {
 		c++
 	}
 	return c + 1
+}
+
+// modifyParam is assign_hf_value / remove_hf_value on "Name[idx].param": the ;param of the selected value
+// (after its URI), or of every value with [*]. Assign replaces its value (adds ";param=val" when absent);
+// remove (and assign of "") deletes it with its ';' and the white space before it, -1 when absent.
+func modifyParam(m *engine.Msg, sp hfSpec, vs []value, val string, remove bool) int {
+	var sel []value
+	if sp.all {
+		sel = vs
+	} else {
+		idx := sp.idx
+		if !sp.hasIdx {
+			idx = 1
+		}
+		i, ok := pick(vs, idx)
+		if !ok {
+			return -1
+		}
+		sel = vs[i : i+1]
+	}
+	res := -1
+	for _, v := range sel {
+		area := v.start
+		if gt := strings.IndexByte(v.text, '>'); gt >= 0 {
+			area += gt + 1
+			for area < v.end && (m.Buf[area] == ' ' || m.Buf[area] == '\t') {
+				area++
+			}
+		} else if sc := strings.IndexByte(v.text, ';'); sc >= 0 {
+			area += sc
+		} else {
+			area = v.end
+		}
+		delStart, updStart, end, found := findParam(m.Buf[:v.end], area, sp.param)
+		switch {
+		case found && remove:
+			m.AddEdit(delStart, end, "")
+			res = 1
+		case found:
+			text := ""
+			if val != "" {
+				text = "=" + val
+			}
+			m.AddEdit(updStart, end, text)
+			res = 1
+		case !remove:
+			text := ";" + sp.param
+			if val != "" {
+				text += "=" + val
+			}
+			m.AddEdit(delStart, delStart, text)
+			res = 1
+		}
+	}
+	return res
+}
+
+// findParam scans ";name[=value]" parameters in buf from pos (Kamailio's find_hf_value_param): for the
+// parameter called name it returns where its deletion starts (the white space before ';'), where its
+// "=value" starts and where it ends; when absent, delStart is the end of the last parameter.
+func findParam(buf []byte, pos int, name string) (delStart, updStart, end int, found bool) {
+	i := pos
+	for {
+		delStart = i
+		for i < len(buf) && (buf[i] == ' ' || buf[i] == '\t') {
+			i++
+		}
+		if i >= len(buf) || buf[i] != ';' {
+			return delStart, 0, 0, false
+		}
+		i++
+		for i < len(buf) && (buf[i] == ' ' || buf[i] == '\t') {
+			i++
+		}
+		j := i
+		for i < len(buf) && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '=' && buf[i] != ';' {
+			i++
+		}
+		hit := strings.EqualFold(string(buf[j:i]), name)
+		updStart = i
+		for i < len(buf) && (buf[i] == ' ' || buf[i] == '\t') {
+			i++
+		}
+		if i < len(buf) && buf[i] == '=' {
+			i++
+			for i < len(buf) && (buf[i] == ' ' || buf[i] == '\t') {
+				i++
+			}
+			if i < len(buf) && buf[i] == '"' {
+				i++
+				for i < len(buf) && buf[i] != '"' {
+					i++
+				}
+				if i < len(buf) {
+					i++
+				}
+			} else {
+				for i < len(buf) && buf[i] != ' ' && buf[i] != '\t' && buf[i] != ';' {
+					i++
+				}
+			}
+		}
+		if hit {
+			return delStart, updStart, i, true
+		}
+	}
 }

@@ -215,9 +215,12 @@ type iterators struct {
 	bl map[string]*blIter
 }
 
+// hfIter follows Kamailio's hf_iterator: it (the current header) and prev (the one before, kept to step
+// back), as indexes in m.Raw.Hdrs, -1 for none.
 type hfIter struct {
-	idx int // current header index in m.Raw.Hdrs, -1 before the first
-	eoh bool
+	idx  int
+	prev int
+	eoh  bool
 }
 
 type blIter struct {
@@ -245,7 +248,7 @@ func hfStart(m *engine.Msg, name string) int {
 	if name == "" || len(name) >= 32 || its.hf[name] == nil && len(its.hf) >= maxIterators {
 		return -1
 	}
-	its.hf[name] = &hfIter{idx: -1}
+	its.hf[name] = &hfIter{idx: -1, prev: -1}
 	return ret(len(m.Raw.Hdrs) > 0)
 }
 
@@ -255,6 +258,9 @@ func hfNext(m *engine.Msg, name string) int {
 	it := hfGet(m, name)
 	if it == nil || it.eoh {
 		return -1
+	}
+	if it.idx >= 0 {
+		it.prev = it.idx
 	}
 	it.idx++
 	if it.idx >= len(m.Raw.Hdrs) {
@@ -269,11 +275,23 @@ func hfPrev(m *engine.Msg, name string) int {
 	if it == nil || it.eoh {
 		return -1
 	}
-	if it.idx <= 0 {
+	// Kamailio's ki_hf_iterator_prev: back to the remembered previous header; once there, a walk that finds
+	// the header two before the current one, and otherwise (from the second header, unless it is the last
+	// of two) back to the start
+	switch n := len(m.Raw.Hdrs); {
+	case it.prev < 0:
 		return hfStart(m, name)
+	case it.prev != it.idx:
+		it.idx = it.prev
+		return 1
+	case it.idx >= 2:
+		it.idx, it.prev = it.idx-1, it.idx-2
+		return 1
+	case it.idx == 1 && n == 2:
+		it.idx, it.prev = 0, -1
+		return 1
 	}
-	it.idx--
-	return 1
+	return hfStart(m, name)
 }
 
 func hfEnd(m *engine.Msg, name string) int {
