@@ -1,10 +1,13 @@
 package textops
 
 import (
+	"bytes"
 	"errors"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -23,6 +26,14 @@ type rx struct {
 	src     string // the pattern with its flags, for the NOTBOL variant
 	once    sync.Once
 	notbolR *regexp.Regexp
+
+	// For a newline-sensitive pattern that starts with ^ and a literal ("^Subject: H"), every match starts
+	// at a line start with that literal: find checks line starts with a byte compare and runs anch (the
+	// pattern anchored with \A) there only. RE2 otherwise runs its automaton from every byte of the
+	// message, which for such patterns costs about ten times more.
+	lit  []byte // the literal, lower case when fold
+	fold bool
+	anch *regexp.Regexp
 }
 
 // notbol compiles the NOTBOL variant on first use (most patterns never need it).
@@ -57,15 +68,110 @@ func compileFlags(pattern string, icase, newline bool) (*rx, error) {
 		return nil, err
 	}
 	re.Longest()
-	return &rx{re: re, src: "(?" + flags + `)\A(?s:.)(?:` + pattern + ")"}, nil
+	r := &rx{re: re, src: "(?" + flags + `)\A(?s:.)(?:` + pattern + ")"}
+	if newline {
+		if lit, ok := lineLiteral("(?" + flags + ")" + pattern); ok {
+			if anch, err := regexp.Compile("(?" + flags + `)\A(?:` + pattern + ")"); err == nil {
+				anch.Longest()
+				r.lit, r.fold, r.anch = lit, icase, anch
+				if icase {
+					r.lit = bytes.ToLower(lit)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// lineLiteral returns the ASCII literal that follows a leading ^ of a multi-line pattern. (RE2 folds k and s
+// to the Kelvin and long-s signs too; the byte compare does not, as glibc in the C locale does not.)
+func lineLiteral(pattern string) ([]byte, bool) {
+	t, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	if t.Op != syntax.OpConcat || len(t.Sub) < 2 || t.Sub[0].Op != syntax.OpBeginLine || t.Sub[1].Op != syntax.OpLiteral {
+		return nil, false
+	}
+	var lit []byte
+	for _, c := range t.Sub[1].Rune {
+		if c >= utf8.RuneSelf {
+			break
+		}
+		lit = append(lit, byte(c))
+	}
+	return lit, len(lit) > 0
+}
+
+// findLine is find for a pattern with a line literal: only line starts (and from, when it is one) are
+// tried.
+func findLine(r *rx, buf []byte, from int, boolOnly bool) ([]int, bool) {
+	p := from
+	if p > 0 && buf[p-1] != '\n' && buf[p-1] != '\r' {
+		p = nextLine(buf, p)
+	}
+	for p >= 0 && p <= len(buf) {
+		if hasPrefix(buf[p:], r.lit, r.fold) {
+			if boolOnly {
+				if r.anch.Match(buf[p:]) {
+					return nil, true
+				}
+			} else if loc := r.anch.FindSubmatchIndex(buf[p:]); loc != nil {
+				return shift(loc, p), true
+			}
+		}
+		p = nextLine(buf, p)
+	}
+	return nil, false
+}
+
+// nextLine returns the start of the line after the one containing p, -1 at the end.
+func nextLine(buf []byte, p int) int {
+	i := bytes.IndexByte(buf[p:], '\n')
+	if i < 0 {
+		return -1
+	}
+	return p + i + 1
+}
+
+func hasPrefix(b, lit []byte, fold bool) bool {
+	if len(b) < len(lit) {
+		return false
+	}
+	if !fold {
+		return bytes.Equal(b[:len(lit)], lit)
+	}
+	for i, c := range lit {
+		x := b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if x != c {
+			return false
+		}
+	}
+	return true
 }
 
 // match reports whether the pattern matches b.
-func (r *rx) match(b []byte) bool { return r.re.Match(b) }
+func (r *rx) match(b []byte) bool {
+	if r.anch != nil {
+		_, ok := findLine(r, b, 0, true)
+		return ok
+	}
+	return r.re.Match(b)
+}
 
 // find returns the first match in buf[from:] as absolute submatch positions; when from is inside a line
 // (the previous byte is neither CR nor LF) ^ does not match at from, as with Kamailio's REG_NOTBOL.
 func find(r *rx, buf []byte, from int) []int {
+	if r.anch != nil {
+		if from > len(buf) {
+			return nil
+		}
+		loc, _ := findLine(r, buf, from, false)
+		return loc
+	}
 	for from <= len(buf) {
 		if from == 0 || buf[from-1] == '\n' || buf[from-1] == '\r' {
 			return shift(r.re.FindSubmatchIndex(buf[from:]), from)

@@ -41,6 +41,43 @@ func TestFindNotBOL(t *testing.T) {
 	}
 }
 
+// TestLineLiteralPath: patterns starting with ^ and a literal take the line-start path; it finds what the
+// general path finds, from every offset.
+func TestLineLiteralPath(t *testing.T) {
+	bufs := []string{
+		"INVITE sip:a SIP/2.0\r\nSubject: Hello\r\nsubject: hi there\r\nX: Subject: no\r\n\r\nSubject: body",
+		"Subj\nSubject\r\nSUBJECT: x\n\nsubject:",
+		"", "\n", "aSubject: x",
+	}
+	pats := []string{"^Subject: (h[a-z]+)", "^subject", "^SUBJECT:.*$", "^X: S", "^Subj(ect)?", "^a"}
+	for _, pat := range pats {
+		fast, err := Compile(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast.anch == nil {
+			t.Fatalf("%q: no line-literal path", pat)
+		}
+		slow := &rx{re: fast.re, src: fast.src}
+		for _, b := range bufs {
+			for from := 0; from <= len(b); from++ {
+				got, want := fmt.Sprint(find(fast, []byte(b), from)), fmt.Sprint(find(slow, []byte(b), from))
+				if got != want {
+					t.Errorf("find(%q, %q, %d) = %s, general path %s", pat, b, from, got, want)
+				}
+			}
+			if fast.match([]byte(b)) != slow.match([]byte(b)) {
+				t.Errorf("match(%q, %q) differs", pat, b)
+			}
+		}
+	}
+	for _, pat := range []string{"Subject", "^(a|b)", "^.x", "(?-m)^a"} {
+		if r, _ := Compile(pat); r != nil && r.anch != nil {
+			t.Errorf("%q took the line-literal path", pat)
+		}
+	}
+}
+
 // TestParseSubst: Kamailio's subst_parser rules: any separator, escaped separators, \N, \n \r \t, flags
 // i s g; anything else is an error.
 func TestParseSubst(t *testing.T) {
