@@ -129,12 +129,24 @@ func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byt
 	return append(dst, m.Buf[pos:]...)
 }
 
-// contentLengthEdit adds Content-Length when the message has none (needed on stream transports).
+// contentLengthEdit adds Content-Length when the message has none (needed on stream transports): the
+// length of the body as sent, unless an edit (textops set_body) already adds the header.
 func (m *Msg) contentLengthEdit() (edit, bool) {
 	if m.Raw.Find(m.Buf, "content-length") >= 0 {
 		return edit{}, false
 	}
 	n := len(m.Buf) - m.Raw.Body
+	for _, e := range m.edits {
+		if e.fn != nil {
+			continue
+		}
+		if strings.HasPrefix(e.text, "Content-Length:") && e.off <= m.Raw.HdrsEnd {
+			return edit{}, false
+		}
+		if e.off >= m.Raw.Body {
+			n += len(e.text) - (e.end - e.off)
+		}
+	}
 	return edit{off: m.Raw.HdrsEnd, end: m.Raw.HdrsEnd, text: "Content-Length: " + strconv.Itoa(n) + "\r\n"}, true
 }
 
