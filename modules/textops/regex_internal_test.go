@@ -162,3 +162,42 @@ func BenchmarkSubstBody(b *testing.B) {
 		m.EditRestore(mark)
 	}
 }
+
+// FuzzTextops: no pattern, expression or replacement makes a function panic, and the outgoing message
+// always builds. Run longer with: go test ./modules/textops -run XXX -fuzz FuzzTextops -fuzztime 1m
+func FuzzTextops(f *testing.F) {
+	for _, s := range [][2]string{{"^Subject: (.*)$", "/^c=(.*)/\\1x/g"}, {"", "//"}, {"(", "/(/x/"}, {"x*", "#a#\\9#s"},
+		{"^", "/^/$hdr(X)/g"}, {"[[:alpha:]]+", "/a/\\u$/i"}} {
+		f.Add(s[0], s[1], "text\r\n")
+	}
+	f.Fuzz(func(t *testing.T, re, expr, val string) {
+		tx := &Textops{}
+		buf := []byte("INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n" +
+			"Subject: Hello World\r\nX-A: one, two\r\nContent-Type: multipart/mixed;boundary=b\r\nContent-Length: 60\r\n\r\n" +
+			"--b\r\nContent-Type: text/plain\r\n\r\nsome text\r\n--b--\r\n")
+		m := &engine.Msg{Buf: buf}
+		if err := rawsip.Scan(buf, &m.Raw); err != nil {
+			t.Fatal(err)
+		}
+		tx.search(m, re)
+		tx.searchBody(m, re)
+		tx.searchAppend(m, re, val)
+		tx.replaceAll(m, re, val)
+		tx.replaceBodyAll(m, re, val)
+		tx.replaceHdrs(m, re, val)
+		tx.substMsg(m, expr)
+		tx.substBody(m, expr)
+		tx.substURI(m, expr)
+		tx.substUser(m, expr)
+		tx.substHF(m, "X-A", expr, "l")
+		tx.removeHFExp(m, re, val)
+		tx.removeHFMatch(m, "X-A", "re", re)
+		replaceStr(m, re, val, expr)
+		appendBodyPart(m, val, re, expr, false)
+		removeBodyPart(m, re)
+		filterBody(m, re)
+		setBodyMultipart(m, val, re, expr)
+		inList(re, val, expr, true)
+		_ = m.Outgoing()
+	})
+}
