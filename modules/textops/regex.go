@@ -48,8 +48,8 @@ func (r *rx) notbol() *regexp.Regexp {
 	return r.notbolR
 }
 
-// Compile compiles a textops pattern with Kamailio's flags (case-insensitive, newline-sensitive).
-func Compile(pattern string) (*rx, error) {
+// compileRx compiles a textops pattern with Kamailio's flags (case-insensitive, newline-sensitive).
+func compileRx(pattern string) (*rx, error) {
 	return compileFlags(pattern, true, true)
 }
 

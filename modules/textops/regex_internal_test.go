@@ -27,7 +27,7 @@ func TestFindNotBOL(t *testing.T) {
 		{"A+", "xaaay", 1, "1-4"}, // case-insensitive, leftmost-longest
 		{"(a|ab)(c|bcd)", "abcd", 0, "0-4"},
 	} {
-		r, err := Compile(c.re)
+		r, err := compileRx(c.re)
 		if err != nil {
 			t.Fatalf("%q: %v", c.re, err)
 		}
@@ -51,7 +51,7 @@ func TestLineLiteralPath(t *testing.T) {
 	}
 	pats := []string{"^Subject: (h[a-z]+)", "^subject", "^SUBJECT:.*$", "^X: S", "^Subj(ect)?", "^a"}
 	for _, pat := range pats {
-		fast, err := Compile(pat)
+		fast, err := compileRx(pat)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestLineLiteralPath(t *testing.T) {
 		}
 	}
 	for _, pat := range []string{"Subject", "^(a|b)", "^.x", "(?-m)^a"} {
-		if r, _ := Compile(pat); r != nil && r.anch != nil {
+		if r, _ := compileRx(pat); r != nil && r.anch != nil {
 			t.Errorf("%q took the line-literal path", pat)
 		}
 	}
@@ -120,7 +120,7 @@ func BenchmarkSearchCompile(b *testing.B) {
 		"Subject: Hello World\r\nContent-Length: 0\r\n\r\n")
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		r, err := Compile("^Subject: H")
+		r, err := compileRx("^Subject: H")
 		if err != nil || !r.match(buf) {
 			b.Fatal("no match")
 		}
