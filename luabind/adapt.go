@@ -61,6 +61,9 @@ type (
 	fnSIA   = func(*engine.Msg, string, int) any
 )
 
+// fnSSIISI is textops' regex_substring(input, regex, index, count, dst).
+type fnSSIISI = func(*engine.Msg, string, string, int, int, string) int
+
 // dispatcher's ds_select_*_limit(set, alg, limit), ds_is_from_list_uri(set, mode, uri) and permissions'
 // allow_address(group, ip, port).
 type (
@@ -126,6 +129,10 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSSSII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argI(L, name, 4)))
+		}
+	case fnSSIISI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argI(L, name, 4), argS(L, name, 5)))
 		}
 	case fnIIII:
 		return func(L *lua.LState) int {
