@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 // edit replaces Buf[off:end] with text when the message is sent on (Kamailio's lumps): the received bytes
@@ -41,6 +46,17 @@ func (m *Msg) EditMark() int { return len(m.edits) }
 func (m *Msg) EditRestore(mark int) {
 	if mark >= 0 && mark < len(m.edits) {
 		m.edits = m.edits[:mark]
+	}
+}
+
+// DropEditsFrom cancels the edits that start at or after off (textops set_body drops the earlier body
+// changes, as Kamailio's del_nonshm_lump(&msg->body_lumps) does). The entries stay, as empty insertions, so
+// EditMark/EditRestore indices keep their meaning.
+func (m *Msg) DropEditsFrom(off int) {
+	for i, e := range m.edits {
+		if e.off >= off && e.fn == nil {
+			m.edits[i] = edit{off: e.off, end: e.off}
+		}
 	}
 }
 
@@ -92,6 +108,9 @@ func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byt
 	if len(edits) == 0 {
 		return append(dst, m.Buf...)
 	}
+	if cl, ok := m.bodyLengthEdit(edits); ok {
+		edits = append(slices.Clip(edits), cl)
+	}
 	sorted := slices.Clone(edits)
 	slices.SortStableFunc(sorted, func(a, b edit) int { return a.off - b.off })
 	pos := 0
@@ -110,11 +129,79 @@ func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byt
 	return append(dst, m.Buf[pos:]...)
 }
 
-// contentLengthEdit adds Content-Length when the message has none (needed on stream transports).
+// contentLengthEdit adds Content-Length when the message has none (needed on stream transports): the
+// length of the body as sent, unless an edit (textops set_body) already adds the header.
 func (m *Msg) contentLengthEdit() (edit, bool) {
 	if m.Raw.Find(m.Buf, "content-length") >= 0 {
 		return edit{}, false
 	}
 	n := len(m.Buf) - m.Raw.Body
+	for _, e := range m.edits {
+		if e.fn != nil {
+			continue
+		}
+		if strings.HasPrefix(e.text, "Content-Length:") && e.off <= m.Raw.HdrsEnd {
+			return edit{}, false
+		}
+		if e.off >= m.Raw.Body {
+			n += len(e.text) - (e.end - e.off)
+		}
+	}
 	return edit{off: m.Raw.HdrsEnd, end: m.Raw.HdrsEnd, text: "Content-Length: " + strconv.Itoa(n) + "\r\n"}, true
+}
+
+// bodyLengthEdit rewrites the Content-Length value when edits change the body's length (textops'
+// set_body, replace_body...), as Kamailio's adjust_clen does for body lumps; no header, or an edit that
+// already touches the header, leaves it alone.
+func (m *Msg) bodyLengthEdit(edits []edit) (edit, bool) {
+	body := m.Raw.Body
+	if body > len(m.Buf) {
+		return edit{}, false
+	}
+	delta, touched := 0, false
+	for _, e := range edits {
+		if e.off >= body && e.fn == nil {
+			delta += len(e.text) - (e.end - e.off)
+			touched = true
+		}
+	}
+	if !touched || delta == 0 {
+		return edit{}, false
+	}
+	i := m.Raw.Find(m.Buf, "content-length")
+	if i < 0 {
+		return edit{}, false
+	}
+	h := m.Raw.Hdrs[i]
+	for _, e := range edits {
+		if e.off < h.End && e.end > h.Start {
+			return edit{}, false
+		}
+	}
+	return edit{off: h.VStart, end: h.VEnd, text: strconv.Itoa(len(m.Buf) - body + delta)}, true
+}
+
+// ApplyChanges makes the edits so far part of the message (textopsx msg_apply_changes): the outgoing
+// bytes (socket edits resolved for the receiving socket) become the message that getters read and later
+// edits refer to.
+func (m *Msg) ApplyChanges() error {
+	if len(m.edits) == 0 {
+		return nil
+	}
+	return m.SetBuffer(m.appendOutgoingFrom(nil, m.Local))
+}
+
+// SetBuffer replaces the message with buf (textopsx msg_set_buffer) and drops the pending edits; buf must
+// scan as a SIP message of the same kind (request or reply), else nothing changes.
+func (m *Msg) SetBuffer(buf []byte) error {
+	var raw rawsip.Msg
+	if err := rawsip.Scan(buf, &raw); err != nil {
+		return fmt.Errorf("new message buffer: %w", err)
+	}
+	if bytes.HasPrefix(buf, []byte("SIP/")) != m.reply {
+		return errors.New("new message buffer: request and reply cannot be swapped")
+	}
+	m.Buf, m.Raw, m.edits = buf, raw, m.edits[:0]
+	m.sipMsg, m.req, m.res, m.parse = nil, nil, nil, parseNone
+	return nil
 }

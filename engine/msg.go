@@ -55,6 +55,9 @@ type Msg struct {
 
 	// ReplyHdrs are headers added to locally generated replies (hdr.append_to_reply), CRLF-terminated.
 	ReplyHdrs []byte
+	// ReplyBody is the body of locally generated replies (textops set_reply_body); its Content-Type goes in
+	// ReplyHdrs.
+	ReplyBody []byte
 	edits     []edit
 
 	Replied        bool // a reply was sent for this request

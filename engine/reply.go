@@ -131,6 +131,9 @@ func sameHost(host string, ip netip.Addr) bool {
 // the request's order, then the script's reply headers, Server and Content-Length — what Kamailio's sl sends.
 func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, contentType string) []byte {
 	buf := m.Buf
+	if body == nil {
+		body = m.ReplyBody
+	}
 	dst = append(dst, "SIP/2.0 "...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, ' ')

@@ -52,6 +52,18 @@ type fnSSIII = func(*engine.Msg, string, string, int, int) int
 // alignment).
 type fnSSSII = func(*engine.Msg, string, string, string, int) int
 
+// pvx's xavp_copy_dst(src, idx, dst, dst_idx) and xavp_slist_explode(list, sep, mode, name); its
+// xavp_getd(name) and xavp_getd_p1/xavp_get_keys(name, idx) return tables (see pushAny).
+type (
+	fnSISII = func(*engine.Msg, string, int, string, int) int
+	fnSSSSI = func(*engine.Msg, string, string, string, string) int
+	fnSA    = func(*engine.Msg, string) any
+	fnSIA   = func(*engine.Msg, string, int) any
+)
+
+// fnSSIISI is textops' regex_substring(input, regex, index, count, dst).
+type fnSSIISI = func(*engine.Msg, string, string, int, int, string) int
+
 // dispatcher's ds_select_*_limit(set, alg, limit), ds_is_from_list_uri(set, mode, uri) and permissions'
 // allow_address(group, ip, port).
 type (
@@ -102,9 +114,25 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argI(L, name, 4)))
 		}
+	case fnSISII:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argI(L, name, 2), argS(L, name, 3), argI(L, name, 4)))
+		}
+	case fnSSSSI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argS(L, name, 4)))
+		}
+	case fnSA:
+		return func(L *lua.LState) int { L.Push(pushAny(L, f(msg(L), argS(L, name, 1)))); return 1 }
+	case fnSIA:
+		return func(L *lua.LState) int { L.Push(pushAny(L, f(msg(L), argS(L, name, 1), argI(L, name, 2)))); return 1 }
 	case fnSSSII:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argI(L, name, 4)))
+		}
+	case fnSSIISI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argI(L, name, 4), argS(L, name, 5)))
 		}
 	case fnIIII:
 		return func(L *lua.LState) int {
@@ -247,4 +275,31 @@ func mustAdapt(st *State, mod, name string, fn any) lua.LGFunction {
 		panic(fmt.Sprintf("luabind: KSR.%s has unsupported type %T", full, fn))
 	}
 	return f
+}
+
+// pushAny converts a table result: []any is an array (1-based), map[string]any a table by key,
+// engine.Value a string, number or nil, nil is nil.
+func pushAny(L *lua.LState, v any) lua.LValue {
+	switch x := v.(type) {
+	case []any:
+		t := L.CreateTable(len(x), 0)
+		for _, e := range x {
+			t.Append(pushAny(L, e))
+		}
+		return t
+	case map[string]any:
+		t := L.CreateTable(0, len(x))
+		for k, e := range x {
+			t.RawSetString(k, pushAny(L, e))
+		}
+		return t
+	case engine.Value:
+		switch x.Kind {
+		case engine.Str:
+			return lua.LString(x.S)
+		case engine.Int:
+			return lua.LNumber(x.I)
+		}
+	}
+	return lua.LNil
 }

@@ -47,6 +47,7 @@ func Check(cfg *engine.Config) []error {
 			Msg: fmt.Sprintf("cannot read the routing script %s (%s): %v", name, where, err)}}
 	}
 	probs := ScanNames(name, src, cfg.Mods)
+	probs = append(probs, ScanPVs(name, src, cfg.Mods)...)
 	proto, err := compile(src, name)
 	if err != nil {
 		var se *SyntaxError

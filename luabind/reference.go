@@ -110,6 +110,8 @@ func typeName(t reflect.Type) string {
 		return "int"
 	case reflect.Bool:
 		return "bool"
+	case reflect.Interface:
+		return "table|nil"
 	}
 	return t.String()
 }

@@ -43,7 +43,7 @@ func StartSIPp(t testing.TB, name, scenarioPath string, args ...string) *SIPp {
 	bin := NeedProgram(t, "sipp", "sip-tester")
 	for attempt := 1; ; attempt++ {
 		s := startSIPp(t, bin, name, scenarioPath, args)
-		if attempt < 3 && s.portTaken() {
+		if attempt < 3 && s.portTaken(isUAS(scenarioPath, args)) {
 			t.Logf("sipp %s: a port was taken, starting it again", name)
 			continue
 		}
@@ -75,10 +75,19 @@ func startSIPp(t testing.TB, bin, name, scenarioPath string, args []string) *SIP
 	return s
 }
 
-// portTaken waits until SIPp has bound its SIP port (so that a peer does not send to it before) and
-// reports whether it ended first because one of its ports was in use.
-func (s *SIPp) portTaken() bool {
+// isUAS tells a SIPp that waits for calls (no remote address, or a UAS scenario) from a UAC, which sends
+// first and, over TCP, may never listen.
+func isUAS(scenarioPath string, args []string) bool {
+	return strings.Contains(filepath.Base(scenarioPath), "uas") || len(args) == 0 || strings.HasPrefix(args[0], "-")
+}
+
+// portTaken waits until a UAS has bound its SIP port (so that a peer does not send to it before; a UAC
+// gets 100 ms) and reports whether SIPp ended first because one of its ports was in use.
+func (s *SIPp) portTaken(uas bool) bool {
 	deadline := time.Now().Add(5 * time.Second)
+	if !uas {
+		deadline = time.Now().Add(100 * time.Millisecond)
+	}
 	for {
 		select {
 		case err := <-s.done:
@@ -87,7 +96,7 @@ func (s *SIPp) portTaken() bool {
 			return s.retried
 		default:
 		}
-		if Bound(s.Port) || time.Now().After(deadline) {
+		if (uas && Bound(s.Port)) || time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(2 * time.Millisecond)

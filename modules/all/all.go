@@ -20,6 +20,8 @@ import (
 	_ "github.com/siplua/siplua/modules/sanity"
 	_ "github.com/siplua/siplua/modules/siputils"
 	_ "github.com/siplua/siplua/modules/sl"
+	_ "github.com/siplua/siplua/modules/textops"
+	_ "github.com/siplua/siplua/modules/textopsx"
 	_ "github.com/siplua/siplua/modules/tm"
 	_ "github.com/siplua/siplua/modules/tmx"
 	_ "github.com/siplua/siplua/modules/usrloc"

@@ -12,7 +12,7 @@ import (
 // PVs lists the variables this module provides. Types follow Kamailio 5.6 as seen from app_lua: ports of
 // sockets ($sp, $Rp), lengths and status codes are numbers; $rp and $cs are strings; a missing part is null.
 func (p *PV) PVs() []engine.PV {
-	return []engine.PV{
+	return append(p.moreVars(), []engine.PV{
 		{Name: "ru", Get: getRURI, Set: setRURI},
 		{Name: "rU", Get: ruriPart(func(u rawsip.URI) string { return u.User }), Set: setRURIPart(setUser)},
 		{Name: "rd", Get: ruriPart(func(u rawsip.URI) string { return u.Host }), Set: setRURIPart(setHost)},
@@ -58,7 +58,7 @@ func (p *PV) PVs() []engine.PV {
 		{Name: "var", Get: getVar, Set: setVar},
 		{Name: "avp", Get: getAVP, Set: setAVP},
 		{Name: "shv", Get: p.getShv, Set: p.setShv},
-	}
+	}...)
 }
 
 func strOrNull(s string) engine.Value {

@@ -22,6 +22,8 @@ type PV struct {
 
 	shvMu sync.RWMutex
 	shv   map[string]engine.Value
+
+	cache specCache // compiled specs and format strings, shared by all workers
 }
 
 // New returns an instance with an empty $shv table.
@@ -68,31 +70,13 @@ func orStr(v engine.Value, s string) engine.Value {
 	return v
 }
 
-// lookup parses spec and finds its class among the loaded modules' variables.
-func (p *PV) lookup(m *engine.Msg, spec string) (engine.PV, string, bool) {
-	name, arg, ok := ParseSpec(spec)
-	if !ok {
-		p.logger().Error("invalid pseudo-variable", "pv", spec)
-		return engine.PV{}, "", false
-	}
-	if m == nil || m.E == nil {
-		return engine.PV{}, "", false
-	}
-	cl, ok := m.E.LookupPV(name)
-	if !ok {
-		p.logger().Error("unknown pseudo-variable", "pv", spec)
-		return engine.PV{}, "", false
-	}
-	return cl, arg, true
-}
-
 // get returns the value of spec; an invalid or unknown spec is null, as in Kamailio (which logs it).
 func (p *PV) get(m *engine.Msg, spec string) engine.Value {
-	cl, arg, ok := p.lookup(m, spec)
-	if !ok || cl.Get == nil {
+	sp := p.compile(spec)
+	if sp == nil {
 		return engine.Value{}
 	}
-	return cl.Get(m, arg)
+	return p.eval(m, sp)
 }
 
 // geti is KSR.pv.geti: the integer value, a numeric string converted, 0 otherwise.
@@ -110,16 +94,21 @@ func (p *PV) geti(m *engine.Msg, spec string) int {
 }
 
 // set assigns v (Null unsets). Kamailio treats a read-only variable as a silent no-op that succeeds
-// (pv_set_spec_value returns 0), so only a bad spec or a failing setter gives false.
+// (pv_set_spec_value returns 0), so only a bad spec or a failing setter gives false. Transformations of
+// the spec are ignored on assignment, as Kamailio's setter does.
 func (p *PV) set(m *engine.Msg, spec string, v engine.Value) bool {
-	cl, arg, ok := p.lookup(m, spec)
+	sp := p.compile(spec)
+	if sp == nil || m == nil || m.E == nil {
+		return false
+	}
+	cl, ok := p.class(m, sp.Name)
 	if !ok {
 		return false
 	}
 	if cl.Set == nil {
 		return true
 	}
-	if err := cl.Set(m, arg, v); err != nil {
+	if err := cl.Set(m, sp.Arg, v); err != nil {
 		p.logger().Error("cannot set pseudo-variable", "pv", spec, "err", err)
 		return false
 	}

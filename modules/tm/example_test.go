@@ -38,10 +38,10 @@ func TestStatefulExample(t *testing.T) {
 	uas := startSIPp(t, "uas", "call-uas.xml", "-m", "2")
 	uac := startSIPp(t, "uac", "call-uac.xml", p.UDP.String(), "-m", "2", "-r", "10",
 		"-key", "target", "127.0.0.1:"+strconv.Itoa(uas.Port), "-inf", calleeCSV(t))
-	if err := uac.wait(20 * time.Second); err != nil {
+	if err := uac.Wait(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := uas.wait(10 * time.Second); err != nil {
+	if err := uas.Wait(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

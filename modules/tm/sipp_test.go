@@ -1,14 +1,10 @@
 package tm_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,72 +12,15 @@ import (
 	_ "github.com/siplua/siplua/modules/all"
 )
 
-// sippProc is one SIPp process of a test.
-type sippProc struct {
-	t    *testing.T
-	name string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan error
-	Port int
-}
+// sippProc is one SIPp process of a test (enginetest's: free ports, started again when a port was taken,
+// a UAS waited for until it listens).
+type sippProc = enginetest.SIPp
 
 // startSIPp runs SIPp with a scenario from testdata/sipp on 127.0.0.1; args are extra SIPp arguments
 // (remote address first for a UAC). It is stopped when the test ends.
 func startSIPp(t *testing.T, name, scenario string, args ...string) *sippProc {
 	t.Helper()
-	bin := enginetest.NeedProgram(t, "sipp", "sip-tester")
-	dir := t.TempDir()
-	port := enginetest.FreePort(t)
-	full := []string{"-sf", filepath.Join("testdata", "sipp", scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-bind_local", "-nostdin", "-mp", strconv.Itoa(enginetest.FreePort(t)), "-cp", strconv.Itoa(enginetest.FreePort(t)),
-		"-trace_err", "-error_file", filepath.Join(dir, "err.log"), "-timeout", "20s", "-recv_timeout", "8000"}
-	full = append(full, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, bin, full...)
-	cmd.Dir, _ = os.Getwd()
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start sipp: %v", err)
-	}
-	s := &sippProc{t: t, name: name, cmd: cmd, out: out, done: make(chan error, 1), Port: port}
-	go func() { s.done <- cmd.Wait(); cancel() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			t.Logf("%s output:\n%s\nerrors:\n%s", name, lastBytes(out.String(), 3000), lastBytes(string(errs), 3000))
-		}
-	})
-	if strings.Contains(scenario, "uas") { // a UAS must listen before the proxy sends to it; a UAC sends first
-		enginetest.WaitBound(t, port, 5*time.Second)
-	}
-	return s
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-// wait waits for SIPp to end and returns nil when it exited 0 (every call succeeded).
-func (s *sippProc) wait(timeout time.Duration) error {
-	select {
-	case err := <-s.done:
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		return nil
-	case <-time.After(timeout):
-		_ = s.cmd.Process.Kill()
-		return fmt.Errorf("%s: still running after %s", s.name, timeout)
-	}
+	return enginetest.StartSIPp(t, name, filepath.Join("testdata", "sipp", scenario), args...)
 }
 
 func calleeCSV(t *testing.T) string {
@@ -109,10 +48,10 @@ func TestS2Call(t *testing.T) {
 	uas := startSIPp(t, "uas", "call-uas.xml", "-m", "3")
 	uac := startSIPp(t, "uac", "call-uac.xml", p.UDP.String(), "-m", "3", "-r", "10",
 		"-key", "target", "127.0.0.1:"+strconv.Itoa(uas.Port), "-inf", calleeCSV(t))
-	if err := uac.wait(20 * time.Second); err != nil {
+	if err := uac.Wait(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := uas.wait(10 * time.Second); err != nil {
+	if err := uas.Wait(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -208,11 +147,11 @@ func TestSIPpFlows(t *testing.T) {
 				target += ";transport=" + tc.uas[0].transport
 			}
 			uac := startSIPp(t, "uac", tc.uac, p.UDP.String(), "-m", "1", "-key", "target", target, "-inf", calleeCSV(t))
-			if err := uac.wait(20 * time.Second); err != nil {
+			if err := uac.Wait(20 * time.Second); err != nil {
 				t.Fatal(err)
 			}
 			for _, s := range procs {
-				if err := s.wait(10 * time.Second); err != nil {
+				if err := s.Wait(10 * time.Second); err != nil {
 					t.Fatal(err)
 				}
 			}
