@@ -173,3 +173,68 @@ func joinName(a, b string) string {
 	}
 	return a + "." + b
 }
+
+// stripLua blanks comments and string literals, keeping newlines so line numbers stay right.
+func stripLua(src []byte) string {
+	out := []byte(string(src))
+	blank := func(from, to int) {
+		for k := from; k < to && k < len(out); k++ {
+			if out[k] != '\n' {
+				out[k] = ' '
+			}
+		}
+	}
+	longEnd := func(i int) (int, int) { // at '[', returns level and index after opening, or -1
+		j := i + 1
+		for j < len(out) && out[j] == '=' {
+			j++
+		}
+		if j < len(out) && out[j] == '[' {
+			return j - i - 1, j + 1
+		}
+		return -1, 0
+	}
+	closeLong := func(from, level int) int {
+		closing := "]" + strings.Repeat("=", level) + "]"
+		if k := strings.Index(string(out[from:]), closing); k >= 0 {
+			return from + k + len(closing)
+		}
+		return len(out)
+	}
+	for i := 0; i < len(out); i++ {
+		switch c := out[i]; {
+		case c == '-' && i+1 < len(out) && out[i+1] == '-':
+			if i+2 < len(out) && out[i+2] == '[' {
+				if lvl, start := longEnd(i + 2); lvl >= 0 {
+					end := closeLong(start, lvl)
+					blank(i, end)
+					i = end - 1
+					continue
+				}
+			}
+			end := i
+			for end < len(out) && out[end] != '\n' {
+				end++
+			}
+			blank(i, end)
+			i = end - 1
+		case c == '"' || c == '\'':
+			j := i + 1
+			for j < len(out) && out[j] != c && out[j] != '\n' {
+				if out[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			blank(i+1, j)
+			i = j
+		case c == '[':
+			if lvl, start := longEnd(i); lvl >= 0 {
+				end := closeLong(start, lvl)
+				blank(i+1, end-1)
+				i = end - 1
+			}
+		}
+	}
+	return string(out)
+}

@@ -814,6 +814,18 @@ function KSR.htable.sht_setxs(tn, key, val, exp) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.htable.sht_unlock(tn, key) end
 
+---@class KSR.kex
+KSR.kex = {}
+
+--- `int KSR.kex.resetdebug()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.kex.resetdebug() end
+
+--- `int KSR.kex.setdebug(level)`
+---@param level integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.kex.setdebug(level) end
+
 ---@class KSR.kx
 KSR.kx = {}
 
@@ -1263,6 +1275,450 @@ function KSR.pv.sets(spec, v) end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.pv.unset(spec) end
 
+---@class KSR.pvx
+KSR.pvx = {}
+
+--- `str|int|nil KSR.pvx.avp_get(n)`
+---@param n string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.avp_get(n) end
+
+--- `str|int|nil KSR.pvx.avp_gete(n)`
+---@param n string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.avp_gete(n) end
+
+--- `str|int|nil KSR.pvx.avp_getw(n)`
+---@param n string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.avp_getw(n) end
+
+--- `int KSR.pvx.avp_is_null(n)`
+---@param n string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.avp_is_null(n) end
+
+--- `int KSR.pvx.avp_rm(n)`
+---@param n string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.avp_rm(n) end
+
+--- `int KSR.pvx.avp_seti(n, v)`
+---@param n string
+---@param v integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.avp_seti(n, v) end
+
+--- `int KSR.pvx.avp_sets(n, v)`
+---@param n string
+---@param v string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.avp_sets(n, v) end
+
+--- `int KSR.pvx.evalx(dst, f)`
+---
+--- pvx.evalx(dst, fmt): the format evaluated into the variable dst (a string).
+---@param dst string
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.evalx(dst, f) end
+
+--- `int KSR.pvx.pv_var_to_xavp(name, xname)`
+---
+--- pv_var_to_xavp(var, xname): $var(var) (or every $var with "*") as children of a new root.
+---@param name string
+---@param xname string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.pv_var_to_xavp(name, xname) end
+
+--- `int KSR.pvx.pv_xavi_print()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.pv_xavi_print() end
+
+--- `int KSR.pvx.pv_xavp_print()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.pv_xavp_print() end
+
+--- `int KSR.pvx.pv_xavp_to_var(xname)`
+---
+--- pv_xavp_to_var(xname): each child of xname[0] becomes $var(child).
+---@param xname string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.pv_xavp_to_var(xname) end
+
+--- `int KSR.pvx.pv_xavu_print()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.pv_xavu_print() end
+
+--- `int KSR.pvx.sbranch_append()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.sbranch_append() end
+
+--- `int KSR.pvx.sbranch_reset()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.sbranch_reset() end
+
+--- `int KSR.pvx.sbranch_set_ruri()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.sbranch_set_ruri() end
+
+--- `str|int|nil KSR.pvx.shv_get(n)`
+---@param n string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.shv_get(n) end
+
+--- `int KSR.pvx.shv_seti(n, v)`
+---@param n string
+---@param v integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.shv_seti(n, v) end
+
+--- `int KSR.pvx.shv_sets(n, v)`
+---@param n string
+---@param v string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.shv_sets(n, v) end
+
+--- `str|int|nil KSR.pvx.var_get(n)`
+---@param n string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.var_get(n) end
+
+--- `int KSR.pvx.var_seti(n, v)`
+---@param n string
+---@param v integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.var_seti(n, v) end
+
+--- `int KSR.pvx.var_sets(n, v)`
+---@param n string
+---@param v string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.var_sets(n, v) end
+
+--- `str|int|nil KSR.pvx.xavi_child_get(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavi_child_get(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavi_child_gete(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavi_child_gete(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavi_child_getw(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavi_child_getw(p1, p2) end
+
+--- `int KSR.pvx.xavi_child_is_null(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_child_is_null(p1, p2) end
+
+--- `int KSR.pvx.xavi_child_rm(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_child_rm(p1, p2) end
+
+--- `int KSR.pvx.xavi_child_seti(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_child_seti(p1, p2, p3) end
+
+--- `int KSR.pvx.xavi_child_sets(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_child_sets(p1, p2, p3) end
+
+--- `str|int|nil KSR.pvx.xavi_get(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavi_get(p1) end
+
+--- `table|nil KSR.pvx.xavi_get_keys(p1, p2)`
+---@param p1 string
+---@param p2 integer
+function KSR.pvx.xavi_get_keys(p1, p2) end
+
+--- `table|nil KSR.pvx.xavi_getd(p1)`
+---@param p1 string
+function KSR.pvx.xavi_getd(p1) end
+
+--- `table|nil KSR.pvx.xavi_getd_p1(p1, p2)`
+---@param p1 string
+---@param p2 integer
+function KSR.pvx.xavi_getd_p1(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavi_gete(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavi_gete(p1) end
+
+--- `str|int|nil KSR.pvx.xavi_getw(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavi_getw(p1) end
+
+--- `int KSR.pvx.xavi_is_null(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_is_null(p1) end
+
+--- `int KSR.pvx.xavi_rm(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_rm(p1) end
+
+--- `int KSR.pvx.xavi_seti(p1, p2)`
+---@param p1 string
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_seti(p1, p2) end
+
+--- `int KSR.pvx.xavi_sets(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavi_sets(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavp_child_get(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavp_child_get(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavp_child_gete(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavp_child_gete(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavp_child_getw(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavp_child_getw(p1, p2) end
+
+--- `int KSR.pvx.xavp_child_is_null(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_child_is_null(p1, p2) end
+
+--- `int KSR.pvx.xavp_child_rm(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_child_rm(p1, p2) end
+
+--- `int KSR.pvx.xavp_child_seti(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_child_seti(p1, p2, p3) end
+
+--- `int KSR.pvx.xavp_child_sets(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_child_sets(p1, p2, p3) end
+
+--- `int KSR.pvx.xavp_copy(src, idx, dst)`
+---@param src string
+---@param idx integer
+---@param dst string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_copy(src, idx, dst) end
+
+--- `int KSR.pvx.xavp_copy_dst(src, idx, dst, p4)`
+---
+--- Kamailio's KEMI xavp_copy_dst ignores dst_idx (it calls the append mode), and so does siplua
+---@param src string
+---@param idx integer
+---@param dst string
+---@param p4 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_copy_dst(src, idx, dst, p4) end
+
+--- `str|int|nil KSR.pvx.xavp_get(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavp_get(p1) end
+
+--- `table|nil KSR.pvx.xavp_get_keys(p1, p2)`
+---@param p1 string
+---@param p2 integer
+function KSR.pvx.xavp_get_keys(p1, p2) end
+
+--- `table|nil KSR.pvx.xavp_getd(p1)`
+---@param p1 string
+function KSR.pvx.xavp_getd(p1) end
+
+--- `table|nil KSR.pvx.xavp_getd_p1(p1, p2)`
+---@param p1 string
+---@param p2 integer
+function KSR.pvx.xavp_getd_p1(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavp_gete(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavp_gete(p1) end
+
+--- `str|int|nil KSR.pvx.xavp_getw(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavp_getw(p1) end
+
+--- `int KSR.pvx.xavp_is_null(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_is_null(p1) end
+
+--- `int KSR.pvx.xavp_params_explode(params, name)`
+---@param params string
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_params_explode(params, name) end
+
+--- `int KSR.pvx.xavp_params_implode(name, dst)`
+---@param name string
+---@param dst string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_params_implode(name, dst) end
+
+--- `int KSR.pvx.xavp_rm(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_rm(p1) end
+
+--- `int KSR.pvx.xavp_seti(p1, p2)`
+---@param p1 string
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_seti(p1, p2) end
+
+--- `int KSR.pvx.xavp_sets(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_sets(p1, p2) end
+
+--- `int KSR.pvx.xavp_slist_explode(list, seps, mode, name)`
+---
+--- xavp_slist_explode("a,b", ",", mode, name): a new root name with one child "v" per
+--- non-empty token (first token first); mode "t" trims the tokens.
+---@param list string
+---@param seps string
+---@param mode string
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavp_slist_explode(list, seps, mode, name) end
+
+--- `str|int|nil KSR.pvx.xavu_child_get(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavu_child_get(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavu_child_gete(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavu_child_gete(p1, p2) end
+
+--- `str|int|nil KSR.pvx.xavu_child_getw(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavu_child_getw(p1, p2) end
+
+--- `int KSR.pvx.xavu_child_is_null(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_child_is_null(p1, p2) end
+
+--- `int KSR.pvx.xavu_child_rm(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_child_rm(p1, p2) end
+
+--- `int KSR.pvx.xavu_child_seti(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_child_seti(p1, p2, p3) end
+
+--- `int KSR.pvx.xavu_child_sets(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_child_sets(p1, p2, p3) end
+
+--- `str|int|nil KSR.pvx.xavu_get(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavu_get(p1) end
+
+--- `str|int|nil KSR.pvx.xavu_gete(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavu_gete(p1) end
+
+--- `str|int|nil KSR.pvx.xavu_getw(p1)`
+---@param p1 string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.pvx.xavu_getw(p1) end
+
+--- `int KSR.pvx.xavu_is_null(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_is_null(p1) end
+
+--- `int KSR.pvx.xavu_params_explode(params, name)`
+---@param params string
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_params_explode(params, name) end
+
+--- `int KSR.pvx.xavu_params_implode(name, dst)`
+---@param name string
+---@param dst string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_params_implode(name, dst) end
+
+--- `int KSR.pvx.xavu_rm(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_rm(p1) end
+
+--- `int KSR.pvx.xavu_seti(p1, p2)`
+---@param p1 string
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_seti(p1, p2) end
+
+--- `int KSR.pvx.xavu_sets(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.pvx.xavu_sets(p1, p2) end
+
 ---@class KSR.registrar
 KSR.registrar = {}
 
@@ -1548,6 +2004,585 @@ function KSR.sl.sl_reply_error() end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.sl.sl_send_reply(code, reason) end
 
+---@class KSR.textops
+KSR.textops = {}
+
+--- `int KSR.textops.append_body_part(txt, ct)`
+---@param txt string
+---@param ct string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.append_body_part(txt, ct) end
+
+--- `int KSR.textops.append_body_part_cd(txt, ct, cd)`
+---@param txt string
+---@param ct string
+---@param cd string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.append_body_part_cd(txt, ct, cd) end
+
+--- `int KSR.textops.append_body_part_hex(txt, ct)`
+---@param txt string
+---@param ct string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.append_body_part_hex(txt, ct) end
+
+--- `int KSR.textops.append_body_part_hex_cd(txt, ct, cd)`
+---@param txt string
+---@param ct string
+---@param cd string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.append_body_part_hex_cd(txt, ct, cd) end
+
+--- `int KSR.textops.cmp_istr(a, b)`
+---@param a string
+---@param b string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.cmp_istr(a, b) end
+
+--- `int KSR.textops.cmp_str(a, b)`
+---@param a string
+---@param b string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.cmp_str(a, b) end
+
+--- `int KSR.textops.ends_with(s, suffix)`
+---@param s string
+---@param suffix string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.ends_with(s, suffix) end
+
+--- `int KSR.textops.filter_body(ctype)`
+---
+--- Keeps only the content of the first part of type ctype.
+---@param ctype string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.filter_body(ctype) end
+
+--- `int KSR.textops.get_body_part(ct, pv)`
+---@param ct string
+---@param pv string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.get_body_part(ct, pv) end
+
+--- `int KSR.textops.get_body_part_raw(ct, pv)`
+---@param ct string
+---@param pv string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.get_body_part_raw(ct, pv) end
+
+--- `int KSR.textops.has_body()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.has_body() end
+
+--- `int KSR.textops.has_body_type(ctype)`
+---
+--- 1 when Content-Length is present and not 0 and, with a type, the Content-Type (application/sdp
+--- when absent, RFC 3261) has that type/subtype; -1 otherwise.
+---@param ctype string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.has_body_type(ctype) end
+
+--- `int KSR.textops.in_list(subj, list, sep)`
+---@param subj string
+---@param list string
+---@param sep string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.in_list(subj, list, sep) end
+
+--- `int KSR.textops.in_list_prefix(subj, list, sep)`
+---@param subj string
+---@param list string
+---@param sep string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.in_list_prefix(subj, list, sep) end
+
+--- `int KSR.textops.is_audio_on_hold()`
+---
+--- The hold kind of the first audio stream that is on hold in the SDP body: 1 (RFC 2543,
+--- c=0.0.0.0), 2 (RFC 3264, a=sendonly or a=inactive), -1 when none is.
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.is_audio_on_hold() end
+
+--- `int KSR.textops.is_present_hf(hname)`
+---@param hname string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.is_present_hf(hname) end
+
+--- `int KSR.textops.is_present_hf_re(re)`
+---@param re string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.is_present_hf_re(re) end
+
+--- `int KSR.textops.is_privacy(value)`
+---
+--- 1 when the Privacy header lists the value, -1 otherwise or for an unknown value.
+---@param value string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.is_privacy(value) end
+
+--- `int KSR.textops.regex_substring(input, re, mindex, nmatch, dst)`
+---
+--- Sets the pseudo-variable dst to group mindex of the first match of re (case-sensitive,
+--- POSIX extended) in input: 1, -1 on error or an empty group, -2 when nothing matched.
+---@param input string
+---@param re string
+---@param mindex integer
+---@param nmatch integer
+---@param dst string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.regex_substring(input, re, mindex, nmatch, dst) end
+
+--- `int KSR.textops.remove_body_part(ctype)`
+---
+--- Removes the part of type ctype: its headers from Content-Type through the next boundary.
+---@param ctype string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.remove_body_part(ctype) end
+
+--- `int KSR.textops.remove_hf(hname)`
+---
+--- Removes every header named hname: KSR.textops.remove_hf is Kamailio's sr_kemi_hdr_remove, the
+--- same as KSR.hdr.remove (1 even when none matched, -1 for a bad name).
+---@param hname string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.remove_hf(hname) end
+
+--- `int KSR.textops.remove_hf_exp(re, skip)`
+---
+--- Removes the headers whose name matches re and not skip ("" skips nothing).
+---@param re string
+---@param skip string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.remove_hf_exp(re, skip) end
+
+--- `int KSR.textops.remove_hf_idx(hname, idx)`
+---
+--- Removes the idx-th header named hname (0 first, negative from the end): 1 removed (or a
+--- negative index beyond the count), 2 when there is no such header.
+---@param hname string
+---@param idx integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.remove_hf_idx(hname, idx) end
+
+--- `int KSR.textops.remove_hf_match(hname, op, expr)`
+---
+--- Removes the headers named hname whose body compares with expr by op: eq, ne, in
+--- (substring) or re (regex): 1 when it removed one, -2 when none, -1 for a bad op or name.
+---@param hname string
+---@param op string
+---@param expr string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.remove_hf_match(hname, op, expr) end
+
+--- `int KSR.textops.remove_hf_re(re)`
+---
+--- Removes the headers whose name matches re: 1 when it removed one, -1 when none.
+---@param re string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.remove_hf_re(re) end
+
+--- `int KSR.textops.replace(re, val)`
+---
+--- Replaces the first match from the headers on.
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace(re, val) end
+
+--- `int KSR.textops.replace_all(re, val)`
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_all(re, val) end
+
+--- `int KSR.textops.replace_body(re, val)`
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_body(re, val) end
+
+--- `int KSR.textops.replace_body_all(re, val)`
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_body_all(re, val) end
+
+--- `int KSR.textops.replace_body_atonce(re, val)`
+---
+--- replace_body_all in Kamailio 5.6 (the same helper without the line-by-line NOTBOL
+--- distinction, which RE2's multi-line mode already gives).
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_body_atonce(re, val) end
+
+--- `int KSR.textops.replace_body_str(key, val, mode)`
+---@param key string
+---@param val string
+---@param mode string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_body_str(key, val, mode) end
+
+--- `int KSR.textops.replace_hdrs(re, val)`
+---
+--- Replaces the first match in the header block only.
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_hdrs(re, val) end
+
+--- `int KSR.textops.replace_hdrs_str(key, val, mode)`
+---@param key string
+---@param val string
+---@param mode string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_hdrs_str(key, val, mode) end
+
+--- `int KSR.textops.replace_str(key, val, mode)`
+---@param key string
+---@param val string
+---@param mode string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.replace_str(key, val, mode) end
+
+--- `int KSR.textops.search(re)`
+---@param re string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.search(re) end
+
+--- `int KSR.textops.search_append(re, val)`
+---
+--- Inserts val after the first match from the headers on.
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.search_append(re, val) end
+
+--- `int KSR.textops.search_append_body(re, val)`
+---@param re string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.search_append_body(re, val) end
+
+--- `int KSR.textops.search_body(re)`
+---@param re string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.search_body(re) end
+
+--- `int KSR.textops.search_hf(hname, re, flags)`
+---
+--- Matches re against the body of the headers named hname: every one, the first ("f") or the last
+--- ("l"); 1 when one matches.
+---@param hname string
+---@param re string
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.search_hf(hname, re, flags) end
+
+--- `int KSR.textops.search_str(text, re)`
+---
+--- Matches a regex against a string: 1 / -1.
+---@param text string
+---@param re string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.search_str(text, re) end
+
+--- `int KSR.textops.set_body(body, ctype)`
+---
+--- Replaces the body and its Content-Type (adding Content-Length when absent); 1, or -1 for an
+--- empty body or type.
+---@param body string
+---@param ctype string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.set_body(body, ctype) end
+
+--- `int KSR.textops.set_body_multipart(body, ctype, bnd)`
+---
+--- ki_set_multibody: with a body, make it the only part; without, turn the current body
+--- into the first part of a multipart/mixed body (a body that is already multipart is left alone).
+---@param body string
+---@param ctype string
+---@param bnd string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.set_body_multipart(body, ctype, bnd) end
+
+--- `int KSR.textops.set_body_multipart_boundary(b)`
+---@param b string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.set_body_multipart_boundary(b) end
+
+--- `int KSR.textops.set_body_multipart_content(body, ct)`
+---@param body string
+---@param ct string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.set_body_multipart_content(body, ct) end
+
+--- `int KSR.textops.set_body_multipart_mode()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.set_body_multipart_mode() end
+
+--- `int KSR.textops.set_reply_body(body, ctype)`
+---
+--- Sets the body (and Content-Type) of the replies this proxy generates for the request. As in
+--- Kamailio, a reply has one body: a second call still adds its Content-Type header, then fails with -1.
+---@param body string
+---@param ctype string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.set_reply_body(body, ctype) end
+
+--- `int KSR.textops.starts_with(s, prefix)`
+---@param s string
+---@param prefix string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.starts_with(s, prefix) end
+
+--- `int KSR.textops.str_find(txt, needle)`
+---@param txt string
+---@param needle string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.str_find(txt, needle) end
+
+--- `int KSR.textops.str_ifind(txt, needle)`
+---@param txt string
+---@param needle string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.str_ifind(txt, needle) end
+
+--- `int KSR.textops.subst(expr)`
+---
+--- Applies a sed-style expression from the headers on.
+---@param expr string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.subst(expr) end
+
+--- `int KSR.textops.subst_body(expr)`
+---@param expr string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.subst_body(expr) end
+
+--- `int KSR.textops.subst_hf(hname, expr, flags)`
+---
+--- Applies the expression to the body of the first (flags "f" or empty) or last ("l") header named
+--- hname; 1 when it changed it, -1 when no header or no match.
+---@param hname string
+---@param expr string
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.subst_hf(hname, expr, flags) end
+
+--- `int KSR.textops.subst_uri(expr)`
+---
+--- Applies the expression to the Request-URI ($ru).
+---@param expr string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.subst_uri(expr) end
+
+--- `int KSR.textops.subst_user(expr)`
+---
+--- Applies the expression to the user part of the Request-URI (an empty user when there is none)
+--- and sets the result as the user (Kamailio's SET_USER_T: an empty result removes the user).
+---@param expr string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textops.subst_user(expr) end
+
+---@class KSR.textopsx
+KSR.textopsx = {}
+
+--- `int KSR.textopsx.append_hf_value(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.append_hf_value(hf, val) end
+
+--- `int KSR.textopsx.assign_hf_value(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.assign_hf_value(hf, val) end
+
+--- `int KSR.textopsx.assign_hf_value2(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.assign_hf_value2(hf, val) end
+
+--- `int KSR.textopsx.bl_iterator_append(it, text)`
+---@param it string
+---@param text string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.bl_iterator_append(it, text) end
+
+--- `int KSR.textopsx.bl_iterator_end(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.bl_iterator_end(name) end
+
+--- `int KSR.textopsx.bl_iterator_insert(it, text)`
+---@param it string
+---@param text string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.bl_iterator_insert(it, text) end
+
+--- `int KSR.textopsx.bl_iterator_next(name)`
+---
+--- Moves to the next body line (its LF included, as Kamailio's).
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.bl_iterator_next(name) end
+
+--- `int KSR.textopsx.bl_iterator_rm(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.bl_iterator_rm(name) end
+
+--- `int KSR.textopsx.bl_iterator_start(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.bl_iterator_start(name) end
+
+--- `str|int|nil KSR.textopsx.bl_iterator_value(name)`
+---@param name string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.textopsx.bl_iterator_value(name) end
+
+--- `int KSR.textopsx.change_reply_status(code, reason)`
+---@param code integer
+---@param reason string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.change_reply_status(code, reason) end
+
+--- `int KSR.textopsx.change_reply_status_code(code)`
+---@param code integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.change_reply_status_code(code) end
+
+--- `int KSR.textopsx.exclude_hf_value(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.exclude_hf_value(hf, val) end
+
+--- `int KSR.textopsx.fnmatch(val, pat)`
+---@param val string
+---@param pat string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.fnmatch(val, pat) end
+
+--- `int KSR.textopsx.fnmatch_ex(val, pat, flags)`
+---@param val string
+---@param pat string
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.fnmatch_ex(val, pat, flags) end
+
+--- `int KSR.textopsx.hf_iterator_append(it, text)`
+---@param it string
+---@param text string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_append(it, text) end
+
+--- `int KSR.textopsx.hf_iterator_end(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_end(name) end
+
+--- `str|int|nil KSR.textopsx.hf_iterator_hbody(name)`
+---@param name string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.textopsx.hf_iterator_hbody(name) end
+
+--- `str|int|nil KSR.textopsx.hf_iterator_hname(name)`
+---@param name string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.textopsx.hf_iterator_hname(name) end
+
+--- `int KSR.textopsx.hf_iterator_insert(it, text)`
+---@param it string
+---@param text string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_insert(it, text) end
+
+--- `int KSR.textopsx.hf_iterator_next(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_next(name) end
+
+--- `int KSR.textopsx.hf_iterator_prev(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_prev(name) end
+
+--- `int KSR.textopsx.hf_iterator_rm(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_rm(name) end
+
+--- `int KSR.textopsx.hf_iterator_start(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_iterator_start(name) end
+
+--- `int KSR.textopsx.hf_value_exists(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.hf_value_exists(hf, val) end
+
+--- `int KSR.textopsx.include_hf_value(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.include_hf_value(hf, val) end
+
+--- `int KSR.textopsx.insert_hf_value(hf, val)`
+---@param hf string
+---@param val string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.insert_hf_value(hf, val) end
+
+--- `int KSR.textopsx.keep_hf()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.keep_hf() end
+
+--- `int KSR.textopsx.keep_hf_re(re)`
+---
+--- Removes every header except the essential ones and those whose name matches re. Kamailio's
+--- keep_hf_helper ends with -1 even when it removed headers, and so does this.
+---@param re string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.keep_hf_re(re) end
+
+--- `int KSR.textopsx.msg_apply_changes()`
+---
+--- Makes the pending edits part of the message (request and reply routes): later reads see
+--- them, later edits apply to the new text. 1, or -1 when the result is not a SIP message.
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.msg_apply_changes() end
+
+--- `int KSR.textopsx.msg_set_buffer(data)`
+---
+--- Replaces the whole message with data (1, -1 for an empty or unparseable text).
+---@param data string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.msg_set_buffer(data) end
+
+--- `int KSR.textopsx.remove_body()`
+---
+--- Removes the body (1 also when there is none); Content-Length follows.
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.remove_body() end
+
+--- `int KSR.textopsx.remove_hf_value(hf)`
+---@param hf string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.remove_hf_value(hf) end
+
+--- `int KSR.textopsx.remove_hf_value2(hf, p2)`
+---@param hf string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.textopsx.remove_hf_value2(hf, p2) end
+
 ---@class KSR.tm
 KSR.tm = {}
 
@@ -1713,3 +2748,47 @@ function KSR.tmx.t_is_reply_route() end
 --- while the first copy is being handled), -1 otherwise. ACK and CANCEL are never reported.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tmx.t_precheck_trans() end
+
+---@class KSR.xlog
+KSR.xlog = {}
+
+--- `int KSR.xlog.xalert(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xalert(f) end
+
+--- `int KSR.xlog.xcrit(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xcrit(f) end
+
+--- `int KSR.xlog.xdbg(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xdbg(f) end
+
+--- `int KSR.xlog.xerr(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xerr(f) end
+
+--- `int KSR.xlog.xinfo(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xinfo(f) end
+
+--- `int KSR.xlog.xlog(level, f)`
+---@param level string
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xlog(level, f) end
+
+--- `int KSR.xlog.xnotice(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xnotice(f) end
+
+--- `int KSR.xlog.xwarn(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xlog.xwarn(f) end
