@@ -4,9 +4,9 @@ package siplua
 
 import "embed"
 
-// Files holds config.toml and the scripts directory.
+// Files holds config.toml, the default script with its route tests (siplua test) and the examples.
 //
-//go:embed config.toml scripts/default.lua scripts/examples
+//go:embed config.toml scripts/default.lua scripts/default_test.lua scripts/examples
 var Files embed.FS
 
 // DefaultConfigName is how errors name the embedded configuration.

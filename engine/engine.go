@@ -118,6 +118,8 @@ type Engine struct {
 	start       time.Time
 
 	tr *transport.Transport // the listeners and TCP connections
+	// capture, when set (ListenOffline), takes every message the engine would send instead of the network.
+	capture func(Sent)
 
 	res *resolve.Resolver
 

@@ -90,6 +90,7 @@ type Msg struct {
 	w      *worker     // the worker routing it
 	gen    *Generation // the script generation its routes run on
 	job    func(*Msg)  // RunOnWorker: run this instead of routing the message
+	keep   bool        // RouteOffline: not recycled after routing
 }
 
 // Branch is one additional destination of a request (Kamailio's dset entry).
@@ -119,6 +120,9 @@ func newMsg() *Msg { return msgPool.Get().(*Msg) }
 
 // release clears the message for reuse, keeping its buffers.
 func (m *Msg) release() {
+	if m.keep { // routed offline: the caller reads it afterwards
+		return
+	}
 	buf, hdrs, edits, rh := m.Buf[:0], m.Raw.Hdrs[:0], m.edits[:0], m.ReplyHdrs[:0]
 	*m = Msg{Buf: buf, edits: edits, ReplyHdrs: rh}
 	m.Raw.Hdrs = hdrs

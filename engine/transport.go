@@ -66,12 +66,18 @@ func (e *Engine) sentBy(a netip.AddrPort) string {
 // For TCP it queues them on a connection to dst, opening one (asynchronously) unless noConnect; it never
 // waits on the network.
 func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool) error {
+	if e.capture != nil {
+		return e.captureSend(proto, local, dst, b)
+	}
 	return e.tr.Send(proto, local, dst, b, noConnect, nil)
 }
 
 // sendNotify is send where a TCP message that fails after it was queued (the connection could not be made
 // or broke) is reported to onErr, on the connection's goroutine.
 func (e *Engine) sendNotify(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool, onErr func(error)) error {
+	if e.capture != nil {
+		return e.captureSend(proto, local, dst, b)
+	}
 	return e.tr.Send(proto, local, dst, b, noConnect, onErr)
 }
 

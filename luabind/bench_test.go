@@ -82,3 +82,22 @@ func (c *budgetCtx) Done() <-chan struct{} {
 	}
 	return nil
 }
+
+// BenchmarkScanNames is the static check of a script (name scan and lints on its syntax tree), which -c and
+// every reload run: the registrar example with its modules loaded.
+func BenchmarkScanNames(b *testing.B) {
+	cfg, err := engine.LoadConfigFile("../scripts/examples/registrar.toml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := cfg.ReadFile(cfg.Lua.Script)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if errs := luabind.ScanNames("registrar.lua", src, cfg.Mods); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+	}
+}

@@ -129,7 +129,11 @@ type State struct {
 	errfn   *lua.LFunction
 	exit    *lua.LUserData // KSR.x.exit sentinel
 	drop    *lua.LUserData // KSR.x.drop sentinel
+	exits   int            // routes ended by KSR.x.exit (read by siplua test)
 }
+
+// Exits counts the routes of this state that ended with KSR.x.exit().
+func (st *State) Exits() int { return st.exits }
 
 // Memory bounds of a state: the call stack (a deep recursion fails with "stack overflow") and the value
 // stack (registry; "registry overflow"), so a runaway script gets an error instead of taking the process.
@@ -268,6 +272,7 @@ func (st *State) run(fn *lua.LFunction, m *engine.Msg, args []string) error {
 	if errors.As(err, &ae) {
 		switch ae.Object {
 		case st.exit:
+			st.exits++
 			return nil
 		case st.drop:
 			m.Dropped = true

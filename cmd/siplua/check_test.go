@@ -137,3 +137,78 @@ func onlyWarnings(s string) string {
 	}
 	return strings.Join(rest, "\n")
 }
+
+// TestCheckStrict: with -strict the warnings of the lint fixture are errors (exit 1, nothing on stdout),
+// and a clean script still passes.
+func TestCheckStrict(t *testing.T) {
+	for _, c := range []struct {
+		dir  string
+		code int
+	}{{"lint_traps", 1}, {"good", 0}, {"guarded_modules", 1}} {
+		dir, _ := filepath.Abs(filepath.Join("testdata/check", c.dir))
+		t.Run(c.dir, func(t *testing.T) {
+			t.Chdir(dir)
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-c", "-strict", "-config", "config.toml"}, &stdout, &stderr)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, stdout.String(), stderr.String())
+			}
+			if code != 0 && stdout.Len() > 0 {
+				t.Errorf("a failed check prints nothing on stdout: %q", stdout.String())
+			}
+			if c.dir == "lint_traps" && strings.Count(stderr.String(), ": warning: ") != 11 {
+				t.Errorf("want the 11 warnings of expected.txt, got:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// TestCheckKamailioExample checks Kamailio's own kamailio-basic-kemi-lua.lua (read from the installed
+// kamailio package, not copied) with the modules it needs loaded: the modules it checks for first (auth,
+// auth_db, permissions, nathelper, rtpproxy) may be missing without any "unknown function" or "not loaded"
+// report, and with every module siplua has loaded the script is clean, warnings included.
+func TestCheckKamailioExample(t *testing.T) {
+	const script = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua"
+	if _, err := os.Stat(script); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: %v (the kamailio package is installed by .ci/run)", script, err)
+		}
+		t.Skipf("kamailio's example script is not installed: %v", err)
+	}
+	base := `[core]
+listen = ["udp:127.0.0.1:5060"]
+[lua]
+script = "` + script + `"
+[modules.sl]
+[modules.tm]
+[modules.tmx]
+[modules.rr]
+[modules.maxfwd]
+[modules.siputils]
+[modules.corex]
+[modules.kx]
+[modules.hdr]
+[modules.sanity]
+[modules.usrloc]
+snapshot_file = ""
+[modules.registrar]
+[modules.htable.tables.ipban]
+[modules.pike]
+`
+	for _, c := range []struct{ name, extra string }{
+		{"without_optional_modules", ""},
+		{"every_module", "[modules.auth]\n[modules.auth_db]\n[modules.permissions]\n[modules.nathelper]\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "kamailio-example.toml")
+			if err := os.WriteFile(cfg, []byte(base+c.extra), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-c", "-strict", "-config", cfg}, &stdout, &stderr)
+			if code != 0 || stdout.String() != "config OK\n" || stderr.Len() > 0 {
+				t.Fatalf("siplua -c -strict on Kamailio's example: exit %d\n%s%s", code, stdout.String(), stderr.String())
+			}
+		})
+	}
+}

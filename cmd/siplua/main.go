@@ -1,8 +1,11 @@
 // Command siplua is a SIP proxy routed by Lua scripts written against Kamailio's KEMI API.
 //
 //	siplua [-config FILE]        serve (no flag: the embedded default configuration and script)
-//	siplua -c [-config FILE]     check configuration and script, print problems as file:line: message
+//	siplua -c [-strict] [-config FILE]  check configuration and script, print problems as file:line: message
+//	                             (-strict: the script's warnings are errors too)
 //	siplua ctl [-s SOCKET] CMD [ARGS...]  call the control socket of a running siplua
+//	siplua test [-config FILE] [-v] [-run RE] [PATTERN]  run the route tests (*_test.lua next to the script)
+//	siplua stubs [-o FILE] [-config FILE]  write the LuaLS definitions of KSR for editors
 //	siplua version
 package main
 
@@ -39,17 +42,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ctl" {
 		return ctlMain(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "test" {
+		return testMain(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "stubs" {
+		return stubsMain(args[1:], stdout, stderr)
+	}
 	fl := flag.NewFlagSet("siplua", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	cfgPath := fl.String("config", "", "configuration file (default: the embedded config.toml)")
 	check := fl.Bool("c", false, "check the configuration and script, then exit")
+	strict := fl.Bool("strict", false, "with -c: the script's warnings are errors (exit 1)")
 	var listen listFlag
 	fl.Var(&listen, "l", "listen on `proto:addr:port` instead of [core] listen (repeatable, as Kamailio's -l)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version, ctl)\n", fl.Arg(0))
+		fmt.Fprintf(stderr, "siplua: unexpected argument %q (commands: version, ctl, test, stubs)\n", fl.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*cfgPath, listen)
@@ -58,11 +68,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		if errs := luabind.Check(cfg); len(errs) > 0 {
+		errs, warns := luabind.Check(cfg), luabind.LintConfig(cfg)
+		if len(errs) > 0 || *strict && len(warns) > 0 {
 			for _, e := range errs {
 				printErrors(stderr, e)
 			}
+			for _, w := range warns {
+				fmt.Fprintln(stderr, w)
+			}
 			return 1
+		}
+		for _, w := range warns {
+			fmt.Fprintln(stderr, w)
 		}
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintln(stderr, w)
