@@ -112,7 +112,7 @@ func (u URI) String() string {
 // parameters after the URI.
 func NameAddr(v string) (display, uri, params string, ok bool) {
 	v = strings.TrimSpace(v)
-	if lt := indexUnquoted(v, '<'); lt >= 0 {
+	if lt := IndexUnquoted(v, '<'); lt >= 0 {
 		gt := strings.IndexByte(v[lt:], '>')
 		if gt < 0 {
 			return "", "", "", false
@@ -126,7 +126,9 @@ func NameAddr(v string) (display, uri, params string, ok bool) {
 	return "", v, "", v != ""
 }
 
-func indexUnquoted(s string, c byte) int {
+// IndexUnquoted is the index of the first c in s outside a quoted string (a display name may hold '<',
+// ',' or ';'), -1 when none.
+func IndexUnquoted(s string, c byte) int {
 	in := false
 	for i := 0; i < len(s); i++ {
 		switch {

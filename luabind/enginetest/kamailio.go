@@ -62,3 +62,8 @@ func RunKamailio(t testing.TB, dir, cfgText string, probeHeaders ...string) neti
 	t.Fatalf("kamailio did not answer on %s", addr)
 	return addr
 }
+
+// KamailioGlobals is the global part every conformance test's Kamailio configuration starts with: one
+// worker, UDP only, no DNS or reverse DNS, no Server or Warning header, logs on stderr (RunKamailio shows
+// them when a test fails). A test appends its loadmodule, modparam and routing lines.
+const KamailioGlobals = "#!KAMAILIO\ndebug=1\nlog_stderror=yes\nchildren=1\ndisable_tcp=yes\nauto_aliases=no\ndns=no\nrev_dns=no\nserver_signature=no\nsip_warning=0\n"

@@ -26,17 +26,7 @@ const cmpList = `# setid uri flags priority attrs
 2 sip:10.0.1.1:5062 0 0
 `
 
-const kamailioDsCfg = `#!KAMAILIO
-debug=1
-log_stderror=yes
-children=1
-disable_tcp=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-server_signature=no
-sip_warning=0
-loadmodule "kex.so"
+const kamailioDsCfg = enginetest.KamailioGlobals + `loadmodule "kex.so"
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"

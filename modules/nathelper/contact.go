@@ -65,7 +65,7 @@ func parseContact(buf []byte, s, e int) (contact, bool) {
 	}
 	c := contact{start: s, end: e}
 	v := string(buf[s:e])
-	if lt := indexUnquoted(v, '<'); lt >= 0 {
+	if lt := rawsip.IndexUnquoted(v, '<'); lt >= 0 {
 		gt := strings.IndexByte(v[lt:], '>')
 		if gt < 0 {
 			return c, false
@@ -105,21 +105,6 @@ func firstContact(m *engine.Msg) (contact, bool) {
 }
 
 func isWS(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
-
-func indexUnquoted(s string, c byte) int {
-	in := false
-	for i := 0; i < len(s); i++ {
-		switch {
-		case in && s[i] == '\\':
-			i++
-		case s[i] == '"':
-			in = !in
-		case !in && s[i] == c:
-			return i
-		}
-	}
-	return -1
-}
 
 // hostport formats an address as a URI host:port (IPv6 in brackets).
 func hostport(ap netip.AddrPort) string {

@@ -283,16 +283,7 @@ func evalReq(t *testing.T, addr netip.AddrPort, req string, exprs []string) []st
 	}
 }
 
-const kamCfg = `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-disable_tcp=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-server_signature=no
-sip_warning=0
+const kamCfg = enginetest.KamailioGlobals + `debug=2
 udp4_raw=0
 loadmodule "kex.so"
 loadmodule "sl.so"

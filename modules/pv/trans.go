@@ -784,7 +784,7 @@ func trNameAddr(part func(display, uri string, n int) engine.Value) transFn {
 			return engine.Value{}, false
 		}
 		s := v.S
-		lt := indexUnquotedByte(s, '<')
+		lt := rawsip.IndexUnquoted(s, '<')
 		if lt < 0 {
 			return part("", s, len(s)), true
 		}
@@ -794,21 +794,6 @@ func trNameAddr(part func(display, uri string, n int) engine.Value) transFn {
 		}
 		return part(s[:lt], s[lt+1:lt+gt], lt+gt+1), true // the name keeps its trailing space, as in Kamailio
 	}
-}
-
-func indexUnquotedByte(s string, c byte) int {
-	in := false
-	for i := 0; i < len(s); i++ {
-		switch {
-		case in && s[i] == '\\':
-			i++
-		case s[i] == '"':
-			in = !in
-		case !in && s[i] == c:
-			return i
-		}
-	}
-	return -1
 }
 
 // trToBody is tobody.*: the value parsed as a To/From body, whose URI must parse.

@@ -19,17 +19,7 @@ import (
 
 // kamailioCfg is the Kamailio 5.6 configuration whose behaviour siplua's registrar is compared with: the
 // same script as cmpScript below, in Kamailio's native language.
-const kamailioCfg = `#!KAMAILIO
-debug=1
-log_stderror=yes
-children=1
-disable_tcp=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-server_signature=no
-sip_warning=0
-loadmodule "kex.so"
+const kamailioCfg = enginetest.KamailioGlobals + `loadmodule "kex.so"
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"

@@ -41,17 +41,7 @@ function ksr_request_route()
 end
 `
 
-const kamailioCfg = `#!KAMAILIO
-debug=1
-log_stderror=yes
-children=1
-disable_tcp=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-server_signature=no
-sip_warning=0
-loadmodule "kex.so"
+const kamailioCfg = enginetest.KamailioGlobals + `loadmodule "kex.so"
 loadmodule "sl.so"
 loadmodule "sanity.so"
 loadmodule "app_lua.so"

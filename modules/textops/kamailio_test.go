@@ -354,17 +354,7 @@ func kamailioResults(t *testing.T) map[string]string {
 	if err := os.WriteFile(sc, []byte(script()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := `#!KAMAILIO
-debug=1
-log_stderror=yes
-children=1
-disable_tcp=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-server_signature=no
-sip_warning=0
-loadmodule "kex.so"
+	cfg := enginetest.KamailioGlobals + `loadmodule "kex.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "textops.so"
