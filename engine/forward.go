@@ -247,7 +247,7 @@ func (e *Engine) ListenerFor(prefer *Listener, t Target) *Listener {
 // the given branch on top, received/rport on the previous hop's Via, the Request-URI replaced by ruri (""
 // keeps it), the script's edits (socket edits see local) and Content-Length added on a stream transport.
 func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ruri string) []byte {
-	var extraBuf [5]edit
+	var extraBuf [8]edit
 	extra := extraBuf[:0]
 	off := m.Raw.HdrsEnd
 	if len(m.Raw.Hdrs) > 0 {
@@ -261,12 +261,10 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	extra = append(extra, edit{off: off, end: off, text: "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"})
 	if vi >= 0 {
 		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
+		// as parameter edits, not a new value: the script's own edits inside that Via (textops) stay, as
+		// with Kamailio's lumps
 		h := m.Raw.Hdrs[vi]
-		v := string(h.Value(m.Buf))
-		end := rawsip.FirstValueEnd([]byte(v))
-		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport); nv != v[:end] {
-			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
-		}
+		extra = appendViaReceivedEdits(extra, string(h.Value(m.Buf)), h.VStart, m.Src, m.ForceRport)
 	}
 	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
@@ -285,6 +283,38 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		}
 	}
 	return m.appendOutgoingFrom(dst, local, extra...)
+}
+
+// appendViaReceivedEdits appends the edits that give the first value of Via value v (at offset base of
+// the buffer) what viaWithReceived gives it: the rport value filled in (or added when forced), received
+// added last. The same bytes as viaWithReceived when nothing else edits the Via.
+func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort, forceRport bool) []edit {
+	end := rawsip.FirstValueEnd([]byte(v))
+	first := v[:end]
+	sentBy, params := first, ""
+	if i := strings.IndexByte(first, ';'); i >= 0 {
+		sentBy, params = first[:i], first[i:]
+	}
+	host := strings.TrimSpace(sentBy)
+	if i := strings.LastIndexAny(host, " \t"); i >= 0 {
+		host = host[i+1:]
+	}
+	host, _, _ = SplitHostPort(host)
+	host = strings.Trim(host, "[]")
+	port := strconv.Itoa(int(src.Port()))
+	_, rs, re, hasRport := rawsip.Param(params, "rport")
+	switch {
+	case hasRport:
+		p := base + len(sentBy)
+		extra = append(extra, edit{off: p + rs, end: p + re, text: ";rport=" + port})
+	case forceRport:
+		extra = append(extra, edit{off: base + end, end: base + end, text: ";rport=" + port})
+	}
+	_, _, _, hasRecv := rawsip.Param(params, "received")
+	if hasRport || hasRecv || !sameHost(host, src.Addr()) {
+		extra = append(extra, edit{off: base + end, end: base + end, text: ";received=" + src.Addr().Unmap().String()})
+	}
+	return extra
 }
 
 // statelessBranch derives the Via branch of a statelessly forwarded request from what identifies its

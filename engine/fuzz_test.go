@@ -2,6 +2,8 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -38,8 +40,11 @@ func FuzzMessagePath(f *testing.F) {
 			for _, h := range raw.Raw.Hdrs {
 				if h.Is(buf, "via") {
 					v := string(h.Value(buf))
-					_ = viaWithReceived(v, src, forceRport)
 					first := v[:rawsip.FirstValueEnd([]byte(v))]
+					// the relay's parameter edits give the Via a stateless reply gets
+					if got, want := applyEdits(first, appendViaReceivedEdits(nil, v, 0, src, forceRport)), viaWithReceived(first, src, forceRport); got != want {
+						t.Fatalf("Via %q: relayed %q, replied %q", v, got, want)
+					}
 					_, _ = ParseVia(first)
 					_, _ = viaTarget(first)
 				}
@@ -73,4 +78,40 @@ var messageSeeds = []string{
 	"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsl1\r\nVia: SIP/2.0/UDP 10.0.0.2:5080;received=10.0.0.3;rport=5090\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c3\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
 	"OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h\n ;rport\nFrom: <sip:a@x>;tag=1\nTo: <sip:b@x>\nCall-ID: c4\nCSeq: 1 OPTIONS\n\n",
 	"ACK sip:x SIP/2.0\r\nVia: garbage\r\n\r\n",
+}
+
+// applyEdits applies edits (offsets into s, insertions at one offset kept in order) to s.
+func applyEdits(s string, edits []edit) string {
+	sorted := slices.Clone(edits)
+	slices.SortStableFunc(sorted, func(a, b edit) int { return a.off - b.off })
+	var b strings.Builder
+	pos := 0
+	for _, e := range sorted {
+		b.WriteString(s[pos:e.off])
+		b.WriteString(e.text)
+		pos = max(pos, e.end)
+	}
+	b.WriteString(s[pos:])
+	return b.String()
+}
+
+// TestViaReceivedEdits: the parameter edits of a relayed request's top Via give the value a stateless
+// reply gets, for the cases that matter (rport empty or set, forced, received present, another host).
+func TestViaReceivedEdits(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.7:5070")
+	for _, v := range []string{
+		"SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1",
+		"SIP/2.0/UDP 192.0.2.7:5060;rport;branch=z9hG4bK1",
+		"SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;rport=1",
+		"SIP/2.0/UDP host.example;branch=z9hG4bK1",
+		"SIP/2.0/UDP 10.0.0.1:5060;received=10.9.9.9;branch=z9hG4bK1",
+		"SIP/2.0/TCP [2001:db8::1]:5060;rport;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.2",
+	} {
+		for _, force := range []bool{false, true} {
+			first := v[:rawsip.FirstValueEnd([]byte(v))]
+			if got, want := applyEdits(first, appendViaReceivedEdits(nil, v, 0, src, force)), viaWithReceived(first, src, force); got != want {
+				t.Errorf("Via %q (force %v): relayed %q, replied %q", v, force, got, want)
+			}
+		}
+	}
 }

@@ -402,11 +402,7 @@ func TestKamailioRecord(t *testing.T) {
 
 // knownDiff lists the cases where siplua knowingly differs from Kamailio (see README); they are reported,
 // not failed.
-var knownDiff = map[string]string{
-	// the engine replaces the whole value of the top Via to add received/rport when it relays a request;
-	// Kamailio inserts the parameters, so a textops edit inside that Via survives there and is lost here
-	"edit_top_via": "textops edits inside the top Via of a relayed request (engine/forward.go received/rport edit)",
-}
+var knownDiff = map[string]string{}
 
 func compare(t *testing.T, want, got map[string]string) {
 	t.Helper()
