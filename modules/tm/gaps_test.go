@@ -175,3 +175,26 @@ func TestCallee100NotRelayed(t *testing.T) {
 		t.Errorf("UAC got %d 100 Trying, want 1 (the proxy's own)", n100)
 	}
 }
+
+// TestTReplyBody: a body set with textops.set_reply_body goes out in the transaction's local reply with
+// its Content-Type and length (not the Content-Type alone).
+func TestTReplyBody(t *testing.T) {
+	pp := startPeers(t, peerConfig+"[modules.textops]\n", 0, func(*peers) string {
+		return `
+function ksr_request_route()
+	KSR.tm.t_newtran()
+	KSR.textops.set_reply_body("no route here", "text/plain")
+	KSR.tm.t_reply(404, "Not Found")
+end`
+	})
+	pp.uac.Send(pp.uac.Request("MESSAGE", "sip:nobody@example.org"))
+	final, _ := recvFinal(t, pp.uac, 2*time.Second)
+	if statusCode(final) != 404 {
+		t.Fatalf("UAC got %s", startLine(final))
+	}
+	_, body, _ := strings.Cut(string(final), "\r\n\r\n")
+	if ct, cl := header(final, "Content-Type"), header(final, "Content-Length"); body != "no route here" ||
+		len(ct) != 1 || ct[0] != "text/plain" || len(cl) != 1 || cl[0] != "13" {
+		t.Fatalf("reply body %q, Content-Type %q, Content-Length %q:\n%s", body, ct, cl, final)
+	}
+}

@@ -103,6 +103,9 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 	if len(m.ReplyHdrs) > 0 { // append_to_reply of this route applies to the transaction's reply
 		x.req.ReplyHdrs = append(x.req.ReplyHdrs[:0], m.ReplyHdrs...)
 	}
+	if len(m.ReplyBody) > 0 { // set_reply_body of this route too: its Content-Type came with ReplyHdrs
+		x.req.ReplyBody = append(x.req.ReplyBody[:0], m.ReplyBody...)
+	}
 	x.localReply(code, reason)
 	m.Replied = true
 	return true, nil
