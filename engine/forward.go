@@ -34,6 +34,9 @@ func ParseDest(uri string) (Dest, error) {
 		return Dest{}, fmt.Errorf("destination %q: %w", uri, err)
 	}
 	d := Dest{Host: strings.Trim(u.Host, "[]"), Port: u.Port}
+	if u.IsEncrypted() {
+		d.Proto = TLS // sips: (RFC 3261 §26.2.2); transport=wss below keeps it secure
+	}
 	if tp, ok := u.UriParams.Get("transport"); ok {
 		p, ok := ParseProto(tp)
 		if !ok {
@@ -57,6 +60,9 @@ func (d Dest) Literal() (Target, bool) {
 	}
 	if port == 0 {
 		port = 5060
+		if p.Secure() {
+			port = 5061
+		}
 	}
 	return Target{Proto: p, Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port))}, true
 }
@@ -264,7 +270,9 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		h := m.Raw.Hdrs[vi]
 		v := string(h.Value(m.Buf))
 		end := rawsip.FirstValueEnd([]byte(v))
-		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport); nv != v[:end] {
+		// A WebSocket client's Via names no reachable address (RFC 7118 §5: "*.invalid"): rport is filled in
+		// so that a reply relayed statelessly finds the connection (received:rport over WS).
+		if nv := viaWithReceived(v[:end], m.Src, m.ForceRport || m.Proto.WebSocket()); nv != v[:end] {
 			extra = append(extra, edit{off: h.VStart, end: h.VStart + end, text: nv})
 		}
 	}
@@ -279,7 +287,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 			extra = append(extra, edit{off: s, end: en, text: ruri})
 		}
 	}
-	if proto == TCP {
+	if proto.Stream() {
 		if cl, ok := m.contentLengthEdit(); ok {
 			extra = append(extra, cl)
 		}
@@ -428,7 +436,7 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	}
 	var extraBuf [2]edit
 	extra := append(extraBuf[:0], rm)
-	if cl, ok := m.contentLengthEdit(); ok && t.Proto == TCP {
+	if cl, ok := m.contentLengthEdit(); ok && t.Proto.Stream() {
 		extra = append(extra, cl)
 	}
 	return m.appendOutgoing(dst, extra...), t, nil
@@ -456,6 +464,9 @@ func viaTarget(v string) (Target, error) {
 	}
 	if port == 0 {
 		port = 5060
+		if proto.Secure() {
+			port = 5061
+		}
 	}
 	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	if err != nil {

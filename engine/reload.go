@@ -47,6 +47,10 @@ func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, er
 		return nil, err
 	}
 	warnings = e.restartWarnings(cfg)
+	tlsState, err := prepareTLS(cfg) // a certificate that does not load fails the reload: nothing changes
+	if err != nil {
+		return nil, err
+	}
 	eff, added := e.effectiveConfig(cfg)
 	g, err := e.newGeneration(eff)
 	if err != nil {
@@ -61,6 +65,9 @@ func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, er
 		lv.Set(l)
 	}
 	e.routeLimit.Store(int64(cfg.Lua.RouteBudget())) // route_timeout applies live
+	if tlsState != nil {
+		e.tr.SetTLS(tlsState) // renewed certificates serve the next handshakes
+	}
 	g.id = e.genSeq.Add(1)
 	old := e.gen.Swap(g)
 	e.current.Store(eff)

@@ -28,11 +28,13 @@ import (
 
 // Config is a whole siplua configuration file.
 type Config struct {
-	Core    CoreConfig                `toml:"core"`
-	Lua     LuaConfig                 `toml:"lua"`
-	Ctl     CtlConfig                 `toml:"ctl"`
-	Metrics MetricsConfig             `toml:"metrics"`
-	Modules map[string]toml.Primitive `toml:"modules"`
+	Core      CoreConfig                `toml:"core"`
+	Lua       LuaConfig                 `toml:"lua"`
+	Ctl       CtlConfig                 `toml:"ctl"`
+	Metrics   MetricsConfig             `toml:"metrics"`
+	TLS       TLSConfig                 `toml:"tls"`
+	WebSocket WebSocketConfig           `toml:"websocket"`
+	Modules   map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
 	File string `toml:"-"`
@@ -178,14 +180,16 @@ func LoadConfigFile(path string) (*Config, error) {
 // name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
 // against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), TLS: DefaultTLS(), WebSocket: DefaultWebSocket(), File: file, Dir: dir, Src: src}
 	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
 	var raw struct {
-		Core    toml.Primitive            `toml:"core"`
-		Lua     toml.Primitive            `toml:"lua"`
-		Ctl     toml.Primitive            `toml:"ctl"`
-		Metrics toml.Primitive            `toml:"metrics"`
-		Modules map[string]toml.Primitive `toml:"modules"`
+		Core      toml.Primitive            `toml:"core"`
+		Lua       toml.Primitive            `toml:"lua"`
+		Ctl       toml.Primitive            `toml:"ctl"`
+		Metrics   toml.Primitive            `toml:"metrics"`
+		TLS       toml.Primitive            `toml:"tls"`
+		WebSocket toml.Primitive            `toml:"websocket"`
+		Modules   map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
 	if err != nil {
@@ -203,6 +207,12 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("metrics") {
 		d.table(raw.Metrics, toml.Key{"metrics"}, &c.Metrics)
+	}
+	if md.IsDefined("tls") {
+		d.table(raw.TLS, toml.Key{"tls"}, &c.TLS)
+	}
+	if md.IsDefined("websocket") {
+		d.table(raw.WebSocket, toml.Key{"websocket"}, &c.WebSocket)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -249,6 +259,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	errs := append(d.errs, c.validateCore()...)
 	errs = append(errs, c.validateCtlMetrics()...)
+	errs = append(errs, c.validateTLS()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
@@ -638,7 +649,7 @@ func ParseListen(s string) (ListenAddr, error) {
 	}
 	proto, ok := transport.ParseProto(p)
 	if !ok {
-		return ListenAddr{}, fmt.Errorf("%q: unknown protocol %q (expected udp or tcp)", s, p)
+		return ListenAddr{}, fmt.Errorf("%q: unknown protocol %q (expected udp, tcp, tls, ws or wss)", s, p)
 	}
 	ap, err := netip.ParseAddrPort(hp)
 	if err != nil {

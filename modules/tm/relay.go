@@ -154,8 +154,8 @@ func (t *TM) relayFailure(m *engine.Msg, c *msgCtx, proto engine.Proto, addr str
 func (t *TM) destURI(m *engine.Msg, du, ruri string, proto engine.Proto, addr string) string {
 	if addr != "" {
 		u := "sip:" + addr
-		if proto == engine.TCP {
-			u += ";transport=tcp"
+		if proto != engine.UDP && proto != engine.ProtoNone {
+			u += ";transport=" + proto.String()
 		}
 		return u
 	}
