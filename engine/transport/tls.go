@@ -147,6 +147,8 @@ func tlsAlert(err error) string {
 		return "not a TLS client"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "handshake timeout"
+	case strings.Contains(err.Error(), "didn't provide a certificate"):
+		return "no client certificate (verify_client)"
 	}
 	return "handshake failed"
 }
