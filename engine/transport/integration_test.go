@@ -539,3 +539,52 @@ func TestStreamLimits(t *testing.T) {
 	}
 	waitLog(t, pl, "ws connection refused: tcp_max_connections reached")
 }
+
+// TestGarbageThenServed: plain SIP sent to the TLS socket, an HTTP request that is no upgrade and a
+// WebSocket frame that breaks the rules each end their connection (logged), and the next client on each
+// transport is served.
+func TestGarbageThenServed(t *testing.T) {
+	pk := newPKI(t)
+	p := startEdge(t, pk, "")
+	for _, tc := range []struct {
+		proto engine.Proto
+		send  string
+	}{
+		{engine.TLS, "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"},
+		{engine.WS, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{engine.WSS, "\x16\x03\x01\x00\x05hello"},
+	} {
+		c, err := net.Dial("tcp", p.Addr(tc.proto).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte(tc.send))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(io.Discard, c) // until the proxy closes
+		c.Close()
+	}
+	w, err := enginetest.DialWS(p.Addr(engine.WS), enginetest.WSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}) // unmasked client frame
+	_ = w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(w)
+	if len(got) < 4 || got[0] != 0x88 || got[2] != 0x03 || got[3] != 0xea { // close, 1002
+		t.Errorf("unmasked frame: want a close frame with 1002, got % x", got)
+	}
+	w.Close()
+	waitLog(t, p, "tls connection refused: not a TLS client")
+	waitLog(t, p, "websocket upgrade refused")
+	waitLog(t, p, "ws connection closed: bad frame")
+	for _, c := range []*enginetest.Client{
+		enginetest.NewTLSClient(t, p.Addr(engine.TLS), clientTLS(pk)),
+		enginetest.NewWSClient(t, p.Addr(engine.WS), enginetest.WSOptions{}),
+		enginetest.NewWSClient(t, p.Addr(engine.WSS), enginetest.WSOptions{TLS: clientTLS(pk)}),
+	} {
+		c.Send(c.Request("OPTIONS", "sip:"+p.UDP.String()))
+		if b := c.RecvFinal(5 * time.Second); status(b) != 200 {
+			t.Fatalf("%s after garbage: %q", c.Proto, b)
+		}
+	}
+}

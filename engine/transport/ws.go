@@ -147,7 +147,9 @@ func (t *Transport) readWS(tc *Conn) {
 		_ = c.SetReadDeadline(last.Add(tcpWriteTimeout)) // the rest of a frame comes at once
 		op, fin, payload, err := readWSFrame(r, o.MaxFrame)
 		if err != nil {
-			t.wsFail(tc, err)
+			if t.wsFail(tc, err) {
+				linger(c, r, t.o.ReadSize)
+			}
 			return
 		}
 		switch op {
@@ -157,22 +159,25 @@ func (t *Transport) readWS(tc *Conn) {
 		case opClose:
 			_ = tc.queuePkt(outPkt{b: appendWSFrame(nil, opClose, closeCode(payload)), framed: true})
 			tc.shutdownWrite()
+			linger(c, r, t.o.ReadSize)
 			return
 		case opText, opBinary, opCont:
-			if op == opCont && msgOp == 0 {
-				t.wsFail(tc, errors.New("continuation frame without a message"))
+			var bad error
+			switch {
+			case op == opCont && msgOp == 0:
+				bad = errors.New("continuation frame without a message")
+			case op != opCont && msgOp != 0:
+				bad = errors.New("new message inside a fragmented one")
+			case len(msg)+len(payload) > o.MaxMessage:
+				bad = fmt.Errorf("message larger than max_message_size %d", o.MaxMessage)
+			}
+			if bad != nil {
+				t.wsFail(tc, bad)
+				linger(c, r, t.o.ReadSize)
 				return
 			}
 			if op != opCont {
-				if msgOp != 0 {
-					t.wsFail(tc, errors.New("new message inside a fragmented one"))
-					return
-				}
 				msgOp = op
-			}
-			if len(msg)+len(payload) > o.MaxMessage {
-				t.wsFail(tc, fmt.Errorf("message larger than max_message_size %d", o.MaxMessage))
-				return
 			}
 			if fin && msg == nil {
 				// a whole message in one frame (the usual case): hand it on without copying
@@ -192,6 +197,7 @@ func (t *Transport) readWS(tc *Conn) {
 			}
 		default:
 			t.wsFail(tc, fmt.Errorf("unknown opcode %#x", op))
+			linger(c, r, t.o.ReadSize)
 			return
 		}
 	}
@@ -210,10 +216,11 @@ func (t *Transport) wsClosed(tc *Conn, err error) {
 	}
 }
 
-// wsFail ends a connection whose framing broke: a close frame with 1002 (protocol error) or 1009 (too big).
-func (t *Transport) wsFail(tc *Conn, err error) {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return
+// wsFail ends a connection whose framing broke: a close frame with 1002 (protocol error) or 1009 (too big);
+// false when the stream just ended (nothing to answer).
+func (t *Transport) wsFail(tc *Conn, err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isTimeout(err) {
+		return false
 	}
 	code := uint16(1002)
 	if errors.Is(err, errWSTooBig) || strings.Contains(err.Error(), "larger") {
@@ -223,6 +230,15 @@ func (t *Transport) wsFail(tc *Conn, err error) {
 	t.o.StreamError()
 	_ = tc.queuePkt(outPkt{b: appendWSFrame(nil, opClose, binary.BigEndian.AppendUint16(nil, code)), framed: true})
 	tc.shutdownWrite()
+	return true
+}
+
+// linger reads on (and discards) until the peer closes or a short timeout, so that the writer sends what
+// was queued last (a close frame) before the connection is closed: closing with unread bytes would reset
+// it, and the peer could lose the close frame.
+func linger(c net.Conn, r io.Reader, readSize int) {
+	_ = c.SetReadDeadline(time.Now().Add(frameErrorLinger))
+	_, _ = io.CopyN(io.Discard, r, int64(readSize)*4)
 }
 
 var errWSTooBig = errors.New("frame larger than max_frame_size")
