@@ -25,8 +25,13 @@ type Conn struct {
 	id     int64 // $conid: unique in the process, never reused
 	remote netip.AddrPort
 	local  *Listener
-	wq     chan outPkt
-	queued atomic.Int64  // bytes in wq
+	// The write queue: a slice under mu rather than a channel, so that an idle connection holds no queue
+	// memory (a 512-slot channel is 20 KB per connection); wake tells the writer there is something.
+	mu     sync.Mutex
+	wq     []outPkt
+	spare  []outPkt // the writer's previous batch, reused
+	queued int      // bytes in wq
+	wake   chan struct{}
 	ready  chan struct{} // closed once the TLS handshake / WebSocket upgrade is done (writes wait for it)
 	done   chan struct{} // closed when the connection is closed
 	once   sync.Once
@@ -56,7 +61,7 @@ var (
 var connIDs atomic.Int64
 
 func newConn(c *net.TCPConn, proto Proto, remote netip.AddrPort, local *Listener) *Conn {
-	tc := &Conn{proto: proto, id: connIDs.Add(1), remote: remote, local: local, wq: make(chan outPkt, tcpWriteQueue),
+	tc := &Conn{proto: proto, id: connIDs.Add(1), remote: remote, local: local, wake: make(chan struct{}, 1),
 		ready: make(chan struct{}), done: make(chan struct{})}
 	if c != nil {
 		tc.raw.Store(c)
@@ -70,9 +75,7 @@ func (c *Conn) Write(b []byte) error { return c.queue(b, nil) }
 // shutdownWrite queues a FIN after what is queued now (a reply to a message that broke the framing), so
 // the peer reads that reply and then the end of the stream. When the queue is full the connection closes.
 func (c *Conn) shutdownWrite() {
-	select {
-	case c.wq <- outPkt{closeWrite: true}:
-	default:
+	if c.queuePkt(outPkt{closeWrite: true}) != nil {
 		c.close()
 	}
 }
@@ -94,23 +97,50 @@ func (c *Conn) queue(b []byte, onErr func(error)) error {
 }
 
 func (c *Conn) queuePkt(p outPkt) error {
+	c.mu.Lock()
 	select {
 	case <-c.done:
+		c.mu.Unlock()
 		return errTCPClosed
 	default:
 	}
-	n := int64(len(p.b))
-	if c.queued.Add(n) > tcpWriteQueueBytes {
-		c.queued.Add(-n)
+	if len(c.wq) >= tcpWriteQueue || c.queued+len(p.b) > tcpWriteQueueBytes {
+		c.mu.Unlock()
 		return errTCPQueueFull
 	}
+	c.wq = append(c.wq, p)
+	c.queued += len(p.b)
+	c.mu.Unlock()
 	select {
-	case c.wq <- p:
-		return nil
-	default:
-		c.queued.Add(-n)
-		return errTCPQueueFull
+	case c.wake <- struct{}{}:
+	default: // the writer has been woken already and has not taken the queue yet
 	}
+	return nil
+}
+
+// take hands the writer what is queued (nil when nothing).
+func (c *Conn) take() []outPkt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.wq) == 0 {
+		return nil
+	}
+	batch := c.wq
+	c.wq, c.spare = c.spare[:0], nil
+	c.queued = 0
+	return batch
+}
+
+// giveBack returns a written batch's slice for reuse, unless it grew large (a burst): an idle connection
+// keeps only a small one.
+func (c *Conn) giveBack(batch []outPkt) {
+	if cap(batch) > 16 {
+		return
+	}
+	clear(batch)
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.mu.Unlock()
 }
 
 func (c *Conn) close() {
@@ -125,19 +155,20 @@ func (c *Conn) close() {
 // writeLoop connects (when dial) then writes queued messages until the connection ends; what is left in the
 // queue then fails. An accepted TLS or WebSocket connection's writer waits for its handshake first.
 func (t *Transport) writeLoop(tc *Conn, dial bool) {
-	fail := func(err error) {
-		t.dropConn(tc)
-		for {
-			select {
-			case p := <-tc.wq:
-				tc.queued.Add(-int64(len(p.b)))
-				if p.onErr != nil {
-					p.onErr(err)
-				}
-			default:
-				return
+	failBatch := func(batch []outPkt, err error) {
+		for _, p := range batch {
+			if p.onErr != nil {
+				p.onErr(err)
 			}
 		}
+	}
+	fail := func(err error) {
+		t.dropConn(tc) // closes done first: nothing is queued after the queue is taken below
+		tc.mu.Lock()
+		batch := tc.wq
+		tc.wq, tc.queued = nil, 0
+		tc.mu.Unlock()
+		failBatch(batch, err)
 	}
 	if dial {
 		if err := t.dial(tc); err != nil {
@@ -158,7 +189,13 @@ func (t *Transport) writeLoop(tc *Conn, dial bool) {
 	var frame []byte
 	for {
 		select {
-		case p := <-tc.wq:
+		case <-tc.wake:
+		case <-tc.done:
+			fail(errTCPClosed)
+			return
+		}
+		batch := tc.take()
+		for i, p := range batch {
 			if p.closeWrite {
 				_ = raw.CloseWrite()
 				continue
@@ -170,22 +207,17 @@ func (t *Transport) writeLoop(tc *Conn, dial bool) {
 			}
 			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 			_, err := c.Write(b)
-			tc.queued.Add(-int64(len(p.b)))
-			if cap(frame) > 64<<10 {
-				frame = nil // do not keep a big message's buffer for an idle connection
-			}
 			if err != nil {
 				err = fmt.Errorf("send %s -> %s: %w", tc.proto, tc.remote, err)
 				fail(err) // first: a failover to the same address must not find this connection
-				if p.onErr != nil {
-					p.onErr(err)
-				}
+				failBatch(batch[i:], err)
 				return
 			}
-		case <-tc.done:
-			fail(errTCPClosed)
-			return
 		}
+		if cap(frame) > 4<<10 {
+			frame = nil // do not keep a big message's buffer for an idle connection
+		}
+		tc.giveBack(batch)
 	}
 }
 
@@ -317,15 +349,24 @@ func (t *Transport) ConnTo(proto Proto, dst netip.AddrPort) *Conn {
 // readConn makes an accepted connection's TLS handshake and WebSocket upgrade (bounded by the handshake
 // timeout: a peer that stalls or sends nothing is closed), then reads its messages.
 func (t *Transport) readConn(tc *Conn) {
-	defer t.dropConn(tc)
 	select {
 	case <-tc.ready: // plain TCP, or an outgoing connection whose writer made the handshake
 	default:
 		if !t.handshake(tc) {
+			t.dropConn(tc)
 			return
 		}
 		close(tc.ready)
+		// Read on a fresh goroutine: the handshake's cryptography grew this one's stack, which an idle
+		// connection would otherwise keep (a few KB per connection).
+		go t.readMessages(tc)
+		return
 	}
+	t.readMessages(tc)
+}
+
+func (t *Transport) readMessages(tc *Conn) {
+	defer t.dropConn(tc)
 	if tc.proto.WebSocket() {
 		t.readWS(tc)
 		return
@@ -364,7 +405,7 @@ func (t *Transport) handshake(tc *Conn) bool {
 // them on.
 func (t *Transport) readStream(tc *Conn) {
 	c := tc.rw
-	r := bufio.NewReaderSize(c, 16<<10)
+	r := bufio.NewReaderSize(c, streamReadBuffer)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(t.o.Lifetime))
 		msg, err := ReadFrame(r, t.o.ReadSize)
@@ -392,3 +433,7 @@ func (t *Transport) readStream(tc *Conn) {
 		t.o.Handle(msg, tc.remote, tc.proto, tc.local, tc)
 	}
 }
+
+// streamReadBuffer is the read buffer of a TCP or TLS connection: most SIP messages fit it whole, longer
+// header lines are read on in pieces (ReadFrame), and an idle connection holds only this much.
+const streamReadBuffer = 2 << 10

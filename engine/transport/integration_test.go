@@ -106,7 +106,7 @@ type pki struct {
 	files map[string]string
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	ca := enginetest.NewCA(t, "siplua test CA")
 	cert, key, _ := ca.Issue(t, "sip.example")
 	return &pki{ca: ca, files: map[string]string{"cert.pem": cert, "key.pem": key, "ca.pem": ca.PEM}}

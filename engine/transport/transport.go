@@ -331,13 +331,28 @@ func frameLength(head []byte, max int) (n int, reason string, err error) {
 // headers of a message whose length is ambiguous: the stream cannot be read on after it.
 func ReadFrame(r *bufio.Reader, maxSize int) ([]byte, error) {
 	var msg []byte
+	partial := false // the line read so far did not fit the reader's buffer: line is its continuation
 	for {
 		line, err := r.ReadSlice('\n')
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// a line longer than the reader's buffer (kept small: idle connections hold it): go on reading it
+			msg = append(msg, line...)
+			if len(msg) > maxSize {
 				return nil, errFrameTooBig
 			}
+			partial = true
+			continue
+		}
+		if err != nil {
 			return nil, err
+		}
+		if partial { // the end of a long line: never an empty line
+			partial = false
+			msg = append(msg, line...)
+			if len(msg) > maxSize {
+				return nil, errFrameTooBig
+			}
+			continue
 		}
 		if len(msg) == 0 && (len(line) == 2 && line[0] == '\r' || len(line) == 1) {
 			// leading CRLF: keep-alive ping (double CRLF) or noise

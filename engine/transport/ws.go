@@ -123,7 +123,7 @@ func originAllowed(list []string, origin string) bool {
 // ping; one silent for the connection lifetime is closed.
 func (t *Transport) readWS(tc *Conn) {
 	c := tc.rw
-	r := bufio.NewReaderSize(c, 4<<10)
+	r := bufio.NewReaderSize(c, streamReadBuffer)
 	o := t.o.WS
 	ping := o.PingInterval
 	if ping <= 0 || ping > t.o.Lifetime {
