@@ -15,9 +15,11 @@ import (
 )
 
 // Conn is one stream connection (TCP, TLS, WS or WSS), accepted or opened by the proxy. Writes never block
-// the caller: they are queued (bounded) and written by the connection's own writer goroutine, which also
+// the caller: they are queued (bounded) and written by the connection's writer goroutine, which also
 // connects an outgoing connection first (and makes its TLS handshake); a full queue or a dead connection is
-// a send error at once.
+// a send error at once. The writer runs while there is something to write and ends when the queue is
+// empty (the next write starts it again): an idle connection costs its reader goroutine only, and there is
+// never more than one writer per connection.
 type Conn struct {
 	raw    atomic.Pointer[net.TCPConn] // nil while an outgoing connection is being made
 	rw     net.Conn                    // raw, or the tls.Conn over it: set before ready is closed
@@ -26,15 +28,16 @@ type Conn struct {
 	remote netip.AddrPort
 	local  *Listener
 	// The write queue: a slice under mu rather than a channel, so that an idle connection holds no queue
-	// memory (a 512-slot channel is 20 KB per connection); wake tells the writer there is something.
-	mu     sync.Mutex
-	wq     []outPkt
-	spare  []outPkt // the writer's previous batch, reused
-	queued int      // bytes in wq
-	wake   chan struct{}
-	ready  chan struct{} // closed once the TLS handshake / WebSocket upgrade is done (writes wait for it)
-	done   chan struct{} // closed when the connection is closed
-	once   sync.Once
+	// memory (a 512-slot channel is 20 KB per connection).
+	mu      sync.Mutex
+	wq      []outPkt
+	spare   []outPkt // the writer's previous batch, reused
+	queued  int      // bytes in wq
+	writing bool     // a writer goroutine runs (it takes everything queued before it ends)
+	tr      *Transport
+	ready   chan struct{} // closed once the TLS handshake / WebSocket upgrade is done (writes wait for it)
+	done    chan struct{} // closed when the connection is closed
+	once    sync.Once
 }
 
 // outPkt is a queued write; onErr (optional) learns that it was not written.
@@ -60,9 +63,9 @@ var (
 
 var connIDs atomic.Int64
 
-func newConn(c *net.TCPConn, proto Proto, remote netip.AddrPort, local *Listener) *Conn {
-	tc := &Conn{proto: proto, id: connIDs.Add(1), remote: remote, local: local, wake: make(chan struct{}, 1),
-		ready: make(chan struct{}), done: make(chan struct{})}
+func (t *Transport) newConn(c *net.TCPConn, proto Proto, remote netip.AddrPort, local *Listener) *Conn {
+	tc := &Conn{proto: proto, id: connIDs.Add(1), remote: remote, local: local,
+		ready: make(chan struct{}), done: make(chan struct{}), tr: t}
 	if c != nil {
 		tc.raw.Store(c)
 	}
@@ -110,19 +113,22 @@ func (c *Conn) queuePkt(p outPkt) error {
 	}
 	c.wq = append(c.wq, p)
 	c.queued += len(p.b)
+	start := !c.writing
+	c.writing = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default: // the writer has been woken already and has not taken the queue yet
+	if start {
+		go c.tr.writeLoop(c, false)
 	}
 	return nil
 }
 
-// take hands the writer what is queued (nil when nothing).
+// take hands the writer what is queued; when nothing is, the writer ends (writing is cleared under the
+// same lock queuePkt appends under, so a message queued meanwhile starts a new writer).
 func (c *Conn) take() []outPkt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.wq) == 0 {
+		c.writing = false
 		return nil
 	}
 	batch := c.wq
@@ -189,12 +195,15 @@ func (t *Transport) writeLoop(tc *Conn, dial bool) {
 	var frame []byte
 	for {
 		select {
-		case <-tc.wake:
 		case <-tc.done:
 			fail(errTCPClosed)
 			return
+		default:
 		}
 		batch := tc.take()
+		if batch == nil {
+			return // idle: the next queued message starts a writer again
+		}
 		for i, p := range batch {
 			if p.closeWrite {
 				_ = raw.CloseWrite()
@@ -286,7 +295,7 @@ func (t *Transport) serveTCP(l *Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		tc := newConn(c, l.Proto, c.RemoteAddr().(*net.TCPAddr).AddrPort(), t.LocalFor(l, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr()))
+		tc := t.newConn(c, l.Proto, c.RemoteAddr().(*net.TCPAddr).AddrPort(), t.LocalFor(l, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr()))
 		if !t.addConn(tc) {
 			t.o.Log.Warn(l.Proto.String()+" connection refused: tcp_max_connections reached", "remote", tc.remote.String())
 			c.Close()
@@ -297,7 +306,6 @@ func (t *Transport) serveTCP(l *Listener) {
 			close(tc.ready)
 		}
 		go t.readConn(tc)
-		go t.writeLoop(tc, false)
 	}
 }
 
@@ -405,18 +413,22 @@ func (t *Transport) handshake(tc *Conn) bool {
 // them on.
 func (t *Transport) readStream(tc *Conn) {
 	c := tc.rw
-	r := bufio.NewReaderSize(c, streamReadBuffer)
+	ir := &idleReader{c: c}
+	defer ir.release()
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(t.o.Lifetime))
-		msg, err := ReadFrame(r, t.o.ReadSize)
+		r, err := ir.wait()
+		var msg []byte
+		if err == nil {
+			msg, err = ReadFrame(r, t.o.ReadSize)
+		}
 		var fe *FrameError
 		if errors.As(err, &fe) {
 			t.o.FrameError(fe.Head, fe.Reason, tc.remote, tc.local, tc)
 			tc.shutdownWrite()
 			// Read on (and discard) until the peer closes or a short timeout: closing with unread bytes would
 			// reset the connection, and the peer could lose the 400 before reading it.
-			_ = c.SetReadDeadline(time.Now().Add(frameErrorLinger))
-			_, _ = io.CopyN(io.Discard, r, int64(t.o.ReadSize)*4)
+			linger(c, r, t.o.ReadSize)
 			return
 		}
 		if err != nil {
@@ -428,9 +440,70 @@ func (t *Transport) readStream(tc *Conn) {
 		}
 		if msg == nil { // CRLF keep-alive (RFC 5626 §4.4.1): answer a double CRLF ping with a pong
 			_ = tc.Write([]byte("\r\n"))
-			continue
+		} else {
+			t.o.Handle(msg, tc.remote, tc.proto, tc.local, tc)
 		}
-		t.o.Handle(msg, tc.remote, tc.proto, tc.local, tc)
+		ir.idle()
+	}
+}
+
+// readerPool holds the read buffers of connections that are between messages.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, streamReadBuffer) }}
+
+// idleReader is a connection's buffered reader that holds a buffer only while bytes are buffered: an idle
+// connection waits for its next byte with a one-byte read, and takes a buffer from readerPool when it
+// comes (an idle connection then costs no read buffer).
+type idleReader struct {
+	c   net.Conn
+	one [1]byte
+	has bool // one holds the byte wait read
+	r   *bufio.Reader
+}
+
+// Read gives the byte wait read, then reads the connection.
+func (ir *idleReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if ir.has {
+		p[0], ir.has = ir.one[0], false
+		return 1, nil
+	}
+	return ir.c.Read(p)
+}
+
+// wait blocks until the next message's first byte (or an error) and returns the reader to read it with.
+func (ir *idleReader) wait() (*bufio.Reader, error) {
+	if ir.r != nil {
+		return ir.r, nil // bytes left from the last message
+	}
+	for {
+		n, err := ir.c.Read(ir.one[:])
+		if n == 1 {
+			ir.has = true
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	ir.r = readerPool.Get().(*bufio.Reader)
+	ir.r.Reset(ir)
+	return ir.r, nil
+}
+
+// idle gives the buffer back when nothing is left in it.
+func (ir *idleReader) idle() {
+	if ir.r != nil && ir.r.Buffered() == 0 && !ir.has {
+		ir.release()
+	}
+}
+
+func (ir *idleReader) release() {
+	if ir.r != nil {
+		ir.r.Reset(nil)
+		readerPool.Put(ir.r)
+		ir.r = nil
 	}
 }
 

@@ -42,7 +42,7 @@ func runWS(tb testing.TB, data []byte) [][]byte {
 		},
 		WS: WSOptions{MaxFrame: 4096, MaxMessage: 8192, PingInterval: time.Second}})
 	a, b := net.Pipe()
-	tc := &Conn{proto: WS, rw: a, wake: make(chan struct{}, 1), ready: make(chan struct{}), done: make(chan struct{})}
+	tc := &Conn{proto: WS, rw: a, ready: make(chan struct{}), done: make(chan struct{}), tr: tr, writing: true} // no writer: frames queued stay queued
 	go func() {
 		_, _ = b.Write(data)
 		b.Close()

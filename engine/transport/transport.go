@@ -469,7 +469,8 @@ func (t *Transport) connTo(local *Listener, proto Proto, dst netip.AddrPort, noC
 	if len(t.conns) >= t.o.MaxConns {
 		return nil, fmt.Errorf("connect %s %s: tcp_max_connections reached", proto, dst)
 	}
-	tc := newConn(nil, proto, dst, local)
+	tc := t.newConn(nil, proto, dst, local)
+	tc.writing = true // the writer below connects, then writes what was queued meanwhile
 	t.conns[connKey{proto, dst}] = tc
 	t.byID[tc.id] = tc
 	go t.writeLoop(tc, true)

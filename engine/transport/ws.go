@@ -123,7 +123,8 @@ func originAllowed(list []string, origin string) bool {
 // ping; one silent for the connection lifetime is closed.
 func (t *Transport) readWS(tc *Conn) {
 	c := tc.rw
-	r := bufio.NewReaderSize(c, streamReadBuffer)
+	ir := &idleReader{c: c}
+	defer ir.release()
 	o := t.o.WS
 	ping := o.PingInterval
 	if ping <= 0 || ping > t.o.Lifetime {
@@ -132,10 +133,11 @@ func (t *Transport) readWS(tc *Conn) {
 	last := time.Now()
 	var msg []byte
 	var msgOp byte
-	for {
+	for ; ; ir.idle() {
 		// Wait for the first byte of the next frame: a timeout here loses nothing, so it can ping and go on.
 		_ = c.SetReadDeadline(time.Now().Add(ping))
-		if _, err := r.Peek(1); err != nil {
+		r, err := ir.wait()
+		if err != nil {
 			if isTimeout(err) && time.Since(last) < t.o.Lifetime {
 				_ = tc.queuePkt(outPkt{b: appendWSFrame(nil, opPing, nil), framed: true})
 				continue
