@@ -177,6 +177,14 @@ func (e *Engine) restartWarnings(cfg *Config) []string {
 	for _, k := range changedKeys(e.cfg.Metrics, cfg.Metrics) {
 		ws = append(ws, fmt.Sprintf("metrics.%s changed: it takes effect on restart", k))
 	}
+	// [tls] certificates and verification apply to the next handshake (Reload loads them); the WebSocket
+	// settings and the handshake timeout are the transport's, fixed at start.
+	for _, k := range changedKeys(e.cfg.WebSocket, cfg.WebSocket) {
+		ws = append(ws, fmt.Sprintf("websocket.%s changed: it takes effect on restart", k))
+	}
+	if e.cfg.TLS.HandshakeTimeout != cfg.TLS.HandshakeTimeout {
+		ws = append(ws, "tls.handshake_timeout changed: it takes effect on restart")
+	}
 	for _, l := range e.cfg.Mods.List {
 		next, ok := cfg.Mods.Get(l.Name)
 		if !ok {
