@@ -34,6 +34,12 @@ function ksr_request_route()
 		end
 		KSR.setflag(5)
 	end
+	if KSR.is_MESSAGE() and KSR.is_WSX() then
+		-- KSR.websocket.close_reason: the browser's connection ends with a close frame
+		KSR.sl.sl_send_reply(200, "closing")
+		KSR.info("ws close rc " .. KSR.websocket.close_reason(4000, "bye") .. " " .. KSR.websocket.close_conid(1000, "x", 999999))
+		return 1
+	end
 	if KSR.is_OPTIONS() then
 		KSR.hdr.append_to_reply("X-Proto: " .. KSR.pv.get("$proto") .. " " .. KSR.kx.get_protoid() ..
 			" tls=" .. tostring(KSR.is_TLS()) .. " ws=" .. tostring(KSR.is_WS()) .. " wss=" .. tostring(KSR.is_WSS()) ..
@@ -336,6 +342,30 @@ func TestProtoVars(t *testing.T) {
 			t.Errorf("%s: $conid / get_conid: want one fresh id twice, got %q", tc.name, conid[0])
 		}
 		ids[f[0]] = true
+	}
+}
+
+// TestWSClose: KSR.websocket.close_reason closes the client's connection with a close frame carrying the
+// code and reason (after the reply queued before it); close_conid of an unknown connection is -1.
+func TestWSClose(t *testing.T) {
+	pk := newPKI(t)
+	p := startEdge(t, pk, "")
+	o := enginetest.NewWSClient(t, p.Addr(engine.WS), enginetest.WSOptions{})
+	c := enginetest.NewWSClient(t, p.Addr(engine.WS), enginetest.WSOptions{})
+	c.Send(c.Request("MESSAGE", "sip:"+p.UDP.String()))
+	b := c.RecvFinal(5 * time.Second)
+	if !strings.HasPrefix(string(b), "SIP/2.0 200 closing\r\n") {
+		t.Fatalf("reply: %q", b)
+	}
+	_, err := c.TryRecv(5 * time.Second)
+	if err == nil || !strings.Contains(err.Error(), "4000") || !strings.Contains(err.Error(), "bye") {
+		t.Fatalf("want the close frame 4000 \"bye\", got %v", err)
+	}
+	waitLog(t, p, "ws close rc 1 -1")
+	// the other connection is untouched
+	o.Send(o.Request("OPTIONS", "sip:"+p.UDP.String()))
+	if b := o.RecvFinal(5 * time.Second); status(b) != 200 {
+		t.Fatalf("other client: %q", b)
 	}
 }
 
