@@ -618,3 +618,22 @@ func TestGarbageThenServed(t *testing.T) {
 		}
 	}
 }
+
+// TestWSStatelessReply: a request from a WebSocket client relayed statelessly (KSR.forward) gets rport
+// and received on its Via (its sent-by is "*.invalid"), so the reply relayed back by the Via finds the
+// client's connection.
+func TestWSStatelessReply(t *testing.T) {
+	p := enginetest.Start(t, "[core]\nlisten = [\"udp:127.0.0.1:0\", \"ws:127.0.0.1:0\"]\n", `function ksr_request_route() KSR.forward() end`)
+	uas := enginetest.NewUDPClient(t, p.UDP)
+	c := enginetest.NewWSClient(t, p.Addr(engine.WS), enginetest.WSOptions{})
+	c.Send(request("MESSAGE", "sip:bob@"+uas.Addr.String(), "WS", "abc.invalid", "", enginetest.RandHex(6), "1", 1))
+	req := uas.RecvRaw(5 * time.Second)
+	vias := headerValues(req, "Via")
+	if len(vias) != 2 || !strings.Contains(vias[1], ";rport="+strconv.Itoa(int(c.Addr.Port()))) || !strings.Contains(vias[1], "received=127.0.0.1") {
+		t.Fatalf("the client's Via: want received and rport, got %q", vias)
+	}
+	uas.Send(enginetest.ReplyTo(string(req), 202))
+	if b := c.RecvFinal(5 * time.Second); status(b) != 202 {
+		t.Fatalf("client: %q", b)
+	}
+}
