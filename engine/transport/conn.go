@@ -29,15 +29,16 @@ type Conn struct {
 	local  *Listener
 	// The write queue: a slice under mu rather than a channel, so that an idle connection holds no queue
 	// memory (a 512-slot channel is 20 KB per connection).
-	mu      sync.Mutex
-	wq      []outPkt
-	spare   []outPkt // the writer's previous batch, reused
-	queued  int      // bytes in wq
-	writing bool     // a writer goroutine runs (it takes everything queued before it ends)
-	tr      *Transport
-	ready   chan struct{} // closed once the TLS handshake / WebSocket upgrade is done (writes wait for it)
-	done    chan struct{} // closed when the connection is closed
-	once    sync.Once
+	mu       sync.Mutex
+	wq       []outPkt
+	spare    []outPkt // the writer's previous batch, reused
+	queued   int      // bytes in wq
+	writing  bool     // a writer goroutine runs (it takes everything queued before it ends)
+	accepted bool     // the peer connected to the proxy
+	tr       *Transport
+	ready    chan struct{} // closed once the TLS handshake / WebSocket upgrade is done (writes wait for it)
+	done     chan struct{} // closed when the connection is closed
+	once     sync.Once
 }
 
 // outPkt is a queued write; onErr (optional) learns that it was not written.
@@ -68,6 +69,7 @@ func (t *Transport) newConn(c *net.TCPConn, proto Proto, remote netip.AddrPort, 
 		ready: make(chan struct{}), done: make(chan struct{}), tr: t}
 	if c != nil {
 		tc.raw.Store(c)
+		tc.accepted = true
 	}
 	return tc
 }
@@ -415,8 +417,14 @@ func (t *Transport) readStream(tc *Conn) {
 	c := tc.rw
 	ir := &idleReader{c: c}
 	defer ir.release()
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(t.o.Lifetime))
+	// A peer that connected and sends nothing is closed after the handshake timeout (a TLS peer's handshake
+	// was bounded by it already); after its first message, after the connection lifetime.
+	wait := t.o.Lifetime
+	if tc.accepted {
+		wait = min(wait, t.o.HandshakeTimeout)
+	}
+	for ; ; wait = t.o.Lifetime {
+		_ = c.SetReadDeadline(time.Now().Add(wait))
 		r, err := ir.wait()
 		var msg []byte
 		if err == nil {

@@ -541,7 +541,7 @@ func TestStreamLimits(t *testing.T) {
 	}
 	pl := enginetest.StartFiles(t, "[core]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\", \"tls:127.0.0.1:0\", \"ws:127.0.0.1:0\"]\n"+
 		"tcp_max_connections = 3\n"+strings.Replace(tlsTable, "[tls]\n", "[tls]\nhandshake_timeout = 300\n", 1)+edgeModules, files)
-	for _, proto := range []engine.Proto{engine.TLS, engine.WS} {
+	for _, proto := range []engine.Proto{engine.TCP, engine.TLS, engine.WS} {
 		c, err := net.Dial("tcp", pl.Addr(proto).String())
 		if err != nil {
 			t.Fatal(err)
