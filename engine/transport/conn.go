@@ -384,8 +384,10 @@ func (t *Transport) readMessages(tc *Conn) {
 	t.readStream(tc)
 }
 
-func (t *Transport) handshake(tc *Conn) bool {
-	raw := tc.raw.Load()
+func (t *Transport) handshake(tc *Conn) bool { return t.handshakeOn(tc, tc.raw.Load()) }
+
+// handshakeOn makes the handshake on raw (the TCP connection; a pipe in the fuzz test).
+func (t *Transport) handshakeOn(tc *Conn, raw net.Conn) bool {
 	deadline := time.Now().Add(t.o.HandshakeTimeout)
 	if tc.proto == TLS || tc.proto == WSS {
 		tlc := tls.Server(raw, t.serverTLS())

@@ -107,13 +107,16 @@ func (t *Transport) SetTLS(st *TLSState) { t.tls.Store(st) }
 // serverTLS is the configuration of an accepted connection's handshake: GetConfigForClient reads the
 // current state, so a reload applies to the next handshake without touching the listener.
 func (t *Transport) serverTLS() *tls.Config {
-	return &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		st := t.tls.Load()
-		if st == nil {
-			return nil, errors.New("no [tls] certificate configured")
-		}
-		return st.server, nil
-	}}
+	t.srvOnce.Do(func() {
+		t.srvCfg = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			st := t.tls.Load()
+			if st == nil {
+				return nil, errors.New("no [tls] certificate configured")
+			}
+			return st.server, nil
+		}}
+	})
+	return t.srvCfg // one for every connection: it holds no per-connection state
 }
 
 // clientTLS is the configuration of an outgoing handshake to host (an IP address or a name).

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ type Transport struct {
 	conns  map[connKey]*Conn // stream connections (TCP, TLS, WS, WSS) by protocol and peer
 	byID   map[int64]*Conn   // the same by id ($conid)
 	tls    atomic.Pointer[TLSState]
+	// srvCfg is the tls.Config of accepted handshakes (serverTLS): it reads tls at each handshake.
+	srvOnce sync.Once
+	srvCfg  *tls.Config
 
 	srcMu    sync.RWMutex
 	srcCache map[netip.Addr]netip.Addr // wildcard sockets: local address per destination
