@@ -123,6 +123,9 @@ func (e *Engine) targets(d Dest, ss []resolve.Server) ([]Target, error) {
 	for _, s := range ss {
 		if p, ok := ParseProto(s.Transport); ok && e.tr.Pick(p, s.Addr.Addr()) != nil {
 			out = append(out, Target{Proto: p, Addr: s.Addr})
+			if p == TLS {
+				e.tr.NoteServerName(s.Addr, d.Host) // outgoing TLS checks the certificate against the name
+			}
 		}
 	}
 	if len(out) == 0 {

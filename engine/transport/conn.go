@@ -262,7 +262,7 @@ func (t *Transport) dial(tc *Conn) error {
 	default:
 	}
 	if tc.proto == TLS {
-		cfg, err := t.clientTLS(tc.remote.Addr().String())
+		cfg, err := t.clientTLS(tc.remote)
 		if err != nil {
 			c.Close()
 			return fmt.Errorf("connect tls %s: %w", tc.remote, err)

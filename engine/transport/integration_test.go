@@ -637,3 +637,32 @@ func TestWSStatelessReply(t *testing.T) {
 		t.Fatalf("client: %q", b)
 	}
 }
+
+// TestTLSServerNameFromDNS: a TLS destination given by name (resolved through DNS) is verified against
+// that name and gets it as SNI: the next hop's certificate names tls.test only, not its address.
+func TestTLSServerNameFromDNS(t *testing.T) {
+	pk := newPKI(t)
+	cert, key, _ := pk.ca.IssueName(t, "tls.test")
+	pk.files["cert.pem"], pk.files["key.pem"] = cert, key
+	p2 := startEdge(t, pk, "")
+	dns := enginetest.StartDNS(t)
+	dns.Add(t, "tls.test. 60 IN A 127.0.0.1")
+	files := map[string]string{"script.lua": fmt.Sprintf(relayScript, "")}
+	for k, v := range pk.files {
+		files[k] = v
+	}
+	p1 := enginetest.StartFiles(t, "[core]\nlisten = [\"udp:127.0.0.1:0\", \"tls:127.0.0.1:0\"]\ndns_servers = [\""+dns.Addr+"\"]\n"+
+		tlsTable+"ca_list = \"ca.pem\"\n[modules.sl]\n[modules.tm]\n[modules.rr]\n[modules.siputils]\n", files)
+	c := p1.UDPClient(t)
+	// by address, the certificate does not verify (first: a connection once up is reused by address)
+	c.Send(c.Request("OPTIONS", "sip:bob@"+p2.Addr(engine.TLS).String()+";transport=tls"))
+	if b := c.RecvFinal(10 * time.Second); status(b) < 400 {
+		t.Fatalf("OPTIONS by address: want a failure, got %q", b)
+	}
+	waitLog(t, p1, "tls connect failed: certificate does not name the host")
+	c.Send(c.Request("OPTIONS", "sip:bob@tls.test:"+strconv.Itoa(int(p2.Addr(engine.TLS).Port()))+";transport=tls"))
+	b := c.RecvFinal(10 * time.Second)
+	if status(b) != 200 || !strings.Contains(string(b), "X-Proto: tls 3") {
+		t.Fatalf("OPTIONS over TLS to tls.test: %q", b)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 )
@@ -119,15 +120,35 @@ func (t *Transport) serverTLS() *tls.Config {
 	return t.srvCfg // one for every connection: it holds no per-connection state
 }
 
-// clientTLS is the configuration of an outgoing handshake to host (an IP address or a name).
-func (t *Transport) clientTLS(host string) (*tls.Config, error) {
+// NoteServerName records that dst was resolved from the name host (RFC 3263): an outgoing TLS connection
+// to dst sends it as SNI and checks the certificate against it (RFC 5922), not against the address.
+func (t *Transport) NoteServerName(dst netip.AddrPort, host string) {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return // an address names itself
+	}
+	t.namesMu.Lock()
+	if t.names == nil || len(t.names) >= 4096 { // bounded: names are refreshed by every resolution
+		t.names = map[netip.AddrPort]string{}
+	}
+	t.names[dst] = host
+	t.namesMu.Unlock()
+}
+
+// clientTLS is the configuration of an outgoing handshake to dst: [tls] server_name, else the name dst
+// was resolved from, else its address.
+func (t *Transport) clientTLS(dst netip.AddrPort) (*tls.Config, error) {
 	st := t.tls.Load()
 	if st == nil {
 		return nil, errors.New("no [tls] configured")
 	}
 	c := st.client.Clone()
 	if c.ServerName == "" {
-		c.ServerName = host
+		t.namesMu.Lock()
+		c.ServerName = t.names[dst]
+		t.namesMu.Unlock()
+	}
+	if c.ServerName == "" {
+		c.ServerName = dst.Addr().String()
 	}
 	return c, nil
 }

@@ -56,6 +56,8 @@ type Transport struct {
 	// srvCfg is the tls.Config of accepted handshakes (serverTLS): it reads tls at each handshake.
 	srvOnce sync.Once
 	srvCfg  *tls.Config
+	namesMu sync.Mutex
+	names   map[netip.AddrPort]string // TLS destinations resolved from a name (NoteServerName)
 
 	srcMu    sync.RWMutex
 	srcCache map[netip.Addr]netip.Addr // wildcard sockets: local address per destination

@@ -55,6 +55,17 @@ func NewCA(t testing.TB, cn string) *CA {
 // and a client; it returns the certificate and key in PEM and as a tls.Certificate.
 func (ca *CA) Issue(t testing.TB, cn string, names ...string) (certPEM, keyPEM string, pair tls.Certificate) {
 	t.Helper()
+	return ca.issue(t, cn, []net.IP{net.IPv4(127, 0, 0, 1)}, names)
+}
+
+// IssueName is Issue without the 127.0.0.1 address: the certificate names cn only, so a peer that checks
+// it against the address fails and one that checks the name succeeds.
+func (ca *CA) IssueName(t testing.TB, cn string) (certPEM, keyPEM string, pair tls.Certificate) {
+	t.Helper()
+	return ca.issue(t, cn, nil, nil)
+}
+
+func (ca *CA) issue(t testing.TB, cn string, ips []net.IP, names []string) (certPEM, keyPEM string, pair tls.Certificate) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +74,7 @@ func (ca *CA) Issue(t testing.TB, cn string, names ...string) (certPEM, keyPEM s
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: append([]string{cn}, names...), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: append([]string{cn}, names...), IPAddresses: ips,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
