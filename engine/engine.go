@@ -210,6 +210,9 @@ func New(cfg *Config, compile Compiler, log *slog.Logger) (*Engine, error) {
 		tagPrefix: hex.EncodeToString(tag[:]), start: time.Now(), stopped: make(chan struct{}),
 	}
 	e.tr = e.newTransport()
+	if err := e.loadTLS(cfg); err != nil {
+		return nil, err
+	}
 	var servers []string
 	for _, s := range cfg.Core.DNSServers {
 		a, _ := DNSServerAddr(s) // validated when parsed
@@ -450,7 +453,7 @@ var errNotRequest = errors.New("not a request")
 
 // sendReplyBytes sends a reply the proxy generated for request m.
 func (e *Engine) sendReplyBytes(m *Msg, b []byte) error {
-	if m.Proto == TCP && m.conn != nil {
+	if m.Proto.Stream() && m.conn != nil {
 		if err := m.conn.Write(b); err == nil {
 			return nil
 		}

@@ -34,6 +34,9 @@ func ParseDest(uri string) (Dest, error) {
 		return Dest{}, fmt.Errorf("destination %q: %w", uri, err)
 	}
 	d := Dest{Host: strings.Trim(u.Host, "[]"), Port: u.Port}
+	if u.IsEncrypted() {
+		d.Proto = TLS // sips: (RFC 3261 §26.2.2); transport=wss below keeps it secure
+	}
 	if tp, ok := u.UriParams.Get("transport"); ok {
 		p, ok := ParseProto(tp)
 		if !ok {
@@ -57,6 +60,9 @@ func (d Dest) Literal() (Target, bool) {
 	}
 	if port == 0 {
 		port = 5060
+		if p.Secure() {
+			port = 5061
+		}
 	}
 	return Target{Proto: p, Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port))}, true
 }
@@ -117,6 +123,9 @@ func (e *Engine) targets(d Dest, ss []resolve.Server) ([]Target, error) {
 	for _, s := range ss {
 		if p, ok := ParseProto(s.Transport); ok && e.tr.Pick(p, s.Addr.Addr()) != nil {
 			out = append(out, Target{Proto: p, Addr: s.Addr})
+			if p == TLS {
+				e.tr.NoteServerName(s.Addr, d.Host) // outgoing TLS checks the certificate against the name
+			}
 		}
 	}
 	if len(out) == 0 {
@@ -264,7 +273,9 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		// as parameter edits, not a new value: the script's own edits inside that Via (textops) stay, as
 		// with Kamailio's lumps
 		h := m.Raw.Hdrs[vi]
-		extra = appendViaReceivedEdits(extra, string(h.Value(m.Buf)), h.VStart, m.Src, m.ForceRport)
+		// A WebSocket client's Via names no reachable address (RFC 7118 §5: "*.invalid"): rport is filled in
+		// so that a reply relayed statelessly finds the connection (received:rport over WS).
+		extra = appendViaReceivedEdits(extra, string(h.Value(m.Buf)), h.VStart, m.Src, m.ForceRport || m.Proto.WebSocket())
 	}
 	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
@@ -277,7 +288,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 			extra = append(extra, edit{off: s, end: en, text: ruri})
 		}
 	}
-	if proto == TCP {
+	if proto.Stream() {
 		if cl, ok := m.contentLengthEdit(); ok {
 			extra = append(extra, cl)
 		}
@@ -459,7 +470,7 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	}
 	var extraBuf [2]edit
 	extra := append(extraBuf[:0], rm)
-	if cl, ok := m.contentLengthEdit(); ok && t.Proto == TCP {
+	if cl, ok := m.contentLengthEdit(); ok && t.Proto.Stream() {
 		extra = append(extra, cl)
 	}
 	return m.appendOutgoing(dst, extra...), t, nil
@@ -487,6 +498,9 @@ func viaTarget(v string) (Target, error) {
 	}
 	if port == 0 {
 		port = 5060
+		if proto.Secure() {
+			port = 5061
+		}
 	}
 	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	if err != nil {

@@ -19,9 +19,12 @@ const (
 	ProtoNone = transport.ProtoNone
 	UDP       = transport.UDP
 	TCP       = transport.TCP
+	TLS       = transport.TLS
+	WS        = transport.WS
+	WSS       = transport.WSS
 )
 
-// ParseProto accepts udp/tcp in any case.
+// ParseProto accepts udp, tcp, tls, ws and wss in any case.
 func ParseProto(s string) (Proto, bool) { return transport.ParseProto(s) }
 
 // Msg is the context of one SIP message while it is routed: what module functions receive.

@@ -54,6 +54,10 @@ func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, er
 		return nil, err
 	}
 	warnings = e.restartWarnings(cfg)
+	tlsState, err := prepareTLS(cfg) // a certificate that does not load fails the reload: nothing changes
+	if err != nil {
+		return nil, err
+	}
 	eff, added := e.effectiveConfig(cfg)
 	g, err := e.newGeneration(eff)
 	if err != nil {
@@ -68,6 +72,9 @@ func (e *Engine) ReloadFrom(load func() (*Config, error)) (warnings []string, er
 		lv.Set(l)
 	}
 	e.routeLimit.Store(int64(cfg.Lua.RouteBudget())) // route_timeout applies live
+	if tlsState != nil {
+		e.tr.SetTLS(tlsState) // renewed certificates serve the next handshakes
+	}
 	g.id = e.genSeq.Add(1)
 	old := e.gen.Swap(g)
 	e.current.Store(eff)
@@ -179,6 +186,14 @@ func (e *Engine) restartWarnings(cfg *Config) []string {
 	}
 	for _, k := range changedKeys(e.cfg.Web, cfg.Web) {
 		ws = append(ws, fmt.Sprintf("web.%s changed: it takes effect on restart", k))
+	}
+	// [tls] certificates and verification apply to the next handshake (Reload loads them); the WebSocket
+	// settings and the handshake timeout are the transport's, fixed at start.
+	for _, k := range changedKeys(e.cfg.WebSocket, cfg.WebSocket) {
+		ws = append(ws, fmt.Sprintf("websocket.%s changed: it takes effect on restart", k))
+	}
+	if e.cfg.TLS.HandshakeTimeout != cfg.TLS.HandshakeTimeout {
+		ws = append(ws, "tls.handshake_timeout changed: it takes effect on restart")
 	}
 	for _, l := range e.cfg.Mods.List {
 		next, ok := cfg.Mods.Get(l.Name)

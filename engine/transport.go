@@ -23,7 +23,48 @@ func (e *Engine) newTransport() *transport.Transport {
 		StreamError: func() { e.stats.dropParse.Add(1) },
 		FrameError:  e.frameError,
 		Log:         e.log,
+		// [tls] handshake_timeout also bounds the WebSocket upgrade.
+		HandshakeTimeout: time.Duration(e.cfg.TLS.HandshakeTimeout) * time.Millisecond,
+		WS: transport.WSOptions{
+			Path:           e.cfg.WebSocket.Path,
+			AllowedOrigins: e.cfg.WebSocket.AllowedOrigins,
+			PingInterval:   secs(e.cfg.WebSocket.PingInterval),
+			MaxFrame:       e.cfg.WebSocket.MaxFrameSize,
+			MaxMessage:     e.cfg.WebSocket.MaxMessageSize,
+		},
 	})
+}
+
+// loadTLS reads the [tls] certificates of cfg into the transport: at start, and on every reload (a
+// renewed certificate applies to the next handshake, without a restart). Without a certificate nothing is
+// loaded (tls: and wss: listeners need one; the configuration says so).
+func (e *Engine) loadTLS(cfg *Config) error {
+	st, err := prepareTLS(cfg)
+	if err == nil && st != nil {
+		e.tr.SetTLS(st)
+	}
+	return err
+}
+
+// prepareTLS reads cfg's certificates (nil when it names none).
+func prepareTLS(cfg *Config) (*transport.TLSState, error) {
+	c := cfg.TLS
+	if c.Certificate == "" {
+		return nil, nil
+	}
+	s := transport.TLSSettings{
+		Certificate: cfg.Resolve(c.Certificate), PrivateKey: cfg.Resolve(c.PrivateKey),
+		VerifyClient: c.VerifyClient, MinVersion: c.TLSVersion(),
+		VerifyServer: c.VerifyServer, ServerName: c.ServerName,
+	}
+	if c.CAList != "" {
+		s.CAList = cfg.Resolve(c.CAList)
+	}
+	for _, sv := range c.Servers {
+		s.Servers = append(s.Servers, transport.TLSServer{ServerName: sv.ServerName,
+			Certificate: cfg.Resolve(sv.Certificate), PrivateKey: cfg.Resolve(sv.PrivateKey)})
+	}
+	return transport.LoadTLS(s)
 }
 
 // receive queues what a listener read; parsing happens in the workers so it spreads over them. A TCP
@@ -41,7 +82,7 @@ func (e *Engine) frameError(head []byte, reason string, src netip.AddrPort, loca
 	m := newMsg()
 	defer m.release()
 	m.Buf = append(m.Buf[:0], head...)
-	m.Src, m.Proto, m.Local, m.conn, m.E = src, TCP, local, conn, e
+	m.Src, m.Proto, m.Local, m.conn, m.E = src, conn.Proto(), local, conn, e
 	rej := &rejectError{code: 400, reason: reason, kind: rejFraming}
 	if err := m.scan(); err != nil {
 		rej.err = err
@@ -63,7 +104,7 @@ func (e *Engine) sentBy(a netip.AddrPort) string {
 }
 
 // send writes bytes to dst over proto, from the listener local when it fits the protocol and family.
-// For TCP it queues them on a connection to dst, opening one (asynchronously) unless noConnect; it never
+// For a stream transport it queues them on a connection to dst, opening one (asynchronously) unless noConnect; it never
 // waits on the network.
 func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool) error {
 	if e.capture != nil {
@@ -87,3 +128,29 @@ func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
 func putBuf(b *[]byte) { bufPool.Put(b) }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// ConnID is the id of the stream connection m came on ($conid, KSR.kx.get_conid), -1 for UDP as in
+// Kamailio.
+func (m *Msg) ConnID() int {
+	if m.conn == nil {
+		return -1
+	}
+	return m.conn.ID()
+}
+
+// CloseConn closes the stream connection with id (KSR.websocket.close ...): a WebSocket with a close frame
+// carrying code and reason. False when there is no such connection.
+func (e *Engine) CloseConn(id, code int, reason string) bool {
+	c := e.tr.ConnByID(id)
+	if c == nil {
+		return false
+	}
+	c.CloseWith(code, reason)
+	return true
+}
+
+// ConnOpen reports whether a stream connection over proto to dst is open (a registered WebSocket client
+// is reachable only while its connection is).
+func (e *Engine) ConnOpen(proto Proto, dst netip.AddrPort) bool {
+	return e.tr.ConnTo(proto, dst) != nil
+}

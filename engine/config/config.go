@@ -28,12 +28,14 @@ import (
 
 // Config is a whole siplua configuration file.
 type Config struct {
-	Core    CoreConfig                `toml:"core"`
-	Lua     LuaConfig                 `toml:"lua"`
-	Ctl     CtlConfig                 `toml:"ctl"`
-	Metrics MetricsConfig             `toml:"metrics"`
-	Web     WebConfig                 `toml:"web"`
-	Modules map[string]toml.Primitive `toml:"modules"`
+	Core      CoreConfig                `toml:"core"`
+	Lua       LuaConfig                 `toml:"lua"`
+	Ctl       CtlConfig                 `toml:"ctl"`
+	Metrics   MetricsConfig             `toml:"metrics"`
+	Web       WebConfig                 `toml:"web"`
+	TLS       TLSConfig                 `toml:"tls"`
+	WebSocket WebSocketConfig           `toml:"websocket"`
+	Modules   map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
 	File string `toml:"-"`
@@ -179,15 +181,17 @@ func LoadConfigFile(path string) (*Config, error) {
 // name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
 // against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), TLS: DefaultTLS(), WebSocket: DefaultWebSocket(), File: file, Dir: dir, Src: src}
 	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
 	var raw struct {
-		Core    toml.Primitive            `toml:"core"`
-		Lua     toml.Primitive            `toml:"lua"`
-		Ctl     toml.Primitive            `toml:"ctl"`
-		Metrics toml.Primitive            `toml:"metrics"`
-		Web     toml.Primitive            `toml:"web"`
-		Modules map[string]toml.Primitive `toml:"modules"`
+		Core      toml.Primitive            `toml:"core"`
+		Lua       toml.Primitive            `toml:"lua"`
+		Ctl       toml.Primitive            `toml:"ctl"`
+		Metrics   toml.Primitive            `toml:"metrics"`
+		Web       toml.Primitive            `toml:"web"`
+		TLS       toml.Primitive            `toml:"tls"`
+		WebSocket toml.Primitive            `toml:"websocket"`
+		Modules   map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
 	if err != nil {
@@ -208,6 +212,12 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("web") {
 		d.table(raw.Web, toml.Key{"web"}, &c.Web)
+	}
+	if md.IsDefined("tls") {
+		d.table(raw.TLS, toml.Key{"tls"}, &c.TLS)
+	}
+	if md.IsDefined("websocket") {
+		d.table(raw.WebSocket, toml.Key{"websocket"}, &c.WebSocket)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -255,6 +265,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	errs := append(d.errs, c.validateCore()...)
 	errs = append(errs, c.validateCtlMetrics()...)
 	errs = append(errs, c.validateWeb()...)
+	errs = append(errs, c.validateTLS()...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, errs
@@ -410,13 +421,13 @@ func (d *strictDecoder) unknownKey(k toml.Key) {
 	if len(k) == 1 {
 		if isTable(d.md.Type(k...)) {
 			hint := ""
-			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "web", "modules"}); sim != "" {
+			if sim := Suggest(k[0], []string{"core", "lua", "ctl", "metrics", "web", "tls", "websocket", "modules"}); sim != "" {
 				hint = " (did you mean [" + sim + "]?)"
 			}
-			d.add(TableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics], [web] and [modules.NAME]", k[0], hint)
+			d.add(TableLine(d.src, k[0]), "unknown table [%s]%s; the tables are [core], [lua], [ctl], [metrics], [web], [tls], [websocket] and [modules.NAME]", k[0], hint)
 			return
 		}
-		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics], [web] or [modules.NAME] tables", k[0])
+		d.add(keyLine(d.src, k), "unknown key %q at the top level; keys belong in the [core], [lua], [ctl], [metrics], [web], [tls], [websocket] or [modules.NAME] tables", k[0])
 		return
 	}
 	d.add(keyOrTableLine(d.src, k), "unknown key %q", k.String())
@@ -644,7 +655,7 @@ func ParseListen(s string) (ListenAddr, error) {
 	}
 	proto, ok := transport.ParseProto(p)
 	if !ok {
-		return ListenAddr{}, fmt.Errorf("%q: unknown protocol %q (expected udp or tcp)", s, p)
+		return ListenAddr{}, fmt.Errorf("%q: unknown protocol %q (expected udp, tcp, tls, ws or wss)", s, p)
 	}
 	ap, err := netip.ParseAddrPort(hp)
 	if err != nil {

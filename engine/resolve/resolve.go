@@ -28,7 +28,7 @@ import (
 
 // Server is one place a request can go, in the order RFC 3263 says to try them.
 type Server struct {
-	Transport string // "udp" or "tcp"
+	Transport string // "udp", "tcp" or "tls"
 	Addr      netip.AddrPort
 }
 
@@ -185,7 +185,7 @@ func (r *Resolver) static(k key) ([]Server, bool) {
 	}
 	port := k.port
 	if port == 0 {
-		port = 5060
+		port = defaultPort(t)
 	}
 	out := make([]Server, len(ips))
 	for i, a := range ips {
@@ -331,7 +331,23 @@ func order(groups [][]srvRec) []Server {
 }
 
 // transports this resolver's users can reach, in the client's preference (RFC 3263 §4.1).
-var naptrServices = map[string]string{"SIP+D2U": "udp", "SIP+D2T": "tcp"}
+var naptrServices = map[string]string{"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
+
+// srvName is the SRV name of host for a transport (RFC 3263 §4.1): TLS is _sips._tcp.
+func srvName(transport, host string) string {
+	if transport == "tls" {
+		return "_sips._tcp." + host
+	}
+	return "_sip._" + transport + "." + host
+}
+
+// defaultPort is the port of a URI without one: 5061 for TLS (RFC 3261 §19.1.2), else 5060.
+func defaultPort(transport string) uint16 {
+	if transport == "tls" {
+		return 5061
+	}
+	return 5060
+}
 
 // resolve runs RFC 3263 §4 for one key and returns the groups of servers and the smallest TTL seen.
 func (r *Resolver) resolve(ctx context.Context, k key) ([][]srvRec, time.Duration, error) {
@@ -359,7 +375,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) ([][]srvRec, time.Duratio
 	transports := []string{k.transport}
 	var names []string
 	if k.transport != "" {
-		names = []string{"_sip._" + k.transport + "." + host}
+		names = []string{srvName(k.transport, host)}
 	} else {
 		// §4.1: NAPTR first; SIP+D2U / SIP+D2T records in order and preference lead to SRV names
 		rrs, t, err := r.query(ctx, host, dns.TypeNAPTR)
@@ -429,8 +445,8 @@ func (r *Resolver) resolve(ctx context.Context, k key) ([][]srvRec, time.Duratio
 	if len(groups) > 0 {
 		return groups, ttl, nil
 	}
-	// §4.2: no SRV records: the host's addresses, port 5060
-	return hostOnly(k.transport, 5060)
+	// §4.2: no SRV records: the host's addresses, port 5060 (5061 for TLS)
+	return hostOnly(k.transport, defaultPort(k.transport))
 }
 
 // addrs returns the IPv4 then IPv6 addresses of a name and the smallest TTL.

@@ -1,17 +1,21 @@
-// Package transport holds siplua's sockets: the UDP and TCP listeners, their read loops, the table of TCP
-// connections and the per-connection writers. It knows frames and addresses, not SIP routing: what a
-// listener reads goes to the Handler the engine gives it.
+// Package transport holds siplua's sockets: the UDP, TCP, TLS and WebSocket listeners, their read loops,
+// the table of stream connections and the per-connection writers. It knows frames and addresses, not SIP
+// routing: what a listener reads goes to the Handler the engine gives it.
 package transport
 
 import "strings"
 
-// Proto is a transport protocol.
+// Proto is a transport protocol. The values are Kamailio's protocol ids ($proto as a number,
+// KSR.kx.get_protoid): udp 1, tcp 2, tls 3, sctp 4 (not served), ws 5, wss 6.
 type Proto uint8
 
 const (
-	ProtoNone Proto = iota
-	UDP
-	TCP
+	ProtoNone Proto = 0
+	UDP       Proto = 1
+	TCP       Proto = 2
+	TLS       Proto = 3
+	WS        Proto = 5
+	WSS       Proto = 6
 )
 
 func (p Proto) String() string {
@@ -20,6 +24,12 @@ func (p Proto) String() string {
 		return "udp"
 	case TCP:
 		return "tcp"
+	case TLS:
+		return "tls"
+	case WS:
+		return "ws"
+	case WSS:
+		return "wss"
 	}
 	return "none"
 }
@@ -31,17 +41,39 @@ func (p Proto) Upper() string {
 		return "UDP"
 	case TCP:
 		return "TCP"
+	case TLS:
+		return "TLS"
+	case WS:
+		return "WS"
+	case WSS:
+		return "WSS"
 	}
 	return "UDP"
 }
 
-// ParseProto accepts udp/tcp in any case.
+// Stream reports whether p runs over a connection (everything but UDP): replies and in-dialog requests go
+// back over the connection, messages carry Content-Length, nothing is retransmitted.
+func (p Proto) Stream() bool { return p == TCP || p == TLS || p == WS || p == WSS }
+
+// Secure reports whether p is encrypted (TLS, WSS): a sips: URI needs it.
+func (p Proto) Secure() bool { return p == TLS || p == WSS }
+
+// WebSocket reports whether p is WS or WSS.
+func (p Proto) WebSocket() bool { return p == WS || p == WSS }
+
+// ParseProto accepts udp, tcp, tls, ws and wss in any case.
 func ParseProto(s string) (Proto, bool) {
 	switch strings.ToLower(s) {
 	case "udp":
 		return UDP, true
 	case "tcp":
 		return TCP, true
+	case "tls":
+		return TLS, true
+	case "ws":
+		return WS, true
+	case "wss":
+		return WSS, true
 	}
 	return ProtoNone, false
 }

@@ -3,7 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
-	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +38,10 @@ type Options struct {
 	// can be trusted to start where the sender meant. Optional.
 	FrameError func(head []byte, reason string, src netip.AddrPort, local *Listener, conn *Conn)
 	Log        *slog.Logger
+	// HandshakeTimeout bounds an accepted TLS handshake plus WebSocket upgrade, and an outgoing TLS
+	// handshake: a peer that stalls or sends nothing is closed after it.
+	HandshakeTimeout time.Duration
+	WS               WSOptions
 }
 
 // Transport is the set of listeners and the TCP connection table.
@@ -46,7 +50,14 @@ type Transport struct {
 	listeners []*Listener
 
 	connMu sync.Mutex
-	conns  map[netip.AddrPort]*Conn
+	conns  map[connKey]*Conn // stream connections (TCP, TLS, WS, WSS) by protocol and peer
+	byID   map[int64]*Conn   // the same by id ($conid)
+	tls    atomic.Pointer[TLSState]
+	// srvCfg is the tls.Config of accepted handshakes (serverTLS): it reads tls at each handshake.
+	srvOnce sync.Once
+	srvCfg  *tls.Config
+	namesMu sync.Mutex
+	names   map[netip.AddrPort]string // TLS destinations resolved from a name (NoteServerName)
 
 	srcMu    sync.RWMutex
 	srcCache map[netip.Addr]netip.Addr // wildcard sockets: local address per destination
@@ -66,7 +77,10 @@ func New(o Options) *Transport {
 	if o.FrameError == nil {
 		o.FrameError = func([]byte, string, netip.AddrPort, *Listener, *Conn) {}
 	}
-	return &Transport{o: o, conns: map[netip.AddrPort]*Conn{}}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	return &Transport{o: o, conns: map[connKey]*Conn{}, byID: map[int64]*Conn{}}
 }
 
 // Listeners returns the bound sockets.
@@ -123,7 +137,10 @@ func (t *Transport) Listen(proto Proto, addr netip.AddrPort) (*Listener, error) 
 		_ = c.SetWriteBuffer(4 << 20)
 		l.udp = c
 		l.Addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
-	case TCP:
+	case TCP, TLS, WS, WSS:
+		if proto.Secure() && t.tls.Load() == nil {
+			return nil, fmt.Errorf("listen %s:%s: needs a [tls] certificate and private_key", proto, addr)
+		}
 		c, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 		if err != nil {
 			return nil, fmt.Errorf("listen %s:%s: %w", proto, addr, err)
@@ -239,246 +256,6 @@ func (t *Transport) serveUDP(l *Listener) {
 	}
 }
 
-// Conn is one TCP connection, accepted or opened by the proxy. Writes never block the caller: they are
-// queued (bounded) and written by the connection's own writer goroutine, which also connects an outgoing
-// connection first; a full queue or a dead connection is a send error at once.
-type Conn struct {
-	conn   atomic.Pointer[net.TCPConn] // nil while an outgoing connection is being made
-	remote netip.AddrPort
-	local  *Listener
-	wq     chan outPkt
-	queued atomic.Int64  // bytes in wq
-	done   chan struct{} // closed when the connection is closed
-	once   sync.Once
-}
-
-// outPkt is a queued write; onErr (optional) learns that it was not written.
-type outPkt struct {
-	b          []byte
-	onErr      func(error)
-	closeWrite bool // after what was queued before it, shut the write side (FIN): see Conn.shutdownWrite
-}
-
-// tcpWriteQueue and tcpWriteQueueBytes bound what waits to be written on one connection: a next hop that
-// stops reading fills them within a second of traffic, after which sends to it fail fast instead of piling
-// up memory (at most 1 MiB per connection).
-const (
-	tcpWriteQueue      = 512
-	tcpWriteQueueBytes = 1 << 20
-)
-
-var (
-	errTCPQueueFull = errors.New("tcp write queue full (the next hop does not read)")
-	errTCPClosed    = errors.New("tcp connection closed")
-)
-
-func newConn(c *net.TCPConn, remote netip.AddrPort, local *Listener) *Conn {
-	tc := &Conn{remote: remote, local: local, wq: make(chan outPkt, tcpWriteQueue), done: make(chan struct{})}
-	if c != nil {
-		tc.conn.Store(c)
-	}
-	return tc
-}
-
-// Write queues a copy of b (callers reuse their buffers); it never waits on the network.
-func (c *Conn) Write(b []byte) error { return c.queue(b, nil) }
-
-// shutdownWrite queues a FIN after what is queued now (a reply to a message that broke the framing), so
-// the peer reads that reply and then the end of the stream. When the queue is full the connection closes.
-func (c *Conn) shutdownWrite() {
-	select {
-	case c.wq <- outPkt{closeWrite: true}:
-	default:
-		c.close()
-	}
-}
-
-// Remote is the peer's address.
-func (c *Conn) Remote() netip.AddrPort { return c.remote }
-
-func (c *Conn) queue(b []byte, onErr func(error)) error {
-	select {
-	case <-c.done:
-		return errTCPClosed
-	default:
-	}
-	if c.queued.Add(int64(len(b))) > tcpWriteQueueBytes {
-		c.queued.Add(-int64(len(b)))
-		return errTCPQueueFull
-	}
-	select {
-	case c.wq <- outPkt{b: append([]byte(nil), b...), onErr: onErr}:
-		return nil
-	default:
-		c.queued.Add(-int64(len(b)))
-		return errTCPQueueFull
-	}
-}
-
-func (c *Conn) close() {
-	c.once.Do(func() {
-		close(c.done)
-		if tc := c.conn.Load(); tc != nil {
-			tc.Close()
-		}
-	})
-}
-
-// writeLoop connects (when dial) then writes queued messages until the connection ends; what is left in the
-// queue then fails.
-func (t *Transport) writeLoop(tc *Conn, dial bool) {
-	fail := func(err error) {
-		t.dropConn(tc)
-		for {
-			select {
-			case p := <-tc.wq:
-				tc.queued.Add(-int64(len(p.b)))
-				if p.onErr != nil {
-					p.onErr(err)
-				}
-			default:
-				return
-			}
-		}
-	}
-	if dial {
-		d := net.Dialer{Timeout: connectTimeout}
-		if tc.local != nil {
-			d.LocalAddr = &net.TCPAddr{IP: tc.local.Addr.Addr().AsSlice()}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-		go func() { // a close (shutdown, lifetime) ends the attempt
-			select {
-			case <-tc.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		c, err := d.DialContext(ctx, "tcp", tc.remote.String())
-		cancel()
-		if err != nil {
-			t.o.Log.Info("tcp connect failed", "remote", tc.remote.String(), "err", err)
-			fail(fmt.Errorf("connect tcp %s: %w", tc.remote, err))
-			return
-		}
-		tc.conn.Store(c.(*net.TCPConn))
-		select {
-		case <-tc.done: // closed while connecting
-			c.Close()
-			fail(errTCPClosed)
-			return
-		default:
-		}
-		go t.readTCP(tc)
-	}
-	c := tc.conn.Load()
-	for {
-		select {
-		case p := <-tc.wq:
-			if p.closeWrite {
-				_ = c.CloseWrite()
-				continue
-			}
-			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
-			_, err := c.Write(p.b)
-			tc.queued.Add(-int64(len(p.b)))
-			if err != nil {
-				err = fmt.Errorf("send tcp -> %s: %w", tc.remote, err)
-				fail(err) // first: a failover to the same address must not find this connection
-				if p.onErr != nil {
-					p.onErr(err)
-				}
-				return
-			}
-		case <-tc.done:
-			fail(errTCPClosed)
-			return
-		}
-	}
-}
-
-const (
-	connectTimeout  = 5 * time.Second
-	tcpWriteTimeout = 10 * time.Second
-)
-
-func (t *Transport) serveTCP(l *Listener) {
-	for {
-		c, err := l.tcp.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.o.Log.Warn("tcp accept", "listener", l.String(), "err", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		tc := newConn(c, c.RemoteAddr().(*net.TCPAddr).AddrPort(), t.LocalFor(l, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr()))
-		if !t.addConn(tc) {
-			t.o.Log.Warn("tcp connection refused: tcp_max_connections reached", "remote", tc.remote.String())
-			c.Close()
-			continue
-		}
-		go t.readTCP(tc)
-		go t.writeLoop(tc, false)
-	}
-}
-
-func (t *Transport) addConn(tc *Conn) bool {
-	t.connMu.Lock()
-	defer t.connMu.Unlock()
-	if len(t.conns) >= t.o.MaxConns {
-		return false
-	}
-	if old, ok := t.conns[tc.remote]; ok && old != tc {
-		old.close()
-	}
-	t.conns[tc.remote] = tc
-	return true
-}
-
-func (t *Transport) dropConn(tc *Conn) {
-	t.connMu.Lock()
-	if t.conns[tc.remote] == tc {
-		delete(t.conns, tc.remote)
-	}
-	t.connMu.Unlock()
-	tc.close()
-}
-
-// readTCP frames messages on a stream (headers, then Content-Length bytes of body) and hands them on.
-func (t *Transport) readTCP(tc *Conn) {
-	defer t.dropConn(tc)
-	c := tc.conn.Load()
-	r := bufio.NewReaderSize(c, 16<<10)
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(t.o.Lifetime))
-		msg, err := ReadFrame(r, t.o.ReadSize)
-		var fe *FrameError
-		if errors.As(err, &fe) {
-			t.o.FrameError(fe.Head, fe.Reason, tc.remote, tc.local, tc)
-			tc.shutdownWrite()
-			// Read on (and discard) until the peer closes or a short timeout: closing with unread bytes would
-			// reset the connection, and the peer could lose the 400 before reading it.
-			_ = c.SetReadDeadline(time.Now().Add(frameErrorLinger))
-			_, _ = io.CopyN(io.Discard, r, int64(t.o.ReadSize)*4)
-			return
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
-				t.o.Log.Info("tcp connection closed", "remote", tc.remote.String(), "err", err)
-				t.o.StreamError()
-			}
-			return
-		}
-		if msg == nil { // CRLF keep-alive (RFC 5626 §4.4.1): answer a double CRLF ping with a pong
-			_ = tc.Write([]byte("\r\n"))
-			continue
-		}
-		t.o.Handle(msg, tc.remote, TCP, tc.local, tc)
-	}
-}
-
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -560,13 +337,28 @@ func frameLength(head []byte, max int) (n int, reason string, err error) {
 // headers of a message whose length is ambiguous: the stream cannot be read on after it.
 func ReadFrame(r *bufio.Reader, maxSize int) ([]byte, error) {
 	var msg []byte
+	partial := false // the line read so far did not fit the reader's buffer: line is its continuation
 	for {
 		line, err := r.ReadSlice('\n')
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// a line longer than the reader's buffer (kept small: idle connections hold it): go on reading it
+			msg = append(msg, line...)
+			if len(msg) > maxSize {
 				return nil, errFrameTooBig
 			}
+			partial = true
+			continue
+		}
+		if err != nil {
 			return nil, err
+		}
+		if partial { // the end of a long line: never an empty line
+			partial = false
+			msg = append(msg, line...)
+			if len(msg) > maxSize {
+				return nil, errFrameTooBig
+			}
+			continue
 		}
 		if len(msg) == 0 && (len(line) == 2 && line[0] == '\r' || len(line) == 1) {
 			// leading CRLF: keep-alive ping (double CRLF) or noise
@@ -621,13 +413,13 @@ func (t *Transport) Send(proto Proto, local *Listener, dst netip.AddrPort, b []b
 			return fmt.Errorf("send udp %s -> %s: %w", local.Addr, dst, err)
 		}
 		return nil
-	case TCP:
-		tc, err := t.connTo(local, dst, noConnect)
+	case TCP, TLS, WS, WSS:
+		tc, err := t.connTo(local, proto, dst, noConnect)
 		if err != nil {
 			return err
 		}
 		if err := tc.queue(b, onErr); err != nil {
-			return fmt.Errorf("send tcp -> %s: %w", dst, err)
+			return fmt.Errorf("send %s -> %s: %w", proto, dst, err)
 		}
 		return nil
 	}
@@ -667,20 +459,26 @@ func (t *Transport) Pick(proto Proto, ip netip.Addr) *Listener {
 
 // connTo returns the connection to dst, or a new one whose writer goroutine connects (messages queued
 // meanwhile are written once it is up).
-func (t *Transport) connTo(local *Listener, dst netip.AddrPort, noConnect bool) (*Conn, error) {
+func (t *Transport) connTo(local *Listener, proto Proto, dst netip.AddrPort, noConnect bool) (*Conn, error) {
 	t.connMu.Lock()
 	defer t.connMu.Unlock()
-	if tc := t.conns[dst]; tc != nil {
+	if tc := t.conns[connKey{proto, dst}]; tc != nil {
 		return tc, nil
 	}
+	if proto.WebSocket() {
+		// As Kamailio: WebSocket clients (browsers) connect to the proxy; it opens no WebSocket itself.
+		return nil, fmt.Errorf("send %s -> %s: no open connection (the client has gone)", proto, dst)
+	}
 	if noConnect {
-		return nil, fmt.Errorf("send tcp -> %s: no connection and set_reply_no_connect is set", dst)
+		return nil, fmt.Errorf("send %s -> %s: no connection and set_reply_no_connect is set", proto, dst)
 	}
 	if len(t.conns) >= t.o.MaxConns {
-		return nil, fmt.Errorf("connect tcp %s: tcp_max_connections reached", dst)
+		return nil, fmt.Errorf("connect %s %s: tcp_max_connections reached", proto, dst)
 	}
-	tc := newConn(nil, dst, local)
-	t.conns[dst] = tc
+	tc := t.newConn(nil, proto, dst, local)
+	tc.writing = true // the writer below connects, then writes what was queued meanwhile
+	t.conns[connKey{proto, dst}] = tc
+	t.byID[tc.id] = tc
 	go t.writeLoop(tc, true)
 	return tc, nil
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/luabind"
 )
@@ -161,6 +163,7 @@ type Client struct {
 	Proto string // "UDP" or "TCP"
 	udp   *net.UDPConn
 	tcp   net.Conn
+	ws    bool // tcp is a WebSocket: one frame per message
 	raddr netip.AddrPort
 	Addr  netip.AddrPort // local address
 	rd    []byte
@@ -202,6 +205,8 @@ func (c *Client) Send(raw string) {
 	var err error
 	if c.udp != nil {
 		_, err = c.udp.WriteToUDPAddrPort(b, c.raddr)
+	} else if c.ws {
+		err = wsutil.WriteClientText(c.tcp, b)
 	} else {
 		_, err = c.tcp.Write(b)
 	}
@@ -243,6 +248,17 @@ func (c *Client) TryRecv(timeout time.Duration) ([]byte, error) {
 		return append([]byte(nil), c.buf[:n]...), nil
 	}
 	_ = c.tcp.SetReadDeadline(deadline)
+	if c.ws {
+		for {
+			b, op, err := wsutil.ReadServerData(c.tcp)
+			if err != nil {
+				return nil, err
+			}
+			if op == ws.OpText || op == ws.OpBinary {
+				return b, nil
+			}
+		}
+	}
 	for {
 		if msg, rest, ok := splitFrame(c.rd); ok {
 			c.rd = rest

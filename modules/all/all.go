@@ -25,4 +25,5 @@ import (
 	_ "github.com/siplua/siplua/modules/tm"
 	_ "github.com/siplua/siplua/modules/tmx"
 	_ "github.com/siplua/siplua/modules/usrloc"
+	_ "github.com/siplua/siplua/modules/websocket"
 )

@@ -47,6 +47,7 @@ func (*KX) Exports() []engine.Export {
 		}},
 		{Name: "get_proto", Fn: func(m *engine.Msg) string { return m.Proto.String() }},
 		{Name: "get_protoid", Fn: func(m *engine.Msg) int { return int(m.Proto) }},
+		{Name: "get_conid", Fn: func(m *engine.Msg) int { return m.ConnID() }},
 		{Name: "get_callid", Fn: func(m *engine.Msg) (string, bool) { return m.Header("call-id") }},
 		{Name: "get_status", Fn: func(m *engine.Msg) int {
 			if !m.IsReply() {

@@ -119,8 +119,8 @@ func hostport(ap netip.AddrPort) string {
 var protoNames = []string{"", "udp", "tcp", "tls", "sctp", "ws", "wss"}
 
 func protoDigit(p engine.Proto) byte {
-	if p == engine.TCP {
-		return '2'
+	if p >= engine.UDP && p <= engine.WSS {
+		return '0' + byte(p) // engine.Proto values are Kamailio's protocol numbers
 	}
 	return '1'
 }

@@ -18,7 +18,7 @@ const (
 	testSDP1918                 // an SDP c= address is private
 	testRport                   // source port differs from the top Via port (5060 when none)
 	testSource1918              // the source IP is private
-	testWS                      // arrived over WebSocket (never: siplua has no WebSocket transport)
+	testWS                      // arrived over WebSocket (WS or WSS)
 	testContactPort             // source port differs from the Contact port
 	testSDPCline                // no SDP session c= address equals the source IP
 	testTarget                  // request: $du and the R-URI name different host:port; reply: 2nd Via was NATed
@@ -89,6 +89,9 @@ func (n *Nathelper) natUACTest(m *engine.Msg, flags int) int {
 		return 1
 	}
 	if flags&testSource1918 != 0 && n.is1918Addr(m.Src.Addr()) {
+		return 1
+	}
+	if flags&testWS != 0 && m.Proto.WebSocket() {
 		return 1
 	}
 	if flags&testContactPort != 0 {

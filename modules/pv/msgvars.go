@@ -41,6 +41,7 @@ func (p *PV) PVs() []engine.PV {
 		{Name: "Rp", Get: getRcvPort},
 		{Name: "pr", Get: getProto},
 		{Name: "proto", Get: getProto},
+		{Name: "conid", Get: getConID},
 		{Name: "ua", Get: header("user-agent")},
 		{Name: "ct", Get: header("contact")},
 		{Name: "cT", Get: header("content-type")},
@@ -134,6 +135,14 @@ func getRcvPort(m *engine.Msg, _ string) engine.Value {
 		return engine.Value{}
 	}
 	return engine.IntVal(int64(m.Local.Addr.Port()))
+}
+
+// getConID is $conid: the stream connection's id, $null for UDP.
+func getConID(m *engine.Msg, _ string) engine.Value {
+	if id := m.ConnID(); id >= 0 {
+		return engine.IntVal(int64(id))
+	}
+	return engine.Value{}
 }
 
 func getProto(m *engine.Msg, _ string) engine.Value {

@@ -199,8 +199,8 @@ func sockURI(l *engine.Listener) string {
 		return "sip:invalid"
 	}
 	u := "sip:" + l.SentBy
-	if l.Proto == engine.TCP {
-		u += ";transport=tcp"
+	if l.Proto != engine.UDP {
+		u += ";transport=" + l.Proto.String()
 	}
 	return u
 }

@@ -154,8 +154,8 @@ func (t *TM) relayFailure(m *engine.Msg, c *msgCtx, proto engine.Proto, addr str
 func (t *TM) destURI(m *engine.Msg, du, ruri string, proto engine.Proto, addr string) string {
 	if addr != "" {
 		u := "sip:" + addr
-		if proto == engine.TCP {
-			u += ";transport=tcp"
+		if proto != engine.UDP && proto != engine.ProtoNone {
+			u += ";transport=" + proto.String()
 		}
 		return u
 	}
@@ -372,7 +372,7 @@ func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) erro
 func (t *TM) transmit(b *branch, out []byte, dst engine.Target, local *engine.Listener, sync bool) error {
 	id := b.id
 	var onErr func(error)
-	if dst.Proto == engine.TCP { // only a queued TCP message can fail later (UDP fails at once or never)
+	if dst.Proto.Stream() { // only a queued stream (TCP, TLS, WS) message can fail later (UDP fails at once or never)
 		onErr = func(err error) {
 			t.logger().Info("branch send failed", "dst", dst.Addr.String(), "err", err)
 			t.sendFailed(b, id, false)
