@@ -108,13 +108,41 @@ function KSR.is_REFER() end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_REGISTER() end
 
+--- `bool KSR.is_SCTP()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_SCTP() end
+
 --- `bool KSR.is_SUBSCRIBE()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_SUBSCRIBE() end
 
+--- `bool KSR.is_TCP()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_TCP() end
+
+--- `bool KSR.is_TLS()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_TLS() end
+
+--- `bool KSR.is_UDP()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_UDP() end
+
 --- `bool KSR.is_UPDATE()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_UPDATE() end
+
+--- `bool KSR.is_WS()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_WS() end
+
+--- `bool KSR.is_WSS()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_WSS() end
+
+--- `bool KSR.is_WSX()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_WSX() end
 
 --- `bool KSR.is_method(meth)`
 ---@param meth string
@@ -146,6 +174,11 @@ function KSR.is_myself_srcip() end
 --- `bool KSR.is_myself_turi()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_myself_turi() end
+
+--- `bool KSR.is_proto(p1)`
+---@param p1 string
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_proto(p1) end
 
 --- `bool KSR.isbflagset(f)`
 ---@param f integer
@@ -840,6 +873,10 @@ function KSR.kx.get_bodylen() end
 --- `str|nil KSR.kx.get_callid()`
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_callid() end
+
+--- `int KSR.kx.get_conid()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.kx.get_conid() end
 
 --- `str|nil KSR.kx.get_cturi()`
 ---@return string|nil # The value, or nil when it is not set.
@@ -2748,6 +2785,38 @@ function KSR.tmx.t_is_reply_route() end
 --- while the first copy is being handled), -1 otherwise. ACK and CANCEL are never reported.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tmx.t_precheck_trans() end
+
+---@class KSR.websocket
+KSR.websocket = {}
+
+--- `int KSR.websocket.close()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.websocket.close() end
+
+--- `int KSR.websocket.close_conid(code, reason, id)`
+---
+--- ws_close(status, reason, conid): 1 when the connection was found and a close frame queued,
+--- -1 otherwise (Kamailio's codes).
+---@param code integer
+---@param reason string
+---@param id integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.websocket.close_conid(code, reason, id) end
+
+--- `int KSR.websocket.close_reason(code, reason)`
+---@param code integer
+---@param reason string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.websocket.close_reason(code, reason) end
+
+--- `int KSR.websocket.handle_handshake()`
+---
+--- ws_handle_handshake. In Kamailio it answers the HTTP upgrade from
+--- event_route[xhttp:request]; here the transport has done the upgrade (path, Origin, "sip" subprotocol)
+--- before any SIP message arrives, so it returns 1 for a message on a WebSocket connection (the handshake
+--- succeeded) and -1 otherwise.
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.websocket.handle_handshake() end
 
 ---@class KSR.xlog
 KSR.xlog = {}
