@@ -652,7 +652,7 @@ func hopRequest(out []byte, method, to string) []byte {
 	b.WriteByte(' ')
 	b.Write(out[s:e])
 	b.WriteString(" SIP/2.0\r\n")
-	viaDone := false
+	viaDone, mf := false, false
 	for _, h := range raw.Hdrs {
 		switch {
 		case h.Is(out, "via"):
@@ -663,6 +663,11 @@ func hopRequest(out []byte, method, to string) []byte {
 			v := h.Value(out)
 			b.WriteString("Via: ")
 			b.Write(v[:rawsip.FirstValueEnd(v)])
+			b.WriteString("\r\n")
+		case h.Is(out, "max-forwards"):
+			// Kamailio (reparse_invite) copies the INVITE's Max-Forwards as sent, not a fresh 70
+			mf = true
+			b.Write(out[h.Start:h.VEnd])
 			b.WriteString("\r\n")
 		case h.Is(out, "route"), h.Is(out, "from"), h.Is(out, "call-id"):
 			b.Write(out[h.Start:h.VEnd])
@@ -688,13 +693,17 @@ func hopRequest(out []byte, method, to string) []byte {
 			b.WriteString("\r\n")
 		}
 	}
-	b.WriteString("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+	if !mf {
+		b.WriteString("Max-Forwards: 70\r\n")
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
 	return b.Bytes()
 }
 
 // cancelTx handles a CANCEL for a pending INVITE transaction: 200 to the CANCEL, CANCEL on every branch
-// that rang, a local 487 for branches that never answered (Kamailio's default cancel_b_method), the 487s
-// relayed through the usual aggregation.
+// that rang, and the branches that had no reply yet handled as cancel_b_method says (Kamailio's default 1:
+// keep retransmitting, CANCEL once a provisional comes; the final reply comes from the branch). The
+// answers go up through the usual aggregation; a local one (a timeout) becomes 487, as in Kamailio.
 func (t *TM) cancelTx(m *engine.Msg, x *tx) {
 	t.checkSend(x)
 	if err := m.SendReply(200, "canceling"); err != nil {
@@ -710,16 +719,24 @@ func (t *TM) cancelTx(m *engine.Msg, x *tx) {
 	t.complete(x)
 }
 
-// cancelBranches cancels every pending branch except keep. Called with x.mu held.
+// cancelBranches cancels every pending branch except keep (Kamailio's cancel_uacs with cancel_b_method).
+// Called with x.mu held.
 func (t *TM) cancelBranches(x *tx, keep *branch) {
+	now := time.Now()
 	for _, b := range x.branches {
 		if b == keep || b.final || b.cancel != nil {
 			continue
 		}
-		if b.status >= 100 {
+		if b.status >= 100 || t.CancelBMethod == 2 {
 			b.retr = false
 			b.sendCancel()
-			b.schedule(time.Now())
+			b.schedule(now)
+			continue
+		}
+		if t.CancelBMethod == 1 {
+			// keep retransmitting: the CANCEL goes once a provisional arrives (branchReply), else the
+			// branch times out
+			b.cancelWanted = true
 			continue
 		}
 		b.final, b.retr, b.cancelWanted = true, false, true

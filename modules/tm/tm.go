@@ -19,6 +19,7 @@ func init() {
 		return &TM{
 			FrTimer: 30000, FrInvTimer: 120000, MaxInvLifetime: 180000, MaxNonInvLifetime: 32000,
 			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true, Remap503: true,
+			CancelBMethod: 1,
 		}
 	}})
 }
@@ -46,6 +47,13 @@ type TM struct {
 	// Remap503 sends a local "500 Service Unavailable" instead of relaying a 503 chosen as the final answer
 	// (RFC 3261 §16.7 step 6; Kamailio remap_503_500).
 	Remap503 bool `toml:"remap_503_500"`
+	// CancelBMethod is Kamailio's cancel_b_method: how a branch that has had no reply yet is cancelled (a
+	// CANCEL from the caller, a 2xx or 6xx on another branch). 0 ends it at once with a local 487 and stops
+	// retransmitting the request; 1 (Kamailio's default, RFC 3261 §9.1) keeps retransmitting it and sends
+	// the CANCEL once a provisional reply arrives, the final reply coming from the branch; 2 sends the
+	// CANCEL at once and stops retransmitting the request (not RFC 3261 compliant).
+	// Branches that had a provisional are always sent a CANCEL.
+	CancelBMethod int `toml:"cancel_b_method"`
 	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
 	AutoInv100 bool `toml:"auto_inv_100"`
 
@@ -75,6 +83,10 @@ func (t *TM) Validate() error {
 	if t.FailureReplyMode < 0 || t.FailureReplyMode > 3 {
 		return fmt.Errorf("failure_reply_mode: expected 0 (keep all replies), 1 (drop all), 2 (drop the last "+
 			"serial-forking step) or 3 (drop all when a new step starts), got %d", t.FailureReplyMode)
+	}
+	if t.CancelBMethod < 0 || t.CancelBMethod > 2 {
+		return fmt.Errorf("cancel_b_method: expected 0 (local 487 at once), 1 (CANCEL once a provisional "+
+			"arrives) or 2 (CANCEL at once), got %d", t.CancelBMethod)
 	}
 	if t.T2 < t.T1 {
 		return fmt.Errorf("retr_timer2 (%d) must not be lower than retr_timer1 (%d)", t.T2, t.T1)

@@ -1,0 +1,178 @@
+package tm_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cancelScript relays every INVITE to all UASes (parallel forking), CANCEL and ACK through tm.
+func cancelScript(pp *peers) string {
+	var app strings.Builder
+	for i := 1; i < len(pp.uas); i++ {
+		fmt.Fprintf(&app, "\tKSR.corex.append_branch_uri(%q)\n", pp.uasURI(i))
+	}
+	return `
+function ksr_request_route()
+	if KSR.is_CANCEL() then
+		if KSR.tm.t_check_trans() > 0 then KSR.tm.t_relay() end
+		return 1
+	end
+	if KSR.is_ACK() then KSR.tm.t_relay() return 1 end
+` + app.String() + `	KSR.tm.t_relay()
+end
+`
+}
+
+// sendCancel sends the CANCEL of invite and reads the 200 that answers it (skipping provisionals).
+func sendCancel(t *testing.T, pp *peers, invite string) {
+	t.Helper()
+	pp.uac.Send(cancelOf(invite))
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		b, err := pp.uac.TryRecv(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("UAC: no 200 for the CANCEL: %v", err)
+		}
+		if statusCode(b) == 200 && header(b, "CSeq")[0] == "1 CANCEL" {
+			return
+		}
+		if statusCode(b) >= 200 {
+			t.Fatalf("UAC: want 200 for the CANCEL, got %s", startLine(b))
+		}
+	}
+}
+
+// TestCancelBMethod checks Kamailio's cancel_b_method for a CANCEL that comes before the callee answered
+// anything: 0 answers 487 at once and stops the INVITE; 1 (the default) keeps retransmitting the INVITE,
+// cancels the branch once it rings, and the caller gets the branch's own final reply (a 200 that crossed
+// the CANCEL goes up alone, never after a 487); 2 sends the CANCEL at once.
+func TestCancelBMethod(t *testing.T) {
+	for _, method := range []int{0, 1, 2} {
+		t.Run(fmt.Sprint(method), func(t *testing.T) {
+			cfg := strings.Replace(peerConfig, "[modules.tm]\n", fmt.Sprintf("[modules.tm]\ncancel_b_method = %d\n", method), 1)
+			if method == 1 {
+				cfg = peerConfig // the default
+			}
+			pp := startPeers(t, cfg, 1, cancelScript)
+			invite := pp.uac.Request("INVITE", pp.uasURI(0))
+			pp.uac.Send(invite)
+			inv := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+			sendCancel(t, pp, invite)
+			switch method {
+			case 0:
+				final, _ := recvFinal(t, pp.uac, 2*time.Second)
+				if statusCode(final) != 487 {
+					t.Fatalf("UAC got %s, want 487 at once", startLine(final))
+				}
+				expectSilence(t, pp.uas[0], 1200*time.Millisecond) // no INVITE retransmission, no CANCEL
+			case 1:
+				// the INVITE is still retransmitted (timer A, T1 = 500 ms) and nothing is answered yet
+				if b := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second); header(b, "Via")[0] != header(inv, "Via")[0] {
+					t.Fatalf("retransmission with another Via: %s", header(b, "Via")[0])
+				}
+				expectSilence(t, pp.uac, 300*time.Millisecond)
+				pp.uas[0].Send(replyTo(string(inv), "180 Ringing", "callee"))
+				c := recvRequest(t, pp.uas[0], "CANCEL", 2*time.Second)
+				if h := header(c, "CSeq"); len(h) != 1 || h[0] != "1 CANCEL" {
+					t.Fatalf("CANCEL CSeq %v", h)
+				}
+				// the callee answered 200 before it saw the CANCEL: the caller gets that 200, alone
+				pp.uas[0].Send(replyTo(string(inv), "200 OK", "callee"))
+				final, prov := recvFinal(t, pp.uac, 2*time.Second)
+				if statusCode(final) != 200 || !strings.HasPrefix(header(final, "CSeq")[0], "1 INVITE") {
+					t.Fatalf("UAC got %s (provisionals %v), want the callee's 200", startLine(final), prov)
+				}
+				for deadline := time.Now().Add(700 * time.Millisecond); time.Now().Before(deadline); {
+					b, err := pp.uac.TryRecv(time.Until(deadline))
+					if err != nil {
+						break
+					}
+					if c := statusCode(b); c >= 300 {
+						t.Fatalf("UAC got %s after the 200", startLine(b))
+					}
+				}
+			case 2:
+				c := recvRequest(t, pp.uas[0], "CANCEL", 2*time.Second)
+				if h := header(c, "Via"); len(h) != 1 || h[0] != header(inv, "Via")[0] {
+					t.Fatalf("CANCEL Via %v, want the INVITE's top Via", h)
+				}
+				pp.uas[0].Send(replyTo(string(c), "200 OK", "callee"))
+				pp.uas[0].Send(replyTo(string(inv), "487 Request Terminated", "callee"))
+				final, _ := recvFinal(t, pp.uac, 2*time.Second)
+				if statusCode(final) != 487 || !strings.Contains(string(final), "tag=callee") {
+					t.Fatalf("UAC got %s, want the callee's 487", final)
+				}
+			}
+		})
+	}
+}
+
+// TestCancelBMethod1Timeout: a branch cancelled before it answered and that never answers times out; the
+// caller gets 487 (Kamailio turns the local reply of a cancelled transaction into 487), not 408.
+func TestCancelBMethod1Timeout(t *testing.T) {
+	cfg := strings.Replace(peerConfig, "[modules.tm]\n", "[modules.tm]\nfr_timer = 1500\n", 1)
+	pp := startPeers(t, cfg, 1, cancelScript)
+	invite := pp.uac.Request("INVITE", pp.uasURI(0))
+	pp.uac.Send(invite)
+	recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	sendCancel(t, pp, invite)
+	final, _ := recvFinal(t, pp.uac, 4*time.Second)
+	if statusCode(final) != 487 {
+		t.Fatalf("UAC got %s, want 487", startLine(final))
+	}
+}
+
+// TestLowestCodeWins checks which failure of a parallel fork goes up (Kamailio's get_prio): the lowest
+// code of the class whatever the order of arrival, 401/407 before other 4xx, 6xx before all but 2xx.
+func TestLowestCodeWins(t *testing.T) {
+	for _, tc := range []struct {
+		answers []string // in the order they are sent: UAS 0 first
+		want    int
+	}{
+		{[]string{"486 Busy Here", "480 Temporarily Unavailable"}, 480},
+		{[]string{"480 Temporarily Unavailable", "486 Busy Here"}, 480},
+		{[]string{"404 Not Found", "407 Proxy Authentication Required"}, 407},
+		{[]string{"503 Service Unavailable", "486 Busy Here"}, 486},
+		{[]string{"302 Moved Temporarily", "404 Not Found"}, 302},
+		{[]string{"486 Busy Here", "603 Decline"}, 603},
+		{[]string{"504 Server Time-out", "502 Bad Gateway"}, 502},
+	} {
+		t.Run(strings.Join(tc.answers, ","), func(t *testing.T) {
+			pp := startPeers(t, peerConfig, 2, cancelScript)
+			pp.uac.Send(pp.uac.Request("INVITE", pp.uasURI(0)))
+			reqs := [][]byte{recvRequest(t, pp.uas[0], "INVITE", 2*time.Second), recvRequest(t, pp.uas[1], "INVITE", 2*time.Second)}
+			for i, st := range tc.answers {
+				answer(t, pp.uas[i], reqs[i], st)
+			}
+			final, _ := recvFinal(t, pp.uac, 2*time.Second)
+			if statusCode(final) != tc.want {
+				t.Fatalf("UAC got %s, want %d", startLine(final), tc.want)
+			}
+		})
+	}
+}
+
+// TestHopRequestMaxForwards: the CANCEL and the ACK the proxy builds for a branch carry the Max-Forwards of
+// the INVITE it relayed (Kamailio with reparse_invite), not a fresh 70.
+func TestHopRequestMaxForwards(t *testing.T) {
+	pp := startPeers(t, peerConfig, 2, cancelScript)
+	invite := strings.Replace(pp.uac.Request("INVITE", pp.uasURI(0)), "Max-Forwards: 70", "Max-Forwards: 12", 1)
+	pp.uac.Send(invite)
+	inv0 := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	inv1 := recvRequest(t, pp.uas[1], "INVITE", 2*time.Second)
+	if h := header(inv0, "Max-Forwards"); len(h) != 1 || h[0] != "12" {
+		t.Fatalf("relayed INVITE Max-Forwards %v, want 12", h)
+	}
+	pp.uas[0].Send(replyTo(string(inv0), "180 Ringing", "uas0"))
+	pp.uas[1].Send(replyTo(string(inv1), "486 Busy Here", "uas1"))
+	a := recvRequest(t, pp.uas[1], "ACK", 2*time.Second)
+	if h := header(a, "Max-Forwards"); len(h) != 1 || h[0] != "12" {
+		t.Errorf("ACK Max-Forwards %v, want 12", h)
+	}
+	sendCancel(t, pp, invite)
+	c := recvRequest(t, pp.uas[0], "CANCEL", 2*time.Second)
+	if h := header(c, "Max-Forwards"); len(h) != 1 || h[0] != "12" {
+		t.Errorf("CANCEL Max-Forwards %v, want 12", h)
+	}
+}
