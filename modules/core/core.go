@@ -3,10 +3,11 @@ package core
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 func init() {
@@ -75,7 +76,18 @@ func (c *Core) Exports() []engine.Export {
 	return ex
 }
 
-func isMethod(m *engine.Msg, meth string) bool { return strings.EqualFold(m.Method(), meth) }
+// isMethod is Kamailio's is_method: the method, or one of a "|"-separated list, case-insensitively.
+func isMethod(m *engine.Msg, meth string) bool {
+	got := m.Method()
+	for meth != "" {
+		one, rest, _ := strings.Cut(meth, "|")
+		if strings.EqualFold(got, strings.TrimSpace(one)) {
+			return true
+		}
+		meth = rest
+	}
+	return false
+}
 
 // methodLetters are Kamailio's is_method_in letters.
 var methodLetters = map[byte]string{
@@ -117,8 +129,11 @@ func (c *Core) logLevel(m *engine.Msg, level, s string) {
 	c.logger().Log(nil, l, strings.TrimRight(s, "\r\n"))
 }
 
+// maxFlag is Kamailio's MAX_FLAG: message and branch flags are 32 bits; setflag(32) fails there.
+const maxFlag = 31
+
 func setBit(flags *uint64, f int, on bool) bool {
-	if f < 0 || f > 63 {
+	if f < 0 || f > maxFlag {
 		return false
 	}
 	if on {
@@ -129,24 +144,42 @@ func setBit(flags *uint64, f int, on bool) bool {
 	return true
 }
 
-func isBit(flags uint64, f int) bool { return f >= 0 && f <= 63 && flags&(1<<uint(f)) != 0 }
+func isBit(flags uint64, f int) bool { return f >= 0 && f <= maxFlag && flags&(1<<uint(f)) != 0 }
 
+// isMyselfURI is Kamailio's is_myself: a "sip:"/"sips:" URI is parsed and its host, port (none: any port we
+// listen on) and ;transport= checked against our sockets and aliases; anything else is taken as a bare host.
 func isMyselfURI(m *engine.Msg, uri string) bool {
-	var u sip.Uri
-	if err := sip.ParseUri(uri, &u); err != nil {
+	if len(uri) > 4 && (strings.HasPrefix(uri, "sip:") || strings.HasPrefix(uri, "sips:")) {
+		u, ok := rawsip.ParseURI(uri)
+		if !ok || u.Host == "" {
+			return false
+		}
+		port := 0
+		if u.Port != "" {
+			p, err := strconv.Atoi(u.Port)
+			if err != nil {
+				return false
+			}
+			port = p
+		}
+		tr, _, _, _ := rawsip.Param(u.Params, "transport")
+		return m.E.IsMyselfOn(u.Host, port, tr)
+	}
+	return uri != "" && m.E.IsMyselfOn(uri, 0, "")
+}
+
+// fromMyself and toMyself check the From/To URI as is_myself does.
+func fromMyself(m *engine.Msg) bool { return addrMyself(m, "from") }
+
+func toMyself(m *engine.Msg) bool { return addrMyself(m, "to") }
+
+func addrMyself(m *engine.Msg, name string) bool {
+	v, ok := m.Header(name)
+	if !ok {
 		return false
 	}
-	return m.E.IsMyself(u.Host, u.Port)
-}
-
-func fromMyself(m *engine.Msg) bool {
-	f := m.Parsed().From()
-	return f != nil && m.E.IsMyself(f.Address.Host, f.Address.Port)
-}
-
-func toMyself(m *engine.Msg) bool {
-	t := m.Parsed().To()
-	return t != nil && m.E.IsMyself(t.Address.Host, t.Address.Port)
+	_, uri, _, ok := rawsip.NameAddr(v)
+	return ok && isMyselfURI(m, uri)
 }
 
 func (c *Core) forward(m *engine.Msg, uri string) int {
@@ -157,31 +190,79 @@ func (c *Core) forward(m *engine.Msg, uri string) int {
 	return 1
 }
 
+// setURI is seturi: as Kamailio's rewrite_uri, the text is taken as given, without parsing (a URI that
+// does not parse reads as null in $ru and makes t_relay fail). Only an empty text and CR/LF, which would
+// break the request line, are refused.
 func setURI(m *engine.Msg, uri string) bool {
-	var u sip.Uri
-	if m.Request() == nil || sip.ParseUri(uri, &u) != nil {
+	if m.Request() == nil || uri == "" || strings.ContainsAny(uri, "\r\n") {
 		return false
 	}
 	m.NewURI = uri
 	return true
 }
 
-func setUser(m *engine.Msg, user string) bool {
-	u, ok := m.ParsedRURI()
-	if !ok {
-		return false
-	}
-	u.User = user
-	m.NewURI = u.String()
-	return true
-}
+func setUser(m *engine.Msg, user string) bool { return rewriteRURI(m, &user, nil) }
 
-func setHost(m *engine.Msg, host string) bool {
-	u, ok := m.ParsedRURI()
+func setHost(m *engine.Msg, host string) bool { return rewriteRURI(m, nil, &host) }
+
+// rewriteRURI sets the user or the host of the R-URI as Kamailio's SET_USER_T/SET_HOST_T actions do: the
+// scheme is kept (lower case), except that setting the host of a tel: URI makes it a sip: URI with
+// ;user=phone; a tel: URI keeps its parameters after the number and gets no host otherwise.
+func rewriteRURI(m *engine.Msg, user, host *string) bool {
+	if !m.IsRequest() {
+		return false
+	}
+	u, ok := rawsip.ParseURI(m.RURI())
 	if !ok {
 		return false
 	}
-	u.Host = host
-	m.NewURI = u.String()
+	scheme := strings.ToLower(u.Scheme)
+	tel := scheme == "tel" || scheme == "tels"
+	switch {
+	case scheme == "tel" && host != nil:
+		scheme = "sip"
+	case scheme == "tels" && host != nil:
+		scheme = "sips"
+	case scheme != "sip" && scheme != "sips" && !tel:
+		scheme = "sip" // Kamailio: "unsupported URI scheme, reverted to sip:"
+	}
+	var b strings.Builder
+	b.WriteString(scheme)
+	b.WriteByte(':')
+	usr := u.User
+	if user != nil {
+		usr = *user
+	}
+	b.WriteString(usr)
+	if usr != "" && u.HasPass {
+		b.WriteByte(':')
+		b.WriteString(u.Password)
+	}
+	if tel {
+		b.WriteString(u.Params)
+	}
+	h := u.Host
+	if host != nil {
+		h = *host
+	} else if tel {
+		h = ""
+	}
+	if h != "" {
+		if usr != "" {
+			b.WriteByte('@')
+		}
+		b.WriteString(h)
+	}
+	if u.Port != "" {
+		b.WriteByte(':')
+		b.WriteString(u.Port)
+	}
+	if !tel {
+		b.WriteString(u.Params)
+	} else if host != nil {
+		b.WriteString(";user=phone")
+	}
+	b.WriteString(u.Headers)
+	m.NewURI = b.String()
 	return true
 }

@@ -36,9 +36,24 @@ func TestChecks(t *testing.T) {
 		{"is_method_in", []any{"I"}, "boolean:false"},
 		{"is_method_in", []any{""}, "boolean:false"},
 		{"is_myself_srcip", nil, "boolean:true"},
-		{"is_myself_furi", nil, "boolean:false"},
+		// Kamailio's check_self: a URI without a port matches any port we listen on
+		{"is_myself_furi", nil, "boolean:true"},
 		{"is_myself_turi", nil, "boolean:false"},
 		{"is_myself", []any{"sip:" + p.UDP.String()}, "boolean:true"},
+		{"is_myself", []any{"sip:127.0.0.1:1"}, "boolean:false"},
+		{"is_myself", []any{"sip:bob@127.0.0.1;transport=tcp"}, "boolean:true"},
+		{"is_myself", []any{"sip:" + p.UDP.String() + ";transport=tcp"}, "boolean:false"}, // UDP port, TCP socket elsewhere
+		{"is_myself", []any{"sip:127.0.0.1;transport=tls"}, "boolean:false"},
+		{"is_myself", []any{"sips:127.0.0.1"}, "boolean:true"},
+		{"is_myself", []any{"127.0.0.1"}, "boolean:true"},     // a bare host
+		{"is_myself", []any{p.UDP.String()}, "boolean:false"}, // not a host: Kamailio takes it whole
+		{"is_myself", []any{"tel:+123"}, "boolean:false"},
+		{"is_method", []any{"INVITE|REGISTER"}, "boolean:true"},
+		{"is_method", []any{"INVITE|BYE"}, "boolean:false"},
+		{"setflag", []any{31}, "boolean:true"},
+		{"setflag", []any{32}, "boolean:false"}, // Kamailio's flags are 32 bits
+		{"isflagset", []any{32}, "boolean:false"},
+		{"setbflag", []any{32}, "boolean:false"},
 		{"is_myself", []any{"sip:example.com"}, "boolean:false"},
 		{"is_myself", []any{"garbage"}, "boolean:false"},
 		{"isflagset", []any{1}, "boolean:false"},
@@ -57,6 +72,7 @@ func TestChecks(t *testing.T) {
 		{"isdsturiset", nil, "boolean:false"},
 		{"force_rport", nil, "boolean:true"},
 		{"setuser", []any{"bob"}, "boolean:true"},
+		{"is_myself_ruri", nil, "boolean:true"},
 		{"sethost", []any{"example.net"}, "boolean:true"},
 		{"is_myself_ruri", nil, "boolean:false"},
 		{"seturi", []any{"sip:" + p.UDP.String()}, "boolean:true"},

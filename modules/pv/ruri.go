@@ -45,6 +45,16 @@ func currentRURI(m *engine.Msg) (rawsip.URI, bool) {
 	return rawsip.ParseURI(m.RURI())
 }
 
+// ruriUser is $rU: the user part; for a tel URI or a sip: URI with user=phone, the number without its
+// ;parameters, as Kamailio's parse_uri separates them.
+func ruriUser(u rawsip.URI) string {
+	if s := uriScheme(u); s == "tel" || s == "tels" {
+		user, _, _ := strings.Cut(u.User, ";")
+		return user
+	}
+	return u.User
+}
+
 func ruriPart(part func(rawsip.URI) string) func(*engine.Msg, string) engine.Value {
 	return func(m *engine.Msg, _ string) engine.Value {
 		u, ok := currentRURI(m)
@@ -79,10 +89,10 @@ func setRURI(m *engine.Msg, _ string, v engine.Value) error {
 		return errNull
 	case v.Kind != engine.Str:
 		return errNeedStr
-	case !validText(v.S):
+	case v.S == "" || strings.ContainsAny(v.S, "\r\n"):
 		return errors.New("invalid URI text")
 	}
-	m.NewURI = v.S
+	m.NewURI = v.S // unparsed, as Kamailio's SET_URI_T: $ru then reads null and t_relay fails
 	return nil
 }
 

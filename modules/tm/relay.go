@@ -50,6 +50,11 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 			return 1
 		}
 	}
+	if _, ok := rawsip.ParseURI(m.RURI()); !ok {
+		// a Request-URI the script set ($ru, seturi) that does not parse: not relayed, as in Kamailio
+		t.logger().Info("request not relayed: its Request-URI does not parse", "ruri", m.RURI(), "call_id", callID(m))
+		return -1
+	}
 	x := c.tx
 	if x == nil {
 		var isNew bool

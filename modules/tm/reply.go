@@ -105,7 +105,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 			b.frAt = earliest(b.frAt, x.created.Add(ms(t.MaxNonInvLifetime)))
 		}
 		b.schedule(now)
-		if code > 100 && !x.final { // relayed after a CANCEL too, as Kamailio does
+		if code > 100 && !x.final && !x.canceled { // Kamailio drops a provisional of a cancelled branch
 			t.relayUp(x, m, code)
 		}
 		return

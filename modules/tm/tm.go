@@ -159,7 +159,7 @@ func (t *TM) PVs() []engine.PV {
 			if c, _, ok := t.replyOf(m); ok {
 				return engine.IntVal(int64(c))
 			}
-			return engine.Value{}
+			return engine.IntVal(0) // Kamailio: 0 outside a reply or failure context
 		}},
 		{Name: "T_reply_reason", Get: func(m *engine.Msg, _ string) engine.Value {
 			if _, r, ok := t.replyOf(m); ok {
