@@ -136,6 +136,7 @@ local WRITES = {
 	rU = setpv("$rU", "erin"),
 	rd = setpv("$rd", "example.org"),
 	du_bad = setpv("$du", "garbage"),
+	hdr_append_no_crlf = function() return KSR.hdr.append("X-Y: 1") end,
 }
 
 local function relay_to(dst)

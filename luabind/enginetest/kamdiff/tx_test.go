@@ -274,6 +274,50 @@ func init() {
 			}})
 		}
 	}
+	txScenarios = append(txScenarios,
+		txScenario{"fork 180 then 603: the ringing branch is cancelled", func(e *txEnv) {
+			e.sendInvite("", e.fork())
+			inv0, inv1 := e.expect(0, "INVITE"), e.expect(1, "INVITE")
+			e.answer(0, inv0, "180 Ringing")
+			e.expect(-1, "180")
+			e.answer(1, inv1, "603 Decline")
+			e.expect(1, "ACK")
+			c := e.expect(0, "CANCEL")
+			e.answer(0, c, "200 OK")
+			e.answer(0, inv0, "487 Request Terminated")
+			e.expect(0, "ACK")
+			e.expect(-1, "final")
+		}},
+		// fr_timer is 1500 ms on both
+		txScenario{"callee never answers: 408", func(e *txEnv) {
+			e.sendInvite("")
+			e.expect(0, "INVITE")
+			e.expect(-1, "100")
+			e.settle(2200 * time.Millisecond)
+		}},
+		txScenario{"callee never answers, failure route", func(e *txEnv) {
+			e.sendInvite("", "X-Failure: 1")
+			e.expect(0, "INVITE")
+			e.expect(-1, "100")
+			e.settle(2200 * time.Millisecond)
+		}},
+		txScenario{"cancel before provisional, callee never answers: 487", func(e *txEnv) {
+			e.sendInvite("")
+			e.expect(0, "INVITE")
+			e.expect(-1, "100")
+			e.cancel()
+			e.expect(-1, "200")
+			e.settle(2200 * time.Millisecond)
+		}},
+		txScenario{"non-INVITE, callee rings 100 then never answers", func(e *txEnv) {
+			r := e.uac.Request("MESSAGE", "sip:bob@"+e.uas[0].Addr.String())
+			e.invite = r
+			e.uac.Send(r)
+			m := e.expect(0, "MESSAGE")
+			e.answer(0, m, "100 Trying")
+			e.settle(2200 * time.Millisecond)
+		}},
+	)
 	txScenarios = append(txScenarios, txScenario{"non-INVITE relayed, 404", func(e *txEnv) {
 		r := e.uac.Request("MESSAGE", "sip:bob@"+e.uas[0].Addr.String())
 		e.invite = r

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/siplua/siplua/luabind/enginetest"
 )
 
 // cancelScript relays every INVITE to all UASes (parallel forking), CANCEL and ACK through tm.
@@ -175,4 +177,33 @@ func TestHopRequestMaxForwards(t *testing.T) {
 	if h := header(c, "Max-Forwards"); len(h) != 1 || h[0] != "12" {
 		t.Errorf("CANCEL Max-Forwards %v, want 12", h)
 	}
+}
+
+// TestReplyCodeOutsideReply: $T_reply_code is 0 in a request route, as in Kamailio (not null).
+func TestReplyCodeOutsideReply(t *testing.T) {
+	p := enginetest.Start(t, enginetest.AllModulesConfig(), enginetest.EvalScript)
+	got := p.UDPClient(t).Eval("OPTIONS", "sip:127.0.0.1", nil, `KSR.pv.get("$T_reply_code")`)
+	if got[0] != "number:0" {
+		t.Fatalf("$T_reply_code = %s, want number:0", got[0])
+	}
+}
+
+// TestRelayUnparsableRURI: a Request-URI set to text that does not parse ($ru, seturi take it unparsed, as
+// in Kamailio) is not relayed, even with $du set: t_relay returns -1 and nothing reaches the next hop.
+func TestRelayUnparsableRURI(t *testing.T) {
+	pp := startPeers(t, peerConfig, 1, func(pp *peers) string {
+		return fmt.Sprintf(`
+function ksr_request_route()
+	KSR.pv.sets("$ru", "not a uri")
+	KSR.pv.sets("$du", %q)
+	KSR.sl.sl_send_reply(500, "t_relay " .. KSR.tm.t_relay())
+end
+`, pp.uasURI(0))
+	})
+	pp.uac.Send(pp.uac.Request("MESSAGE", pp.uasURI(0)))
+	final, _ := recvFinal(t, pp.uac, 2*time.Second)
+	if got := startLine(final); got != "SIP/2.0 500 t_relay -1" {
+		t.Fatalf("UAC got %q, want 500 t_relay -1", got)
+	}
+	expectSilence(t, pp.uas[0], 300*time.Millisecond)
 }
