@@ -71,7 +71,8 @@ func (c *Core) Exports() []engine.Export {
 	for _, meth := range []string{"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE",
 		"NOTIFY", "PUBLISH", "MESSAGE", "INFO", "UPDATE", "PRACK", "REFER", "KDMQ"} {
 		meth := meth
-		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return m.Method() == meth }})
+		// Kamailio parses the method name case-insensitively into its method id: "invite" is INVITE
+		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return strings.EqualFold(m.Method(), meth) }})
 	}
 	return ex
 }
@@ -103,7 +104,7 @@ func isMethodIn(m *engine.Msg, letters string) bool {
 		if c >= 'a' && c <= 'z' {
 			c -= 'a' - 'A'
 		}
-		if methodLetters[c] == meth {
+		if strings.EqualFold(methodLetters[c], meth) {
 			return true
 		}
 	}

@@ -87,6 +87,30 @@ func TestChecks(t *testing.T) {
 	}
 }
 
+// TestMethodCase: Kamailio reads a method name case-insensitively into its method id, so is_INVITE and
+// is_method_in match "invite" (as is_method does), while $rm keeps the text as received.
+func TestMethodCase(t *testing.T) {
+	p := enginetest.Start(t, "", "function ksr_request_route() end")
+	m := enginetest.Msg(t, p, strings.Replace(strings.Replace(register, "REGISTER sip:", "register sip:", 1), "1 REGISTER", "1 register", 1))
+	for _, c := range []struct {
+		fn   string
+		args []any
+		want string
+	}{
+		{"is_REGISTER", nil, "boolean:true"},
+		{"is_method_in", []any{"R"}, "boolean:true"},
+		{"is_method", []any{"REGISTER|INVITE"}, "boolean:true"},
+		{"is_INVITE", nil, "boolean:false"},
+	} {
+		if got := enginetest.Call(t, p.Export(t, "core", c.fn), m, c.args...); got != c.want {
+			t.Errorf("KSR.%s%v on \"register\" = %s, want %s", c.fn, c.args, got, c.want)
+		}
+	}
+	if got := m.Method(); got != "register" {
+		t.Errorf("method %q, want it as received", got)
+	}
+}
+
 func TestLuaTypes(t *testing.T) {
 	p := enginetest.Start(t, enginetest.AllModulesConfig(), enginetest.EvalScript)
 	c := p.UDPClient(t)

@@ -66,7 +66,8 @@ local function values()
 	for _, u in ipairs({"sip:127.0.0.1", "127.0.0.1", "sip:127.0.0.1:" .. tostring(port), "127.0.0.1:" .. tostring(port),
 			"sip:127.0.0.1:5", "sip:bob@127.0.0.1;transport=udp", "sip:bob@127.0.0.1;transport=tcp",
 			"sip:127.0.0.1:" .. tostring(port) .. ";transport=tls", "sips:127.0.0.1", "tel:+4912345", "sip:example.com",
-			"sip:localhost", "sip:[::1]", "garbage uri", ""}) do
+			"sip:localhost", "sip:[::1]", "garbage uri", "", "SIP:127.0.0.1", "sip:BOB@127.0.0.1", "sip:127.0.0.1;transport=UDP",
+			"sip:127.0.0.1;transport=sctp", "sip:127.0.0.1:0", "sip:", "sip:@"}) do
 		add("is_myself(" .. u .. ")", KSR.is_myself, u)
 	end
 	for _, m in ipairs({"INVITE", "invite", "OPTIONS", "INVITE|REGISTER", "REGISTER|OPTIONS", "OPTIONS|INVITE", "Foo", ""}) do
@@ -184,6 +185,9 @@ function ksr_request_route()
 	local fork = KSR.hdr.get("X-Fork")
 	if fork ~= nil then KSR.corex.append_branch_uri(fork) end
 	if KSR.hdr.get("X-Failure") ~= nil then KSR.tm.t_on_failure("ksr_failure_kd") end
+	if KSR.hdr.get("X-Serial") ~= nil then KSR.tm.t_on_failure("ksr_serial_kd") end
+	if KSR.hdr.get("X-Branch") ~= nil then KSR.tm.t_on_branch("ksr_branch_kd") end
+	if KSR.hdr.get("X-OnReply") ~= nil then KSR.tm.t_on_reply("ksr_onreply_kd") end
 	if KSR.tm.t_relay() < 0 then KSR.sl.sl_send_reply(500, "relay failed") end
 end
 
@@ -197,4 +201,26 @@ function ksr_failure_kd()
 	end
 	s = s .. " fr=" .. tostring(KSR.tmx.t_is_failure_route())
 	KSR.tm.t_reply(599, s)
+end
+
+-- serial forking: on a 486 or 480 the request goes on to X-Serial
+function ksr_serial_kd()
+	if KSR.tm.t_is_canceled() > 0 then return end
+	if KSR.tm.t_check_status("48[06]") > 0 then
+		KSR.seturi(KSR.hdr.get("X-Serial"))
+		KSR.tm.t_relay()
+	end
+end
+
+-- the branch route marks each branch with what it sees
+function ksr_branch_kd()
+	KSR.hdr.append("X-BI: idx=" .. tostring(KSR.pv.get("$T_branch_idx")) .. " ru=" .. tostring(KSR.pv.get("$rU")) ..
+		" br=" .. tostring(KSR.tmx.t_is_branch_route()) .. "\r\n")
+end
+
+-- the onreply route drops a 183 (KSR.x.drop: Kamailio 5.6 has no KSR.drop) and marks the relayed replies
+function ksr_onreply_kd()
+	if KSR.pv.get("$rs") == 183 then KSR.x.drop() return end
+	KSR.hdr.append("X-RI: rs=" .. tostring(KSR.pv.get("$rs")) .. " trc=" .. tostring(KSR.pv.get("$T_reply_code")) ..
+		" rr=" .. tostring(KSR.tmx.t_is_reply_route()) .. "\r\n")
 end

@@ -67,6 +67,11 @@ func (e *txEnv) record(i int, b []byte) {
 		s = strings.TrimSuffix(line, " SIP/2.0") + " (MF " + strings.Join(header(b, "Max-Forwards"), ",") +
 			", " + strings.Join(header(b, "CSeq"), ",") + ")"
 	}
+	for _, h := range []string{"X-BI", "X-RI"} { // what the branch and onreply routes saw
+		if v := header(b, h); len(v) > 0 {
+			s += " [" + h + " " + strings.Join(v, ",") + "]"
+		}
+	}
 	key := name + "\x00" + s
 	if e.seen[key] {
 		return // a retransmission
@@ -316,6 +321,50 @@ func init() {
 			m := e.expect(0, "MESSAGE")
 			e.answer(0, m, "100 Trying")
 			e.settle(2200 * time.Millisecond)
+		}},
+	)
+	txScenarios = append(txScenarios,
+		txScenario{"serial forking after 486", func(e *txEnv) {
+			e.sendInvite("", "X-Serial: sip:carol@"+e.uas[1].Addr.String())
+			inv0 := e.expect(0, "INVITE")
+			e.answer(0, inv0, "486 Busy Here")
+			e.expect(0, "ACK")
+			inv1 := e.expect(1, "INVITE")
+			e.answer(1, inv1, "180 Ringing")
+			e.expect(-1, "180") // see "invite 180 200"
+			e.answer(1, inv1, "404 Not Found")
+			e.expect(1, "ACK")
+			e.expect(-1, "final")
+		}},
+		txScenario{"branch route on a parallel fork", func(e *txEnv) {
+			e.sendInvite("", e.fork(), "X-Branch: 1")
+			inv0, inv1 := e.expect(0, "INVITE"), e.expect(1, "INVITE")
+			e.answer(0, inv0, "486 Busy Here")
+			e.expect(0, "ACK")
+			e.answer(1, inv1, "486 Busy Here")
+			e.expect(1, "ACK")
+			e.expect(-1, "final")
+		}},
+		txScenario{"onreply route drops a 183 and marks the others", func(e *txEnv) {
+			e.sendInvite("", "X-OnReply: 1")
+			inv := e.expect(0, "INVITE")
+			e.answer(0, inv, "183 Session Progress")
+			e.settle(200 * time.Millisecond)
+			e.answer(0, inv, "180 Ringing")
+			e.expect(-1, "180")
+			e.answer(0, inv, "486 Busy Here")
+			e.expect(-1, "486")
+		}},
+		txScenario{"caller retransmits the INVITE", func(e *txEnv) {
+			e.sendInvite("")
+			inv := e.expect(0, "INVITE")
+			e.expect(-1, "100")
+			e.answer(0, inv, "180 Ringing")
+			e.expect(-1, "180")
+			e.uac.Send(e.invite) // absorbed: the last provisional again
+			e.settle(300 * time.Millisecond)
+			e.answer(0, inv, "486 Busy Here")
+			e.expect(-1, "486")
 		}},
 	)
 	txScenarios = append(txScenarios, txScenario{"non-INVITE relayed, 404", func(e *txEnv) {
