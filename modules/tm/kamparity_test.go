@@ -207,3 +207,23 @@ end
 	}
 	expectSilence(t, pp.uas[0], 300*time.Millisecond)
 }
+
+// TestLowerCaseInvite: "invite" is an INVITE transaction, as Kamailio's parser reads the method id: 100
+// Trying, the callee's 486 ACKed by the proxy.
+func TestLowerCaseInvite(t *testing.T) {
+	pp := startPeers(t, peerConfig, 1, cancelScript)
+	r := pp.uac.Request("INVITE", pp.uasURI(0))
+	r = strings.Replace(strings.Replace(r, "INVITE sip:", "invite sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 invite", 1)
+	pp.uac.Send(r)
+	inv := recvRequest(t, pp.uas[0], "invite", 2*time.Second)
+	if b, err := pp.uac.TryRecv(time.Second); err != nil || statusCode(b) != 100 {
+		t.Fatalf("UAC: want 100 Trying, got %q, %v", b, err)
+	}
+	pp.uas[0].Send(replyTo(string(inv), "486 Busy Here", "callee"))
+	if a := recvRequest(t, pp.uas[0], "ACK", 2*time.Second); !strings.HasPrefix(header(a, "CSeq")[0], "1 ACK") {
+		t.Fatalf("ACK CSeq %v", header(a, "CSeq"))
+	}
+	if final, _ := recvFinal(t, pp.uac, 2*time.Second); statusCode(final) != 486 {
+		t.Fatalf("UAC got %s", startLine(final))
+	}
+}

@@ -32,7 +32,7 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	if c.route != routeRequest {
 		return -1
 	}
-	switch m.Method() {
+	switch methodID(m) {
 	case "ACK":
 		if x := t.lookup(m, "INVITE"); x != nil {
 			x.ack() // hop-by-hop ACK of a negative reply: ends here

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"strings"
 	"time"
 
 	"github.com/siplua/siplua/engine"
@@ -28,13 +29,13 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	x := b.tx
 	code := m.StatusCode()
-	if m.Method() == "CANCEL" {
+	if methodID(m) == "CANCEL" {
 		x.mu.Lock()
 		b.cancelN = 1 << 30 // answered: stop retransmitting it
 		x.unlock()
 		return true
 	}
-	if m.Method() != x.method {
+	if !strings.EqualFold(m.Method(), x.method) {
 		return true
 	}
 	// Both run on the transaction's script generation, whatever reloads came since it was created.

@@ -30,7 +30,7 @@ func (t *TM) relayToProto(m *engine.Msg, proto string) int {
 
 // newtran is t_newtran: creates the transaction (100 Trying for INVITE); 0 for a retransmission (absorbed).
 func (t *TM) newtran(m *engine.Msg) int {
-	if !m.IsRequest() || m.IsAck() {
+	if !m.IsRequest() || methodID(m) == "ACK" {
 		return -1
 	}
 	c := ctxOf(m)
@@ -115,7 +115,7 @@ func (t *TM) checkTrans(m *engine.Msg) int {
 	if m.Request() == nil {
 		return -1
 	}
-	switch m.Method() {
+	switch methodID(m) {
 	case "CANCEL":
 		if t.lookup(m, "INVITE") != nil {
 			return 1

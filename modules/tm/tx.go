@@ -176,9 +176,21 @@ func serverKey(m *engine.Msg, method string) (string, bool) {
 }
 
 func keyMethod(m *engine.Msg) string {
-	meth := m.Method()
+	meth := methodID(m)
 	if meth == "ACK" {
 		return "INVITE"
+	}
+	return meth
+}
+
+// methodID is the method as Kamailio's parser identifies it: INVITE, ACK and CANCEL whatever their case
+// ("invite" is an INVITE transaction there too); other methods as written.
+func methodID(m *engine.Msg) string {
+	meth := m.Method()
+	for _, id := range [...]string{"INVITE", "ACK", "CANCEL"} {
+		if meth != id && strings.EqualFold(meth, id) {
+			return id
+		}
 	}
 	return meth
 }
@@ -201,7 +213,7 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 		return nil, false
 	}
 	meth := m.Method()
-	x := &tx{t: t, key: k, method: meth, invite: meth == "INVITE", created: time.Now()}
+	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: time.Now()}
 	if g := m.Generation(); g.Hold() {
 		x.gen = g
 	}

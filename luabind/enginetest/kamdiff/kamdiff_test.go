@@ -347,6 +347,8 @@ func TestKamailioDifferential(t *testing.T) {
 		wg.Wait()
 		ty.compare("tx:"+sc.name, got)
 	}
+	t.Logf("differential: %d requests probed for values, %d writes relayed, %d transaction scenarios",
+		len(valueCases), len(writeCases), len(txScenarios))
 	t.Logf("differential totals: %d scenarios compared, %d identical (%d of them but for deliberate differences); "+
 		"%d values compared, %d identical, %d deliberately different",
 		ty.scenarios, ty.scenariosSame, ty.scenariosDeliberate, ty.values, ty.valuesSame, ty.deliberate)

@@ -367,6 +367,16 @@ func init() {
 			e.expect(-1, "486")
 		}},
 	)
+	txScenarios = append(txScenarios, txScenario{"lower-case invite", func(e *txEnv) {
+		r := e.uac.Request("INVITE", "sip:bob@"+e.uas[0].Addr.String())
+		r = strings.Replace(strings.Replace(r, "INVITE sip:", "invite sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 invite", 1)
+		e.invite = r
+		e.uac.Send(r)
+		m := e.expect(0, "invite")
+		e.settle(600 * time.Millisecond)
+		e.answer(0, m, "486 Busy Here")
+		e.expect(-1, "486")
+	}})
 	txScenarios = append(txScenarios, txScenario{"non-INVITE relayed, 404", func(e *txEnv) {
 		r := e.uac.Request("MESSAGE", "sip:bob@"+e.uas[0].Addr.String())
 		e.invite = r
