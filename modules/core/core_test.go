@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 )
@@ -166,3 +167,16 @@ end`)
 }
 
 func netipZero() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:9") }
+
+// BenchmarkIsMyselfRURI: is_myself_ruri runs on most requests (Kamailio's "is it for us" check).
+func BenchmarkIsMyselfRURI(b *testing.B) {
+	p := enginetest.Start(b, "", "function ksr_request_route() end")
+	m := enginetest.Msg(b, p, strings.Replace(register, "REGISTER sip:127.0.0.1 ", "REGISTER sip:alice@127.0.0.1;transport=udp ", 1))
+	fn := p.Export(b, "core", "is_myself_ruri").(func(*engine.Msg) bool)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !fn(m) {
+			b.Fatal("not myself")
+		}
+	}
+}
