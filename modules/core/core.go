@@ -202,68 +202,20 @@ func setURI(m *engine.Msg, uri string) bool {
 	return true
 }
 
-func setUser(m *engine.Msg, user string) bool { return rewriteRURI(m, &user, nil) }
+func setUser(m *engine.Msg, user string) bool { return rewriteRURI(m, rawsip.URIUser, user) }
 
-func setHost(m *engine.Msg, host string) bool { return rewriteRURI(m, nil, &host) }
+func setHost(m *engine.Msg, host string) bool { return rewriteRURI(m, rawsip.URIHost, host) }
 
-// rewriteRURI sets the user or the host of the R-URI as Kamailio's SET_USER_T/SET_HOST_T actions do: the
-// scheme is kept (lower case), except that setting the host of a tel: URI makes it a sip: URI with
-// ;user=phone; a tel: URI keeps its parameters after the number and gets no host otherwise.
-func rewriteRURI(m *engine.Msg, user, host *string) bool {
+// rewriteRURI sets the user or the host of the R-URI as Kamailio's SET_USER_T/SET_HOST_T actions do
+// (rawsip.RewriteURI): setting the host of a tel: URI makes it sip:NUMBER@HOST;user=phone.
+func rewriteRURI(m *engine.Msg, part rawsip.URIPart, val string) bool {
 	if !m.IsRequest() {
 		return false
 	}
-	u, ok := rawsip.ParseURI(m.RURI())
+	uri, ok := rawsip.RewriteURI(m.RURI(), part, val)
 	if !ok {
 		return false
 	}
-	scheme := strings.ToLower(u.Scheme)
-	tel := scheme == "tel" || scheme == "tels"
-	switch {
-	case scheme == "tel" && host != nil:
-		scheme = "sip"
-	case scheme == "tels" && host != nil:
-		scheme = "sips"
-	case scheme != "sip" && scheme != "sips" && !tel:
-		scheme = "sip" // Kamailio: "unsupported URI scheme, reverted to sip:"
-	}
-	var b strings.Builder
-	b.WriteString(scheme)
-	b.WriteByte(':')
-	usr := u.User
-	if user != nil {
-		usr = *user
-	}
-	b.WriteString(usr)
-	if usr != "" && u.HasPass {
-		b.WriteByte(':')
-		b.WriteString(u.Password)
-	}
-	if tel {
-		b.WriteString(u.Params)
-	}
-	h := u.Host
-	if host != nil {
-		h = *host
-	} else if tel {
-		h = ""
-	}
-	if h != "" {
-		if usr != "" {
-			b.WriteByte('@')
-		}
-		b.WriteString(h)
-	}
-	if u.Port != "" {
-		b.WriteByte(':')
-		b.WriteString(u.Port)
-	}
-	if !tel {
-		b.WriteString(u.Params)
-	} else if host != nil {
-		b.WriteString(";user=phone")
-	}
-	b.WriteString(u.Headers)
-	m.NewURI = b.String()
+	m.NewURI = uri
 	return true
 }

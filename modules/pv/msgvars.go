@@ -14,9 +14,9 @@ import (
 func (p *PV) PVs() []engine.PV {
 	return []engine.PV{
 		{Name: "ru", Get: getRURI, Set: setRURI},
-		{Name: "rU", Get: ruriPart(ruriUser), Set: setRURIPart(setUser)},
-		{Name: "rd", Get: ruriPart(func(u rawsip.URI) string { return u.Host }), Set: setRURIPart(setHost)},
-		{Name: "rp", Get: getRURIPort, Set: setRURIPart(setPort)},
+		{Name: "rU", Get: ruriPart(ruriUser), Set: setRURIPart(rawsip.URIUser, setUser)},
+		{Name: "rd", Get: ruriPart(func(u rawsip.URI) string { return u.Host }), Set: setRURIPart(rawsip.URIHost, setHost)},
+		{Name: "rp", Get: getRURIPort, Set: setRURIPart(rawsip.URIPort, setPort)},
 		{Name: "rz", Get: ruriPart(uriScheme)},
 		{Name: "ou", Get: getOrigURI},
 		{Name: "du", Get: func(m *engine.Msg, _ string) engine.Value { return strOrNull(m.DstURI) }, Set: setDstURI},

@@ -96,20 +96,30 @@ func setRURI(m *engine.Msg, _ string, v engine.Value) error {
 	return nil
 }
 
-// setRURIPart rewrites one part of the current Request-URI, keeping the others as written.
-func setRURIPart(apply func(u *rawsip.URI, v engine.Value) error) func(*engine.Msg, string, engine.Value) error {
+// setRURIPart rewrites one part of the current Request-URI as Kamailio's SET_USER/SET_HOST/SET_PORT do
+// (rawsip.RewriteURI: lower-case scheme, tel: URIs and user=phone as Kamailio). check validates the value on
+// a scratch URI (the same checks as the From/To parts).
+func setRURIPart(part rawsip.URIPart, check func(u *rawsip.URI, v engine.Value) error) func(*engine.Msg, string, engine.Value) error {
 	return func(m *engine.Msg, _ string, v engine.Value) error {
 		if m.Request() == nil {
 			return errNotRequest
 		}
-		u, ok := rawsip.ParseURI(m.RURI())
+		var scratch rawsip.URI
+		if err := check(&scratch, v); err != nil {
+			return err
+		}
+		val := scratch.User
+		switch part {
+		case rawsip.URIHost:
+			val = scratch.Host
+		case rawsip.URIPort:
+			val = scratch.Port
+		}
+		uri, ok := rawsip.RewriteURI(m.RURI(), part, val)
 		if !ok {
 			return errBadURI
 		}
-		if err := apply(&u, v); err != nil {
-			return err
-		}
-		m.NewURI = u.String()
+		m.NewURI = uri
 		return nil
 	}
 }

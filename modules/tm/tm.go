@@ -165,7 +165,7 @@ func (t *TM) PVs() []engine.PV {
 			if _, r, ok := t.replyOf(m); ok {
 				return engine.StrVal(r)
 			}
-			return engine.Value{}
+			return engine.StrVal("") // Kamailio: "" outside a reply or failure context
 		}},
 		{Name: "T_branch_idx", Get: func(m *engine.Msg, _ string) engine.Value {
 			if c, ok := m.Tx.(*msgCtx); ok && (c.route == routeBranch || c.route == routeReply) {

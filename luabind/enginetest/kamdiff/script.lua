@@ -30,7 +30,8 @@ local PVS = {
 	"$ci", "$cs", "$cl", "$ct", "$cT", "$ua", "$pr", "$proto", "$rs", "$rr",
 	"$ml", "$mb", "$mf", "$bf", "$si", "$sp", "$Ri", "$Rp",
 	"$hdr(X-A)", "$hdr(X-N)", "$hdr(X-None)", "$hdrc(Via)", "$hdrc(X-None)",
-	"$T_reply_code", "$T_branch_idx", "$var(kdx)", "$avp(kdx)", "$shv(kdx)",
+	"$T_reply_code", "$T_reply_reason", "$T_branch_idx", "$var(kdx)", "$avp(kdx)", "$shv(kdx)",
+	"$hdr(Contact)", "$hdr(v)", "$hdr(f)", "$hdrc(Contact)", "$hdr(CSeq)", "$rb",
 }
 
 local function values()
@@ -88,7 +89,9 @@ local function values()
 	for _, n in ipairs({"get_method", "get_ruri", "get_ouri", "get_nhuri", "get_furi", "get_turi", "get_callid",
 			"get_proto", "get_protoid", "get_msgtype", "get_bodylen", "get_status", "gets_status",
 			"get_ruser", "get_rhost", "get_fuser", "get_fhost", "get_tuser", "get_thost", "get_ua", "get_duri",
-			"get_cturi", "gete_cturi", "getw_cturi", "get_body", "gete_body", "getw_ruser", "get_srcip", "get_rcvip"}) do
+			"get_cturi", "gete_cturi", "getw_cturi", "get_body", "gete_body", "getw_ruser", "get_srcip", "get_rcvip",
+			"get_srcuri", "get_srcaddr_sock", "get_rcvaddr_sock", "get_srcport", "get_rcvport", "get_msglen",
+			"gete_ruser", "gete_rhost", "getw_fuser", "getw_tuser", "gete_ua", "getw_ua", "gete_duri", "getw_duri"}) do
 		add("kx." .. n, KSR.kx[n])
 	end
 	-- corex, siputils, maxfwd, hdr
@@ -114,6 +117,24 @@ local function values()
 	add("tm.t_is_set(failure_route)", KSR.tm.t_is_set, "failure_route")
 	add("tmx.t_is_failure_route", KSR.tmx.t_is_failure_route)
 	add("tmx.t_precheck_trans", KSR.tmx.t_precheck_trans)
+	add("isdsturiset", KSR.isdsturiset)
+	add("setdsturi", KSR.setdsturi, "sip:127.0.0.1:9;transport=tcp")
+	add("$du after setdsturi", KSR.pv.get, "$du")
+	add("kx.get_nhuri after setdsturi", KSR.kx.get_nhuri)
+	add("resetdsturi", KSR.resetdsturi)
+	add("$du after resetdsturi", KSR.pv.get, "$du")
+	add("pv.sets($rp)", function() KSR.pv.sets("$rp", "5080") return KSR.pv.get("$ru") end)
+	add("pv.sets($rd)", function() KSR.pv.sets("$rd", "example.org") return KSR.pv.get("$ru") end)
+	add("pv.sets($rU)", function() KSR.pv.sets("$rU", "zed") return KSR.pv.get("$ru") end)
+	add("pv.unset($rU)", function() KSR.pv.unset("$rU") return KSR.pv.get("$ru") end)
+	add("$rz after writes", KSR.pv.get, "$rz")
+	add("is_myself_ruri after writes", KSR.is_myself_ruri)
+	add("kx.get_ruri after writes", KSR.kx.get_ruri)
+	add("kx.get_ouri after writes", KSR.kx.get_ouri)
+	add("seturi", KSR.seturi, "sip:x@127.0.0.1")
+	add("is_myself_ruri after seturi", KSR.is_myself_ruri)
+	add("setuser", KSR.setuser, "")
+	add("$ru after setuser('')", KSR.pv.get, "$ru")
 end
 
 local function setpv(name, v)
