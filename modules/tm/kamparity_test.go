@@ -227,3 +227,40 @@ func TestLowerCaseInvite(t *testing.T) {
 		t.Fatalf("UAC got %s", startLine(final))
 	}
 }
+
+// TestFailureRouteAfterFork: after a parallel fork, a failure route starts without the request route's
+// appended branches (Kamailio consumes them with t_relay): its t_relay sends only to its new R-URI, and
+// $T_branch_idx is the index of the next branch; t_branch_replied is 1 only when the picked branch had a
+// reply before the one that completed the transaction (Kamailio's FL_REPLIED).
+func TestFailureRouteAfterFork(t *testing.T) {
+	pp := startPeers(t, peerConfig, 3, func(pp *peers) string {
+		return fmt.Sprintf(`
+function ksr_request_route()
+	if KSR.is_ACK() then KSR.tm.t_relay() return 1 end
+	KSR.corex.append_branch_uri(%q)
+	KSR.tm.t_on_failure("f1")
+	KSR.tm.t_relay()
+end
+function f1()
+	KSR.hdr.append("X-F: bi=" .. KSR.pv.get("$T_branch_idx") .. " br=" .. KSR.tm.t_branch_replied() .. "\r\n")
+	KSR.seturi(%q)
+	KSR.tm.t_relay()
+end
+`, pp.uasURI(1), pp.uasURI(2))
+	})
+	pp.uac.Send(pp.uac.Request("INVITE", pp.uasURI(0)))
+	inv0 := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	inv1 := recvRequest(t, pp.uas[1], "INVITE", 2*time.Second)
+	pp.uas[0].Send(replyTo(string(inv0), "180 Ringing", "uas0"))
+	answer(t, pp.uas[0], inv0, "480 Temporarily Unavailable") // picked (lower code), had a 180 first
+	answer(t, pp.uas[1], inv1, "486 Busy Here")
+	inv2 := recvRequest(t, pp.uas[2], "INVITE", 2*time.Second)
+	if h := header(inv2, "X-F"); len(h) != 1 || h[0] != "bi=2 br=1" {
+		t.Errorf("failure route saw %v, want [bi=2 br=1]", h)
+	}
+	expectSilence(t, pp.uas[1], 300*time.Millisecond) // not forked to again
+	answer(t, pp.uas[2], inv2, "404 Not Found")
+	if final, _ := recvFinal(t, pp.uac, 2*time.Second); statusCode(final) != 404 {
+		t.Fatalf("UAC got %s, want 404", startLine(final))
+	}
+}

@@ -78,6 +78,9 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	x.mu.Lock()
 	x.req = m.Detach()
 	x.req.Tx = nil
+	// the appended branches are consumed by this relay: a failure route starts without them, as Kamailio's
+	// (its t_relay must not fork to them again; $T_branch_idx counts them once)
+	x.req.Branches = nil
 	t.arm(x, c)
 	x.unlock()
 	n, err := t.forwardBranches(x, m, c, proto, addr)

@@ -69,6 +69,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 
 // branchReply updates a branch with a reply and relays what RFC 3261 §16.7 says to. Called with x.mu held.
 func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
+	defer func() { b.replied = true }()
 	if b.final && code < 200 && b.cancelWanted && b.cancel == nil {
 		// late provisional on a branch ended locally by a CANCEL: cancel it now (RFC 3261 §9.1)
 		b.sendCancel()
@@ -200,7 +201,7 @@ func (t *TM) complete(x *tx) {
 		fname := x.onFailure
 		x.onFailure = ""
 		x.inFailure = true
-		t.runFailure(x, fname, best.status, best.reason)
+		t.runFailure(x, fname, best)
 		return
 	}
 	t.sendBest(x, best)
@@ -263,9 +264,9 @@ func (t *TM) best(x *tx) *branch {
 
 // runFailure queues the failure route on a worker with a copy of the transaction's request; whatever the
 // route does not answer or relay gets the best reply afterwards. Called with x.mu held.
-func (t *TM) runFailure(x *tx, fname string, code int, reason string) {
+func (t *TM) runFailure(x *tx, fname string, best *branch) {
 	fm := x.req.Detach()
-	c := &msgCtx{tx: x, route: routeFailure, code: code, reason: reason}
+	c := &msgCtx{tx: x, route: routeFailure, code: best.status, reason: best.reason, pickedReplied: best.replied}
 	fm.Tx = c
 	n := len(x.branches)
 	// on the generation that created the transaction (held for the job, though the transaction holds it too)

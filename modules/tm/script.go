@@ -217,13 +217,13 @@ func (t *TM) branchTimeout(m *engine.Msg) int {
 	})
 }
 
+// branchReplied is t_branch_replied: in a failure route, whether the picked branch had a reply before the
+// one that completed the transaction (Kamailio's FL_REPLIED); -1 elsewhere.
 func (t *TM) branchReplied(m *engine.Msg) int {
-	return withTx(m, func(x *tx) int {
-		if b := t.best(x); b != nil && b.status > 0 && !b.timedOut && b.reply != nil {
-			return 1
-		}
-		return -1
-	})
+	if c, ok := m.Tx.(*msgCtx); ok && c.route == routeFailure {
+		return b2i(c.pickedReplied)
+	}
+	return -1
 }
 
 func (t *TM) anyReplied(m *engine.Msg) int {

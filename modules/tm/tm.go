@@ -168,10 +168,20 @@ func (t *TM) PVs() []engine.PV {
 			return engine.StrVal("") // Kamailio: "" outside a reply or failure context
 		}},
 		{Name: "T_branch_idx", Get: func(m *engine.Msg, _ string) engine.Value {
-			if c, ok := m.Tx.(*msgCtx); ok && (c.route == routeBranch || c.route == routeReply) {
+			// Kamailio (tmx): the branch in branch and reply routes; in a failure route the index the next
+			// branch would get (branches of the transaction + appended ones); in a request route the number
+			// of appended branches
+			c, ok := m.Tx.(*msgCtx)
+			switch {
+			case ok && (c.route == routeBranch || c.route == routeReply):
 				return engine.IntVal(int64(c.branch))
+			case ok && c.route == routeFailure && c.tx != nil:
+				c.tx.mu.Lock()
+				n := len(c.tx.branches)
+				c.tx.unlock()
+				return engine.IntVal(int64(n + len(m.Branches)))
 			}
-			return engine.IntVal(0)
+			return engine.IntVal(int64(len(m.Branches)))
 		}},
 	}
 }

@@ -30,6 +30,7 @@ type msgCtx struct {
 	onFailure, onBranch, onReply string
 	fr, frInv                    time.Duration
 	replied                      bool // t_reply in a failure route
+	pickedReplied                bool // failure route: the picked branch had a reply before this one (t_branch_replied)
 	dropMode                     int  // t_drop_replies in a failure route: failure_reply_mode + 1 (0 unset)
 }
 
@@ -96,6 +97,9 @@ type branch struct {
 	final    bool
 	timedOut bool
 	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
+	// replied: a reply was handled on the branch. Set once the reply is handled, as Kamailio's F_RB_REPLIED:
+	// a failure route run by the branch's own final reply sees it unset unless a provisional came first.
+	replied bool
 
 	timer        *timer
 	retr         bool // retransmitting the request (UDP, no reply yet)

@@ -221,6 +221,10 @@ function ksr_failure_kd()
 		s = s .. " " .. p .. "=" .. tostring(KSR.tm.t_check_status(p))
 	end
 	s = s .. " fr=" .. tostring(KSR.tmx.t_is_failure_route())
+	s = s .. " bt=" .. tostring(KSR.tm.t_branch_timeout()) .. " at=" .. tostring(KSR.tm.t_any_timeout())
+	s = s .. " br=" .. tostring(KSR.tm.t_branch_replied()) .. " ar=" .. tostring(KSR.tm.t_any_replied())
+	s = s .. " rr=" .. tostring(KSR.pv.get("$T_reply_reason")) .. " bi=" .. tostring(KSR.pv.get("$T_branch_idx"))
+	s = s .. " rm=" .. tostring(KSR.pv.get("$rm")) .. " ru=" .. tostring(KSR.pv.get("$rU"))
 	KSR.tm.t_reply(599, s)
 end
 
@@ -244,4 +248,14 @@ function ksr_onreply_kd()
 	if KSR.pv.get("$rs") == 183 then KSR.x.drop() return end
 	KSR.hdr.append("X-RI: rs=" .. tostring(KSR.pv.get("$rs")) .. " trc=" .. tostring(KSR.pv.get("$T_reply_code")) ..
 		" rr=" .. tostring(KSR.tmx.t_is_reply_route()) .. "\r\n")
+end
+
+-- the core reply route marks every reply it sees (relayed ones carry it to the caller)
+function ksr_reply_route()
+	if KSR.hdr.get("X-RI") == nil and KSR.pv.get("$rs") ~= 100 then
+		KSR.hdr.append("X-CR: rs=" .. tostring(KSR.pv.get("$rs")) .. " rr=" .. tostring(KSR.pv.get("$rr")) ..
+			" rm=" .. tostring(KSR.pv.get("$rm")) .. " cs=" .. tostring(KSR.pv.get("$cs")) ..
+			" tt=" .. tostring(KSR.pv.get("$tt")) .. " st=" .. tostring(KSR.kx.get_status()) ..
+			" mt=" .. tostring(KSR.kx.get_msgtype()) .. " rq=" .. tostring(KSR.siputils.is_reply()) .. "\r\n")
+	end
 end

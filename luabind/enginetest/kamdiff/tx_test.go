@@ -67,7 +67,7 @@ func (e *txEnv) record(i int, b []byte) {
 		s = strings.TrimSuffix(line, " SIP/2.0") + " (MF " + strings.Join(header(b, "Max-Forwards"), ",") +
 			", " + strings.Join(header(b, "CSeq"), ",") + ")"
 	}
-	for _, h := range []string{"X-BI", "X-RI"} { // what the branch and onreply routes saw
+	for _, h := range []string{"X-BI", "X-RI", "X-CR"} { // what the branch, onreply and reply routes saw
 		if v := header(b, h); len(v) > 0 {
 			s += " [" + h + " " + strings.Join(v, ",") + "]"
 		}
