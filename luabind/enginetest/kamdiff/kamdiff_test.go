@@ -341,15 +341,25 @@ func TestKamailioDifferential(t *testing.T) {
 		ty.compare("w:"+wc.name+" "+wc.ruri, got)
 	}
 	// 3. transaction scenarios
-	for _, sc := range txScenarios {
-		var got [2]map[string]string
-		var wg sync.WaitGroup // both proxies at once: the scenarios wait for timers
+	// Scenarios wait for timers: both proxies at once, and up to 6 scenarios at a time (each has its own
+	// sockets and Call-ID), compared in order afterwards.
+	results := make([][2]map[string]string, len(txScenarios))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 6)
+	for n, sc := range txScenarios {
 		for i, tg := range targets {
 			wg.Add(1)
-			go func() { defer wg.Done(); got[i] = runTx(t, tg.addr, sc) }()
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				results[n][i] = runTx(t, tg.addr, sc)
+			}()
 		}
-		wg.Wait()
-		ty.compare("tx:"+sc.name, got)
+	}
+	wg.Wait()
+	for n, sc := range txScenarios {
+		ty.compare("tx:"+sc.name, results[n])
 	}
 	t.Logf("differential: %d requests probed for values, %d writes relayed, %d transaction scenarios",
 		len(valueCases), len(writeCases), len(txScenarios))

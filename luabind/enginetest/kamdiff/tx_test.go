@@ -298,13 +298,13 @@ func init() {
 			e.sendInvite("")
 			e.expect(0, "INVITE")
 			e.expect(-1, "100")
-			e.settle(2200 * time.Millisecond)
+			e.settle(3000 * time.Millisecond)
 		}},
 		txScenario{"callee never answers, failure route", func(e *txEnv) {
 			e.sendInvite("", "X-Failure: 1")
 			e.expect(0, "INVITE")
 			e.expect(-1, "100")
-			e.settle(2200 * time.Millisecond)
+			e.settle(3000 * time.Millisecond)
 		}},
 		txScenario{"cancel before provisional, callee never answers: 487", func(e *txEnv) {
 			e.sendInvite("")
@@ -312,7 +312,7 @@ func init() {
 			e.expect(-1, "100")
 			e.cancel()
 			e.expect(-1, "200")
-			e.settle(2200 * time.Millisecond)
+			e.settle(3000 * time.Millisecond)
 		}},
 		txScenario{"non-INVITE, callee rings 100 then never answers", func(e *txEnv) {
 			r := e.uac.Request("MESSAGE", "sip:bob@"+e.uas[0].Addr.String())
@@ -320,7 +320,7 @@ func init() {
 			e.uac.Send(r)
 			m := e.expect(0, "MESSAGE")
 			e.answer(0, m, "100 Trying")
-			e.settle(2200 * time.Millisecond)
+			e.settle(3000 * time.Millisecond)
 		}},
 	)
 	txScenarios = append(txScenarios,
