@@ -689,14 +689,19 @@ func hopRequest(out []byte, method, to string) []byte {
 			}
 			b.WriteString("\r\n")
 		case h.Is(out, "cseq"):
+			// as Kamailio's build_local_reparse: the header as sent up to the method (name, number and
+			// the white space after it, a TAB too), then the method
 			v := h.Value(out)
-			n := v
-			if i := bytes.IndexAny(v, " \t"); i >= 0 {
-				n = v[:i]
+			if i := bytes.IndexAny(v, " \t"); i > 0 {
+				for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+					i++
+				}
+				b.Write(out[h.Start : h.VStart+i])
+			} else {
+				b.WriteString("CSeq: ")
+				b.Write(v)
+				b.WriteByte(' ')
 			}
-			b.WriteString("CSeq: ")
-			b.Write(n)
-			b.WriteByte(' ')
 			b.WriteString(method)
 			b.WriteString("\r\n")
 		}

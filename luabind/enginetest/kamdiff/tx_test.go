@@ -377,6 +377,21 @@ func init() {
 		e.answer(0, m, "486 Busy Here")
 		e.expect(-1, "486")
 	}})
+	txScenarios = append(txScenarios, txScenario{"CSeq with a TAB, CANCEL", func(e *txEnv) {
+		r := e.uac.Request("INVITE", "sip:bob@"+e.uas[0].Addr.String())
+		r = strings.Replace(r, "CSeq: 1 INVITE", "CSeq: 1\tINVITE", 1)
+		e.invite = r
+		e.uac.Send(r)
+		inv := e.expect(0, "INVITE")
+		e.answer(0, inv, "180 Ringing")
+		e.expect(-1, "180")
+		c := strings.Replace(strings.Replace(r, "INVITE sip:", "CANCEL sip:", 1), "CSeq: 1\tINVITE", "CSeq: 1\tCANCEL", 1)
+		e.uac.Send(c)
+		cc := e.expect(0, "CANCEL")
+		e.answer(0, cc, "200 OK")
+		e.answer(0, inv, "487 Request Terminated")
+		e.expect(-1, "487")
+	}})
 	txScenarios = append(txScenarios, txScenario{"non-INVITE relayed, 404", func(e *txEnv) {
 		r := e.uac.Request("MESSAGE", "sip:bob@"+e.uas[0].Addr.String())
 		e.invite = r
