@@ -265,6 +265,12 @@ var writeCases = []struct{ name, ruri, to string }{
 	{"rd", "sip:bob@example.com", "<sip:bob@example.com>"},
 	{"du_bad", "sip:bob@example.com", "<sip:bob@example.com>"},
 	{"hdr_append_no_crlf", "sip:bob@example.com", "<sip:bob@example.com>"},
+	{"hdr_insert", "sip:bob@example.com", "<sip:bob@example.com>"},
+	{"hdr_remove", "sip:bob@example.com", "<sip:bob@example.com>"},
+	{"hdr_rmappend", "sip:bob@example.com", "<sip:bob@example.com>"},
+	{"hdr_remove_missing", "sip:bob@example.com", "<sip:bob@example.com>"},
+	{"setflag_branch", "sip:bob@example.com", "<sip:bob@example.com>"},
+	{"ruri_user_phone", "sip:bob@example.com", "<sip:bob@example.com>"},
 	{"fn", "sip:bob@example.com", "sip:bob@example.com"},
 }
 
@@ -325,7 +331,7 @@ func TestKamailioDifferential(t *testing.T) {
 				got[i]["relayed"] = "none"
 			} else {
 				got[i]["request-line"] = p.norm(firstLine(b))
-				for _, h := range []string{"From", "To", "X-Y"} {
+				for _, h := range []string{"From", "To", "X-Y", "X-Dst", "X-Case"} {
 					got[i][h] = p.norm(strings.Join(header(b, h), ", "))
 				}
 				xv(string(b), got[i], p)

@@ -159,6 +159,12 @@ local WRITES = {
 	rd = setpv("$rd", "example.org"),
 	du_bad = setpv("$du", "garbage"),
 	hdr_append_no_crlf = function() return KSR.hdr.append("X-Y: 1") end,
+	hdr_insert = function() return KSR.hdr.insert("X-Y: ins\r\n") end,
+	hdr_remove = function() return KSR.hdr.remove("X-Dst") end,
+	hdr_rmappend = function() return KSR.hdr.rmappend("X-Case", "X-Y: rm\r\n") end,
+	hdr_remove_missing = function() return KSR.hdr.remove("X-None") end,
+	setflag_branch = function() KSR.setbflag(3) return KSR.pv.get("$bf") end,
+	ruri_user_phone = setpv("$ru", "sip:+4912345@example.com;user=phone"),
 }
 
 local function relay_to(dst)
