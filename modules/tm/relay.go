@@ -717,19 +717,21 @@ func hopRequest(out []byte, method, to string) []byte {
 // that rang, and the branches that had no reply yet handled as cancel_b_method says (Kamailio's default 1:
 // keep retransmitting, CANCEL once a provisional comes; the final reply comes from the branch). The
 // answers go up through the usual aggregation; a local one (a timeout) becomes 487, as in Kamailio.
+//
+// The 200 for the CANCEL goes after what cancelling sent (a local 487 with cancel_b_method 0), in
+// Kamailio's order (e2e_cancel answers the CANCEL once cancel_uacs is done).
 func (t *TM) cancelTx(m *engine.Msg, x *tx) {
+	x.mu.Lock()
+	if !x.final && !x.canceled {
+		x.canceled = true
+		t.cancelBranches(x, nil)
+		t.complete(x)
+	}
+	x.unlock() // sends what cancelling queued
 	t.checkSend(x)
 	if err := m.SendReply(200, "canceling"); err != nil {
 		t.logger().Info("200 to CANCEL not sent", "err", err, "call_id", callID(m))
 	}
-	x.mu.Lock()
-	defer x.unlock()
-	if x.final || x.canceled {
-		return
-	}
-	x.canceled = true
-	t.cancelBranches(x, nil)
-	t.complete(x)
 }
 
 // cancelBranches cancels every pending branch except keep (Kamailio's cancel_uacs with cancel_b_method).

@@ -83,7 +83,10 @@ type target struct {
 	addr netip.AddrPort
 }
 
-func startTargets(t *testing.T) []target {
+func startTargets(t *testing.T) []target { return startTargetsWith(t, "", "") }
+
+// startTargetsWith starts both with extra Kamailio cfg lines and extra [modules.tm] keys for siplua.
+func startTargetsWith(t *testing.T, kamExtra, tmExtra string) []target {
 	t.Helper()
 	enginetest.NeedProgram(t, "kamailio", "kamailio")
 	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so"); err != nil {
@@ -97,9 +100,12 @@ func startTargets(t *testing.T) []target {
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kam := enginetest.RunKamailio(t, dir, strings.ReplaceAll(kamailioCfg, "SCRIPT", path), "X-Case: ping")
+	cfg := strings.ReplaceAll(kamailioCfg, "SCRIPT", path)
+	cfg = strings.Replace(cfg, `cfgengine "lua"`, kamExtra+`cfgengine "lua"`, 1)
+	kam := enginetest.RunKamailio(t, dir, cfg, "X-Case: ping")
 	port := enginetest.FreePort(t)
-	p := enginetest.Start(t, strings.ReplaceAll(sipluaCfg, "PORT", strconv.Itoa(port)), script)
+	scfg := strings.Replace(strings.ReplaceAll(sipluaCfg, "PORT", strconv.Itoa(port)), "[modules.tm]\n", "[modules.tm]\n"+tmExtra, 1)
+	p := enginetest.Start(t, scfg, script)
 	return []target{{"kamailio", kam}, {"siplua", p.UDP}}
 }
 
@@ -347,12 +353,21 @@ func TestKamailioDifferential(t *testing.T) {
 		ty.compare("w:"+wc.name+" "+wc.ruri, got)
 	}
 	// 3. transaction scenarios
-	// Scenarios wait for timers: both proxies at once, and up to 6 scenarios at a time (each has its own
-	// sockets and Call-ID), compared in order afterwards.
-	results := make([][2]map[string]string, len(txScenarios))
+	for n, r := range runScenarios(t, targets, txScenarios) {
+		ty.compare("tx:"+txScenarios[n].name, r)
+	}
+	t.Logf("differential: %d requests probed for values, %d writes relayed, %d transaction scenarios",
+		len(valueCases), len(writeCases), len(txScenarios))
+	logTally(t, &ty)
+}
+
+// runScenarios runs the transaction scenarios against both proxies at once, up to 6 scenarios at a time
+// (each has its own sockets and Call-ID: they wait for timers), and returns the records in order.
+func runScenarios(t *testing.T, targets []target, scs []txScenario) [][2]map[string]string {
+	results := make([][2]map[string]string, len(scs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 6)
-	for n, sc := range txScenarios {
+	for n, sc := range scs {
 		for i, tg := range targets {
 			wg.Add(1)
 			go func() {
@@ -364,11 +379,11 @@ func TestKamailioDifferential(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	for n, sc := range txScenarios {
-		ty.compare("tx:"+sc.name, results[n])
-	}
-	t.Logf("differential: %d requests probed for values, %d writes relayed, %d transaction scenarios",
-		len(valueCases), len(writeCases), len(txScenarios))
+	return results
+}
+
+// logTally logs the totals and each difference; one not listed as deliberate fails the test.
+func logTally(t *testing.T, ty *tally) {
 	t.Logf("differential totals: %d scenarios compared, %d identical (%d of them but for deliberate differences); "+
 		"%d values compared, %d identical, %d deliberately different",
 		ty.scenarios, ty.scenariosSame, ty.scenariosDeliberate, ty.values, ty.valuesSame, ty.deliberate)

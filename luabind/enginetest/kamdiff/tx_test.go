@@ -401,3 +401,24 @@ func init() {
 		e.expect(-1, "404")
 	}})
 }
+
+// TestKamailioCancelBMethod runs the CANCEL scenarios with cancel_b_method 0 and 2 set on both proxies
+// (TestKamailioDifferential covers Kamailio's default 1).
+func TestKamailioCancelBMethod(t *testing.T) {
+	var scs []txScenario
+	for _, sc := range txScenarios {
+		if strings.Contains(sc.name, "cancel") || strings.Contains(sc.name, "fork 200") || strings.Contains(sc.name, "603") {
+			scs = append(scs, sc)
+		}
+	}
+	for _, method := range []string{"0", "2"} {
+		t.Run(method, func(t *testing.T) {
+			targets := startTargetsWith(t, `modparam("tm", "cancel_b_method", `+method+")\n", "cancel_b_method = "+method+"\n")
+			var ty tally
+			for n, r := range runScenarios(t, targets, scs) {
+				ty.compare("tx:"+scs[n].name, r)
+			}
+			logTally(t, &ty)
+		})
+	}
+}
