@@ -446,6 +446,35 @@ func (e *Engine) IsMyself(host string, port int) bool {
 	return e.myPorts[port]
 }
 
+// IsMyselfOn is Kamailio's check_self(host, port, proto), what KSR.is_myself* use: host is one of the
+// proxy's addresses, its advertised address or an alias; port 0 (a URI without a port) matches any port the
+// proxy listens on; transport ("udp", "tcp"; "" for any) must be the protocol of one of its sockets, with
+// that port when one is given. An unknown transport (tls, ws: no such socket) never matches.
+func (e *Engine) IsMyselfOn(host string, port int, transport string) bool {
+	h := strings.ToLower(host)
+	if e.aliasAnyPort[h] && transport == "" {
+		return true
+	}
+	if !e.myHosts[h] && !e.aliasAnyPort[h] {
+		if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil || !e.myHosts[a.Unmap().String()] {
+			return false
+		}
+	}
+	if transport == "" {
+		return port == 0 || e.myPorts[port]
+	}
+	proto, ok := ParseProto(transport)
+	if !ok {
+		return false
+	}
+	for _, l := range e.listeners {
+		if l.Proto == proto && (port == 0 || int(l.Addr.Port()) == port) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsMyselfAddr reports whether an IP address is one of the proxy's.
 func (e *Engine) IsMyselfAddr(ip netip.Addr) bool { return e.myHosts[ip.Unmap().String()] }
 

@@ -3,10 +3,11 @@ package core
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 func init() {
@@ -70,12 +71,24 @@ func (c *Core) Exports() []engine.Export {
 	for _, meth := range []string{"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE",
 		"NOTIFY", "PUBLISH", "MESSAGE", "INFO", "UPDATE", "PRACK", "REFER", "KDMQ"} {
 		meth := meth
-		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return m.Method() == meth }})
+		// Kamailio parses the method name case-insensitively into its method id: "invite" is INVITE
+		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return strings.EqualFold(m.Method(), meth) }})
 	}
 	return append(ex, transportExports()...)
 }
 
-func isMethod(m *engine.Msg, meth string) bool { return strings.EqualFold(m.Method(), meth) }
+// isMethod is Kamailio's is_method: the method, or one of a "|"-separated list, case-insensitively.
+func isMethod(m *engine.Msg, meth string) bool {
+	got := m.Method()
+	for meth != "" {
+		one, rest, _ := strings.Cut(meth, "|")
+		if strings.EqualFold(got, strings.TrimSpace(one)) {
+			return true
+		}
+		meth = rest
+	}
+	return false
+}
 
 // methodLetters are Kamailio's is_method_in letters.
 var methodLetters = map[byte]string{
@@ -91,7 +104,7 @@ func isMethodIn(m *engine.Msg, letters string) bool {
 		if c >= 'a' && c <= 'z' {
 			c -= 'a' - 'A'
 		}
-		if methodLetters[c] == meth {
+		if strings.EqualFold(methodLetters[c], meth) {
 			return true
 		}
 	}
@@ -117,8 +130,11 @@ func (c *Core) logLevel(m *engine.Msg, level, s string) {
 	c.logger().Log(nil, l, strings.TrimRight(s, "\r\n"))
 }
 
+// maxFlag is Kamailio's MAX_FLAG: message and branch flags are 32 bits; setflag(32) fails there.
+const maxFlag = 31
+
 func setBit(flags *uint64, f int, on bool) bool {
-	if f < 0 || f > 63 {
+	if f < 0 || f > maxFlag {
 		return false
 	}
 	if on {
@@ -129,24 +145,42 @@ func setBit(flags *uint64, f int, on bool) bool {
 	return true
 }
 
-func isBit(flags uint64, f int) bool { return f >= 0 && f <= 63 && flags&(1<<uint(f)) != 0 }
+func isBit(flags uint64, f int) bool { return f >= 0 && f <= maxFlag && flags&(1<<uint(f)) != 0 }
 
+// isMyselfURI is Kamailio's is_myself: a "sip:"/"sips:" URI is parsed and its host, port (none: any port we
+// listen on) and ;transport= checked against our sockets and aliases; anything else is taken as a bare host.
 func isMyselfURI(m *engine.Msg, uri string) bool {
-	var u sip.Uri
-	if err := sip.ParseUri(uri, &u); err != nil {
+	if len(uri) > 4 && (strings.HasPrefix(uri, "sip:") || strings.HasPrefix(uri, "sips:")) {
+		u, ok := rawsip.ParseURI(uri)
+		if !ok || u.Host == "" {
+			return false
+		}
+		port := 0
+		if u.Port != "" {
+			p, err := strconv.Atoi(u.Port)
+			if err != nil {
+				return false
+			}
+			port = p
+		}
+		tr, _, _, _ := rawsip.Param(u.Params, "transport")
+		return m.E.IsMyselfOn(u.Host, port, tr)
+	}
+	return uri != "" && m.E.IsMyselfOn(uri, 0, "")
+}
+
+// fromMyself and toMyself check the From/To URI as is_myself does.
+func fromMyself(m *engine.Msg) bool { return addrMyself(m, "from") }
+
+func toMyself(m *engine.Msg) bool { return addrMyself(m, "to") }
+
+func addrMyself(m *engine.Msg, name string) bool {
+	v, ok := m.Header(name)
+	if !ok {
 		return false
 	}
-	return m.E.IsMyself(u.Host, u.Port)
-}
-
-func fromMyself(m *engine.Msg) bool {
-	f := m.Parsed().From()
-	return f != nil && m.E.IsMyself(f.Address.Host, f.Address.Port)
-}
-
-func toMyself(m *engine.Msg) bool {
-	t := m.Parsed().To()
-	return t != nil && m.E.IsMyself(t.Address.Host, t.Address.Port)
+	_, uri, _, ok := rawsip.NameAddr(v)
+	return ok && isMyselfURI(m, uri)
 }
 
 func (c *Core) forward(m *engine.Msg, uri string) int {
@@ -157,31 +191,31 @@ func (c *Core) forward(m *engine.Msg, uri string) int {
 	return 1
 }
 
+// setURI is seturi: as Kamailio's rewrite_uri, the text is taken as given, without parsing (a URI that
+// does not parse reads as null in $ru and makes t_relay fail). Only an empty text and CR/LF, which would
+// break the request line, are refused.
 func setURI(m *engine.Msg, uri string) bool {
-	var u sip.Uri
-	if m.Request() == nil || sip.ParseUri(uri, &u) != nil {
+	if m.Request() == nil || uri == "" || strings.ContainsAny(uri, "\r\n") {
 		return false
 	}
 	m.NewURI = uri
 	return true
 }
 
-func setUser(m *engine.Msg, user string) bool {
-	u, ok := m.ParsedRURI()
-	if !ok {
-		return false
-	}
-	u.User = user
-	m.NewURI = u.String()
-	return true
-}
+func setUser(m *engine.Msg, user string) bool { return rewriteRURI(m, rawsip.URIUser, user) }
 
-func setHost(m *engine.Msg, host string) bool {
-	u, ok := m.ParsedRURI()
+func setHost(m *engine.Msg, host string) bool { return rewriteRURI(m, rawsip.URIHost, host) }
+
+// rewriteRURI sets the user or the host of the R-URI as Kamailio's SET_USER_T/SET_HOST_T actions do
+// (rawsip.RewriteURI): setting the host of a tel: URI makes it sip:NUMBER@HOST;user=phone.
+func rewriteRURI(m *engine.Msg, part rawsip.URIPart, val string) bool {
+	if !m.IsRequest() {
+		return false
+	}
+	uri, ok := rawsip.RewriteURI(m.RURI(), part, val)
 	if !ok {
 		return false
 	}
-	u.Host = host
-	m.NewURI = u.String()
+	m.NewURI = uri
 	return true
 }

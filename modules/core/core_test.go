@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/luabind/enginetest"
 	_ "github.com/siplua/siplua/modules/all"
 )
@@ -36,9 +37,24 @@ func TestChecks(t *testing.T) {
 		{"is_method_in", []any{"I"}, "boolean:false"},
 		{"is_method_in", []any{""}, "boolean:false"},
 		{"is_myself_srcip", nil, "boolean:true"},
-		{"is_myself_furi", nil, "boolean:false"},
+		// Kamailio's check_self: a URI without a port matches any port we listen on
+		{"is_myself_furi", nil, "boolean:true"},
 		{"is_myself_turi", nil, "boolean:false"},
 		{"is_myself", []any{"sip:" + p.UDP.String()}, "boolean:true"},
+		{"is_myself", []any{"sip:127.0.0.1:1"}, "boolean:false"},
+		{"is_myself", []any{"sip:bob@127.0.0.1;transport=tcp"}, "boolean:true"},
+		{"is_myself", []any{"sip:" + p.UDP.String() + ";transport=tcp"}, "boolean:false"}, // UDP port, TCP socket elsewhere
+		{"is_myself", []any{"sip:127.0.0.1;transport=tls"}, "boolean:false"},
+		{"is_myself", []any{"sips:127.0.0.1"}, "boolean:true"},
+		{"is_myself", []any{"127.0.0.1"}, "boolean:true"},     // a bare host
+		{"is_myself", []any{p.UDP.String()}, "boolean:false"}, // not a host: Kamailio takes it whole
+		{"is_myself", []any{"tel:+123"}, "boolean:false"},
+		{"is_method", []any{"INVITE|REGISTER"}, "boolean:true"},
+		{"is_method", []any{"INVITE|BYE"}, "boolean:false"},
+		{"setflag", []any{31}, "boolean:true"},
+		{"setflag", []any{32}, "boolean:false"}, // Kamailio's flags are 32 bits
+		{"isflagset", []any{32}, "boolean:false"},
+		{"setbflag", []any{32}, "boolean:false"},
 		{"is_myself", []any{"sip:example.com"}, "boolean:false"},
 		{"is_myself", []any{"garbage"}, "boolean:false"},
 		{"isflagset", []any{1}, "boolean:false"},
@@ -57,6 +73,7 @@ func TestChecks(t *testing.T) {
 		{"isdsturiset", nil, "boolean:false"},
 		{"force_rport", nil, "boolean:true"},
 		{"setuser", []any{"bob"}, "boolean:true"},
+		{"is_myself_ruri", nil, "boolean:true"},
 		{"sethost", []any{"example.net"}, "boolean:true"},
 		{"is_myself_ruri", nil, "boolean:false"},
 		{"seturi", []any{"sip:" + p.UDP.String()}, "boolean:true"},
@@ -68,6 +85,30 @@ func TestChecks(t *testing.T) {
 	}
 	if !m.ForceRport {
 		t.Error("force_rport did not mark the message")
+	}
+}
+
+// TestMethodCase: Kamailio reads a method name case-insensitively into its method id, so is_INVITE and
+// is_method_in match "invite" (as is_method does), while $rm keeps the text as received.
+func TestMethodCase(t *testing.T) {
+	p := enginetest.Start(t, "", "function ksr_request_route() end")
+	m := enginetest.Msg(t, p, strings.Replace(strings.Replace(register, "REGISTER sip:", "register sip:", 1), "1 REGISTER", "1 register", 1))
+	for _, c := range []struct {
+		fn   string
+		args []any
+		want string
+	}{
+		{"is_REGISTER", nil, "boolean:true"},
+		{"is_method_in", []any{"R"}, "boolean:true"},
+		{"is_method", []any{"REGISTER|INVITE"}, "boolean:true"},
+		{"is_INVITE", nil, "boolean:false"},
+	} {
+		if got := enginetest.Call(t, p.Export(t, "core", c.fn), m, c.args...); got != c.want {
+			t.Errorf("KSR.%s%v on \"register\" = %s, want %s", c.fn, c.args, got, c.want)
+		}
+	}
+	if got := m.Method(); got != "register" {
+		t.Errorf("method %q, want it as received", got)
 	}
 }
 
@@ -126,3 +167,16 @@ end`)
 }
 
 func netipZero() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:9") }
+
+// BenchmarkIsMyselfRURI: is_myself_ruri runs on most requests (Kamailio's "is it for us" check).
+func BenchmarkIsMyselfRURI(b *testing.B) {
+	p := enginetest.Start(b, "", "function ksr_request_route() end")
+	m := enginetest.Msg(b, p, strings.Replace(register, "REGISTER sip:127.0.0.1 ", "REGISTER sip:alice@127.0.0.1;transport=udp ", 1))
+	fn := p.Export(b, "core", "is_myself_ruri").(func(*engine.Msg) bool)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !fn(m) {
+			b.Fatal("not myself")
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/siplua/siplua/engine"
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 func init() {
@@ -24,9 +25,13 @@ func (*Corex) Exports() []engine.Export {
 	}
 }
 
-// hasRURIUser: 1 when the Request-URI has a user part, -1 otherwise (Kamailio returns an int here).
+// hasRURIUser: 1 when the Request-URI has a user part, -1 otherwise (Kamailio returns an int here). The
+// number of a tel: URI is its user part, as in Kamailio's parse_uri.
 func hasRURIUser(m *engine.Msg) int {
-	u, ok := m.ParsedRURI()
+	if !m.IsRequest() {
+		return -1
+	}
+	u, ok := rawsip.ParseURI(m.RURI())
 	if !ok || u.User == "" {
 		return -1
 	}

@@ -15,6 +15,8 @@ func TestHasRURIUser(t *testing.T) {
 		{"sip:bob@127.0.0.1", "number:1"},
 		{"sip:127.0.0.1", "number:-1"},
 		{"sips:bob@example.com:5061;transport=tcp", "number:1"},
+		{"tel:+4912345", "number:1"}, // Kamailio: the number of a tel: URI is its user
+		{"tel:+4912345;phone-context=example.com", "number:1"},
 	} {
 		m := enginetest.Msg(t, p, "OPTIONS "+c.ruri+rest)
 		if got := enginetest.Call(t, p.Export(t, "corex", "has_ruri_user"), m); got != c.want {

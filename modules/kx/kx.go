@@ -172,16 +172,29 @@ func addrURI(hname string, part func(rawsip.URI) string) getter {
 }
 
 // contactURI is the URI of the first Contact value ("*" included, as written).
+// contactURI is kx.get_cturi as Kamailio computes it: null for "Contact: *"; else the head of the first
+// Contact header's parsed list, which Kamailio's parser builds by prepending, so with several contacts in
+// one header it is the last one written.
 func contactURI(m *engine.Msg) (string, bool) {
 	v, ok := m.Header("contact")
 	if !ok {
 		return "", false
 	}
-	v = v[:rawsip.FirstValueEnd([]byte(v))]
 	if strings.TrimSpace(v) == "*" {
-		return "*", true
+		return "", false
 	}
-	_, uri, _, ok := rawsip.NameAddr(v)
+	rest, last := []byte(v), ""
+	for len(rest) > 0 {
+		e := rawsip.FirstValueEnd(rest)
+		if one := strings.TrimSpace(string(rest[:e])); one != "" {
+			last = one
+		}
+		if e >= len(rest) {
+			break
+		}
+		rest = rest[e+1:]
+	}
+	_, uri, _, ok := rawsip.NameAddr(last)
 	if !ok {
 		return "", false
 	}

@@ -14,21 +14,21 @@ import (
 func (p *PV) PVs() []engine.PV {
 	return append(p.moreVars(), []engine.PV{
 		{Name: "ru", Get: getRURI, Set: setRURI},
-		{Name: "rU", Get: ruriPart(func(u rawsip.URI) string { return u.User }), Set: setRURIPart(setUser)},
-		{Name: "rd", Get: ruriPart(func(u rawsip.URI) string { return u.Host }), Set: setRURIPart(setHost)},
-		{Name: "rp", Get: getRURIPort, Set: setRURIPart(setPort)},
-		{Name: "rz", Get: ruriPart(func(u rawsip.URI) string { return strings.ToLower(u.Scheme) })},
+		{Name: "rU", Get: ruriPart(ruriUser), Set: setRURIPart(rawsip.URIUser, setUser)},
+		{Name: "rd", Get: ruriPart(func(u rawsip.URI) string { return u.Host }), Set: setRURIPart(rawsip.URIHost, setHost)},
+		{Name: "rp", Get: getRURIPort, Set: setRURIPart(rawsip.URIPort, setPort)},
+		{Name: "rz", Get: ruriPart(uriScheme)},
 		{Name: "ou", Get: getOrigURI},
 		{Name: "du", Get: func(m *engine.Msg, _ string) engine.Value { return strOrNull(m.DstURI) }, Set: setDstURI},
-		{Name: "fu", Get: addrPart("from", func(_, uri, _ string) string { return uri })},
-		{Name: "fU", Get: addrURIPart("from", func(u rawsip.URI) string { return u.User })},
-		{Name: "fd", Get: addrURIPart("from", func(u rawsip.URI) string { return u.Host })},
-		{Name: "fn", Get: addrPart("from", func(d, _, _ string) string { return d })},
+		{Name: "fu", Get: addrPart("from", func(_, uri, _ string) string { return uri }), Set: setAddrURI("from")},
+		{Name: "fU", Get: addrURIPart("from", func(u rawsip.URI) string { return u.User }), Set: setAddrURIPart("from", setUser)},
+		{Name: "fd", Get: addrURIPart("from", func(u rawsip.URI) string { return u.Host }), Set: setAddrURIPart("from", setHost)},
+		{Name: "fn", Get: addrPart("from", func(d, _, _ string) string { return d }), Set: setAddrDisplay("from")},
 		{Name: "ft", Get: addrPart("from", tagParam)},
-		{Name: "tu", Get: addrPart("to", func(_, uri, _ string) string { return uri })},
-		{Name: "tU", Get: addrURIPart("to", func(u rawsip.URI) string { return u.User })},
-		{Name: "td", Get: addrURIPart("to", func(u rawsip.URI) string { return u.Host })},
-		{Name: "tn", Get: addrPart("to", func(d, _, _ string) string { return d })},
+		{Name: "tu", Get: addrPart("to", func(_, uri, _ string) string { return uri }), Set: setAddrURI("to")},
+		{Name: "tU", Get: addrURIPart("to", func(u rawsip.URI) string { return u.User }), Set: setAddrURIPart("to", setUser)},
+		{Name: "td", Get: addrURIPart("to", func(u rawsip.URI) string { return u.Host }), Set: setAddrURIPart("to", setHost)},
+		{Name: "tn", Get: addrPart("to", func(d, _, _ string) string { return d }), Set: setAddrDisplay("to")},
 		{Name: "tt", Get: addrPart("to", tagParam)},
 		{Name: "ci", Get: header("call-id")},
 		{Name: "cs", Get: getCSeqNum},
@@ -91,8 +91,26 @@ func getCSeqNum(m *engine.Msg, _ string) engine.Value {
 	if !ok {
 		return engine.Value{}
 	}
-	num, _, _ := strings.Cut(strings.TrimSpace(v), " ")
-	return strOrNull(strings.TrimSpace(num))
+	v = strings.TrimSpace(v)
+	if i := strings.IndexAny(v, " \t"); i >= 0 { // SP or HTAB between number and method (RFC 3261 LWS)
+		v = v[:i]
+	}
+	return strOrNull(v)
+}
+
+// uriScheme is $rz: the scheme in lower case; a sip:/sips: URI with user=phone is "tel"/"tels", as
+// Kamailio's parse_uri makes it (phone2tel).
+func uriScheme(u rawsip.URI) string {
+	s := strings.ToLower(u.Scheme)
+	if user, _, _, ok := rawsip.Param(u.Params, "user"); ok && strings.EqualFold(user, "phone") {
+		switch s {
+		case "sip":
+			return "tel"
+		case "sips":
+			return "tels"
+		}
+	}
+	return s
 }
 
 func getStatus(m *engine.Msg, _ string) engine.Value {
@@ -152,14 +170,14 @@ func getProto(m *engine.Msg, _ string) engine.Value {
 	return engine.StrVal(m.Proto.String())
 }
 
-// getContentLength is $cl: the Content-Length value, or the body size when the header is missing.
+// getContentLength is $cl: the Content-Length value; null when the header is missing, as in Kamailio.
 func getContentLength(m *engine.Msg, _ string) engine.Value {
 	if v, ok := m.Header("content-length"); ok {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
 			return engine.IntVal(int64(n))
 		}
 	}
-	return engine.IntVal(int64(len(m.Body())))
+	return engine.Value{}
 }
 
 // addrPart reads a part of a name-addr header (From, To); an empty part is null.

@@ -79,18 +79,33 @@ func (p *PV) get(m *engine.Msg, spec string) engine.Value {
 	return p.eval(m, sp)
 }
 
-// geti is KSR.pv.geti: the integer value, a numeric string converted, 0 otherwise.
+// geti is KSR.pv.geti: the integer value; a string's leading number (optional sign, digits: "12abc" is 12,
+// as Kamailio's str2sint reads it), 0 otherwise.
 func (p *PV) geti(m *engine.Msg, spec string) int {
 	v := p.get(m, spec)
 	switch v.Kind {
 	case engine.Int:
 		return int(v.I)
 	case engine.Str:
-		if i, err := strconv.Atoi(strings.TrimSpace(v.S)); err == nil {
-			return i
-		}
+		return leadingInt(strings.TrimSpace(v.S))
 	}
 	return 0
+}
+
+func leadingInt(s string) int {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		i++
+	}
+	j := i
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	n, err := strconv.Atoi(s[:j])
+	if j == i || err != nil {
+		return 0
+	}
+	return n
 }
 
 // set assigns v (Null unsets). Kamailio treats a read-only variable as a silent no-op that succeeds

@@ -45,6 +45,16 @@ func currentRURI(m *engine.Msg) (rawsip.URI, bool) {
 	return rawsip.ParseURI(m.RURI())
 }
 
+// ruriUser is $rU: the user part; for a tel URI or a sip: URI with user=phone, the number without its
+// ;parameters, as Kamailio's parse_uri separates them.
+func ruriUser(u rawsip.URI) string {
+	if s := uriScheme(u); s == "tel" || s == "tels" {
+		user, _, _ := strings.Cut(u.User, ";")
+		return user
+	}
+	return u.User
+}
+
 func ruriPart(part func(rawsip.URI) string) func(*engine.Msg, string) engine.Value {
 	return func(m *engine.Msg, _ string) engine.Value {
 		u, ok := currentRURI(m)
@@ -79,27 +89,37 @@ func setRURI(m *engine.Msg, _ string, v engine.Value) error {
 		return errNull
 	case v.Kind != engine.Str:
 		return errNeedStr
-	case !validText(v.S):
+	case v.S == "" || strings.ContainsAny(v.S, "\r\n"):
 		return errors.New("invalid URI text")
 	}
-	m.NewURI = v.S
+	m.NewURI = v.S // unparsed, as Kamailio's SET_URI_T: $ru then reads null and t_relay fails
 	return nil
 }
 
-// setRURIPart rewrites one part of the current Request-URI, keeping the others as written.
-func setRURIPart(apply func(u *rawsip.URI, v engine.Value) error) func(*engine.Msg, string, engine.Value) error {
+// setRURIPart rewrites one part of the current Request-URI as Kamailio's SET_USER/SET_HOST/SET_PORT do
+// (rawsip.RewriteURI: lower-case scheme, tel: URIs and user=phone as Kamailio). check validates the value on
+// a scratch URI (the same checks as the From/To parts).
+func setRURIPart(part rawsip.URIPart, check func(u *rawsip.URI, v engine.Value) error) func(*engine.Msg, string, engine.Value) error {
 	return func(m *engine.Msg, _ string, v engine.Value) error {
 		if m.Request() == nil {
 			return errNotRequest
 		}
-		u, ok := rawsip.ParseURI(m.RURI())
+		var scratch rawsip.URI
+		if err := check(&scratch, v); err != nil {
+			return err
+		}
+		val := scratch.User
+		switch part {
+		case rawsip.URIHost:
+			val = scratch.Host
+		case rawsip.URIPort:
+			val = scratch.Port
+		}
+		uri, ok := rawsip.RewriteURI(m.RURI(), part, val)
 		if !ok {
 			return errBadURI
 		}
-		if err := apply(&u, v); err != nil {
-			return err
-		}
-		m.NewURI = u.String()
+		m.NewURI = uri
 		return nil
 	}
 }

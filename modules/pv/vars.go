@@ -82,7 +82,7 @@ func (p *PV) setShv(_ *engine.Msg, name string, v engine.Value) error {
 	p.shvMu.Lock()
 	defer p.shvMu.Unlock()
 	if v.Kind == engine.Null {
-		delete(p.shv, name)
+		p.shv[name] = engine.StrVal("") // Kamailio: an unset $shv reads "" (a never-set one 0)
 	} else {
 		p.shv[name] = v
 	}

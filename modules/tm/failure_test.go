@@ -51,17 +51,18 @@ func TestFailureReplyMode(t *testing.T) {
 		answers []string // one per UAS, in the order they are tried
 		want    string
 	}{
-		{"0 keeps the first step's reply", 0, "", []string{"486 Busy Here", "404 Not Found"}, "486"},
-		{"1 drops earlier replies", 1, "", []string{"486 Busy Here", "404 Not Found"}, "404"},
-		{"2 drops the failed step", 2, "", []string{"486 Busy Here", "404 Not Found"}, "404"},
-		{"3 drops earlier replies on a new step", 3, "", []string{"486 Busy Here", "404 Not Found"}, "404"},
+		// with Kamailio's priorities the lower code wins (404 over 486): the first step's 404 shows it was kept
+		{"0 keeps the first step's reply", 0, "", []string{"404 Not Found", "486 Busy Here"}, "404"},
+		{"1 drops earlier replies", 1, "", []string{"404 Not Found", "486 Busy Here"}, "486"},
+		{"2 drops the failed step", 2, "", []string{"404 Not Found", "486 Busy Here"}, "486"},
+		{"3 drops earlier replies on a new step", 3, "", []string{"404 Not Found", "486 Busy Here"}, "486"},
 		{"0 without a new step relays the reply", 0, "", []string{"486 Busy Here"}, "486"},
 		{"3 without a new step relays the reply", 3, "", []string{"486 Busy Here"}, "486"},
 		{"1 without a new step answers 500", 1, "", []string{"486 Busy Here"}, "500 I'm terribly sorry, server error occurred (1/TM)"},
 		{"2 without a new step answers 500", 2, "", []string{"486 Busy Here"}, "500 I'm terribly sorry"},
-		{"2 keeps steps kept by t_drop_replies n", 2, "n", []string{"486 Busy Here", "404 Not Found", "480 Temporarily Unavailable"}, "486"},
-		{"1 drops them all", 1, "n", []string{"486 Busy Here", "404 Not Found", "480 Temporarily Unavailable"}, "480"},
-		{"t_drop_replies a overrides mode 0", 0, "a", []string{"486 Busy Here", "404 Not Found"}, "404"},
+		{"2 keeps steps kept by t_drop_replies n", 2, "n", []string{"404 Not Found", "486 Busy Here", "480 Temporarily Unavailable"}, "404"},
+		{"1 drops them all", 1, "n", []string{"404 Not Found", "486 Busy Here", "480 Temporarily Unavailable"}, "480"},
+		{"t_drop_replies a overrides mode 0", 0, "a", []string{"404 Not Found", "486 Busy Here"}, "486"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := strings.Replace(peerConfig, "[modules.tm]\n", fmt.Sprintf("[modules.tm]\nfailure_reply_mode = %d\n", tc.mode), 1)

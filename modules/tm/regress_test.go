@@ -48,10 +48,11 @@ end
 	expectSilence(t, pp.uac, 300*time.Millisecond)
 }
 
-// CANCEL before the callee rang: the caller gets 200 and 487 at once, and when the callee's 180 comes later
-// the proxy cancels that branch (RFC 3261 §9.1) instead of letting it ring.
+// CANCEL before the callee rang, cancel_b_method 0: the caller gets 200 and 487 at once, and when the
+// callee's 180 comes later the proxy cancels that branch (RFC 3261 §9.1) instead of letting it ring.
 func TestCancelBeforeProvisional(t *testing.T) {
-	pp := startPeers(t, peerConfig, 1, func(pp *peers) string {
+	cfg := strings.Replace(peerConfig, "[modules.tm]\n", "[modules.tm]\ncancel_b_method = 0\n", 1)
+	pp := startPeers(t, cfg, 1, func(pp *peers) string {
 		return `
 function ksr_request_route()
 	if KSR.is_CANCEL() then

@@ -32,7 +32,7 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	if c.route != routeRequest {
 		return -1
 	}
-	switch m.Method() {
+	switch methodID(m) {
 	case "ACK":
 		if x := t.lookup(m, "INVITE"); x != nil {
 			x.ack() // hop-by-hop ACK of a negative reply: ends here
@@ -49,6 +49,11 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 			t.cancelTx(m, x)
 			return 1
 		}
+	}
+	if _, ok := rawsip.ParseURI(m.RURI()); !ok {
+		// a Request-URI the script set ($ru, seturi) that does not parse: not relayed, as in Kamailio
+		t.logger().Info("request not relayed: its Request-URI does not parse", "ruri", m.RURI(), "call_id", callID(m))
+		return -1
 	}
 	x := c.tx
 	if x == nil {
@@ -73,6 +78,9 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	x.mu.Lock()
 	x.req = m.Detach()
 	x.req.Tx = nil
+	// the appended branches are consumed by this relay: a failure route starts without them, as Kamailio's
+	// (its t_relay must not fork to them again; $T_branch_idx counts them once)
+	x.req.Branches = nil
 	t.arm(x, c)
 	x.unlock()
 	n, err := t.forwardBranches(x, m, c, proto, addr)
@@ -652,7 +660,7 @@ func hopRequest(out []byte, method, to string) []byte {
 	b.WriteByte(' ')
 	b.Write(out[s:e])
 	b.WriteString(" SIP/2.0\r\n")
-	viaDone := false
+	viaDone, mf := false, false
 	for _, h := range raw.Hdrs {
 		switch {
 		case h.Is(out, "via"):
@@ -663,6 +671,11 @@ func hopRequest(out []byte, method, to string) []byte {
 			v := h.Value(out)
 			b.WriteString("Via: ")
 			b.Write(v[:rawsip.FirstValueEnd(v)])
+			b.WriteString("\r\n")
+		case h.Is(out, "max-forwards"):
+			// Kamailio (reparse_invite) copies the INVITE's Max-Forwards as sent, not a fresh 70
+			mf = true
+			b.Write(out[h.Start:h.VEnd])
 			b.WriteString("\r\n")
 		case h.Is(out, "route"), h.Is(out, "from"), h.Is(out, "call-id"):
 			b.Write(out[h.Start:h.VEnd])
@@ -676,50 +689,69 @@ func hopRequest(out []byte, method, to string) []byte {
 			}
 			b.WriteString("\r\n")
 		case h.Is(out, "cseq"):
+			// as Kamailio's build_local_reparse: the header as sent up to the method (name, number and
+			// the white space after it, a TAB too), then the method
 			v := h.Value(out)
-			n := v
-			if i := bytes.IndexAny(v, " \t"); i >= 0 {
-				n = v[:i]
+			if i := bytes.IndexAny(v, " \t"); i > 0 {
+				for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+					i++
+				}
+				b.Write(out[h.Start : h.VStart+i])
+			} else {
+				b.WriteString("CSeq: ")
+				b.Write(v)
+				b.WriteByte(' ')
 			}
-			b.WriteString("CSeq: ")
-			b.Write(n)
-			b.WriteByte(' ')
 			b.WriteString(method)
 			b.WriteString("\r\n")
 		}
 	}
-	b.WriteString("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+	if !mf {
+		b.WriteString("Max-Forwards: 70\r\n")
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
 	return b.Bytes()
 }
 
 // cancelTx handles a CANCEL for a pending INVITE transaction: 200 to the CANCEL, CANCEL on every branch
-// that rang, a local 487 for branches that never answered (Kamailio's default cancel_b_method), the 487s
-// relayed through the usual aggregation.
+// that rang, and the branches that had no reply yet handled as cancel_b_method says (Kamailio's default 1:
+// keep retransmitting, CANCEL once a provisional comes; the final reply comes from the branch). The
+// answers go up through the usual aggregation; a local one (a timeout) becomes 487, as in Kamailio.
+//
+// The 200 for the CANCEL goes after what cancelling sent (a local 487 with cancel_b_method 0), in
+// Kamailio's order (e2e_cancel answers the CANCEL once cancel_uacs is done).
 func (t *TM) cancelTx(m *engine.Msg, x *tx) {
+	x.mu.Lock()
+	if !x.final && !x.canceled {
+		x.canceled = true
+		t.cancelBranches(x, nil)
+		t.complete(x)
+	}
+	x.unlock() // sends what cancelling queued
 	t.checkSend(x)
 	if err := m.SendReply(200, "canceling"); err != nil {
 		t.logger().Info("200 to CANCEL not sent", "err", err, "call_id", callID(m))
 	}
-	x.mu.Lock()
-	defer x.unlock()
-	if x.final || x.canceled {
-		return
-	}
-	x.canceled = true
-	t.cancelBranches(x, nil)
-	t.complete(x)
 }
 
-// cancelBranches cancels every pending branch except keep. Called with x.mu held.
+// cancelBranches cancels every pending branch except keep (Kamailio's cancel_uacs with cancel_b_method).
+// Called with x.mu held.
 func (t *TM) cancelBranches(x *tx, keep *branch) {
+	now := time.Now()
 	for _, b := range x.branches {
 		if b == keep || b.final || b.cancel != nil {
 			continue
 		}
-		if b.status >= 100 {
+		if b.status >= 100 || t.CancelBMethod == 2 {
 			b.retr = false
 			b.sendCancel()
-			b.schedule(time.Now())
+			b.schedule(now)
+			continue
+		}
+		if t.CancelBMethod == 1 {
+			// keep retransmitting: the CANCEL goes once a provisional arrives (branchReply), else the
+			// branch times out
+			b.cancelWanted = true
 			continue
 		}
 		b.final, b.retr, b.cancelWanted = true, false, true

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"strings"
 	"time"
 
 	"github.com/siplua/siplua/engine"
@@ -28,13 +29,13 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	x := b.tx
 	code := m.StatusCode()
-	if m.Method() == "CANCEL" {
+	if methodID(m) == "CANCEL" {
 		x.mu.Lock()
 		b.cancelN = 1 << 30 // answered: stop retransmitting it
 		x.unlock()
 		return true
 	}
-	if m.Method() != x.method {
+	if !strings.EqualFold(m.Method(), x.method) {
 		return true
 	}
 	// Both run on the transaction's script generation, whatever reloads came since it was created.
@@ -68,6 +69,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 
 // branchReply updates a branch with a reply and relays what RFC 3261 §16.7 says to. Called with x.mu held.
 func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
+	defer func() { b.replied = true }()
 	if b.final && code < 200 && b.cancelWanted && b.cancel == nil {
 		// late provisional on a branch ended locally by a CANCEL: cancel it now (RFC 3261 §9.1)
 		b.sendCancel()
@@ -91,8 +93,8 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		b.status = max(b.status, code)
 		if x.invite {
 			b.retr = false
-			if b.cancelWanted || x.canceled {
-				b.sendCancel()
+			if (b.cancelWanted || x.canceled) && b.cancel == nil {
+				b.sendCancel() // a branch cancelled before it answered (cancel_b_method 1)
 			}
 			frInv := x.frInv
 			if frInv == 0 {
@@ -105,7 +107,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 			b.frAt = earliest(b.frAt, x.created.Add(ms(t.MaxNonInvLifetime)))
 		}
 		b.schedule(now)
-		if code > 100 && !x.final && !x.canceled {
+		if code > 100 && !x.final && !x.canceled { // Kamailio drops a provisional of a cancelled branch
 			t.relayUp(x, m, code)
 		}
 		return
@@ -199,13 +201,14 @@ func (t *TM) complete(x *tx) {
 		fname := x.onFailure
 		x.onFailure = ""
 		x.inFailure = true
-		t.runFailure(x, fname, best.status, best.reason)
+		t.runFailure(x, fname, best)
 		return
 	}
 	t.sendBest(x, best)
 }
 
-// sendBest sends the chosen final reply upstream. Called with x.mu held.
+// sendBest sends the chosen final reply upstream. A local one (a timeout) of a cancelled transaction goes
+// up as 487, as in Kamailio (relay_reply: faked reply of a T_CANCELED transaction). Called with x.mu held.
 func (t *TM) sendBest(x *tx, b *branch) {
 	if b.reply != nil {
 		if t.aggregateAuth(x, b) {
@@ -218,35 +221,44 @@ func (t *TM) sendBest(x *tx, b *branch) {
 		x.sendUpstream(b.reply, b.status, true)
 		return
 	}
+	if x.canceled && b.status >= 300 {
+		x.localReply(487, "Request Terminated")
+		return
+	}
 	x.localReply(b.status, b.reason)
 }
 
+// prio ranks a final reply for the answer upstream as Kamailio's get_prio does (lower wins): 2xx, then
+// 6xx, 3xx, 4xx, 5xx, then unknown classes; within a class the lowest code (480 before 486), and in 4xx
+// the ones a client can act on (401, 407, 415, 420, 484) before the others.
+func prio(code int) int {
+	class, xx := code/100, code%100
+	switch class {
+	case 2:
+		return xx
+	case 6:
+		return 1000 + xx
+	case 3, 5:
+		return class*1000 + xx
+	case 4:
+		switch xx {
+		case 1, 7, 15, 20, 84:
+			return 4000 + xx
+		}
+		return 4100 + xx
+	}
+	return 10000 + code
+}
+
 // best picks the reply to send upstream among the branches whose replies were not dropped (RFC 3261 §16.7
-// step 6): a 6xx, else the lowest class; in 4xx the ones that a client can act on (401, 407, 415, 420, 484)
-// first, as Kamailio does; the earliest among equals.
+// step 6, with Kamailio's priorities: prio); the first branch among equals.
 func (t *TM) best(x *tx) *branch {
 	var best *branch
-	rank := func(b *branch) int {
-		c := b.status
-		switch {
-		case c >= 600:
-			return 0
-		case c < 300:
-			return 1
-		}
-		r := (c / 100) * 10
-		switch c {
-		case 401, 407, 415, 420, 484:
-		default:
-			r += 5
-		}
-		return r
-	}
 	for _, b := range x.branches {
 		if b.dropped {
 			continue
 		}
-		if best == nil || rank(b) < rank(best) {
+		if best == nil || prio(b.status) < prio(best.status) {
 			best = b
 		}
 	}
@@ -255,9 +267,9 @@ func (t *TM) best(x *tx) *branch {
 
 // runFailure queues the failure route on a worker with a copy of the transaction's request; whatever the
 // route does not answer or relay gets the best reply afterwards. Called with x.mu held.
-func (t *TM) runFailure(x *tx, fname string, code int, reason string) {
+func (t *TM) runFailure(x *tx, fname string, best *branch) {
 	fm := x.req.Detach()
-	c := &msgCtx{tx: x, route: routeFailure, code: code, reason: reason}
+	c := &msgCtx{tx: x, route: routeFailure, code: best.status, reason: best.reason, pickedReplied: best.replied}
 	fm.Tx = c
 	n := len(x.branches)
 	// on the generation that created the transaction (held for the job, though the transaction holds it too)

@@ -30,7 +30,7 @@ func (t *TM) relayToProto(m *engine.Msg, proto string) int {
 
 // newtran is t_newtran: creates the transaction (100 Trying for INVITE); 0 for a retransmission (absorbed).
 func (t *TM) newtran(m *engine.Msg) int {
-	if !m.IsRequest() || m.IsAck() {
+	if !m.IsRequest() || methodID(m) == "ACK" {
 		return -1
 	}
 	c := ctxOf(m)
@@ -118,7 +118,7 @@ func (t *TM) checkTrans(m *engine.Msg) int {
 	if !m.IsRequest() { // raw: no sipgo parse on the relay path
 		return -1
 	}
-	switch m.Method() {
+	switch methodID(m) {
 	case "CANCEL":
 		if t.lookup(m, "INVITE") != nil {
 			return 1
@@ -220,13 +220,13 @@ func (t *TM) branchTimeout(m *engine.Msg) int {
 	})
 }
 
+// branchReplied is t_branch_replied: in a failure route, whether the picked branch had a reply before the
+// one that completed the transaction (Kamailio's FL_REPLIED); -1 elsewhere.
 func (t *TM) branchReplied(m *engine.Msg) int {
-	return withTx(m, func(x *tx) int {
-		if b := t.best(x); b != nil && b.status > 0 && !b.timedOut && b.reply != nil {
-			return 1
-		}
-		return -1
-	})
+	if c, ok := m.Tx.(*msgCtx); ok && c.route == routeFailure {
+		return b2i(c.pickedReplied)
+	}
+	return -1
 }
 
 func (t *TM) anyReplied(m *engine.Msg) int {

@@ -19,6 +19,7 @@ func init() {
 		return &TM{
 			FrTimer: 30000, FrInvTimer: 120000, MaxInvLifetime: 180000, MaxNonInvLifetime: 32000,
 			T1: 500, T2: 4000, WaitTimer: 5000, FailureReplyMode: 3, AutoInv100: true, Remap503: true, AggregateChallenges: true,
+			CancelBMethod: 1,
 		}
 	}})
 }
@@ -49,6 +50,13 @@ type TM struct {
 	// AggregateChallenges: when the final reply is a 401/407 and several branches challenged, the caller
 	// gets one reply with all their WWW-/Proxy-Authenticate headers (Kamailio aggregate_challenges).
 	AggregateChallenges bool `toml:"aggregate_challenges"`
+	// CancelBMethod is Kamailio's cancel_b_method: how a branch that has had no reply yet is cancelled (a
+	// CANCEL from the caller, a 2xx or 6xx on another branch). 0 ends it at once with a local 487 and stops
+	// retransmitting the request; 1 (Kamailio's default, RFC 3261 §9.1) keeps retransmitting it and sends
+	// the CANCEL once a provisional reply arrives, the final reply coming from the branch; 2 sends the
+	// CANCEL at once and stops retransmitting the request (not RFC 3261 compliant).
+	// Branches that had a provisional are always sent a CANCEL.
+	CancelBMethod int `toml:"cancel_b_method"`
 	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
 	AutoInv100 bool `toml:"auto_inv_100"`
 
@@ -78,6 +86,10 @@ func (t *TM) Validate() error {
 	if t.FailureReplyMode < 0 || t.FailureReplyMode > 3 {
 		return fmt.Errorf("failure_reply_mode: expected 0 (keep all replies), 1 (drop all), 2 (drop the last "+
 			"serial-forking step) or 3 (drop all when a new step starts), got %d", t.FailureReplyMode)
+	}
+	if t.CancelBMethod < 0 || t.CancelBMethod > 2 {
+		return fmt.Errorf("cancel_b_method: expected 0 (local 487 at once), 1 (CANCEL once a provisional "+
+			"arrives) or 2 (CANCEL at once), got %d", t.CancelBMethod)
 	}
 	if t.T2 < t.T1 {
 		return fmt.Errorf("retr_timer2 (%d) must not be lower than retr_timer1 (%d)", t.T2, t.T1)
@@ -150,19 +162,29 @@ func (t *TM) PVs() []engine.PV {
 			if c, _, ok := t.replyOf(m); ok {
 				return engine.IntVal(int64(c))
 			}
-			return engine.Value{}
+			return engine.IntVal(0) // Kamailio: 0 outside a reply or failure context
 		}},
 		{Name: "T_reply_reason", Get: func(m *engine.Msg, _ string) engine.Value {
 			if _, r, ok := t.replyOf(m); ok {
 				return engine.StrVal(r)
 			}
-			return engine.Value{}
+			return engine.StrVal("") // Kamailio: "" outside a reply or failure context
 		}},
 		{Name: "T_branch_idx", Get: func(m *engine.Msg, _ string) engine.Value {
-			if c, ok := m.Tx.(*msgCtx); ok && (c.route == routeBranch || c.route == routeReply) {
+			// Kamailio (tmx): the branch in branch and reply routes; in a failure route the index the next
+			// branch would get (branches of the transaction + appended ones); in a request route the number
+			// of appended branches
+			c, ok := m.Tx.(*msgCtx)
+			switch {
+			case ok && (c.route == routeBranch || c.route == routeReply):
 				return engine.IntVal(int64(c.branch))
+			case ok && c.route == routeFailure && c.tx != nil:
+				c.tx.mu.Lock()
+				n := len(c.tx.branches)
+				c.tx.unlock()
+				return engine.IntVal(int64(n + len(m.Branches)))
 			}
-			return engine.IntVal(0)
+			return engine.IntVal(int64(len(m.Branches)))
 		}},
 	}
 }

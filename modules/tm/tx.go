@@ -30,6 +30,7 @@ type msgCtx struct {
 	onFailure, onBranch, onReply string
 	fr, frInv                    time.Duration
 	replied                      bool // t_reply in a failure route
+	pickedReplied                bool // failure route: the picked branch had a reply before this one (t_branch_replied)
 	dropMode                     int  // t_drop_replies in a failure route: failure_reply_mode + 1 (0 unset)
 }
 
@@ -96,6 +97,9 @@ type branch struct {
 	final    bool
 	timedOut bool
 	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
+	// replied: a reply was handled on the branch. Set once the reply is handled, as Kamailio's F_RB_REPLIED:
+	// a failure route run by the branch's own final reply sees it unset unless a provisional came first.
+	replied bool
 
 	timer        *timer
 	retr         bool // retransmitting the request (UDP, no reply yet)
@@ -176,9 +180,21 @@ func serverKey(m *engine.Msg, method string) (string, bool) {
 }
 
 func keyMethod(m *engine.Msg) string {
-	meth := m.Method()
+	meth := methodID(m)
 	if meth == "ACK" {
 		return "INVITE"
+	}
+	return meth
+}
+
+// methodID is the method as Kamailio's parser identifies it: INVITE, ACK and CANCEL whatever their case
+// ("invite" is an INVITE transaction there too); other methods as written.
+func methodID(m *engine.Msg) string {
+	meth := m.Method()
+	for _, id := range [...]string{"INVITE", "ACK", "CANCEL"} {
+		if meth != id && strings.EqualFold(meth, id) {
+			return id
+		}
 	}
 	return meth
 }
@@ -201,7 +217,7 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 		return nil, false
 	}
 	meth := m.Method()
-	x := &tx{t: t, key: k, method: meth, invite: meth == "INVITE", created: time.Now()}
+	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: time.Now()}
 	if g := m.Generation(); g.Hold() {
 		x.gen = g
 	}
