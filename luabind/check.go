@@ -194,9 +194,30 @@ func ScanNames(file string, src []byte, mods *engine.ModuleSet) []error {
 	var errs []error
 	seen := map[string]bool{}
 	code := stripLua(src)
-	for lineNo, line := range strings.Split(code, "\n") {
-		for _, mm := range ksrRe.FindAllStringSubmatch(line, -1) {
-			a, b := mm[1], mm[2]
+	lines := strings.Split(code, "\n")
+	// A module named without a call (`if not KSR.rtpproxy then return 1 end`, `if KSR.auth then`) is a
+	// presence check, as Kamailio's example scripts do for optional modules: the name itself is nil when the
+	// module is not loaded, and calls into that module are taken as guarded by it, so not reported.
+	guarded := map[string]bool{}
+	for _, line := range lines {
+		for _, ix := range ksrRe.FindAllStringSubmatchIndex(line, -1) {
+			if ix[4] < 0 && !calledAt(line, ix[1]) {
+				guarded[line[ix[2]:ix[3]]] = true
+			}
+		}
+	}
+	for lineNo, line := range lines {
+		for _, ix := range ksrRe.FindAllStringSubmatchIndex(line, -1) {
+			a, b := line[ix[2]:ix[3]], ""
+			if ix[4] >= 0 {
+				b = line[ix[4]:ix[5]]
+			}
+			if b == "" && !calledAt(line, ix[1]) && !loaded[""][a] && !available[""][a] {
+				continue // a presence check of a module: nil when it is not loaded
+			}
+			if b != "" && guarded[a] && loaded[a] == nil {
+				continue // KSR.rtpproxy.rtpproxy_manage behind `if not KSR.rtpproxy then return 1 end`
+			}
 			if loaded[""][a] && !(b != "" && loaded[a] != nil) {
 				continue // KSR.is_method
 			}
@@ -236,6 +257,13 @@ func ScanNames(file string, src []byte, mods *engine.ModuleSet) []error {
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(Problem).Line < errs[j].(Problem).Line })
 	return errs
+}
+
+// calledAt tells whether the name ending at line[end] is called: the next non-blank character is "(" (or
+// a string or table argument, Lua's f"x" / f{...}).
+func calledAt(line string, end int) bool {
+	rest := strings.TrimLeft(line[end:], " \t")
+	return rest != "" && strings.ContainsRune("(\"'{", rune(rest[0]))
 }
 
 // suggestFn proposes the closest function name of a module ("" = KSR top level) for a typo.
