@@ -72,7 +72,7 @@ func (c *Core) Exports() []engine.Export {
 		meth := meth
 		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return m.Method() == meth }})
 	}
-	return ex
+	return append(ex, c.moreExports()...) // more.go
 }
 
 func isMethod(m *engine.Msg, meth string) bool { return strings.EqualFold(m.Method(), meth) }
