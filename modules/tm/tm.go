@@ -48,6 +48,9 @@ type TM struct {
 	Remap503 bool `toml:"remap_503_500"`
 	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
 	AutoInv100 bool `toml:"auto_inv_100"`
+	// EventCallback names the Lua function run with "tm:local-request" for a request tm originates
+	// (t_uac_send), Kamailio's event_callback (more.go).
+	EventCallback string `toml:"event_callback"`
 
 	e      *engine.Engine
 	log    *slog.Logger
@@ -58,6 +61,7 @@ type TM struct {
 	seq    atomic.Uint64
 	// sendHook, when set (tests, export_test.go), runs before every send tm makes for a transaction.
 	sendHook hookSlot
+	async    asyncTable // suspended transactions (async.go)
 }
 
 // Validate checks the timers.
@@ -75,6 +79,9 @@ func (t *TM) Validate() error {
 	if t.FailureReplyMode < 0 || t.FailureReplyMode > 3 {
 		return fmt.Errorf("failure_reply_mode: expected 0 (keep all replies), 1 (drop all), 2 (drop the last "+
 			"serial-forking step) or 3 (drop all when a new step starts), got %d", t.FailureReplyMode)
+	}
+	if err := validateMore(t); err != nil {
+		return err
 	}
 	if t.T2 < t.T1 {
 		return fmt.Errorf("retr_timer2 (%d) must not be lower than retr_timer1 (%d)", t.T2, t.T1)
@@ -111,7 +118,7 @@ func (t *TM) logger() *slog.Logger {
 
 // Exports: KSR.tm.*.
 func (t *TM) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "t_relay", Fn: func(m *engine.Msg) int { return t.relay(m, engine.ProtoNone, "") }},
 		{Name: "t_relay_to_proto_addr", Fn: t.relayToProtoAddr},
 		{Name: "t_relay_to_proto", Fn: t.relayToProto},
@@ -137,12 +144,12 @@ func (t *TM) Exports() []engine.Export {
 		{Name: "t_release", Fn: func(m *engine.Msg) int { return 1 }},
 		{Name: "t_drop_replies", Fn: func(m *engine.Msg, mode string) int { return dropReplies(m, mode) }},
 		{Name: "t_drop_replies_all", Fn: func(m *engine.Msg) int { return dropReplies(m, "a") }},
-	}
+	}, t.moreExports()...) // more.go
 }
 
 // PVs: $T_reply_code, $T_reply_reason, $T_branch_idx.
 func (t *TM) PVs() []engine.PV {
-	return []engine.PV{
+	return append([]engine.PV{
 		{Name: "T_reply_code", Get: func(m *engine.Msg, _ string) engine.Value {
 			if c, _, ok := t.replyOf(m); ok {
 				return engine.IntVal(int64(c))
@@ -161,7 +168,7 @@ func (t *TM) PVs() []engine.PV {
 			}
 			return engine.IntVal(0)
 		}},
-	}
+	}, t.morePVs()...) // more.go
 }
 
 // RouteOf names the tm route a message is being run in: "failure", "branch", "reply" or "" (tmx).
