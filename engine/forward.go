@@ -220,7 +220,12 @@ func (m *Msg) forwardTo(t Target, forced bool) error {
 			out = m.AppendRequest(out[:0], local, t.Proto, branch, m.NewURI)
 		}
 	}
-	err := e.send(t.Proto, local, t.Addr, out, false)
+	var err error
+	if m.RunOnSend(t.Proto, local, t.Addr, out) { // kemi.go
+		err = e.send(t.Proto, local, t.Addr, out, false)
+	} else {
+		err = ErrOnSendDrop
+	}
 	*bp = out
 	putBuf(bp)
 	if err == nil {

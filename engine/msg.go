@@ -83,6 +83,7 @@ type Msg struct {
 	w      *worker     // the worker routing it
 	gen    *Generation // the script generation its routes run on
 	job    func(*Msg)  // RunOnWorker: run this instead of routing the message
+	snd    *SendInfo   // the send the onsend callback is deciding (kemi.go)
 }
 
 // Branch is one additional destination of a request (Kamailio's dset entry).

@@ -32,6 +32,7 @@ type Config struct {
 	Lua     LuaConfig                 `toml:"lua"`
 	Ctl     CtlConfig                 `toml:"ctl"`
 	Metrics MetricsConfig             `toml:"metrics"`
+	Kemi    KemiConfig                `toml:"kemi"` // kemi.go
 	Modules map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
@@ -178,13 +179,14 @@ func LoadConfigFile(path string) (*Config, error) {
 // name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
 // against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), Kemi: DefaultKemi(), File: file, Dir: dir, Src: src}
 	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
 	var raw struct {
 		Core    toml.Primitive            `toml:"core"`
 		Lua     toml.Primitive            `toml:"lua"`
 		Ctl     toml.Primitive            `toml:"ctl"`
 		Metrics toml.Primitive            `toml:"metrics"`
+		Kemi    toml.Primitive            `toml:"kemi"`
 		Modules map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
@@ -203,6 +205,9 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("metrics") {
 		d.table(raw.Metrics, toml.Key{"metrics"}, &c.Metrics)
+	}
+	if md.IsDefined("kemi") {
+		d.table(raw.Kemi, toml.Key{"kemi"}, &c.Kemi)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -247,7 +252,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	for _, k := range md.Undecoded() {
 		d.unknownKey(k)
 	}
-	errs := append(d.errs, c.validateCore()...)
+	errs := append(append(d.errs, c.validateCore()...), c.validateKemi()...)
 	errs = append(errs, c.validateCtlMetrics()...)
 	if len(errs) > 0 {
 		sortErrors(errs)

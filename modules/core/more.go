@@ -308,3 +308,45 @@ func viaParam(params, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// PVs: $snd(key) in the [kemi] onsend callback, Kamailio's names: ip, port, proto (1 UDP, 2 TCP), sproto,
+// af (2 IPv4, 10 IPv6, the address family numbers Kamailio returns), buf, len, sndip / sndport (the local
+// socket it leaves from). Null outside the callback.
+func (c *Core) PVs() []engine.PV {
+	return []engine.PV{{Name: "snd", Get: sndPV}}
+}
+
+func sndPV(m *engine.Msg, key string) engine.Value {
+	s := m.SendInfo()
+	if s == nil {
+		return engine.Value{}
+	}
+	switch key {
+	case "ip":
+		return engine.StrVal(s.Dst.Addr().Unmap().String())
+	case "port":
+		return engine.IntVal(int64(s.Dst.Port()))
+	case "proto":
+		return engine.IntVal(int64(s.Proto))
+	case "sproto":
+		return engine.StrVal(s.Proto.String())
+	case "af":
+		if s.Dst.Addr().Unmap().Is4() {
+			return engine.IntVal(2)
+		}
+		return engine.IntVal(10)
+	case "buf":
+		return engine.StrVal(string(s.Buf))
+	case "len":
+		return engine.IntVal(int64(len(s.Buf)))
+	case "sndip":
+		if s.Local != nil {
+			return engine.StrVal(s.Local.Addr.Addr().Unmap().String())
+		}
+	case "sndport":
+		if s.Local != nil {
+			return engine.IntVal(int64(s.Local.Addr.Port()))
+		}
+	}
+	return engine.Value{}
+}

@@ -400,3 +400,19 @@ func validateMore(t *TM) error {
 	}
 	return nil
 }
+
+// onSendDropped ends a branch whose request the onsend callback dropped before it was sent (Kamailio:
+// E_ADM_PROHIBITED, t_relay fails): it never competes for the final answer.
+func (t *TM) onSendDropped(b *branch) error {
+	x := b.tx
+	x.mu.Lock()
+	defer x.unlock()
+	b.final, b.dropped, b.retr, b.status = true, true, false, 477
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if b.id != "" {
+		t.client.del(b.id)
+	}
+	return engine.ErrOnSendDrop
+}

@@ -326,6 +326,9 @@ func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, a
 	}
 	out, dst, local := b.out, b.dst, b.local
 	x.unlock()
+	if sync && !m.RunOnSend(dst.Proto, local, dst.Addr, out) { // the [kemi] onsend callback dropped it
+		return t.onSendDropped(b)
+	}
 	return t.transmit(b, out, dst, local, sync)
 }
 
