@@ -125,7 +125,7 @@ type State struct {
 	msg     *engine.Msg
 	depth   int // routes running (they nest: t_relay runs the branch route inside the request route)
 	request *lua.LFunction
-	reply   *lua.LFunction // nil when the script has no ksr_reply_route ([kemi] reply_route_callback)
+	reply   *lua.LFunction    // nil when the script has no ksr_reply_route ([kemi] reply_route_callback)
 	kemi    [3]*lua.LFunction // [kemi] callbacks by engine.KemiKind, nil when not defined (kemi.go)
 	errfn   *lua.LFunction
 	exit    *lua.LUserData // KSR.x.exit sentinel
