@@ -171,7 +171,7 @@ func ScanNames(file string, src []byte, mods *engine.ModuleSet) []error {
 	for _, l := range mods.List {
 		add(loaded, l, l.Inst)
 	}
-	loaded["x"] = map[string]bool{"exit": true, "drop": true}
+	loaded["x"] = map[string]bool{"exit": true, "drop": true, "modf": true, "probe": true}
 	available := map[string]map[string]bool{}
 	for _, name := range engine.RegisteredModules() {
 		m, _ := engine.LookupModule(name)

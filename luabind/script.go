@@ -372,6 +372,7 @@ func (st *State) buildKSR() error {
 		L.Error(st.drop, 0)
 		return 0
 	}))
+	st.moreX(x, ksr) // kemi.go: KSR.x.modf, KSR.x.probe
 	ksr.RawSetString("x", x)
 	L.SetGlobal("KSR", ksr)
 	return nil

@@ -58,6 +58,12 @@ function my_route() KSR.setflag(7) end
 		{`KSR.route("my_route")`, "number:1"},
 		{`KSR.isflagset(7)`, "boolean:true"},
 		{`KSR.route("no_such_route")`, "number:-1"},
+		{`KSR.x.modf("is_method", "OPTIONS")`, "number:1"},
+		{`KSR.x.modf("is_method", "INVITE")`, "number:-1"},
+		{`KSR.x.modf("setflag", "9") == 1 and KSR.isflagset(9)`, "boolean:true"},
+		{`KSR.x.modf("get_debug")`, "number:2"},
+		{`KSR.x.modf("no_such_function", "x")`, "number:-1"},
+		{`KSR.x.probe()`, "nil:nil"},
 	}
 	exprs := make([]string, len(cases))
 	for i, c := range cases {
