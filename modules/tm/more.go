@@ -147,19 +147,50 @@ func splitHostPort(a string) (string, int, error) {
 }
 
 // replicate is t_replicate(uri): a copy of the request goes to uri, and nothing of it comes back to the
-// caller (Kamailio: "no information due the replicated request will be forwarded to the original UAC").
-// siplua sends the copy statelessly, with its own Via branch; its replies end at the proxy.
+// caller (Kamailio: "no information due the replicated request will be forwarded to the original UAC"):
+// it leaves with a Via branch of tm's whose replies tm absorbs. It is sent once (no retransmission).
 func (t *TM) replicate(m *engine.Msg, uri string) int {
 	if !m.IsRequest() || m.IsAck() {
 		return -1
 	}
-	c := m.Detach()
-	c.Tx = nil
-	if err := c.Forward(uri); err != nil {
+	d, err := engine.ParseDest(uri)
+	if err != nil {
+		return -1
+	}
+	tg, ok := d.Literal()
+	if !ok {
+		ts, ready, err := t.e.Resolve(d, func([]engine.Target, error) {})
+		if err != nil || !ready || len(ts) == 0 {
+			t.logger().Info("t_replicate: destination not resolved now", "uri", uri, "err", err)
+			return -1
+		}
+		tg = ts[0]
+	}
+	local := t.e.ListenerFor(m.Local, tg)
+	if local == nil {
+		return -1
+	}
+	id := t.prefix + "rpl" + strconv.FormatUint(t.seq.Add(1), 36)
+	out := m.AppendRequest(nil, local, tg.Proto, id, m.NewURI)
+	t.absorbReplies(id)
+	if err := t.e.Send(tg.Proto, local, tg.Addr, out); err != nil {
 		t.logger().Info("t_replicate failed", "uri", uri, "err", err, "call_id", callID(m))
 		return -1
 	}
+	t.e.CountForwarded()
 	return 1
+}
+
+// absorbMethod is the method of the stand-in transaction whose branches absorb replies: no reply has it,
+// so OnReply takes them and does nothing more.
+const absorbMethod = "\x00absorb"
+
+// absorbReplies makes tm take, and drop, the replies to a request it sent with Via branch id (t_replicate,
+// t_uac_send) for 64*T1, the life of a client transaction (RFC 3261 timer F).
+func (t *TM) absorbReplies(id string) {
+	x := &tx{t: t, method: absorbMethod, final: true}
+	t.client.put(id, &branch{tx: x, id: id, final: true})
+	t.timers.afterFunc(64*ms(t.T1), func() { t.client.del(id) })
 }
 
 // branchIndex is t_get_branch_index: the branch a branch, onreply or failure route runs for; -1 elsewhere.
@@ -292,6 +323,7 @@ func (t *TM) uacSend(m *engine.Msg, method, ruri, nexthop, socket, headers, body
 	}
 	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
 	out := []byte(b.String())
+	t.absorbReplies(t.prefix + "uac" + id)
 	if err := t.e.Send(tg.Proto, local, tg.Addr, out); err != nil {
 		t.logger().Info("t_uac_send: not sent", "dst", tg.Addr.String(), "err", err)
 		return -1

@@ -80,3 +80,59 @@ end
 		}
 	}
 }
+
+// TestMoreTM2: t_replicate (the copy's answer never reaches the caller), t_lookup_cancel_flags (the
+// CANCEL gets the INVITE's flags), t_set_fr_inv (a ringing branch times out after it: 408).
+func TestMoreTM2(t *testing.T) {
+	pp := startPeers(t, peerConfig, 2, func(pp *peers) string {
+		return `
+function ksr_request_route()
+	if KSR.is_ACK() then KSR.tm.t_relay() return 1 end
+	if KSR.is_CANCEL() then
+		KSR.info("lookup_cancel=" .. KSR.tm.t_lookup_cancel_flags(1) .. " flag3=" .. tostring(KSR.isflagset(3)))
+		if KSR.tm.t_check_trans() > 0 then KSR.tm.t_relay() end
+		return 1
+	end
+	KSR.setflag(3)
+	if KSR.hdr.is_present("X-Replicate") > 0 then
+		KSR.info("replicate rc=" .. KSR.tm.t_replicate("` + pp.uasURI(1) + `"))
+	end
+	if KSR.hdr.is_present("X-Short") > 0 then KSR.tm.t_set_fr_inv(300) end
+	KSR.tm.t_relay()
+end
+`
+	})
+	pp.uac.Send(pp.uac.Request("INVITE", pp.uasURI(0), "X-Replicate: 1"))
+	a := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	c := recvRequest(t, pp.uas[1], "INVITE", 2*time.Second)
+	pp.uas[1].Send(replyTo(string(c), "200 OK", "copy"))
+	answer(t, pp.uas[0], a, "486 Busy Here")
+	if final, _ := recvFinal(t, pp.uac, 2*time.Second); statusCode(final) != 486 {
+		t.Errorf("caller got %q, want the 486 of the real branch (not the copy's 200)", startLine(final))
+	}
+
+	inv := pp.uac.Request("INVITE", pp.uasURI(0), "X-Short: 1")
+	pp.uac.Send(inv)
+	a = recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	pp.uas[0].Send(replyTo(string(a), "180 Ringing", "u1"))
+	start := time.Now()
+	final, _ := recvFinal(t, pp.uac, 3*time.Second)
+	if statusCode(final) != 408 || time.Since(start) > 2*time.Second {
+		t.Errorf("t_set_fr_inv(300): caller got %q after %v, want 408 soon", startLine(final), time.Since(start))
+	}
+
+	inv = pp.uac.Request("INVITE", pp.uasURI(0))
+	pp.uac.Send(inv)
+	recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	pp.uac.Send(cancelOf(inv))
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(pp.p.Log.String(), "lookup_cancel=1 flag3=true") {
+		if time.Now().After(deadline) {
+			t.Fatalf("t_lookup_cancel_flags(1) did not copy the INVITE's flag:\n%s", pp.p.Log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(pp.p.Log.String(), "replicate rc=1") {
+		t.Errorf("t_replicate rc not 1")
+	}
+}
