@@ -61,16 +61,17 @@ func moreExports() []engine.Export {
 	}
 }
 
-// fileRead is file_read(path): the file's content (at most 1 MiB), nil when it cannot be read.
+// fileRead is file_read(path): the file's content (at most 1 MiB), "" when it cannot be read (as Kamailio
+// 5.6, which returns an empty string, not nil).
 func fileRead(m *engine.Msg, path string) (string, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", false
+		return "", true
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxFileRead))
 	if err != nil {
-		return "", false
+		return "", true
 	}
 	return string(b), true
 }

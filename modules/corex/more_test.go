@@ -23,7 +23,7 @@ func TestMoreCorex(t *testing.T) {
 	c, peer := p.UDPClient(t), p.UDPClient(t)
 	cases := []struct{ expr, want string }{
 		{`KSR.corex.file_read("` + in + `")`, "string:hello file"},
-		{`KSR.corex.file_read("` + filepath.Join(dir, "nope") + `")`, "nil:nil"},
+		{`KSR.corex.file_read("` + filepath.Join(dir, "nope") + `")`, "string:"},
 		{`KSR.corex.file_write("` + out + `", "written")`, "number:1"},
 		{`KSR.corex.file_write("` + filepath.Join(dir, "no/such/dir") + `", "x")`, "number:-1"},
 		{`KSR.corex.has_user_agent()`, "number:1"},

@@ -22,7 +22,7 @@ func TestMoreKX(t *testing.T) {
 		{`KSR.kx.get_env("SIPLUA_KX_TEST")`, "string:42"},
 		{`KSR.kx.get_envn("SIPLUA_KX_TEST")`, "number:42"},
 		{`KSR.kx.get_env("SIPLUA_KX_NOPE")`, "nil:nil"},
-		{`KSR.kx.get_def("WITH_AUTH")`, "nil:nil"},
+		{`KSR.kx.get_def("WITH_AUTH")`, "string:"},
 		{`KSR.kx.get_defn("X")`, "number:0"},
 		{`KSR.kx.ifdef("WITH_AUTH")`, "boolean:false"},
 		{`KSR.kx.ifndef("WITH_AUTH")`, "boolean:true"},

@@ -125,13 +125,25 @@ func params(s string) [][2]string {
 }
 
 // uriParamValue is uri_param(name[, value]): the R-URI has parameter name (case-sensitive, as Kamailio)
-// without a value, or with exactly value.
+// without a value, or with exactly value. For a user=phone R-URI, Kamailio looks at the parameters of the
+// user part (sip:+49301;npdi@host;user=phone), and so does this.
 func uriParamValue(m *engine.Msg, name string, val *string) int {
 	u, ok := parseSIPURI(m.RURI())
 	if !ok || !m.IsRequest() {
 		return -1
 	}
+	ps := u.Params
 	for _, p := range params(u.Params) {
+		if strings.EqualFold(p[0], "user") && strings.EqualFold(p[1], "phone") {
+			// Kamailio parses a user=phone URI as a tel URI: its parameters are those of the user part
+			ps = ""
+			if semi := strings.IndexByte(u.User, ';'); semi >= 0 {
+				ps = u.User[semi:]
+			}
+			break
+		}
+	}
+	for _, p := range params(ps) {
 		if p[0] != name {
 			continue
 		}
@@ -290,9 +302,11 @@ func optionsReply(m *engine.Msg) int {
 	return 1
 }
 
-// cmpURI compares two URIs as Kamailio's cmp_uri_str (user, password, host case-insensitive, port with
-// 5060 for none, and the parameters both have) or, for aor, cmp_aor_str (user, host, port only). 0 equal,
-// 1 different, -1 not parseable.
+// cmpURI compares two URIs as Kamailio's cmp_uri_str (user and password case-sensitive, host
+// case-insensitive, the port as written: a URI without one differs from one with ":5060", RFC 3261
+// §19.1.4; user, ttl, method and maddr parameters must match when either URI has them, other parameters
+// when both have them) or, for aor, as cmp_aor_str (user, host, port with 5060 for none). 0 equal, 1
+// different, -1 not parseable.
 func cmpURI(a, b string, aor bool) int {
 	ua, ok1 := parseSIPURI(a)
 	ub, ok2 := parseSIPURI(b)
@@ -300,7 +314,7 @@ func cmpURI(a, b string, aor bool) int {
 		return -1
 	}
 	port := func(u rawsip.URI) string {
-		if u.Port == "" {
+		if u.Port == "" && aor {
 			if u.Scheme == "sips" {
 				return "5061"
 			}
@@ -317,12 +331,22 @@ func cmpURI(a, b string, aor bool) int {
 	if ua.Password != ub.Password {
 		return 1
 	}
-	pb := map[string]string{}
+	pa, pb := map[string]string{}, map[string]string{}
+	for _, p := range params(ua.Params) {
+		pa[strings.ToLower(p[0])] = p[1]
+	}
 	for _, p := range params(ub.Params) {
 		pb[strings.ToLower(p[0])] = p[1]
 	}
-	for _, p := range params(ua.Params) {
-		if v, ok := pb[strings.ToLower(p[0])]; ok && !strings.EqualFold(v, p[1]) {
+	for _, k := range []string{"user", "ttl", "method", "maddr"} {
+		va, ina := pa[k]
+		vb, inb := pb[k]
+		if ina != inb || !strings.EqualFold(va, vb) {
+			return 1
+		}
+	}
+	for k, va := range pa {
+		if vb, ok := pb[k]; ok && !strings.EqualFold(va, vb) {
 			return 1
 		}
 	}

@@ -24,14 +24,15 @@ func TestMoreSiputils(t *testing.T) {
 		{`KSR.siputils.is_alphanum("abc123")`, "number:1"},
 		{`KSR.siputils.is_alphanum("ab-c")`, "number:-3"},
 		{`KSR.siputils.is_alphanumex("ab-c.d", "-.")`, "number:1"},
-		{`KSR.siputils.uri_param("lr")`, "number:1"},
-		{`KSR.siputils.uri_param("user")`, "number:-1"},
-		{`KSR.siputils.uri_param_value("user", "phone")`, "number:1"},
-		{`KSR.siputils.uri_param_value("user", "ip")`, "number:-1"},
+		// a user=phone R-URI: Kamailio looks at the user part's parameters (none here)
+		{`KSR.siputils.uri_param("lr")`, "number:-1"},
+		{`KSR.siputils.uri_param_value("user", "phone")`, "number:-1"},
 		{`KSR.siputils.uri_param_any("USER")`, "number:1"},
 		{`KSR.siputils.uri_param_any("gr")`, "number:-1"},
 		{`KSR.siputils.is_gruu()`, "number:-1"},
-		{`KSR.siputils.cmp_uri("sip:a@Example.com", "sip:a@example.com:5060")`, "number:1"},
+		{`KSR.siputils.cmp_uri("sip:a@Example.com", "sip:a@example.com")`, "number:1"},
+		{`KSR.siputils.cmp_uri("sip:a@example.com", "sip:a@example.com:5060")`, "number:-1"},
+		{`KSR.siputils.cmp_aor("sip:a@example.com", "sip:a@example.com:5060")`, "number:1"},
 		{`KSR.siputils.cmp_uri("sip:a@example.com;transport=tcp", "sip:a@example.com;transport=udp")`, "number:-1"},
 		{`KSR.siputils.cmp_uri("sip:a@example.com", "junk")`, "number:-2"},
 		{`KSR.siputils.cmp_aor("sip:a@example.com;transport=tcp", "sip:a@EXAMPLE.com")`, "number:1"},
@@ -45,6 +46,7 @@ func TestMoreSiputils(t *testing.T) {
 		{`KSR.siputils.add_uri_param("x=1") .. KSR.kx.get_ruri()`, "string:1sip:carol@127.0.0.1;user=phone;lr;x=1"},
 		{`KSR.siputils.uri_param_rm("user") .. KSR.kx.get_ruri()`, "string:1sip:carol@127.0.0.1;lr;x=1"},
 		{`KSR.siputils.contact_param_decode_ruri("addr")`, "number:-1"},
+		{`KSR.siputils.uri_param_rm("lr") .. KSR.siputils.uri_param("x") .. KSR.siputils.uri_param_value("x", "1")`, "string:1-11"},
 	}
 	exprs := make([]string, len(cases))
 	for i, cs := range cases {

@@ -193,11 +193,12 @@ func (t *TM) absorbReplies(id string) {
 	t.timers.afterFunc(64*ms(t.T1), func() { t.client.del(id) })
 }
 
-// branchIndex is t_get_branch_index: the branch a branch, onreply or failure route runs for; -1 elsewhere.
+// branchIndex is t_get_branch_index: the branch a branch, onreply or failure route runs for; 0 in the
+// request route (Kamailio 5.6's value there).
 func branchIndex(m *engine.Msg) int {
 	c, ok := m.Tx.(*msgCtx)
 	if !ok || c.route == routeRequest {
-		return -1
+		return 0
 	}
 	return c.branch
 }
@@ -391,7 +392,7 @@ func (t *TM) morePVs() []engine.PV {
 		case "id_index", "id_label":
 			return t.asyncPV(m, arg)
 		case "branch_index":
-			return engine.IntVal(int64(max(branchIndex(m), 0)))
+			return engine.IntVal(int64(branchIndex(m)))
 		case "reply_code":
 			if c, _, ok := t.replyOf(m); ok {
 				return engine.IntVal(int64(c))

@@ -70,7 +70,7 @@ end
 	}
 	log := pp.p.Log.String()
 	for _, want := range []string{
-		"branch index in request route=-1",
+		"branch index in request route=0",
 		"retransmission seen by t_lookup_request",
 		"branch failure event=tm:branch-failure code=486",
 		"failure index=0 grep486=1 grep404=-1",
