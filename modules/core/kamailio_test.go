@@ -60,7 +60,10 @@ var breadthExprs = []string{
 	`KSR.siputils.add_uri_param("x=1")`, `KSR.kx.get_ruri()`, `KSR.siputils.uri_param_rm("user")`, `KSR.kx.get_ruri()`,
 	`KSR.rr.next_hop_route()`,
 	`KSR.tm.t_get_branch_index()`, `KSR.tm.t_lookup_request()`,
-	`KSR.tmx.t_is_request_route()`, `KSR.tmx.t_is_failure_route()`,
+	`KSR.tmx.t_is_request_route()`, `KSR.tmx.t_is_failure_route()`, `KSR.tmx.t_flush_flags()`,
+	`KSR.tm.t_grep_status(200)`, `KSR.tm.t_is_expired()`, `KSR.tm.t_retransmit_reply()`,
+	`KSR.is_myself_nhuri()`, `KSR.is_myself_suri()`,
+	`KSR.x.modf("is_numeric", "123")`, `KSR.x.modf("is_numeric", "12a")`, `KSR.x.probe()`,
 }
 
 var breadthHeaders = []string{
