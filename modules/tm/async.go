@@ -208,3 +208,43 @@ func (t *TM) idsOf(x *tx) *asyncIDs {
 	}
 	return nil
 }
+
+// cancelSuspended answers a CANCEL of a suspended INVITE (nothing sent downstream but its blind branch) as
+// Kamailio's e2e_cancel does when no branch can be cancelled: 487 "Request canceled" to the INVITE, then
+// 200 "ok -- no more pending branches" to the CANCEL. false when x is not suspended (cancelTx handles it).
+func (t *TM) cancelSuspended(m *engine.Msg, x *tx) bool {
+	x.mu.Lock()
+	if x.final || x.canceled || !onlyBlind(x) {
+		x.unlock()
+		return false
+	}
+	x.canceled = true
+	for _, b := range x.branches {
+		b.final, b.dropped, b.status = true, true, 487
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+	}
+	x.localReply(487, "Request canceled")
+	x.unlock() // the 487 goes out here, before the 200
+	if err := m.SendReply(200, "ok -- no more pending branches"); err != nil {
+		t.logger().Info("200 to CANCEL not sent", "err", err, "call_id", callID(m))
+	}
+	return true
+}
+
+// onlyBlind reports whether every pending branch of x is the blind branch of a suspension (never sent: no
+// Via branch id) and there is one. Called with x.mu held.
+func onlyBlind(x *tx) bool {
+	pending := 0
+	for _, b := range x.branches {
+		if b.final {
+			continue
+		}
+		if b.id != "" || b.out != nil || b.rs != nil {
+			return false
+		}
+		pending++
+	}
+	return pending > 0
+}

@@ -46,6 +46,9 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 		return 1
 	case "CANCEL":
 		if x := t.lookup(m, "INVITE"); x != nil {
+			if t.cancelSuspended(m, x) { // async.go
+				return 1
+			}
 			t.cancelTx(m, x)
 			return 1
 		}
