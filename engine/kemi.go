@@ -83,3 +83,18 @@ func (m *Msg) RunOnSend(proto Proto, local *Listener, dst netip.AddrPort, out []
 	}
 	return !drop
 }
+
+// CallRouteFor runs script function fname with other as the current message, on the worker routing m
+// (a module's route about another message than the one being routed: tm's branch failure route runs on
+// a copy of the request while the worker routes a reply). other must not be routed elsewhere meanwhile.
+func (m *Msg) CallRouteFor(other *Msg, fname string, args ...string) error {
+	if m.st == nil {
+		return errNoState
+	}
+	other.st, other.w, other.gen, other.budget, other.E = m.st, m.w, m.gen, m.budget, m.E
+	if other.Vars == nil {
+		other.Vars = m.Vars
+	}
+	defer func() { other.st, other.w, other.budget = nil, nil, nil }()
+	return other.CallRouteArgs(fname, args...)
+}

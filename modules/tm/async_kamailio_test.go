@@ -54,6 +54,7 @@ loadmodule "tmx.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "htable.so"
+loadmodule "kemix.so"
 loadmodule "app_lua.so"
 modparam("tm", "fr_timer", 1000)
 modparam("htable", "htable", "a=>size=4;")
@@ -166,5 +167,60 @@ func TestSuspendKamailio(t *testing.T) {
 	got := asyncFlow(t, p.UDP)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("siplua:\n  %s\nkamailio:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// bfailCmpScript: the branch failure route records what it sees in htable "a"; a MESSAGE reads it back.
+const bfailCmpScript = `
+function ksr_request_route()
+	if KSR.hdr.get("X-Fn") == "ping" then KSR.sl.sl_send_reply(200, "Pong") return 1 end
+	if KSR.is_ACK() then KSR.tm.t_relay() return 1 end
+	if KSR.is_MESSAGE() then
+		KSR.sl.sl_send_reply(200, KSR.htable.sht_get("a", "seen") or "nothing")
+		return 1
+	end
+	KSR.tm.t_on_branch_failure("bfail")
+	KSR.tm.t_relay()
+end
+function bfail(ev)
+	KSR.htable.sht_sets("a", "seen", "arg=" .. tostring(ev) .. " code=" .. KSR.tm.t_get_status_code() ..
+		" method=" .. KSR.kx.get_method() .. " ruser=" .. KSR.kx.gete_ruser() ..
+		" index=" .. KSR.tm.t_get_branch_index() .. " T_reply_code=" .. tostring(KSR.pv.get("$T_reply_code")) ..
+		" failure_route=" .. KSR.tmx.t_is_failure_route())
+end
+`
+
+// TestBranchFailureKamailio: the branch failure route (t_on_branch_failure) sees the same things in
+// Kamailio 5.6 and in siplua: no argument, the request (method, R-URI user), the reply code and branch.
+func TestBranchFailureKamailio(t *testing.T) {
+	enginetest.NeedProgram(t, "kamailio", "kamailio")
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kamailio app_lua module missing: %v", err)
+		}
+		t.Skipf("kamailio app_lua module missing: %v", err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script.lua")
+	if err := os.WriteFile(script, []byte(bfailCmpScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kam := enginetest.RunKamailio(t, dir, strings.Replace(asyncKamailioCfg, "SCRIPT", script, 1), "X-Fn: ping")
+	p := enginetest.Start(t, "[modules.tm]\n[modules.tmx]\n[modules.sl]\n[modules.htable.tables.a]\n", bfailCmpScript)
+	flow := func(addr netip.AddrPort) string {
+		uac, uas := enginetest.NewUDPClient(t, addr), enginetest.NewUDPClient(t, addr)
+		uac.Send(uac.Request("INVITE", "sip:bob@"+uas.Addr.String()))
+		inv := recvRequest(t, uas, "INVITE", 3*time.Second)
+		answer(t, uas, inv, "486 Busy Here")
+		if final, _ := recvFinal(t, uac, 3*time.Second); statusCode(final) != 486 {
+			t.Errorf("caller got %q", startLine(final))
+		}
+		uac.Send(uac.Request("MESSAGE", "sip:x@127.0.0.1"))
+		return startLine(uac.RecvRaw(3 * time.Second))
+	}
+	want, got := flow(kam), flow(p.UDP)
+	t.Logf("kamailio: %s", want)
+	if got != want {
+		t.Errorf("siplua:   %s\nkamailio: %s", got, want)
 	}
 }

@@ -402,26 +402,36 @@ func (t *TM) morePVs() []engine.PV {
 	}}}
 }
 
+// routeBranchFailure is the kind of the branch failure route's message context (Kamailio's
+// BRANCH_FAILURE_ROUTE): t_get_status_code, $T_reply_code and t_get_branch_index tell the reply and branch.
+const routeBranchFailure routeKind = 100
+
 // runBranchFailure runs the t_on_branch_failure function armed for the transaction for a negative final
-// reply of branch b (Kamailio's branch failure route), with the reply as the message (siplua; Kamailio
-// gives a copy of the request), before the reply is aggregated. Called from OnReply without x.mu.
+// reply of branch b, before the reply is aggregated, as Kamailio's branch failure route: on a copy of the
+// request (its R-URI, headers, flags), without arguments, on the worker that received the reply. Called
+// from OnReply without x.mu.
 func (t *TM) runBranchFailure(x *tx, b *branch, m *engine.Msg, code int) {
 	if code < 300 || m.Dropped {
 		return
 	}
 	x.mu.Lock()
 	var fn string
+	var fm *engine.Msg
 	if x.req != nil {
 		if s, ok := x.req.Mod[moreModKey].(*moreState); ok { // Detach kept the request's module state
 			fn = s.onBranchFailure
 		}
 	}
 	final := b.final
+	if fn != "" && !final {
+		fm = x.req.Detach()
+		fm.Tx = &msgCtx{tx: x, route: routeBranchFailure, branch: b.idx, code: code, reason: m.Reason()}
+	}
 	x.unlock()
-	if fn == "" || final {
+	if fm == nil {
 		return
 	}
-	if err := m.CallRouteArgs(fn, "tm:branch-failure"); err != nil {
+	if err := m.CallRouteFor(fm, fn); err != nil {
 		t.logger().Error("branch failure route failed", "route", fn, "err", err, "call_id", callID(m))
 	}
 }

@@ -27,7 +27,8 @@ function ksr_request_route()
 	if KSR.tm.t_relay_to_proxy("udp:` + pp.uas[0].Addr.String() + `") < 0 then KSR.sl.sl_send_reply(500, "relay") end
 end
 function bfail(ev)
-	KSR.info("branch failure event=" .. ev .. " code=" .. KSR.tm.t_get_status_code())
+	KSR.info("branch failure arg=" .. tostring(ev) .. " code=" .. KSR.tm.t_get_status_code() .. " method=" ..
+		KSR.kx.get_method() .. " ruri=" .. KSR.kx.get_ruri() .. " index=" .. KSR.tm.t_get_branch_index())
 end
 function failed()
 	KSR.info("failure index=" .. KSR.tm.t_get_branch_index() .. " grep486=" .. KSR.tm.t_grep_status(486) ..
@@ -72,7 +73,7 @@ end
 	for _, want := range []string{
 		"branch index in request route=0",
 		"retransmission seen by t_lookup_request",
-		"branch failure event=tm:branch-failure code=486",
+		"branch failure arg=nil code=486 method=INVITE ruri=sip:bob@example.com index=0",
 		"failure index=0 grep486=1 grep404=-1",
 	} {
 		if !strings.Contains(log, want) {

@@ -163,7 +163,7 @@ func (t *TM) PVs() []engine.PV {
 			return engine.Value{}
 		}},
 		{Name: "T_branch_idx", Get: func(m *engine.Msg, _ string) engine.Value {
-			if c, ok := m.Tx.(*msgCtx); ok && (c.route == routeBranch || c.route == routeReply) {
+			if c, ok := m.Tx.(*msgCtx); ok && (c.route == routeBranch || c.route == routeReply || c.route == routeBranchFailure) {
 				return engine.IntVal(int64(c.branch))
 			}
 			return engine.IntVal(0)
