@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,7 +113,34 @@ func TestExampleKemiBasic(t *testing.T) {
 
 	t.Run("cancel", func(t *testing.T) { exampleKemiCancel(t, addr) })
 
-	t.Run("ban", func(t *testing.T) { exampleKemiBan(t, addr, sock) })
+	t.Run("ban", func(t *testing.T) { exampleKemiBan(t, addr, sipluaBanCtl(sock)) })
+}
+
+// banCtl looks at and lifts a ban: siplua's ctl htable.get / htable.delete (nil for Kamailio, where the
+// test only looks at the wire).
+type banCtl struct {
+	banned func(t *testing.T, ip string)
+	unban  func(t *testing.T, ip string)
+}
+
+func sipluaBanCtl(sock string) *banCtl {
+	return &banCtl{
+		banned: func(t *testing.T, ip string) {
+			_, res, err := ctl.Call(sock, "htable.get", []string{"ipban", ip}, 5*time.Second)
+			if err != nil {
+				t.Fatalf("htable.get ipban %s: %v (the script did not ban the source)", ip, err)
+			}
+			var item struct{ Item struct{ Name string } }
+			if err := json.Unmarshal(res, &item); err != nil || item.Item.Name != ip {
+				t.Fatalf("htable.get ipban %s = %s (%v): want the banned address", ip, res, err)
+			}
+		},
+		unban: func(t *testing.T, ip string) {
+			if _, _, err := ctl.Call(sock, "htable.delete", []string{"ipban", ip}, 5*time.Second); err != nil {
+				t.Fatalf("htable.delete: %v", err)
+			}
+		},
+	}
 }
 
 // exampleKemiRegister registers user from phone (two REGISTERs: 401, then with credentials) and checks the
@@ -226,7 +256,7 @@ func exampleKemiRecvRequest(t *testing.T, phone *enginetest.Client, method strin
 // then checks the ban: it is in the htable (ctl htable.get ipban 127.0.0.2), requests from 127.0.0.2 stay
 // unanswered after pike's own block would have expired (remove_latency 4 s … the script drops them through
 // the ipban check), and requests from elsewhere are still answered.
-func exampleKemiBan(t *testing.T, addr netip.AddrPort, sock string) {
+func exampleKemiBan(t *testing.T, addr netip.AddrPort, bc *banCtl) {
 	bad := netip.MustParseAddr("127.0.0.2")
 	mallory := enginetest.NewUDPClientFrom(t, bad, addr)
 	src := mallory.Addr.String()
@@ -270,13 +300,8 @@ func exampleKemiBan(t *testing.T, addr netip.AddrPort, sock string) {
 		t.Errorf("only %d REGISTERs answered before the ban, want the first ones (pike density 16) answered", answered)
 	}
 
-	_, res, err := ctl.Call(sock, "htable.get", []string{"ipban", bad.String()}, 5*time.Second)
-	if err != nil {
-		t.Fatalf("htable.get ipban %s: %v (the script did not ban the source)", bad, err)
-	}
-	var item struct{ Item struct{ Name string } }
-	if err := json.Unmarshal(res, &item); err != nil || item.Item.Name != bad.String() {
-		t.Fatalf("htable.get ipban %s = %s (%v): want the banned address", bad, res, err)
+	if bc != nil {
+		bc.banned(t, bad.String())
 	}
 
 	// pike forgets the source after remove_latency (4 s) of calm; the ipban entry (300 s) still drops it
@@ -291,9 +316,81 @@ func exampleKemiBan(t *testing.T, addr netip.AddrPort, sock string) {
 	exampleExpect(t, good, 200, "Keepalive")
 
 	// and once unbanned (ctl htable.delete, as an operator would), it is answered again
-	if _, _, err := ctl.Call(sock, "htable.delete", []string{"ipban", bad.String()}, 5*time.Second); err != nil {
-		t.Fatalf("htable.delete: %v", err)
+	if bc != nil {
+		bc.unban(t, bad.String())
+		later.Send(later.Request("OPTIONS", "sip:"+addr.String()))
+		exampleExpect(t, later, 200, "Keepalive")
 	}
-	later.Send(later.Request("OPTIONS", "sip:"+addr.String()))
-	exampleExpect(t, later, 200, "Keepalive")
+}
+
+// TestExampleKemiBasicKamailio runs the flows of TestExampleKemiBasic, unchanged, against Kamailio 5.6
+// running the same packaged script with app_lua (scripts/examples/kamailio-kemi-basic.cfg: the modules and
+// modparams of kemi-basic.toml, users in db_text): both proxies answer alike on the wire.
+func TestExampleKemiBasicKamailio(t *testing.T) {
+	needKemiBasic(t)
+	sipp := enginetest.NeedProgram(t, "sipp", "sip-tester")
+	kam := enginetest.NeedProgram(t, "kamailio", "kamailio")
+	if mods, _ := filepath.Glob("/usr/lib/*/kamailio/modules/app_lua.so"); len(mods) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kamailio's app_lua module not found (install kamailio-lua-modules); CI=true so this is a failure")
+		}
+		t.Skip("kamailio's app_lua module not found: install kamailio-lua-modules to run this test")
+	}
+	addr := exampleKamailioCfg(t, kam, "kamailio-kemi-basic.cfg")
+	t.Run("register and call", func(t *testing.T) { exampleCalls(t, sipp, addr) })
+	t.Run("keepalive", func(t *testing.T) {
+		c := enginetest.NewUDPClient(t, addr)
+		c.Send(c.Request("OPTIONS", "sip:"+addr.String()))
+		exampleExpect(t, c, 200, "Keepalive")
+	})
+	t.Run("cancel", func(t *testing.T) { exampleKemiCancel(t, addr) })
+	t.Run("ban", func(t *testing.T) { exampleKemiBan(t, addr, nil) })
+}
+
+// exampleKamailioCfg starts kamailio -DD -E on an example configuration with a free port and the example
+// users (db_text), waits until it answers an OPTIONS ping, and stops it when the test ends.
+func exampleKamailioCfg(t *testing.T, kam, cfg string) netip.AddrPort {
+	t.Helper()
+	dir := t.TempDir()
+	port := enginetest.FreePort(t)
+	cmd := exec.Command(kam, "-f", e2eAbs(t, filepath.Join(exampleDir, cfg)), "-DD", "-E", "-m", "64", "-M", "8",
+		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
+		"-A", "SIPPORT="+strconv.Itoa(port),
+		"-A", fmt.Sprintf("DBURL=%q", "text://"+e2eAbs(t, filepath.Join(exampleDir, "kamailio-dbtext"))))
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kamailio: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kamailio log:\n%s", e2eTail(log.Bytes(), 6000))
+		}
+	})
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	c := enginetest.NewUDPClient(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("kamailio exited: %v\n%s", err, e2eTail(log.Bytes(), 3000))
+		default:
+		}
+		c.Send(c.Request("OPTIONS", "sip:"+addr.String()))
+		if _, err := c.TryRecv(300 * time.Millisecond); err == nil {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("kamailio does not answer an OPTIONS ping within 10s")
+		}
+	}
 }
