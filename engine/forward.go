@@ -222,7 +222,7 @@ func (m *Msg) forwardTo(t Target, forced bool) error {
 	}
 	var err error
 	if m.RunOnSend(t.Proto, local, t.Addr, out) { // kemi.go
-		err = e.send(t.Proto, local, t.Addr, out, false)
+		err = e.send(t.Proto, local, t.Addr, out, m.ForwardNoConnect)
 	} else {
 		err = ErrOnSendDrop
 	}
@@ -263,7 +263,11 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	if vi >= 0 {
 		off = m.Raw.Hdrs[vi].Start
 	}
-	extra = append(extra, edit{off: off, end: off, text: "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"})
+	via := "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"
+	if m.LocalRport {
+		via = via[:len(via)-2] + ";rport\r\n"
+	}
+	extra = append(extra, edit{off: off, end: off, text: via})
 	if vi >= 0 {
 		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
 		h := m.Raw.Hdrs[vi]

@@ -65,6 +65,11 @@ type Msg struct {
 	reply          bool // the start line is a status line (from the raw bytes)
 	parse          parseState
 
+	// ForwardNoConnect (KSR.set_forward_no_connect) keeps a stateless forward from opening a TCP
+	// connection: only an existing one is used. LocalRport (KSR.add_local_rport) puts ;rport in the
+	// proxy's own Via of relayed requests (stateless and tm), RFC 3581.
+	ForwardNoConnect, LocalRport bool
+
 	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
 	AVPs map[string][]Value
 	Vars map[string]Value

@@ -18,9 +18,7 @@ import (
 type coreState struct {
 	sflags      uint64 // script flags (setsflag): per message here, see README
 	fwdClose    bool   // set_forward_close
-	fwdNoConn   bool   // set_forward_no_connect
 	replyClose  bool   // set_reply_close
-	localRport  bool   // add_local_rport
 	advAddr     string // set_advertised_address
 	advPort     string // set_advertised_port
 	tcpAliasVia int    // add_tcp_alias / add_tcp_alias_via: the port aliased to the connection
@@ -68,9 +66,9 @@ func (c *Core) moreExports() []engine.Export {
 		{Name: "resetbiflag", Fn: func(m *engine.Msg, f, idx int) bool { return branchFlag(m, f, idx, 0) }},
 		{Name: "isbiflagset", Fn: func(m *engine.Msg, f, idx int) bool { return branchFlag(m, f, idx, -1) }},
 		{Name: "set_forward_close", Fn: func(m *engine.Msg) bool { stateOf(m).fwdClose = true; return true }},
-		{Name: "set_forward_no_connect", Fn: func(m *engine.Msg) bool { stateOf(m).fwdNoConn = true; return true }},
+		{Name: "set_forward_no_connect", Fn: func(m *engine.Msg) bool { m.ForwardNoConnect = true; return true }},
 		{Name: "set_reply_close", Fn: func(m *engine.Msg) bool { stateOf(m).replyClose = true; return true }},
-		{Name: "add_local_rport", Fn: func(m *engine.Msg) bool { stateOf(m).localRport = true; return true }},
+		{Name: "add_local_rport", Fn: func(m *engine.Msg) bool { m.LocalRport = true; return true }},
 		{Name: "set_advertised_address", Fn: func(m *engine.Msg, a string) int { return setAdvertised(m, a, 128, false) }},
 		{Name: "set_advertised_port", Fn: func(m *engine.Msg, p string) int { return setAdvertised(m, p, 8, true) }},
 		{Name: "add_tcp_alias", Fn: func(m *engine.Msg, port int) int {

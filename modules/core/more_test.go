@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/siplua/siplua/luabind/enginetest"
 )
@@ -87,3 +88,47 @@ function my_route() KSR.setflag(7) end
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestForwardFlags: add_local_rport puts ;rport in the proxy's Via (stateless forward and t_relay);
+// set_forward_no_connect makes a stateless forward to a TCP address without a connection fail at once (-1)
+// instead of opening one.
+func TestForwardFlags(t *testing.T) {
+	p := enginetest.Start(t, "[modules.sl]\n[modules.tm]\n", `
+function ksr_request_route()
+	if KSR.is_ACK() then return end
+	if KSR.hdr.is_present("X-Rport") > 0 then KSR.add_local_rport() end
+	if KSR.hdr.is_present("X-NoConn") > 0 then KSR.set_forward_no_connect() end
+	local rc
+	if KSR.hdr.is_present("X-Stateful") > 0 then rc = KSR.tm.t_relay() else rc = KSR.forward_uri(KSR.hdr.get("X-Dst")) end
+	if rc < 0 then KSR.sl.sl_send_reply(500, "rc " .. rc) end
+end`)
+	c, uas := p.UDPClient(t), p.UDPClient(t)
+	topVia := func(raw []byte) string {
+		for _, l := range strings.Split(string(raw), "\r\n") {
+			if strings.HasPrefix(l, "Via: ") {
+				return l
+			}
+		}
+		return ""
+	}
+	for _, extra := range [][]string{{"X-Dst: sip:" + uas.Addr.String()}, {"X-Stateful: 1"}} {
+		c.Send(c.Request("MESSAGE", "sip:bob@"+uas.Addr.String(), append(extra, "X-Rport: 1")...))
+		if v := topVia(uas.RecvRaw(2 * time.Second)); !strings.HasSuffix(v, ";rport") {
+			t.Errorf("%v: proxy Via %q, want ;rport", extra, v)
+		}
+		c.Send(c.Request("MESSAGE", "sip:bob@"+uas.Addr.String(), extra...))
+		if v := topVia(uas.RecvRaw(2 * time.Second)); strings.Contains(v, "rport") {
+			t.Errorf("%v: proxy Via %q without add_local_rport", extra, v)
+		}
+	}
+	closed := enginetest.FreePort(t) // nothing listens there
+	dst := "X-Dst: sip:127.0.0.1:" + itoa(closed) + ";transport=tcp"
+	c.Send(c.Request("MESSAGE", "sip:bob@example.com", dst, "X-NoConn: 1"))
+	if r := c.RecvResponse(2 * time.Second); r.StatusCode != 500 || r.Reason != "rc -1" {
+		t.Errorf("no-connect forward: %d %s, want 500 rc -1", r.StatusCode, r.Reason)
+	}
+	c.Send(c.Request("MESSAGE", "sip:bob@example.com", dst))
+	if b, err := c.TryRecv(300 * time.Millisecond); err == nil {
+		t.Errorf("a forward allowed to connect failed at once: %q", strings.SplitN(string(b), "\r\n", 2)[0])
+	}
+}
