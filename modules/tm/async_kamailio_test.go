@@ -186,7 +186,8 @@ function bfail(ev)
 	KSR.htable.sht_sets("a", "seen", "arg=" .. tostring(ev) .. " code=" .. KSR.tm.t_get_status_code() ..
 		" method=" .. KSR.kx.get_method() .. " ruser=" .. KSR.kx.gete_ruser() ..
 		" index=" .. KSR.tm.t_get_branch_index() .. " T_reply_code=" .. tostring(KSR.pv.get("$T_reply_code")) ..
-		" failure_route=" .. KSR.tmx.t_is_failure_route())
+		" failure_route=" .. KSR.tmx.t_is_failure_route() .. " reuse=" .. KSR.tmx.t_reuse_branch() ..
+		" ruri=" .. KSR.kx.get_ruri())
 end
 `
 
@@ -216,7 +217,7 @@ func TestBranchFailureKamailio(t *testing.T) {
 			t.Errorf("caller got %q", startLine(final))
 		}
 		uac.Send(uac.Request("MESSAGE", "sip:x@127.0.0.1"))
-		return startLine(uac.RecvRaw(3 * time.Second))
+		return strings.ReplaceAll(startLine(uac.RecvRaw(3*time.Second)), uas.Addr.String(), "UAS")
 	}
 	want, got := flow(kam), flow(p.UDP)
 	t.Logf("kamailio: %s", want)

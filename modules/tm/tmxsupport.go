@@ -183,3 +183,21 @@ func (t *TM) KReplyCallID(m *engine.Msg, callid, cseq string, code int, reason s
 	x.localReply(code, reason)
 	return 1
 }
+
+// KReuseBranch is tmx.t_reuse_branch: in a branch failure route, the R-URI (and $du) of the route's request
+// become those of the branch that failed, as Kamailio; -1 in any other route.
+func (t *TM) KReuseBranch(m *engine.Msg) int {
+	c, ok := m.Tx.(*msgCtx)
+	if !ok || c.tx == nil || c.route != routeBranchFailure {
+		return -1
+	}
+	x := c.tx
+	x.mu.Lock()
+	defer x.unlock()
+	if c.branch < 0 || c.branch >= len(x.branches) {
+		return -1
+	}
+	b := x.branches[c.branch]
+	m.NewURI = b.uri
+	return 1
+}

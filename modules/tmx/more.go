@@ -76,8 +76,6 @@ func moreExports() []engine.Export {
 			}
 			return -1
 		}},
-		// Kamailio allows it in a branch failure route only; siplua runs that route on the reply, where
-		// there is no request to rewrite
-		{Name: "t_reuse_branch", Fn: func(m *engine.Msg) int { return -1 }},
+		{Name: "t_reuse_branch", Fn: withTM(func(t *tm.TM, m *engine.Msg) int { return t.KReuseBranch(m) })},
 	}
 }
