@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -55,10 +54,19 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	if c.route != routeRequest {
 		return 0, 0, errors.New("t_suspend: only in the request route")
 	}
+	created := false
 	if c.tx == nil {
-		if r := t.newtran(m); r <= 0 {
-			return 0, 0, fmt.Errorf("t_suspend: no transaction (t_newtran returned %d)", r)
+		// as t_newtran, but the blind branch exists before the 100 Trying goes out: a CANCEL sent at once
+		// must find the transaction suspended
+		x, isNew := t.newTx(m)
+		if x == nil {
+			return 0, 0, errors.New("t_suspend: no transaction")
 		}
+		if !isNew {
+			x.retransmitted(m)
+			return 0, 0, errors.New("t_suspend: a retransmission (its transaction exists)")
+		}
+		c.tx, created = x, true
 	}
 	x := c.tx
 	fr := t.FrTimer
@@ -77,6 +85,11 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	b := &branch{tx: x, idx: len(x.branches), uri: m.RURI(), frAt: time.Now().Add(ms(fr))}
 	x.branches = append(x.branches, b)
 	b.schedule(time.Now())
+	if created && x.invite && t.AutoInv100 {
+		x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
+		x.status = 100
+		x.queueReplyTo(m, x.reply)
+	}
 	x.unlock()
 	m.Relayed = true // no 500 when the script ends: the transaction answers
 
