@@ -182,13 +182,20 @@ func TestDropAndFlush(t *testing.T) {
 	if got, err := r.uac.TryRecv(300 * time.Millisecond); err == nil {
 		t.Errorf("a dropped transaction answered %q", line(got))
 	}
-	for _, flush := range []bool{false, true} {
+	for i, flush := range []bool{false, true} {
 		extra := []string{"X-Dst: sip:" + r.uas[0].Addr.String()}
 		if flush {
 			extra = append(extra, "X-Flush: 1")
 		}
 		r.uac.Send(r.uac.Request("INVITE", "sip:bob@127.0.0.1", extra...))
 		got := recv(t, r.uas[0], "INVITE ")
+		// answer once the request route has finished (it sets the flag after t_relay)
+		for deadline := time.Now().Add(2 * time.Second); strings.Count(r.p.Log.String(), "is_request_route=1") <= i; {
+			if time.Now().After(deadline) {
+				t.Fatal("the request route did not finish")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		r.uas[0].Send(reply(got, "404 Not Found"))
 		recv(t, r.uas[0], "ACK ")
 		recv(t, r.uac, "SIP/2.0 404")
