@@ -229,7 +229,12 @@ func (m *Msg) forwardTo(t Target, forced bool) error {
 			out = m.AppendRequest(out[:0], local, t.Proto, branch, m.NewURI)
 		}
 	}
-	err := e.send(t.Proto, local, t.Addr, out, false)
+	var err error
+	if m.RunOnSend(t.Proto, local, t.Addr, out) { // kemi.go
+		err = e.send(t.Proto, local, t.Addr, out, m.ForwardNoConnect)
+	} else {
+		err = ErrOnSendDrop
+	}
 	*bp = out
 	putBuf(bp)
 	if err == nil {
@@ -267,7 +272,11 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	if vi >= 0 {
 		off = m.Raw.Hdrs[vi].Start
 	}
-	extra = append(extra, edit{off: off, end: off, text: "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"})
+	via := "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"
+	if m.LocalRport {
+		via = via[:len(via)-2] + ";rport\r\n"
+	}
+	extra = append(extra, edit{off: off, end: off, text: via})
 	if vi >= 0 {
 		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
 		// as parameter edits, not a new value: the script's own edits inside that Via (textops) stay, as

@@ -75,6 +75,11 @@ type Msg struct {
 	// its worker reads.
 	parseMu *sync.Mutex
 
+	// ForwardNoConnect (KSR.set_forward_no_connect) keeps a stateless forward from opening a TCP
+	// connection: only an existing one is used. LocalRport (KSR.add_local_rport) puts ;rport in the
+	// proxy's own Via of relayed requests (stateless and tm), RFC 3581.
+	ForwardNoConnect, LocalRport bool
+
 	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
 	AVPs map[string][]Value
 	Vars map[string]Value
@@ -94,6 +99,7 @@ type Msg struct {
 	gen    *Generation // the script generation its routes run on
 	job    func(*Msg)  // RunOnWorker: run this instead of routing the message
 	keep   bool        // RouteOffline: not recycled after routing
+	snd    *SendInfo   // the send the onsend callback is deciding (kemi.go)
 }
 
 // Branch is one additional destination of a request (Kamailio's dset entry).

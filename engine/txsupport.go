@@ -41,7 +41,7 @@ func (m *Msg) Detach() *Msg {
 		Src:     m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn, Recv: m.Recv,
 		Flags: m.Flags, BFlags: m.BFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), ReplyBody: slices.Clone(m.ReplyBody), edits: slices.Clone(m.edits),
-		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect,
+		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect, ForwardNoConnect: m.ForwardNoConnect, LocalRport: m.LocalRport,
 		Branches: slices.Clone(m.Branches), Tx: m.Tx, Mod: maps.Clone(m.Mod), E: m.E,
 	}
 	c.Raw.Hdrs = slices.Clone(m.Raw.Hdrs)

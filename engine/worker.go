@@ -307,11 +307,17 @@ func (e *Engine) process(w *worker, m *Msg) {
 		e.malformed(m, err)
 		return
 	}
+	if e.kemiDrop(m, KemiReceived) { // kemi.go
+		return
+	}
 	if m.reply {
 		e.stats.replies.Add(1)
 		if err := m.checkRaw(); err != nil {
 			e.stats.dropParse.Add(1)
 			e.log.Debug("reply dropped", "src", m.Src.String(), "err", err)
+			return
+		}
+		if e.kemiDrop(m, KemiPreRouting) {
 			return
 		}
 		t0 := time.Now()
@@ -325,6 +331,9 @@ func (e *Engine) process(w *worker, m *Msg) {
 	}
 	if err := m.checkRaw(); err != nil {
 		e.malformed(m, err)
+		return
+	}
+	if e.kemiDrop(m, KemiPreRouting) {
 		return
 	}
 	t0 := time.Now()

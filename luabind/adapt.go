@@ -72,6 +72,15 @@ type (
 	fnISII = func(*engine.Msg, int, string, int) int
 )
 
+// Kamailio 5.6 signatures of the KEMI breadth work: setbiflag(flag, branch) bool, hdr.match_content(4 str)
+// bool, tmx.t_reply_callid(callid, cseq, code, reason), tm.t_uac_send(6 str).
+type (
+	fnIIB     = func(*engine.Msg, int, int) bool
+	fnSSSSB   = func(*engine.Msg, string, string, string, string) bool
+	fnSSISI   = func(*engine.Msg, string, string, int, string) int
+	fnSSSSSSI = func(*engine.Msg, string, string, string, string, string, string) int
+)
+
 // Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
 func Supported(fn any) bool {
 	return adapt(nil, "", fn) != nil
@@ -149,6 +158,22 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 	case fnSISI:
 		return func(L *lua.LState) int {
 			return pushInt(L, f(msg(L), argS(L, name, 1), argI(L, name, 2), argS(L, name, 3)))
+		}
+	case fnIIB:
+		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L), argI(L, name, 1), argI(L, name, 2)))); return 1 }
+	case fnSSSSB:
+		return func(L *lua.LState) int {
+			L.Push(lua.LBool(f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argS(L, name, 4))))
+			return 1
+		}
+	case fnSSISI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argI(L, name, 3), argS(L, name, 4)))
+		}
+	case fnSSSSSSI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argS(L, name, 4),
+				argS(L, name, 5), argS(L, name, 6)))
 		}
 	case fnB:
 		return func(L *lua.LState) int { L.Push(lua.LBool(f(msg(L)))); return 1 }

@@ -69,7 +69,7 @@ func newAnalysis(file string, mods *engine.ModuleSet) *analysis {
 			add(a.loaded, l, l.Inst)
 		}
 	}
-	a.loaded["x"] = map[string]bool{"exit": true, "drop": true}
+	a.loaded["x"] = map[string]bool{"exit": true, "drop": true, "modf": true, "probe": true}
 	for _, name := range engine.RegisteredModules() {
 		m, _ := engine.LookupModule(name)
 		add(a.available, engine.Loaded{Module: m}, m.New())

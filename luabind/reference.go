@@ -46,7 +46,7 @@ func Reference(mods []engine.Loaded) string {
 			prefix, title = "KSR.", "KSR ("+lm.Name+")"
 		}
 		if !lm.TopLevel && !wroteX {
-			section("KSR.x", []string{"void KSR.x.exit()", "void KSR.x.drop()"})
+			section("KSR.x", []string{"void KSR.x.exit()", "void KSR.x.drop()", "int KSR.x.modf(str, ...)", "void KSR.x.probe()"})
 			wroteX = true
 		}
 		var lines []string
@@ -56,7 +56,7 @@ func Reference(mods []engine.Loaded) string {
 		section(title, lines)
 	}
 	if !wroteX {
-		section("KSR.x", []string{"void KSR.x.exit()", "void KSR.x.drop()"})
+		section("KSR.x", []string{"void KSR.x.exit()", "void KSR.x.drop()", "int KSR.x.modf(str, ...)", "void KSR.x.probe()"})
 	}
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }

@@ -125,7 +125,8 @@ type State struct {
 	msg     *engine.Msg
 	depth   int // routes running (they nest: t_relay runs the branch route inside the request route)
 	request *lua.LFunction
-	reply   *lua.LFunction // nil when the script has no ksr_reply_route
+	reply   *lua.LFunction    // nil when the script has no ksr_reply_route ([kemi] reply_route_callback)
+	kemi    [3]*lua.LFunction // [kemi] callbacks by engine.KemiKind, nil when not defined (kemi.go)
 	errfn   *lua.LFunction
 	exit    *lua.LUserData // KSR.x.exit sentinel
 	drop    *lua.LUserData // KSR.x.drop sentinel
@@ -206,10 +207,7 @@ func (st *State) build() error {
 		return fmt.Errorf("%s: function ksr_request_route is not defined", s.name)
 	}
 	st.request = fn
-	st.reply = nil
-	if fn, ok := L.GetGlobal("ksr_reply_route").(*lua.LFunction); ok {
-		st.reply = fn
-	}
+	st.loadKemi() // kemi.go: ksr_reply_route or [kemi] reply_route_callback, and the other callbacks
 	return nil
 }
 
@@ -379,6 +377,7 @@ func (st *State) buildKSR() error {
 		L.Error(st.drop, 0)
 		return 0
 	}))
+	st.moreX(x, ksr) // kemi.go: KSR.x.modf, KSR.x.probe
 	ksr.RawSetString("x", x)
 	L.SetGlobal("KSR", ksr)
 	return nil

@@ -35,6 +35,7 @@ type Config struct {
 	Web       WebConfig                 `toml:"web"`
 	TLS       TLSConfig                 `toml:"tls"`
 	WebSocket WebSocketConfig           `toml:"websocket"`
+	Kemi      KemiConfig                `toml:"kemi"` // kemi.go
 	Modules   map[string]toml.Primitive `toml:"modules"`
 
 	// File is the configuration's path ("" for the embedded default); Dir resolves relative paths.
@@ -181,7 +182,7 @@ func LoadConfigFile(path string) (*Config, error) {
 // name the file and line. Every problem found is reported, not only the first. Relative paths are resolved
 // against dir.
 func ParseConfig(src []byte, file, dir string) (*Config, error) {
-	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), TLS: DefaultTLS(), WebSocket: DefaultWebSocket(), File: file, Dir: dir, Src: src}
+	c := &Config{Core: DefaultCore(), Lua: LuaConfig{Script: "scripts/default.lua", RouteTimeout: DefaultRouteTimeout}, Ctl: DefaultCtl(), TLS: DefaultTLS(), WebSocket: DefaultWebSocket(), Kemi: DefaultKemi(), File: file, Dir: dir, Src: src}
 	// Tables are decoded key by key (not in one toml.Decode) so that one wrong type does not hide the rest.
 	var raw struct {
 		Core      toml.Primitive            `toml:"core"`
@@ -191,6 +192,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 		Web       toml.Primitive            `toml:"web"`
 		TLS       toml.Primitive            `toml:"tls"`
 		WebSocket toml.Primitive            `toml:"websocket"`
+		Kemi      toml.Primitive            `toml:"kemi"`
 		Modules   map[string]toml.Primitive `toml:"modules"`
 	}
 	md, err := toml.Decode(string(src), &raw)
@@ -218,6 +220,9 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	}
 	if md.IsDefined("websocket") {
 		d.table(raw.WebSocket, toml.Key{"websocket"}, &c.WebSocket)
+	}
+	if md.IsDefined("kemi") {
+		d.table(raw.Kemi, toml.Key{"kemi"}, &c.Kemi)
 	}
 	c.Modules = raw.Modules
 	c.Mods = &ModuleSet{}
@@ -262,7 +267,7 @@ func ParseConfig(src []byte, file, dir string) (*Config, error) {
 	for _, k := range md.Undecoded() {
 		d.unknownKey(k)
 	}
-	errs := append(d.errs, c.validateCore()...)
+	errs := append(append(d.errs, c.validateCore()...), c.validateKemi()...)
 	errs = append(errs, c.validateCtlMetrics()...)
 	errs = append(errs, c.validateWeb()...)
 	errs = append(errs, c.validateTLS()...)

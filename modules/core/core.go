@@ -74,7 +74,8 @@ func (c *Core) Exports() []engine.Export {
 		// Kamailio parses the method name case-insensitively into its method id: "invite" is INVITE
 		ex = append(ex, engine.Export{Name: "is_" + meth, Fn: func(m *engine.Msg) bool { return strings.EqualFold(m.Method(), meth) }})
 	}
-	return append(ex, transportExports()...)
+	ex = append(ex, transportExports()...)
+	return append(ex, c.moreExports()...) // more.go
 }
 
 // isMethod is Kamailio's is_method: the method, or one of a "|"-separated list, case-insensitively.

@@ -17,12 +17,12 @@ type Corex struct{}
 
 // Exports: KSR.corex.*.
 func (*Corex) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "has_ruri_user", Fn: hasRURIUser},
 		{Name: "append_branch", Fn: func(m *engine.Msg) int { return appendBranch(m, "", "") }},
 		{Name: "append_branch_uri", Fn: func(m *engine.Msg, uri string) int { return appendBranch(m, uri, "") }},
 		{Name: "append_branch_uri_q", Fn: appendBranch},
-	}
+	}, moreExports()...) // more.go
 }
 
 // hasRURIUser: 1 when the Request-URI has a user part, -1 otherwise (Kamailio returns an int here). The

@@ -34,6 +34,7 @@ func (*Hdr) Exports() []engine.Export {
 		{Name: "gete_idx", Fn: func(m *engine.Msg, name string, i int) string { s, _ := getIdx(m, name, i); return s }},
 		{Name: "getw_idx", Fn: func(m *engine.Msg, name string, i int) string { return orNull(getIdx(m, name, i)) }},
 		{Name: "append_to_reply", Fn: appendToReply},
+		{Name: "match_content", Fn: matchContent}, // more.go
 	}
 }
 

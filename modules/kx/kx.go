@@ -103,7 +103,7 @@ func (*KX) Exports() []engine.Export {
 			}},
 		)
 	}
-	return ex
+	return append(ex, moreExports()...) // more.go
 }
 
 func nonEmpty(s string) (string, bool) { return s, s != "" }

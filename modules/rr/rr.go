@@ -41,7 +41,7 @@ func (r *RR) logger() *slog.Logger {
 
 // Exports: KSR.rr.*.
 func (r *RR) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "record_route", Fn: func(m *engine.Msg) int { return r.recordRoute(m, "") }},
 		{Name: "record_route_params", Fn: r.recordRoute},
 		{Name: "record_route_preset", Fn: r.recordRoutePreset},
@@ -53,7 +53,7 @@ func (r *RR) Exports() []engine.Export {
 		{Name: "check_route_param", Fn: checkRouteParam},
 		{Name: "is_direction", Fn: r.isDirection},
 		{Name: "remove_record_route", Fn: removeRecordRoute},
-	}
+	}, r.moreExports()...) // more.go
 }
 
 // PVs: Kamailio rr's $route_uri (the URI of the first Route of the message as received, parameters

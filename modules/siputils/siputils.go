@@ -15,12 +15,12 @@ type Siputils struct{}
 
 // Exports: KSR.siputils.*; all return 1 for true and -1 for false, as in Kamailio.
 func (*Siputils) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "has_totag", Fn: hasTotag},
 		{Name: "is_request", Fn: func(m *engine.Msg) int { return b2i(m.IsRequest()) }},
 		{Name: "is_reply", Fn: func(m *engine.Msg) int { return b2i(m.IsReply()) }},
 		{Name: "is_first_hop", Fn: isFirstHop},
-	}
+	}, moreExports()...) // more.go
 }
 
 func b2i(b bool) int {

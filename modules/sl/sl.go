@@ -21,11 +21,11 @@ func (s *SL) Start(env *engine.Env) error { s.log = env.Log; return nil }
 
 // Exports: KSR.sl.*.
 func (s *SL) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "sl_send_reply", Fn: s.sendReply},
 		{Name: "send_reply", Fn: s.sendReplyTx},
 		{Name: "sl_reply_error", Fn: s.replyError},
-	}
+	}, s.moreExports()...) // more.go
 }
 
 func (s *SL) sendReply(m *engine.Msg, code int, reason string) int {

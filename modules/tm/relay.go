@@ -46,6 +46,9 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 		return 1
 	case "CANCEL":
 		if x := t.lookup(m, "INVITE"); x != nil {
+			if t.cancelSuspended(m, x) { // async.go
+				return 1
+			}
 			t.cancelTx(m, x)
 			return 1
 		}
@@ -334,6 +337,9 @@ func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, a
 	}
 	out, dst, local := b.out, b.dst, b.local
 	x.unlock()
+	if sync && !m.RunOnSend(dst.Proto, local, dst.Addr, out) { // the [kemi] onsend callback dropped it
+		return t.onSendDropped(b)
+	}
 	return t.transmit(b, out, dst, local, sync)
 }
 

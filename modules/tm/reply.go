@@ -61,6 +61,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	if m.Dropped && code < 200 {
 		return true
 	}
+	t.runBranchFailure(x, b, m, code) // more.go
 	x.mu.Lock()
 	t.branchReply(x, b, m, code)
 	x.unlock()

@@ -280,7 +280,7 @@ func (t *TM) replyOf(m *engine.Msg) (int, string, bool) {
 	if !ok {
 		return 0, "", false
 	}
-	if c.code > 0 && (c.route == routeReply || c.route == routeFailure) {
+	if c.code > 0 && (c.route == routeReply || c.route == routeFailure || c.route == routeBranchFailure) {
 		return c.code, c.reason, true
 	}
 	if c.tx == nil {

@@ -59,6 +59,9 @@ type TM struct {
 	CancelBMethod int `toml:"cancel_b_method"`
 	// AutoInv100 sends 100 Trying when an INVITE transaction is created (Kamailio auto_inv_100).
 	AutoInv100 bool `toml:"auto_inv_100"`
+	// EventCallback names the Lua function run with "tm:local-request" for a request tm originates
+	// (t_uac_send), Kamailio's event_callback (more.go).
+	EventCallback string `toml:"event_callback"`
 
 	e      *engine.Engine
 	log    *slog.Logger
@@ -69,6 +72,7 @@ type TM struct {
 	seq    atomic.Uint64
 	// sendHook, when set (tests, export_test.go), runs before every send tm makes for a transaction.
 	sendHook hookSlot
+	async    asyncTable // suspended transactions (async.go)
 }
 
 // Validate checks the timers.
@@ -90,6 +94,9 @@ func (t *TM) Validate() error {
 	if t.CancelBMethod < 0 || t.CancelBMethod > 2 {
 		return fmt.Errorf("cancel_b_method: expected 0 (local 487 at once), 1 (CANCEL once a provisional "+
 			"arrives) or 2 (CANCEL at once), got %d", t.CancelBMethod)
+	}
+	if err := validateMore(t); err != nil {
+		return err
 	}
 	if t.T2 < t.T1 {
 		return fmt.Errorf("retr_timer2 (%d) must not be lower than retr_timer1 (%d)", t.T2, t.T1)
@@ -126,7 +133,7 @@ func (t *TM) logger() *slog.Logger {
 
 // Exports: KSR.tm.*.
 func (t *TM) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "t_relay", Fn: func(m *engine.Msg) int { return t.relay(m, engine.ProtoNone, "") }},
 		{Name: "t_relay_to_proto_addr", Fn: t.relayToProtoAddr},
 		{Name: "t_relay_to_proto", Fn: t.relayToProto},
@@ -152,12 +159,12 @@ func (t *TM) Exports() []engine.Export {
 		{Name: "t_release", Fn: func(m *engine.Msg) int { return 1 }},
 		{Name: "t_drop_replies", Fn: func(m *engine.Msg, mode string) int { return dropReplies(m, mode) }},
 		{Name: "t_drop_replies_all", Fn: func(m *engine.Msg) int { return dropReplies(m, "a") }},
-	}
+	}, t.moreExports()...) // more.go
 }
 
 // PVs: $T_reply_code, $T_reply_reason, $T_branch_idx.
 func (t *TM) PVs() []engine.PV {
-	return []engine.PV{
+	return append([]engine.PV{
 		{Name: "T_reply_code", Get: func(m *engine.Msg, _ string) engine.Value {
 			if c, _, ok := t.replyOf(m); ok {
 				return engine.IntVal(int64(c))
@@ -176,7 +183,7 @@ func (t *TM) PVs() []engine.PV {
 			// of appended branches
 			c, ok := m.Tx.(*msgCtx)
 			switch {
-			case ok && (c.route == routeBranch || c.route == routeReply):
+			case ok && (c.route == routeBranch || c.route == routeReply || c.route == routeBranchFailure):
 				return engine.IntVal(int64(c.branch))
 			case ok && c.route == routeFailure && c.tx != nil:
 				c.tx.mu.Lock()
@@ -186,7 +193,7 @@ func (t *TM) PVs() []engine.PV {
 			}
 			return engine.IntVal(int64(len(m.Branches)))
 		}},
-	}
+	}, t.morePVs()...) // more.go
 }
 
 // RouteOf names the tm route a message is being run in: "failure", "branch", "reply" or "" (tmx).

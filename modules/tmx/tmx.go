@@ -15,12 +15,12 @@ type TMX struct{}
 
 // Exports: KSR.tmx.*.
 func (*TMX) Exports() []engine.Export {
-	return []engine.Export{
+	return append([]engine.Export{
 		{Name: "t_precheck_trans", Fn: precheck},
 		{Name: "t_is_branch_route", Fn: func(m *engine.Msg) int { return b2i(tm.RouteOf(m) == "branch") }},
 		{Name: "t_is_failure_route", Fn: func(m *engine.Msg) int { return b2i(tm.RouteOf(m) == "failure") }},
 		{Name: "t_is_reply_route", Fn: func(m *engine.Msg) int { return b2i(tm.RouteOf(m) == "reply") }},
-	}
+	}, moreExports()...) // more.go
 }
 
 // precheck is t_precheck_trans: 1 when a transaction for this request already exists (a retransmission
