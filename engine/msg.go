@@ -46,6 +46,7 @@ type Msg struct {
 
 	Flags  uint64 // message flags (KSR.setflag)
 	BFlags uint64 // branch flags of branch 0 (KSR.setbflag)
+	SFlags uint64 // script flags (KSR.setsflag, $sf): per message here (Kamailio keeps them per process)
 
 	// DstURI is the outbound destination ($du); "" = the R-URI.
 	DstURI string

@@ -39,7 +39,7 @@ func (m *Msg) Detach() *Msg {
 		Buf: slices.Clone(m.Buf), Raw: m.Raw, sipMsg: m.sipMsg, req: m.req, res: m.res, parse: m.parse, reply: m.reply,
 		parseMu: new(sync.Mutex),
 		Src:     m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn, Recv: m.Recv,
-		Flags: m.Flags, BFlags: m.BFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
+		Flags: m.Flags, BFlags: m.BFlags, SFlags: m.SFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), ReplyBody: slices.Clone(m.ReplyBody), edits: slices.Clone(m.edits),
 		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect, ForwardNoConnect: m.ForwardNoConnect, LocalRport: m.LocalRport,
 		Branches: slices.Clone(m.Branches), Tx: m.Tx, Mod: maps.Clone(m.Mod), E: m.E,

@@ -16,7 +16,6 @@ import (
 
 // coreState is what the core functions keep for one message (engine.Msg.Mod["core"]).
 type coreState struct {
-	sflags      uint64 // script flags (setsflag): per message here, see README
 	fwdClose    bool   // set_forward_close
 	replyClose  bool   // set_reply_close
 	advAddr     string // set_advertised_address
@@ -51,9 +50,9 @@ func (c *Core) moreExports() []engine.Export {
 			return m.IsRequest() && isMyselfURI(m, m.RURI())
 		}},
 		{Name: "is_myself_suri", Fn: func(m *engine.Msg) bool { return m.E.IsMyself(m.Src.Addr().Unmap().String(), int(m.Src.Port())) }},
-		{Name: "setsflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&stateOf(m).sflags, f, true) }},
-		{Name: "resetsflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&stateOf(m).sflags, f, false) }},
-		{Name: "issflagset", Fn: func(m *engine.Msg, f int) bool { return isBit(stateOf(m).sflags, f) }},
+		{Name: "setsflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&m.SFlags, f, true) }},
+		{Name: "resetsflag", Fn: func(m *engine.Msg, f int) bool { return setBit(&m.SFlags, f, false) }},
+		{Name: "issflagset", Fn: func(m *engine.Msg, f int) bool { return isBit(m.SFlags, f) }},
 		{Name: "setbiflag", Fn: func(m *engine.Msg, f, idx int) bool { return branchFlag(m, f, idx, 1) }},
 		{Name: "resetbiflag", Fn: func(m *engine.Msg, f, idx int) bool { return branchFlag(m, f, idx, 0) }},
 		{Name: "isbiflagset", Fn: func(m *engine.Msg, f, idx int) bool { return branchFlag(m, f, idx, -1) }},

@@ -44,6 +44,8 @@ function my_route() KSR.setflag(7) end
 		{`KSR.issflagset(3)`, "boolean:false"},
 		{`KSR.setsflag(3) and KSR.issflagset(3)`, "boolean:true"},
 		{`KSR.resetsflag(3) and KSR.issflagset(3)`, "boolean:false"},
+		{`KSR.setsflag(3) and KSR.pv.get("$sf")`, "number:8"},
+		{`KSR.resetsflag(3) and KSR.pv.get("$sF")`, "string:00000000"},
 		{`KSR.setsflag(64)`, "boolean:false"},
 		{`KSR.setbiflag(4, 0) and KSR.isbflagset(4)`, "boolean:true"},
 		{`KSR.isbiflagset(4, 0)`, "boolean:true"},

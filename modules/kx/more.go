@@ -15,7 +15,6 @@ import (
 
 func moreExports() []engine.Export {
 	ex := []engine.Export{
-		{Name: "get_conid", Fn: func(m *engine.Msg) int { return -1 }},                             // TCP connection ids are not exposed
 		{Name: "get_def", Fn: func(m *engine.Msg, name string) (string, bool) { return "", true }}, // "" as Kamailio
 		{Name: "get_defn", Fn: func(m *engine.Msg, name string) int { return 0 }},
 		{Name: "ifdef", Fn: func(m *engine.Msg, name string) bool { return false }},

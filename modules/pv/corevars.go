@@ -429,13 +429,8 @@ func setFlags(field func(*engine.Msg) *uint64) func(*engine.Msg, string, engine.
 // hex8 is Kamailio's int_to_8hex: 8 lower-case hex digits, a string in Lua.
 func hex8(v uint64) engine.Value { return engine.StrVal(fmt.Sprintf("%08x", uint32(v))) }
 
-// scriptFlags are Kamailio's script flags (KSR.setsflag); core keeps them in m.Mod["core.sflags"] when set.
-func scriptFlags(m *engine.Msg) uint64 {
-	if f, ok := m.Mod["core.sflags"].(uint64); ok {
-		return f
-	}
-	return 0
-}
+// scriptFlags are Kamailio's script flags (KSR.setsflag).
+func scriptFlags(m *engine.Msg) uint64 { return m.SFlags }
 
 func getSrcURI(m *engine.Msg, _ string) engine.Value {
 	if !m.Src.IsValid() {

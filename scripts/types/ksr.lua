@@ -23,6 +23,19 @@ function KSR.x.drop() end
 
 -- module core: functions at the top level of KSR
 
+--- `bool KSR.add_local_rport()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.add_local_rport() end
+
+--- `int KSR.add_tcp_alias(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.add_tcp_alias(p1) end
+
+--- `int KSR.add_tcp_alias_via()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.add_tcp_alias_via() end
+
 --- `void KSR.crit(s)`
 ---@param s string
 function KSR.crit(s) end
@@ -52,6 +65,10 @@ function KSR.forward() end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.forward_uri(uri) end
 
+--- `int KSR.get_debug()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.get_debug() end
+
 --- `void KSR.info(s)`
 ---@param s string
 function KSR.info(s) end
@@ -68,6 +85,14 @@ function KSR.is_BYE() end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_CANCEL() end
 
+--- `bool KSR.is_DELETE()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_DELETE() end
+
+--- `bool KSR.is_GET()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_GET() end
+
 --- `bool KSR.is_INFO()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_INFO() end
@@ -75,6 +100,14 @@ function KSR.is_INFO() end
 --- `bool KSR.is_INVITE()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_INVITE() end
+
+--- `bool KSR.is_IPv4()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_IPv4() end
+
+--- `bool KSR.is_IPv6()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_IPv6() end
 
 --- `bool KSR.is_KDMQ()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
@@ -92,6 +125,10 @@ function KSR.is_NOTIFY() end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_OPTIONS() end
 
+--- `bool KSR.is_POST()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_POST() end
+
 --- `bool KSR.is_PRACK()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_PRACK() end
@@ -99,6 +136,10 @@ function KSR.is_PRACK() end
 --- `bool KSR.is_PUBLISH()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_PUBLISH() end
+
+--- `bool KSR.is_PUT()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_PUT() end
 
 --- `bool KSR.is_REFER()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
@@ -144,7 +185,14 @@ function KSR.is_WSS() end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_WSX() end
 
+--- `bool KSR.is_dst_port(p1)`
+---@param p1 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_dst_port(p1) end
+
 --- `bool KSR.is_method(meth)`
+---
+--- Kamailio's is_method: the method, or one of a "|"-separated list, case-insensitively.
 ---@param meth string
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_method(meth) end
@@ -159,9 +207,19 @@ function KSR.is_method_in(letters) end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_myself(uri) end
 
+--- `bool KSR.is_myself_duri()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_myself_duri() end
+
 --- `bool KSR.is_myself_furi()`
+---
+--- And toMyself check the From/To URI as is_myself does.
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_myself_furi() end
+
+--- `bool KSR.is_myself_nhuri()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_myself_nhuri() end
 
 --- `bool KSR.is_myself_ruri()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
@@ -170,6 +228,10 @@ function KSR.is_myself_ruri() end
 --- `bool KSR.is_myself_srcip()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_myself_srcip() end
+
+--- `bool KSR.is_myself_suri()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_myself_suri() end
 
 --- `bool KSR.is_myself_turi()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
@@ -180,10 +242,21 @@ function KSR.is_myself_turi() end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.is_proto(p1) end
 
+--- `bool KSR.is_src_port(p1)`
+---@param p1 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.is_src_port(p1) end
+
 --- `bool KSR.isbflagset(f)`
 ---@param f integer
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.isbflagset(f) end
+
+--- `bool KSR.isbiflagset(p1, p2)`
+---@param p1 integer
+---@param p2 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.isbiflagset(p1, p2) end
 
 --- `bool KSR.isdsturiset()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
@@ -193,6 +266,11 @@ function KSR.isdsturiset() end
 ---@param f integer
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.isflagset(f) end
+
+--- `bool KSR.issflagset(p1)`
+---@param p1 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.issflagset(p1) end
 
 --- `void KSR.log(level, s)`
 ---@param level string
@@ -208,6 +286,12 @@ function KSR.notice(s) end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.resetbflag(f) end
 
+--- `bool KSR.resetbiflag(p1, p2)`
+---@param p1 integer
+---@param p2 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.resetbiflag(p1, p2) end
+
 --- `bool KSR.resetdsturi()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.resetdsturi() end
@@ -217,8 +301,40 @@ function KSR.resetdsturi() end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.resetflag(f) end
 
+--- `bool KSR.resetsflag(p1)`
+---@param p1 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.resetsflag(p1) end
+
+--- `int KSR.route(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.route(p1) end
+
+--- `int KSR.set_advertised_address(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.set_advertised_address(p1) end
+
+--- `int KSR.set_advertised_port(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.set_advertised_port(p1) end
+
 --- `void KSR.set_drop()`
 function KSR.set_drop() end
+
+--- `bool KSR.set_forward_close()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.set_forward_close() end
+
+--- `bool KSR.set_forward_no_connect()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.set_forward_no_connect() end
+
+--- `bool KSR.set_reply_close()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.set_reply_close() end
 
 --- `bool KSR.set_reply_no_connect()`
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
@@ -228,6 +344,12 @@ function KSR.set_reply_no_connect() end
 ---@param f integer
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.setbflag(f) end
+
+--- `bool KSR.setbiflag(p1, p2)`
+---@param p1 integer
+---@param p2 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.setbiflag(p1, p2) end
 
 --- `bool KSR.setdsturi(uri)`
 ---@param uri string
@@ -244,7 +366,16 @@ function KSR.setflag(f) end
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.sethost(host) end
 
+--- `bool KSR.setsflag(p1)`
+---@param p1 integer
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.setsflag(p1) end
+
 --- `bool KSR.seturi(uri)`
+---
+--- Seturi: as Kamailio's rewrite_uri, the text is taken as given, without parsing (a URI that
+--- does not parse reads as null in $ru and makes t_relay fail). Only an empty text and CR/LF, which would
+--- break the request line, are refused.
 ---@param uri string
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.seturi(uri) end
@@ -253,6 +384,42 @@ function KSR.seturi(uri) end
 ---@param user string
 ---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
 function KSR.setuser(user) end
+
+--- `bool KSR.to_IPv4()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_IPv4() end
+
+--- `bool KSR.to_IPv6()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_IPv6() end
+
+--- `bool KSR.to_SCTP()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_SCTP() end
+
+--- `bool KSR.to_TCP()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_TCP() end
+
+--- `bool KSR.to_TLS()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_TLS() end
+
+--- `bool KSR.to_UDP()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_UDP() end
+
+--- `bool KSR.to_WS()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_WS() end
+
+--- `bool KSR.to_WSS()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_WSS() end
+
+--- `bool KSR.to_WSX()`
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.to_WSX() end
 
 --- `void KSR.warn(s)`
 ---@param s string
@@ -393,11 +560,104 @@ function KSR.corex.append_branch_uri(uri) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.corex.append_branch_uri_q(uri, q) end
 
+--- `str|nil KSR.corex.file_read(p1)`
+---@param p1 string
+---@return string|nil # The value, or nil when it is not set.
+function KSR.corex.file_read(p1) end
+
+--- `int KSR.corex.file_write(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.file_write(p1, p2) end
+
 --- `int KSR.corex.has_ruri_user()`
 ---
---- 1 when the Request-URI has a user part, -1 otherwise (Kamailio returns an int here).
+--- 1 when the Request-URI has a user part, -1 otherwise (Kamailio returns an int here). The
+--- number of a tel: URI is its user part, as in Kamailio's parse_uri.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.corex.has_ruri_user() end
+
+--- `int KSR.corex.has_user_agent()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.has_user_agent() end
+
+--- `int KSR.corex.is_faked_msg()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.is_faked_msg() end
+
+--- `int KSR.corex.is_socket_name(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.is_socket_name(p1) end
+
+--- `int KSR.corex.isxflagset(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.isxflagset(p1) end
+
+--- `int KSR.corex.resetxflag(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.resetxflag(p1) end
+
+--- `int KSR.corex.send_data(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.send_data(p1, p2) end
+
+--- `int KSR.corex.sendx(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.sendx(p1, p2, p3) end
+
+--- `int KSR.corex.set_recv_socket(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.set_recv_socket(p1) end
+
+--- `int KSR.corex.set_recv_socket_name(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.set_recv_socket_name(p1) end
+
+--- `int KSR.corex.set_send_socket(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.set_send_socket(p1) end
+
+--- `int KSR.corex.set_send_socket_name(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.set_send_socket_name(p1) end
+
+--- `int KSR.corex.set_source_address(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.set_source_address(p1) end
+
+--- `int KSR.corex.setxflag(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.setxflag(p1) end
+
+--- `int KSR.corex.via_add_srvid(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.via_add_srvid(p1) end
+
+--- `int KSR.corex.via_add_xavp_params(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.via_add_xavp_params(p1) end
+
+--- `int KSR.corex.via_use_xavp_fields(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.corex.via_use_xavp_fields(p1) end
 
 ---@class KSR.dispatcher
 KSR.dispatcher = {}
@@ -617,6 +877,18 @@ function KSR.hdr.insert_before(line, name) end
 ---@param name string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.hdr.is_present(name) end
+
+--- `bool KSR.hdr.match_content(name, op, val, which)`
+---
+--- hdr.match_content(name, op, value, which), Kamailio 5.6's: op "eq" / "ne" (whole body,
+--- case-insensitive), "sw" (starts with), "in" (contains); which "f" the first header of that name, "l" the
+--- last, "a" all of them, "o" at least one. "re" is refused, as in Kamailio 5.6 (not implemented there).
+---@param name string
+---@param op string
+---@param val string
+---@param which string
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.hdr.match_content(name, op, val, which) end
 
 --- `int KSR.hdr.remove(name)`
 ---
@@ -862,6 +1134,10 @@ function KSR.kex.setdebug(level) end
 ---@class KSR.kx
 KSR.kx = {}
 
+--- `str|nil KSR.kx.get_au()`
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_au() end
+
 --- `str|nil KSR.kx.get_body()`
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_body() end
@@ -882,9 +1158,29 @@ function KSR.kx.get_conid() end
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_cturi() end
 
+--- `str|nil KSR.kx.get_def(p1)`
+---@param p1 string
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_def(p1) end
+
+--- `int KSR.kx.get_defn(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.kx.get_defn(p1) end
+
 --- `str|nil KSR.kx.get_duri()`
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_duri() end
+
+--- `str|nil KSR.kx.get_env(p1)`
+---@param p1 string
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_env(p1) end
+
+--- `int KSR.kx.get_envn(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.kx.get_envn(p1) end
 
 --- `str|nil KSR.kx.get_fhost()`
 ---@return string|nil # The value, or nil when it is not set.
@@ -932,9 +1228,21 @@ function KSR.kx.get_proto() end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.kx.get_protoid() end
 
+--- `str|nil KSR.kx.get_rcv_sock_name()`
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_rcv_sock_name() end
+
 --- `str|nil KSR.kx.get_rcvaddr_sock()`
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_rcvaddr_sock() end
+
+--- `str|nil KSR.kx.get_rcvadvip()`
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_rcvadvip() end
+
+--- `str|nil KSR.kx.get_rcvadvport()`
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_rcvadvport() end
 
 --- `str KSR.kx.get_rcvip()`
 ---@return string
@@ -955,6 +1263,18 @@ function KSR.kx.get_ruri() end
 --- `str|nil KSR.kx.get_ruser()`
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_ruser() end
+
+--- `str|nil KSR.kx.get_send_sock()`
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_send_sock() end
+
+--- `str|nil KSR.kx.get_send_sock_name()`
+---@return string|nil # The value, or nil when it is not set.
+function KSR.kx.get_send_sock_name() end
+
+--- `int KSR.kx.get_send_sock_port()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.kx.get_send_sock_port() end
 
 --- `str|nil KSR.kx.get_srcaddr_sock()`
 ---@return string|nil # The value, or nil when it is not set.
@@ -995,6 +1315,10 @@ function KSR.kx.get_tuser() end
 --- `str|nil KSR.kx.get_ua()`
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.get_ua() end
+
+--- `str KSR.kx.gete_au()`
+---@return string
+function KSR.kx.gete_au() end
 
 --- `str KSR.kx.gete_body()`
 ---@return string
@@ -1040,6 +1364,10 @@ function KSR.kx.gete_ua() end
 ---@return string|nil # The value, or nil when it is not set.
 function KSR.kx.gets_status() end
 
+--- `str KSR.kx.getw_au()`
+---@return string
+function KSR.kx.getw_au() end
+
 --- `str KSR.kx.getw_body()`
 ---@return string
 function KSR.kx.getw_body() end
@@ -1079,6 +1407,16 @@ function KSR.kx.getw_tuser() end
 --- `str KSR.kx.getw_ua()`
 ---@return string
 function KSR.kx.getw_ua() end
+
+--- `bool KSR.kx.ifdef(p1)`
+---@param p1 string
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.kx.ifdef(p1) end
+
+--- `bool KSR.kx.ifndef(p1)`
+---@param p1 string
+---@return boolean # A Lua boolean, as Kamailio's core checks return (use it directly in a condition).
+function KSR.kx.ifndef(p1) end
 
 ---@class KSR.maxfwd
 KSR.maxfwd = {}
@@ -1268,7 +1606,8 @@ function KSR.pv.gete(spec) end
 
 --- `int KSR.pv.geti(spec)`
 ---
---- KSR.pv.geti: the integer value, a numeric string converted, 0 otherwise.
+--- KSR.pv.geti: the integer value; a string's leading number (optional sign, digits: "12abc" is 12,
+--- as Kamailio's str2sint reads it), 0 otherwise.
 ---@param spec string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.pv.geti(spec) end
@@ -1915,6 +2254,11 @@ function KSR.rr.is_direction(dir) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.rr.loose_route() end
 
+--- `int KSR.rr.loose_route_mode(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rr.loose_route_mode(p1) end
+
 --- `int KSR.rr.loose_route_preloaded()`
 ---
 --- Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
@@ -1922,6 +2266,10 @@ function KSR.rr.loose_route() end
 --- naming the proxy (a strict router upstream) is handled by afterStrict (RFC 3261 §16.4).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.rr.loose_route_preloaded() end
+
+--- `int KSR.rr.next_hop_route()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rr.next_hop_route() end
 
 --- `int KSR.rr.record_route()`
 ---
@@ -1993,17 +2341,105 @@ function KSR.sanity.sanity_reply() end
 ---@class KSR.siputils
 KSR.siputils = {}
 
+--- `int KSR.siputils.add_uri_param(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.add_uri_param(p1) end
+
+--- `int KSR.siputils.cmp_aor(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.cmp_aor(p1, p2) end
+
+--- `int KSR.siputils.cmp_hdr_name(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.cmp_hdr_name(p1, p2) end
+
+--- `int KSR.siputils.cmp_uri(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.cmp_uri(p1, p2) end
+
+--- `int KSR.siputils.contact_param_decode(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.contact_param_decode(p1) end
+
+--- `int KSR.siputils.contact_param_decode_ruri(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.contact_param_decode_ruri(p1) end
+
+--- `int KSR.siputils.contact_param_encode(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.contact_param_encode(p1, p2) end
+
+--- `int KSR.siputils.contact_param_rm(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.contact_param_rm(p1) end
+
+--- `int KSR.siputils.decode_contact()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.decode_contact() end
+
+--- `int KSR.siputils.decode_contact_header()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.decode_contact_header() end
+
+--- `int KSR.siputils.encode_contact(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.encode_contact(p1, p2) end
+
 --- `int KSR.siputils.has_totag()`
 ---
 --- Kamailio: 1 the To header has a tag (a request within a dialog); -1 it has none (an initial request).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.siputils.has_totag() end
 
+--- `int KSR.siputils.hdr_date_check(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.hdr_date_check(p1) end
+
+--- `int KSR.siputils.is_alphanum(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_alphanum(p1) end
+
+--- `int KSR.siputils.is_alphanumex(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_alphanumex(p1, p2) end
+
 --- `int KSR.siputils.is_first_hop()`
 ---
 --- A request that carries a single Via value, or a reply with two (ours and the sender's).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.siputils.is_first_hop() end
+
+--- `int KSR.siputils.is_first_hop_mode(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_first_hop_mode(p1) end
+
+--- `int KSR.siputils.is_gruu()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_gruu() end
+
+--- `int KSR.siputils.is_numeric(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_numeric(p1) end
 
 --- `int KSR.siputils.is_reply()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -2012,6 +2448,46 @@ function KSR.siputils.is_reply() end
 --- `int KSR.siputils.is_request()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.siputils.is_request() end
+
+--- `int KSR.siputils.is_tel_number(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_tel_number(p1) end
+
+--- `int KSR.siputils.is_uri(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_uri(p1) end
+
+--- `int KSR.siputils.is_user(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.is_user(p1) end
+
+--- `int KSR.siputils.options_reply()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.options_reply() end
+
+--- `int KSR.siputils.uri_param(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.uri_param(p1) end
+
+--- `int KSR.siputils.uri_param_any(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.uri_param_any(p1) end
+
+--- `int KSR.siputils.uri_param_rm(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.uri_param_rm(p1) end
+
+--- `int KSR.siputils.uri_param_value(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siputils.uri_param_value(p1, p2) end
 
 ---@class KSR.sl
 KSR.sl = {}
@@ -2025,6 +2501,19 @@ KSR.sl = {}
 ---@param reason string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.sl.send_reply(code, reason) end
+
+--- `int KSR.sl.send_reply_mode(p1, p2, p3)`
+---@param p1 integer
+---@param p2 string
+---@param p3 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.sl.send_reply_mode(p1, p2, p3) end
+
+--- `int KSR.sl.sl_forward_reply(p1, p2)`
+---@param p1 string
+---@param p2 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.sl.sl_forward_reply(p1, p2) end
 
 --- `int KSR.sl.sl_reply_error()`
 ---
@@ -2623,6 +3112,11 @@ function KSR.textopsx.remove_hf_value2(hf, p2) end
 ---@class KSR.tm
 KSR.tm = {}
 
+--- `int KSR.tm.ki_t_load_contacts_mode(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.ki_t_load_contacts_mode(p1) end
+
 --- `int KSR.tm.t_any_replied()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_any_replied() end
@@ -2632,6 +3126,9 @@ function KSR.tm.t_any_replied() end
 function KSR.tm.t_any_timeout() end
 
 --- `int KSR.tm.t_branch_replied()`
+---
+--- t_branch_replied: in a failure route, whether the picked branch had a reply before the
+--- one that completed the transaction (Kamailio's FL_REPLIED); -1 elsewhere.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_branch_replied() end
 
@@ -2656,6 +3153,10 @@ function KSR.tm.t_check_status(re) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_check_trans() end
 
+--- `int KSR.tm.t_clean()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_clean() end
+
 --- `int KSR.tm.t_drop_replies(mode)`
 ---@param mode string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -2665,13 +3166,30 @@ function KSR.tm.t_drop_replies(mode) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_drop_replies_all() end
 
+--- `int KSR.tm.t_get_branch_index()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_get_branch_index() end
+
 --- `int KSR.tm.t_get_status_code()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_get_status_code() end
 
+--- `int KSR.tm.t_grep_status(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_grep_status(p1) end
+
 --- `int KSR.tm.t_is_canceled()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_is_canceled() end
+
+--- `int KSR.tm.t_is_expired()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_is_expired() end
+
+--- `int KSR.tm.t_is_retr_async_reply()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_is_retr_async_reply() end
 
 --- `int KSR.tm.t_is_set(what)`
 ---@param what string
@@ -2686,11 +3204,28 @@ function KSR.tm.t_is_set(what) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_load_contacts() end
 
+--- `int KSR.tm.t_lookup_cancel()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_lookup_cancel() end
+
+--- `int KSR.tm.t_lookup_cancel_flags(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_lookup_cancel_flags(p1) end
+
+--- `int KSR.tm.t_lookup_request()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_lookup_request() end
+
 --- `int KSR.tm.t_newtran()`
 ---
 --- t_newtran: creates the transaction (100 Trying for INVITE); 0 for a retransmission (absorbed).
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_newtran() end
+
+--- `int KSR.tm.t_next_contact_flow()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_next_contact_flow() end
 
 --- `int KSR.tm.t_next_contacts()`
 ---
@@ -2703,6 +3238,11 @@ function KSR.tm.t_next_contacts() end
 ---@param f string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_on_branch(f) end
+
+--- `int KSR.tm.t_on_branch_failure(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_on_branch_failure(p1) end
 
 --- `int KSR.tm.t_on_failure(f)`
 ---@param f string
@@ -2720,6 +3260,11 @@ function KSR.tm.t_on_reply(f) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_relay() end
 
+--- `int KSR.tm.t_relay_to_flags(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_relay_to_flags(p1) end
+
 --- `int KSR.tm.t_relay_to_proto(proto)`
 ---@param proto string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -2732,9 +3277,25 @@ function KSR.tm.t_relay_to_proto(proto) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_relay_to_proto_addr(proto, host, port) end
 
+--- `int KSR.tm.t_relay_to_proxy(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_relay_to_proxy(p1) end
+
+--- `int KSR.tm.t_relay_to_proxy_flags(p1, p2)`
+---@param p1 string
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_relay_to_proxy_flags(p1, p2) end
+
 --- `int KSR.tm.t_release()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_release() end
+
+--- `int KSR.tm.t_replicate(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_replicate(p1) end
 
 --- `int KSR.tm.t_reply(code, reason)`
 ---
@@ -2748,6 +3309,22 @@ function KSR.tm.t_reply(code, reason) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_reset_fr() end
 
+--- `int KSR.tm.t_reset_max_lifetime()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_reset_max_lifetime() end
+
+--- `int KSR.tm.t_reset_retr()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_reset_retr() end
+
+--- `int KSR.tm.t_retransmit_reply()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_retransmit_reply() end
+
+--- `int KSR.tm.t_save_lumps()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_save_lumps() end
+
 --- `int KSR.tm.t_send_reply(code, reason)`
 ---
 --- t_reply: answers through the transaction, creating it if needed.
@@ -2755,6 +3332,26 @@ function KSR.tm.t_reset_fr() end
 ---@param reason string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_send_reply(code, reason) end
+
+--- `int KSR.tm.t_set_auto_inv_100(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_auto_inv_100(p1) end
+
+--- `int KSR.tm.t_set_disable_6xx(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_disable_6xx(p1) end
+
+--- `int KSR.tm.t_set_disable_failover(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_disable_failover(p1) end
+
+--- `int KSR.tm.t_set_disable_internal_reply(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_disable_internal_reply(p1) end
 
 --- `int KSR.tm.t_set_fr(inv, noninv)`
 ---
@@ -2764,8 +3361,88 @@ function KSR.tm.t_send_reply(code, reason) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tm.t_set_fr(inv, noninv) end
 
+--- `int KSR.tm.t_set_fr_inv(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_fr_inv(p1) end
+
+--- `int KSR.tm.t_set_max_lifetime(p1, p2)`
+---@param p1 integer
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_max_lifetime(p1, p2) end
+
+--- `int KSR.tm.t_set_no_e2e_cancel_reason(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_no_e2e_cancel_reason(p1) end
+
+--- `int KSR.tm.t_set_retr(p1, p2)`
+---@param p1 integer
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_set_retr(p1, p2) end
+
+--- `int KSR.tm.t_uac_send(p1, p2, p3, p4, p5, p6)`
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@param p4 string
+---@param p5 string
+---@param p6 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_uac_send(p1, p2, p3, p4, p5, p6) end
+
+--- `int KSR.tm.t_use_uac_headers()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tm.t_use_uac_headers() end
+
 ---@class KSR.tmx
 KSR.tmx = {}
+
+--- `int KSR.tmx.t_cancel_branches(p1)`
+---@param p1 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_cancel_branches(p1) end
+
+--- `int KSR.tmx.t_cancel_callid(p1, p2, p3)`
+---@param p1 string
+---@param p2 string
+---@param p3 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_cancel_callid(p1, p2, p3) end
+
+--- `int KSR.tmx.t_cancel_callid_reason(p1, p2, p3, p4)`
+---@param p1 string
+---@param p2 string
+---@param p3 integer
+---@param p4 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_cancel_callid_reason(p1, p2, p3, p4) end
+
+--- `int KSR.tmx.t_continue(p1, p2, p3)`
+---@param p1 integer
+---@param p2 integer
+---@param p3 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_continue(p1, p2, p3) end
+
+--- `int KSR.tmx.t_drop()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_drop() end
+
+--- `int KSR.tmx.t_drop_rcode(p1)`
+---@param p1 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_drop_rcode(p1) end
+
+--- `int KSR.tmx.t_flush_flags()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_flush_flags() end
+
+--- `int KSR.tmx.t_flush_xflags()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_flush_xflags() end
 
 --- `int KSR.tmx.t_is_branch_route()`
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
@@ -2779,12 +3456,32 @@ function KSR.tmx.t_is_failure_route() end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tmx.t_is_reply_route() end
 
+--- `int KSR.tmx.t_is_request_route()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_is_request_route() end
+
 --- `int KSR.tmx.t_precheck_trans()`
 ---
 --- t_precheck_trans: 1 when a transaction for this request already exists (a retransmission
 --- while the first copy is being handled), -1 otherwise. ACK and CANCEL are never reported.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.tmx.t_precheck_trans() end
+
+--- `int KSR.tmx.t_reply_callid(p1, p2, p3, p4)`
+---@param p1 string
+---@param p2 string
+---@param p3 integer
+---@param p4 string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_reply_callid(p1, p2, p3, p4) end
+
+--- `int KSR.tmx.t_reuse_branch()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_reuse_branch() end
+
+--- `int KSR.tmx.t_suspend()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tmx.t_suspend() end
 
 ---@class KSR.websocket
 KSR.websocket = {}
