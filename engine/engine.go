@@ -129,6 +129,7 @@ type Engine struct {
 	replyHooks []ReplyHook
 	txReplier  TxReplier // found once at start: sl's send_reply and script errors ask it per message
 	routeDone  []RouteDoneHook
+	txFinal    []TxFinalHook // modules told of each transaction's final reply (dialog, acc)
 
 	reloadMu sync.Mutex                    // one reload at a time
 	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)

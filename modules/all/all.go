@@ -6,6 +6,7 @@ import (
 	_ "github.com/siplua/siplua/modules/auth_db"
 	_ "github.com/siplua/siplua/modules/core"
 	_ "github.com/siplua/siplua/modules/corex"
+	_ "github.com/siplua/siplua/modules/dialog"
 	_ "github.com/siplua/siplua/modules/dispatcher"
 	_ "github.com/siplua/siplua/modules/hdr"
 	_ "github.com/siplua/siplua/modules/htable"
