@@ -45,7 +45,7 @@ function ksr_request_route()
 end
 `
 
-func dlgOf(t *testing.T, p *enginetest.Proxy) *dialog.Dialog {
+func dlgOf(t testing.TB, p *enginetest.Proxy) *dialog.Dialog {
 	t.Helper()
 	inst, ok := p.E.Module("dialog")
 	if !ok {

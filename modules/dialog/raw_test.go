@@ -1,0 +1,101 @@
+package dialog_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siplua/siplua/luabind/enginetest"
+	"github.com/siplua/siplua/modules/dialog"
+)
+
+// flagScript tracks INVITEs with dlg_flag 5 instead of dlg_manage, and relays to the UAS in UAS.
+const flagScript = `
+function ksr_request_route()
+	if KSR.is_INVITE() and KSR.siputils.has_totag() < 0 then
+		if TRACK == "flag" then KSR.setflag(5) else KSR.dialog.dlg_manage() end
+		KSR.rr.record_route()
+	end
+	KSR.setdsturi(UAS)
+	KSR.tm.t_relay()
+end
+`
+
+// call sends an INVITE through p to a UAS answering code and returns the final reply's first line.
+func call(t *testing.T, p *enginetest.Proxy) string {
+	t.Helper()
+	c := p.UDPClient(t)
+	c.Send(c.Request("INVITE", "sip:bob@example.com", "Contact: <sip:alice@"+c.Addr.String()+">"))
+	return strings.SplitN(string(c.RecvFinal(5*time.Second)), "\r\n", 2)[0]
+}
+
+func TestDialogFailedAndFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name, track string
+		code        int
+		wantList    int
+		wantFailed  int64
+	}{
+		{"486 fails the dialog", "manage", 486, 0, 1},
+		{"200 confirms it", "manage", 200, 1, 0},
+		{"dlg_flag tracks without dlg_manage", "flag", 200, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uas := enginetest.StartUAS(t, false, func(raw string) int { return tc.code })
+			p := enginetest.Start(t, baseConfig+"[modules.dialog]\ndlg_flag = 5\n",
+				"UAS = 'sip:"+uas.Addr.String()+"'\nTRACK = '"+tc.track+"'\n"+flagScript)
+			d := dlgOf(t, p)
+			if got := call(t, p); !strings.Contains(got, " "+strconv.Itoa(tc.code)+" ") {
+				t.Fatalf("final reply %q, want %d", got, tc.code)
+			}
+			waitFor(t, "the dialog table", 3*time.Second, func() bool {
+				return len(d.List("")) == tc.wantList && d.Stats()["failed_dialogs"] == tc.wantFailed
+			})
+			if tc.wantList == 1 {
+				if l := d.List(""); l[0]["state"] != dialog.StateConfirmedNA || l[0]["to_tag"] != "uas" {
+					t.Errorf("dialog: %v", l[0])
+				}
+			}
+		})
+	}
+}
+
+// TestDialogRedisBackend: a dialog confirmed on one node is in Redis; a node started afterwards (a
+// restart, or another node) loads it, and it ends there with dlg.terminate.
+func TestDialogRedisBackend(t *testing.T) {
+	r := enginetest.StartRedis(t)
+	uas := enginetest.StartUAS(t, false, nil)
+	cfg := baseConfig + "[modules.dialog]\nbackend = \"redis\"\nredis_url = \"" + r.URL() + "\"\n"
+	p1 := enginetest.Start(t, cfg, "UAS = 'sip:"+uas.Addr.String()+"'\nTRACK = 'manage'\n"+flagScript)
+	if got := call(t, p1); !strings.Contains(got, " 200 ") {
+		t.Fatalf("final reply %q", got)
+	}
+	d1 := dlgOf(t, p1)
+	waitFor(t, "the dialog on node 1", 3*time.Second, func() bool { return len(d1.List("")) == 1 })
+	callID := d1.List("")[0]["call-id"].(string)
+	var d2 *dialog.Dialog
+	waitFor(t, "the dialog on node 2", 5*time.Second, func() bool {
+		p2 := enginetest.Start(t, cfg, "UAS = 'x'\nTRACK = 'manage'\n"+flagScript)
+		d2 = dlgOf(t, p2)
+		l := d2.List("")
+		return len(l) == 1 && l[0]["call-id"] == callID && l[0]["state"] == dialog.StateConfirmedNA
+	})
+	if err := d2.Terminate(callID, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	// node 2 sent the BYE to the callee (the UAS) and removed the dialog from Redis
+	deadline := time.After(5 * time.Second)
+	for got := false; !got; {
+		select {
+		case req := <-uas.Got:
+			got = strings.HasPrefix(req.Raw, "BYE ") && strings.Contains(req.Raw, callID)
+		case <-deadline:
+			t.Fatal("the UAS got no BYE from node 2")
+		}
+	}
+	waitFor(t, "the dialog gone from redis", 5*time.Second, func() bool {
+		p3 := enginetest.Start(t, cfg, "UAS = 'x'\nTRACK = 'manage'\n"+flagScript)
+		return len(dlgOf(t, p3).List("")) == 0
+	})
+}
