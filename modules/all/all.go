@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/siplua/siplua/modules/acc"
 	_ "github.com/siplua/siplua/modules/auth"
 	_ "github.com/siplua/siplua/modules/auth_db"
 	_ "github.com/siplua/siplua/modules/core"
