@@ -19,6 +19,7 @@ import (
 	_ "github.com/siplua/siplua/modules/pv"
 	_ "github.com/siplua/siplua/modules/registrar"
 	_ "github.com/siplua/siplua/modules/rr"
+	_ "github.com/siplua/siplua/modules/rtpengine"
 	_ "github.com/siplua/siplua/modules/sanity"
 	_ "github.com/siplua/siplua/modules/siputils"
 	_ "github.com/siplua/siplua/modules/sl"
