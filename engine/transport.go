@@ -29,10 +29,40 @@ func (e *Engine) newTransport() *transport.Transport {
 // receive queues what a listener read; parsing happens in the workers so it spreads over them. A TCP
 // reader waits for room in the queue (pushing back on its sender), a UDP reader does not.
 func (e *Engine) receive(b []byte, src netip.AddrPort, proto Proto, local *Listener, conn *transport.Conn) {
+	if len(e.taps) > 0 {
+		var la netip.AddrPort
+		if local != nil {
+			la = local.Addr
+		}
+		for _, t := range e.taps {
+			t.Tap(false, proto, la, src, b)
+		}
+	}
 	m := newMsg()
 	m.Buf = append(m.Buf[:0], b...)
 	m.Src, m.Proto, m.Local, m.conn = src, proto, local, conn
 	e.enqueue(m, conn != nil)
+}
+
+// WireTap is implemented by a module that mirrors the SIP traffic (siptrace's HEP capture): it sees every
+// message the proxy reads (before parsing) and every message it sends, with the local and remote
+// addresses (local is zero when the transport picks the socket). It runs on the reading or sending
+// goroutine: it must copy what it keeps and never block.
+type WireTap interface {
+	Tap(sent bool, proto Proto, local, remote netip.AddrPort, b []byte)
+}
+
+func (e *Engine) tapSent(proto Proto, local *Listener, dst netip.AddrPort, b []byte) {
+	if local == nil || local.Proto != proto {
+		local = e.tr.Pick(proto, dst.Addr()) // the socket the transport will send from
+	}
+	var la netip.AddrPort
+	if local != nil {
+		la = local.Addr
+	}
+	for _, t := range e.taps {
+		t.Tap(true, proto, la, dst, b)
+	}
 }
 
 // frameError answers a TCP message whose framing is ambiguous (transport.FrameError) with 400 and the
@@ -66,12 +96,18 @@ func (e *Engine) sentBy(a netip.AddrPort) string {
 // For TCP it queues them on a connection to dst, opening one (asynchronously) unless noConnect; it never
 // waits on the network.
 func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool) error {
+	if len(e.taps) > 0 {
+		e.tapSent(proto, local, dst, b)
+	}
 	return e.tr.Send(proto, local, dst, b, noConnect, nil)
 }
 
 // sendNotify is send where a TCP message that fails after it was queued (the connection could not be made
 // or broke) is reported to onErr, on the connection's goroutine.
 func (e *Engine) sendNotify(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool, onErr func(error)) error {
+	if len(e.taps) > 0 {
+		e.tapSent(proto, local, dst, b)
+	}
 	return e.tr.Send(proto, local, dst, b, noConnect, onErr)
 }
 

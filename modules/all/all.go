@@ -21,6 +21,7 @@ import (
 	_ "github.com/siplua/siplua/modules/rr"
 	_ "github.com/siplua/siplua/modules/rtpengine"
 	_ "github.com/siplua/siplua/modules/sanity"
+	_ "github.com/siplua/siplua/modules/siptrace"
 	_ "github.com/siplua/siplua/modules/siputils"
 	_ "github.com/siplua/siplua/modules/sl"
 	_ "github.com/siplua/siplua/modules/tm"
