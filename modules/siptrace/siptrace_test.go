@@ -169,7 +169,7 @@ end
 func TestHEPCapture(t *testing.T) {
 	for _, tc := range []struct {
 		name, traceMode, scriptMode string
-		wantRegister               bool
+		wantRegister                bool
 	}{
 		{"all traffic", "1", "", true},
 		{"dialog mode from the script", "0", "d", false},
