@@ -11,6 +11,7 @@ import (
 	_ "github.com/siplua/siplua/modules/dispatcher"
 	_ "github.com/siplua/siplua/modules/hdr"
 	_ "github.com/siplua/siplua/modules/htable"
+	_ "github.com/siplua/siplua/modules/http_async_client"
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/nathelper"
