@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -120,3 +121,40 @@ func TestAsyncHTTPErrors(t *testing.T) {
 	}
 	_ = strconv.Itoa
 }
+
+// TestAsyncHTTPThroughput (HTTP_ASYNC_BENCH=1): calls/s through http_async_client with a 100 ms routing
+// service, against the same calls relayed with plain t_relay (SIPp at a rate above what either sustains).
+func TestAsyncHTTPThroughput(t *testing.T) {
+	if testing.Short() || !strings.Contains(strings.Join([]string{getenv("HTTP_ASYNC_BENCH")}, ""), "1") {
+		t.Skip("set HTTP_ASYNC_BENCH=1 to measure")
+	}
+	const calls = 3000
+	for _, mode := range []string{"t_relay", "http_async_client"} {
+		uas := enginetest.StartSIPp(t, "uas", "testdata/sipp/call-uas.xml", "-m", strconv.Itoa(calls))
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(100 * time.Millisecond)
+			fmt.Fprintf(w, "sip:%s", uas.Addr())
+		}))
+		script := "URL = '" + srv.URL + "'\n" + routeScript
+		target := "example.com"
+		if mode == "t_relay" {
+			script = "function ksr_request_route()\n if KSR.siputils.has_totag() < 0 and KSR.is_INVITE() then KSR.rr.record_route() end\n" +
+				" if KSR.siputils.has_totag() > 0 then KSR.rr.loose_route() end\n KSR.tm.t_relay()\nend\n"
+			target = uas.Addr()
+		}
+		p := enginetest.Start(t, "[core]\nworkers = 2\n[modules.tm]\n[modules.rr]\n[modules.sl]\n[modules.siputils]\n[modules.http_async_client]\n", script)
+		needSuspend(t, p)
+		t0 := time.Now()
+		uac := enginetest.StartSIPp(t, "uac", "testdata/sipp/call-uac.xml", p.UDP.String(), "-m", strconv.Itoa(calls),
+			"-l", "1000", "-r", "1000", "-key", "target", target, "-inf", enginetest.SIPpInjection(t, "bob"))
+		if err := uac.Wait(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		_ = uas.Wait(10 * time.Second)
+		srv.Close()
+		t.Logf("%s: %d calls in %s = %.0f calls/s", mode, calls, took.Round(time.Millisecond), float64(calls)/took.Seconds())
+	}
+}
+
+func getenv(k string) string { return os.Getenv(k) }
