@@ -33,7 +33,8 @@ func New() *RTPEngine {
 // RTPEngine holds the parameters (Kamailio's names) and the ng client.
 type RTPEngine struct {
 	// Sock lists the instances: "udp:host:port", with an optional weight "=2" and set "1 == " (Kamailio
-	// rtpengine_sock; set 0 is the default set).
+	// rtpengine_sock; set 0 is the default set). None: the module loads, its functions fail (-1), a
+	// warning says so at start (Kamailio refuses to start).
 	Sock []string `toml:"rtpengine_sock"`
 	// ToutMs: how long one instance is given to answer, retransmissions included (rtpengine_tout_ms).
 	ToutMs int `toml:"rtpengine_tout_ms"`
@@ -51,9 +52,6 @@ type RTPEngine struct {
 
 // Validate checks the parameters.
 func (r *RTPEngine) Validate() error {
-	if len(r.Sock) == 0 {
-		return fmt.Errorf("rtpengine_sock: expected at least one \"udp:host:port\"")
-	}
 	for _, s := range r.Sock {
 		if _, err := parseSock(s); err != nil {
 			return err
@@ -91,6 +89,9 @@ func (r *RTPEngine) Start(env *engine.Env) error {
 		c.insts = append(c.insts, in)
 	}
 	r.c = c
+	if len(c.insts) == 0 {
+		r.logger().Warn("no rtpengine_sock: every rtpengine function fails (-1)")
+	}
 	return nil
 }
 
