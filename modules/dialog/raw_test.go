@@ -3,6 +3,7 @@ package dialog_test
 import (
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +99,64 @@ func TestDialogRedisBackend(t *testing.T) {
 		p3 := enginetest.Start(t, cfg, "UAS = 'x'\nTRACK = 'manage'\n"+flagScript)
 		return len(dlgOf(t, p3).List("")) == 0
 	})
+}
+
+// TestDialogKeepalive: with ka_interval and dlg_set_property("ka-dst"), the callee gets in-dialog OPTIONS
+// (the dialog's tags, the next CSeq); when it answers 481 the dialog ends with a BYE to both sides.
+func TestDialogKeepalive(t *testing.T) {
+	var answer481 atomic.Bool
+	uas := enginetest.StartUAS(t, false, func(raw string) int {
+		if strings.HasPrefix(raw, "OPTIONS ") && answer481.Load() {
+			return 481
+		}
+		return 200
+	})
+	script := strings.Replace(flagScript, "KSR.dialog.dlg_manage() end",
+		"KSR.dialog.dlg_manage(); KSR.dialog.dlg_set_property('ka-dst') end", 1)
+	p := enginetest.Start(t, baseConfig+"[modules.dialog]\nka_interval = 1\n",
+		"UAS = 'sip:"+uas.Addr.String()+"'\nTRACK = 'manage'\n"+script)
+	d := dlgOf(t, p)
+	c := p.UDPClient(t)
+	c.Send(c.Request("INVITE", "sip:bob@example.com", "Contact: <sip:alice@"+c.Addr.String()+">"))
+	if got := string(c.RecvFinal(5 * time.Second)); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("final reply %q", got)
+	}
+	callID := d.List("")[0]["call-id"].(string)
+	next := func(method string) string {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case r := <-uas.Got:
+				if strings.HasPrefix(r.Raw, method+" ") {
+					return r.Raw
+				}
+			case <-deadline:
+				t.Fatalf("the callee got no %s", method)
+			}
+		}
+	}
+	opt := next("OPTIONS")
+	if !strings.Contains(opt, "Call-ID: "+callID) || !strings.Contains(opt, ";tag=uas") || !strings.Contains(opt, "CSeq: 2 OPTIONS") {
+		t.Errorf("keepalive:\n%s", opt)
+	}
+	answer481.Store(true)
+	bye := next("BYE")
+	if !strings.Contains(bye, "Call-ID: "+callID) {
+		t.Errorf("BYE to the callee:\n%s", bye)
+	}
+	// the caller gets its BYE too (From: the callee's To with its tag)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, err := c.TryRecv(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("the caller got no BYE: %v", err)
+		}
+		if s := string(b); strings.HasPrefix(s, "BYE ") {
+			if !strings.Contains(s, "From: <sip:bob@example.com>;tag=uas") {
+				t.Errorf("BYE to the caller:\n%s", s)
+			}
+			break
+		}
+	}
+	waitFor(t, "no dialog", 3*time.Second, func() bool { return len(d.List("")) == 0 })
 }
