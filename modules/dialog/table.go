@@ -92,6 +92,46 @@ type table struct {
 	byCallID map[string][]*dlg
 	byID     map[uint64]*dlg
 	profiles map[string]map[string]int // profile → value → dialogs
+	late     map[string]*answer        // 2xx that came before their dlg_flag dialog was made (bounded)
+}
+
+// lateMax bounds the 2xx kept for dlg_flag dialogs not made yet; lateTTL is how long one is kept.
+const (
+	lateMax = 1024
+	lateTTL = 5 * time.Second
+)
+
+// keepLate keeps a 2xx for the dlg_flag dialog its INVITE's route is about to make. Called with mu held.
+func (t *table) keepLate(callID, fromTag string, a *answer) {
+	if t.late == nil {
+		t.late = map[string]*answer{}
+	}
+	if len(t.late) >= lateMax {
+		for k, v := range t.late {
+			if time.Since(v.at) > lateTTL {
+				delete(t.late, k)
+			}
+		}
+		if len(t.late) >= lateMax {
+			return
+		}
+	}
+	if _, dup := t.late[callID+"\x00"+fromTag]; !dup {
+		t.late[callID+"\x00"+fromTag] = a
+	}
+}
+
+// takeLate returns (and forgets) the 2xx kept for a dialog. Called with mu held.
+func (t *table) takeLate(callID, fromTag string) *answer {
+	a := t.late[callID+"\x00"+fromTag]
+	if a == nil {
+		return nil
+	}
+	delete(t.late, callID+"\x00"+fromTag)
+	if time.Since(a.at) > lateTTL {
+		return nil
+	}
+	return a
 }
 
 func (t *table) init() {

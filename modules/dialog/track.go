@@ -241,8 +241,15 @@ func (d *Dialog) RequestRouteDone(m *engine.Msg) {
 	}
 	ttag, has := m.ToTag()
 	if !has {
-		if st == nil && d.DlgFlag >= 0 && m.Flags&(1<<uint(d.DlgFlag)) != 0 && m.Relayed && m.Method() == "INVITE" {
-			d.dlgManage(m)
+		if st == nil && d.DlgFlag >= 0 && m.Flags&(1<<uint(d.DlgFlag)) != 0 && m.Relayed && m.Method() == "INVITE" &&
+			d.dlgManage(m) == 1 {
+			x := stateOf(m).x
+			d.tab.mu.Lock()
+			if a := d.tab.takeLate(x.CallID, x.FromTag); a != nil && !x.ended && x.State < StateConfirmedNA {
+				d.confirm(x, a) // unlocks
+			} else {
+				d.tab.mu.Unlock()
+			}
 		}
 		return
 	}
@@ -292,45 +299,69 @@ func (d *Dialog) OnReply(m *engine.Msg) bool {
 		return false
 	}
 	callID := hdr(m, "call-id")
+	code := m.StatusCode()
 	d.tab.mu.Lock()
 	if len(d.tab.byCallID[callID]) == 0 {
+		if d.DlgFlag >= 0 && code >= 200 && code < 300 {
+			// dlg_flag dialogs are created when the INVITE's route ends, which a fast 2xx (relayed by
+			// another worker) can beat: keep it for that moment
+			d.tab.keepLate(callID, tagOf(hdr(m, "from")), d.answerOf(m))
+		}
 		d.tab.mu.Unlock()
 		return false
 	}
-	to := hdr(m, "to")
 	x, _ := d.tab.match(callID, tagOf(hdr(m, "from")), "")
-	code := m.StatusCode()
 	if x == nil || x.ended || x.State >= StateConfirmedNA || code < 101 || code >= 300 {
 		d.tab.mu.Unlock()
 		return false
 	}
 	if code < 200 {
-		if x.State == StateUnconfirmed && tagOf(to) != "" {
+		if x.State == StateUnconfirmed && tagOf(hdr(m, "to")) != "" {
 			x.State = StateEarly
 		}
 		d.tab.mu.Unlock()
 		return false
 	}
-	now := time.Now()
+	d.confirm(x, d.answerOf(m)) // unlocks
+	return false
+}
+
+// answer is what a dialog keeps of its 2xx.
+type answer struct {
+	to, contact string
+	rr          []string
+	src         engine.Target
+	local       *engine.Listener
+	code        int
+	reason      string
+	at          time.Time
+}
+
+func (d *Dialog) answerOf(m *engine.Msg) *answer {
+	return &answer{to: hdr(m, "to"), contact: contactURI(m), rr: recordRoutes(m),
+		src: engine.Target{Proto: m.Proto, Addr: m.Src}, local: m.Local, code: m.StatusCode(), reason: m.Reason(), at: time.Now()}
+}
+
+// confirm moves a dialog to confirmed_not_acked with its 2xx. Called with tab.mu held; releases it.
+func (d *Dialog) confirm(x *dlg, a *answer) {
 	x.State = StateConfirmedNA
-	x.To, x.ToTag, x.ToURI = to, tagOf(to), uriOf(to)
-	x.CalleeContact = contactURI(m)
-	x.CalleeRoutes = d.calleeRoutes(recordRoutes(m), len(x.CallerRoutes))
-	x.CalleeAddr = addrString(m.Proto, m.Src)
-	if m.Local != nil {
-		x.CalleeSock = addrString(m.Local.Proto, m.Local.Addr)
+	x.To, x.ToTag, x.ToURI = a.to, tagOf(a.to), uriOf(a.to)
+	x.CalleeContact = a.contact
+	x.CalleeRoutes = d.calleeRoutes(a.rr, len(x.CallerRoutes))
+	x.CalleeAddr = addrString(a.src.Proto, a.src.Addr)
+	if a.local != nil {
+		x.CalleeSock = addrString(a.local.Proto, a.local.Addr)
 	}
-	x.sides.calleeLocal = m.Local
-	x.sides.calleeDst = engine.Target{Proto: m.Proto, Addr: m.Src}
-	x.Start, x.StartNS = now.Unix(), now.UnixNano()
-	d.armLocked(x, time.Duration(x.Timeout)*time.Second)
+	x.sides.calleeLocal = a.local
+	x.sides.calleeDst = a.src
+	x.Start, x.StartNS = a.at.Unix(), a.at.UnixNano()
+	d.armLocked(x, time.Duration(x.Timeout)*time.Second-time.Since(a.at))
 	info := x.snapshot()
 	d.tab.mu.Unlock()
 	d.stats.early.Add(-1)
 	d.stats.active.Add(1)
 	d.save(info)
-	d.emit(Event{Kind: EvConfirmed, Dlg: info, Code: code, Reason: m.Reason()})
-	return false
+	d.emit(Event{Kind: EvConfirmed, Dlg: info, Code: a.code, Reason: a.reason})
 }
 
 // calleeRoutes is the route set toward the callee from the Record-Route list of its 2xx: the entries the
