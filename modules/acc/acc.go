@@ -8,7 +8,6 @@
 package acc
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -218,20 +218,39 @@ func (r *Record) add(k, v string) { r.keys, r.vals = append(r.keys, k), append(r
 
 // MarshalJSON writes the fields as one object, in order.
 func (r *Record) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 64+32*len(r.keys))
+	b = append(b, '{')
 	for i, k := range r.keys {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		kb, _ := json.Marshal(k)
-		vb, _ := json.Marshal(r.vals[i])
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(vb)
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, r.vals[i])
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and control characters escaped; a
+// string that is not valid UTF-8 goes through encoding/json (which replaces the bad bytes).
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		q, _ := json.Marshal(s)
+		return append(b, q...)
+	}
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // logLine is Kamailio's acc log format: "name=value;name=value".
