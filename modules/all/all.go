@@ -15,6 +15,7 @@ import (
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/nathelper"
+	_ "github.com/siplua/siplua/modules/ndb_redis"
 	_ "github.com/siplua/siplua/modules/permissions"
 	_ "github.com/siplua/siplua/modules/pike"
 	_ "github.com/siplua/siplua/modules/pv"
