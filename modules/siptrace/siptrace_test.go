@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -265,5 +266,64 @@ func TestHEPCapture(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHEPOverTCP: with ";transport=tcp" the packets go one after the other on a TCP connection, each
+// framed by its own HEP3 length.
+func TestHEPOverTCP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *hepPacket, 100)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			head := make([]byte, 6)
+			if _, err := io.ReadFull(c, head); err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint16(head[4:6]))
+			if n < 6 {
+				return
+			}
+			pkt := make([]byte, n)
+			copy(pkt, head)
+			if _, err := io.ReadFull(c, pkt[6:]); err != nil {
+				return
+			}
+			p, err := decodeHEP(pkt)
+			if err != nil {
+				t.Errorf("bad HEP on TCP: %v", err)
+				return
+			}
+			got <- p
+		}
+	}()
+	cfg := "[modules.sl]\n[modules.siptrace]\ntrace_on = true\ntrace_mode = 1\nduplicate_uri = \"sip:" + l.Addr().String() + ";transport=tcp\"\n"
+	p := enginetest.Start(t, cfg, "function ksr_request_route() KSR.sl.sl_send_reply(404, 'Nope') end")
+	c := p.UDPClient(t)
+	for i := 0; i < 3; i++ {
+		c.Send(c.Request("OPTIONS", "sip:x@example.com"))
+		c.RecvResponse(3 * time.Second)
+	}
+	want := map[string]int{"OPTIONS": 3, "404 OPTIONS": 3}
+	deadline := time.After(5 * time.Second)
+	for n := 0; n < 6; n++ {
+		select {
+		case pk := <-got:
+			want[firstLine(pk.payload)]--
+		case <-deadline:
+			t.Fatalf("only %d packets over TCP, left: %v", n, want)
+		}
+	}
+	if want["OPTIONS"] != 0 || want["404 OPTIONS"] != 0 {
+		t.Errorf("packets over TCP, left: %v", want)
 	}
 }
