@@ -160,3 +160,64 @@ func TestDialogKeepalive(t *testing.T) {
 	}
 	waitFor(t, "no dialog", 3*time.Second, func() bool { return len(d.List("")) == 0 })
 }
+
+// TestDialogByeFromScript: dlg_bye("all") in an in-dialog request's route sends a BYE to both sides and
+// ends the dialog; $dlg(state) and $dlg_var are read in that route.
+func TestDialogByeFromScript(t *testing.T) {
+	uas := enginetest.StartUAS(t, false, nil)
+	script := `
+function ksr_request_route()
+	if KSR.is_method("INFO") then
+		KSR.hdr.append_to_reply("X-State: " .. KSR.pv.get("$dlg(state)") .. " " .. KSR.pv.get("$dlg_var(who)") .. "\r\n")
+		KSR.hdr.append_to_reply("X-Bye: " .. KSR.dialog.dlg_bye("all") .. "\r\n")
+		KSR.sl.sl_send_reply(200, "OK")
+		return 1
+	end
+	KSR.dialog.dlg_manage()
+	KSR.pv.sets("$dlg_var(who)", "alice")
+	KSR.setdsturi(UAS)
+	KSR.tm.t_relay()
+end
+`
+	p := enginetest.Start(t, baseConfig+"[modules.hdr]\n[modules.dialog]\n", "UAS = 'sip:"+uas.Addr.String()+"'\n"+script)
+	d := dlgOf(t, p)
+	c := p.UDPClient(t)
+	inv := c.Request("INVITE", "sip:bob@example.com", "Contact: <sip:alice@"+c.Addr.String()+">")
+	c.Send(inv)
+	if got := string(c.RecvFinal(5 * time.Second)); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("final reply %q", got)
+	}
+	info := strings.Replace(inv, "INVITE sip:bob@example.com SIP/2.0", "INFO sip:bob@example.com SIP/2.0", 1)
+	info = strings.Replace(info, "CSeq: 1 INVITE", "CSeq: 2 INFO", 1)
+	info = strings.Replace(info, "To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=uas", 1)
+	info = strings.Replace(info, ";branch=z9hG4bK", ";branch=z9hG4bKinfo", 1)
+	c.Send(info)
+	var sawBye, sawOK bool
+	for deadline := time.Now().Add(5 * time.Second); !(sawBye && sawOK); {
+		b, err := c.TryRecv(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("caller: BYE %v, 200 to INFO %v: %v", sawBye, sawOK, err)
+		}
+		s := string(b)
+		switch {
+		case strings.HasPrefix(s, "BYE "):
+			sawBye = true
+		case strings.HasPrefix(s, "SIP/2.0 200") && strings.Contains(s, "INFO"):
+			sawOK = true
+			if !strings.Contains(s, "X-State: 3 alice") || !strings.Contains(s, "X-Bye: 1") {
+				t.Errorf("INFO reply:\n%s", s)
+			}
+		}
+	}
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case r := <-uas.Got:
+			if strings.HasPrefix(r.Raw, "BYE ") {
+				waitFor(t, "no dialog", 3*time.Second, func() bool { return len(d.List("")) == 0 })
+				return
+			}
+		case <-deadline:
+			t.Fatal("the callee got no BYE")
+		}
+	}
+}
