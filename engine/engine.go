@@ -131,6 +131,8 @@ type Engine struct {
 	replyHooks []ReplyHook
 	txReplier  TxReplier // found once at start: sl's send_reply and script errors ask it per message
 	routeDone  []RouteDoneHook
+	txFinal    []TxFinalHook // modules told of each transaction's final reply (dialog, acc)
+	taps       []WireTap     // modules that mirror the traffic (siptrace)
 
 	reloadMu sync.Mutex                    // one reload at a time
 	current  atomic.Pointer[Config]        // the configuration of the last successful reload (or cfg)
@@ -484,6 +486,9 @@ var errNotRequest = errors.New("not a request")
 func (e *Engine) sendReplyBytes(m *Msg, b []byte) error {
 	if m.Proto.Stream() && m.conn != nil {
 		if err := m.conn.Write(b); err == nil {
+			if len(e.taps) > 0 {
+				e.tapSent(m.Proto, m.Local, m.Src, b)
+			}
 			return nil
 		}
 	}

@@ -28,6 +28,12 @@ func (e *Engine) indexModules() {
 		if h, ok := l.Inst.(ReplyHook); ok {
 			e.replyHooks = append(e.replyHooks, h)
 		}
+		if t, ok := l.Inst.(WireTap); ok {
+			e.taps = append(e.taps, t)
+		}
+		if h, ok := l.Inst.(TxFinalHook); ok {
+			e.txFinal = append(e.txFinal, h)
+		}
 		if r, ok := l.Inst.(TxReplier); ok && e.txReplier == nil {
 			e.txReplier = r
 		}

@@ -70,10 +70,40 @@ func prepareTLS(cfg *Config) (*transport.TLSState, error) {
 // receive queues what a listener read; parsing happens in the workers so it spreads over them. A TCP
 // reader waits for room in the queue (pushing back on its sender), a UDP reader does not.
 func (e *Engine) receive(b []byte, src netip.AddrPort, proto Proto, local *Listener, conn *transport.Conn) {
+	if len(e.taps) > 0 {
+		var la netip.AddrPort
+		if local != nil {
+			la = local.Addr
+		}
+		for _, t := range e.taps {
+			t.Tap(false, proto, la, src, b)
+		}
+	}
 	m := newMsg()
 	m.Buf = append(m.Buf[:0], b...)
 	m.Src, m.Proto, m.Local, m.conn = src, proto, local, conn
 	e.enqueue(m, conn != nil)
+}
+
+// WireTap is implemented by a module that mirrors the SIP traffic (siptrace's HEP capture): it sees every
+// message the proxy reads (before parsing) and every message it sends, with the local and remote
+// addresses (local is zero when the transport picks the socket). It runs on the reading or sending
+// goroutine: it must copy what it keeps and never block.
+type WireTap interface {
+	Tap(sent bool, proto Proto, local, remote netip.AddrPort, b []byte)
+}
+
+func (e *Engine) tapSent(proto Proto, local *Listener, dst netip.AddrPort, b []byte) {
+	if local == nil || local.Proto != proto {
+		local = e.tr.Pick(proto, dst.Addr()) // the socket the transport will send from
+	}
+	var la netip.AddrPort
+	if local != nil {
+		la = local.Addr
+	}
+	for _, t := range e.taps {
+		t.Tap(true, proto, la, dst, b)
+	}
 }
 
 // frameError answers a TCP message whose framing is ambiguous (transport.FrameError) with 400 and the
@@ -110,6 +140,9 @@ func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte
 	if e.capture != nil {
 		return e.captureSend(proto, local, dst, b)
 	}
+	if len(e.taps) > 0 {
+		e.tapSent(proto, local, dst, b)
+	}
 	return e.tr.Send(proto, local, dst, b, noConnect, nil)
 }
 
@@ -118,6 +151,9 @@ func (e *Engine) send(proto Proto, local *Listener, dst netip.AddrPort, b []byte
 func (e *Engine) sendNotify(proto Proto, local *Listener, dst netip.AddrPort, b []byte, noConnect bool, onErr func(error)) error {
 	if e.capture != nil {
 		return e.captureSend(proto, local, dst, b)
+	}
+	if len(e.taps) > 0 {
+		e.tapSent(proto, local, dst, b)
 	}
 	return e.tr.Send(proto, local, dst, b, noConnect, onErr)
 }

@@ -23,6 +23,23 @@ type TxReplier interface {
 // route was sent.
 type RouteDoneHook interface{ RequestRouteDone(m *Msg) }
 
+// TxFinalHook is implemented by modules that need the final reply a transaction sends upstream, relayed or
+// local (Kamailio's TMCB_RESPONSE_OUT, which dialog and acc use: a call failed, or was answered). tm calls
+// it once per transaction, for its first final reply, with the transaction's lock held: it must not block
+// nor call back into tm. req is the transaction's request (do not keep it past the call), reply the bytes
+// sent.
+type TxFinalHook interface {
+	TxFinal(req *Msg, code int, reply []byte)
+}
+
+// TxFinalHooks lists the loaded modules that watch transactions' final replies (tm calls them).
+func (e *Engine) TxFinalHooks() []TxFinalHook {
+	if e == nil {
+		return nil
+	}
+	return e.txFinal
+}
+
 // TxReplier returns the module that answers through transactions, or nil.
 func (e *Engine) TxReplier() TxReplier { return e.txReplier }
 

@@ -249,6 +249,9 @@ func (x *tx) sendUpstream(out []byte, code int, relayed bool) {
 	x.reply, x.status = out, code
 	if code >= 200 && !x.final {
 		x.final = true
+		for _, h := range x.t.e.TxFinalHooks() { // dialog, acc: the call's outcome (engine.TxFinalHook)
+			h.TxFinal(x.req, code, out)
+		}
 		x.completed()
 	}
 }
