@@ -425,6 +425,26 @@ function KSR.to_WSX() end
 ---@param s string
 function KSR.warn(s) end
 
+---@class KSR.acc
+KSR.acc = {}
+
+--- `int KSR.acc.acc_db_request(comment, table)`
+---@param comment string
+---@param table string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.acc.acc_db_request(comment, table) end
+
+--- `int KSR.acc.acc_log_request(comment)`
+---@param comment string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.acc.acc_log_request(comment) end
+
+--- `int KSR.acc.acc_request(comment, table)`
+---@param comment string
+---@param table string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.acc.acc_request(comment, table) end
+
 ---@class KSR.auth
 KSR.auth = {}
 
@@ -658,6 +678,188 @@ function KSR.corex.via_add_xavp_params(p1) end
 ---@param p1 integer
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.corex.via_use_xavp_fields(p1) end
+
+---@class KSR.dialog
+KSR.dialog = {}
+
+--- `int KSR.dialog.dlg_bridge(from, to, op)`
+---@param from string
+---@param to string
+---@param op string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_bridge(from, to, op) end
+
+--- `int KSR.dialog.dlg_bye(side)`
+---
+--- dlg_bye(side): a BYE to "caller", "callee" or "all" (both), and the dialog ends. 1 sent,
+--- -1 no confirmed dialog or a bad side.
+---@param side string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_bye(side) end
+
+--- `int KSR.dialog.dlg_db_load_callid(callid)`
+---@param callid string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_db_load_callid(callid) end
+
+--- `int KSR.dialog.dlg_db_load_extra()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_db_load_extra() end
+
+--- `int KSR.dialog.dlg_get(callID, ftag, ttag)`
+---
+--- dlg_get(callid, ftag, ttag): makes that dialog the message's current one ($dlg, $dlg_var,
+--- dlg_bye work on it). 1 found, -1 not.
+---@param callID string
+---@param ftag string
+---@param ttag string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_get(callID, ftag, ttag) end
+
+--- `int KSR.dialog.dlg_isflagset(f)`
+---
+--- dlg_isflagset(flag): 1 set, -1 not set or no dialog (flags 0..31).
+---@param f integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_isflagset(f) end
+
+--- `int KSR.dialog.dlg_manage()`
+---
+--- dlg_manage(): on an initial INVITE it creates the dialog (once: a retransmission finds it);
+--- on an in-dialog request it binds the message to its dialog. 1 tracked, -1 not (not an INVITE, no dialog).
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_manage() end
+
+--- `int KSR.dialog.dlg_reset_property(p)`
+---@param p string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_reset_property(p) end
+
+--- `int KSR.dialog.dlg_resetflag(f)`
+---@param f integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_resetflag(f) end
+
+--- `int KSR.dialog.dlg_set_property(p)`
+---@param p string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_set_property(p) end
+
+--- `int KSR.dialog.dlg_set_timeout(secs)`
+---
+--- dlg_set_timeout(seconds) for the message's dialog: a confirmed dialog's timer
+--- restarts with it. 1 done, -1 no dialog or a bad value.
+---@param secs integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_set_timeout(secs) end
+
+--- `int KSR.dialog.dlg_set_timeout_id(secs, he, hid)`
+---
+--- dlg_set_timeout_id(seconds, h_entry, h_id).
+---@param secs integer
+---@param he integer
+---@param hid integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_set_timeout_id(secs, he, hid) end
+
+--- `int KSR.dialog.dlg_setflag(f)`
+---@param f integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.dlg_setflag(f) end
+
+--- `int KSR.dialog.get_profile_size(name, value, spv)`
+---
+--- get_profile_size(profile, value, "$var(n)"): the number of dialogs in the profile
+--- (with that value, or all of them for ""), stored in the pseudo-variable. 1 done, -1 unknown profile or
+--- variable.
+---@param name string
+---@param value string
+---@param spv string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.get_profile_size(name, value, spv) end
+
+--- `int KSR.dialog.get_profile_size_static(p, spv)`
+---@param p string
+---@param spv string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.get_profile_size_static(p, spv) end
+
+--- `int KSR.dialog.is_in_profile(name, value)`
+---
+--- is_in_profile(profile, value) for the message's dialog ("" value: any). 1 yes, -1 no.
+---@param name string
+---@param value string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.is_in_profile(name, value) end
+
+--- `int KSR.dialog.is_in_profile_static(p)`
+---@param p string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.is_in_profile_static(p) end
+
+--- `int KSR.dialog.is_known_dlg()`
+---
+--- is_known_dlg(): 1 when the message belongs to a tracked dialog.
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.is_known_dlg() end
+
+--- `int KSR.dialog.set_dlg_profile(name, value)`
+---
+--- set_dlg_profile(profile, value): the message's dialog joins a profile ("" value for a
+--- profile without values). 1 done, -1 unknown profile, missing value or no dialog.
+---@param name string
+---@param value string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.set_dlg_profile(name, value) end
+
+--- `int KSR.dialog.set_dlg_profile_static(p)`
+---@param p string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.set_dlg_profile_static(p) end
+
+--- `int KSR.dialog.unset_dlg_profile(name, value)`
+---
+--- unset_dlg_profile(profile, value). 1 removed, -1 not in it.
+---@param name string
+---@param value string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.unset_dlg_profile(name, value) end
+
+--- `int KSR.dialog.unset_dlg_profile_static(p)`
+---@param p string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.unset_dlg_profile_static(p) end
+
+--- `str|int|nil KSR.dialog.var_get(k)`
+---@param k string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.dialog.var_get(k) end
+
+--- `str|int|nil KSR.dialog.var_gete(k)`
+---@param k string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.dialog.var_gete(k) end
+
+--- `str|int|nil KSR.dialog.var_getw(k)`
+---@param k string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.dialog.var_getw(k) end
+
+--- `int KSR.dialog.var_is_null(k)`
+---@param k string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.var_is_null(k) end
+
+--- `int KSR.dialog.var_rm(k)`
+---@param k string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.var_rm(k) end
+
+--- `int KSR.dialog.var_sets(k, v)`
+---@param k string
+---@param v string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.dialog.var_sets(k, v) end
 
 ---@class KSR.dispatcher
 KSR.dispatcher = {}
@@ -1119,6 +1321,22 @@ function KSR.htable.sht_setxs(tn, key, val, exp) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.htable.sht_unlock(tn, key) end
 
+---@class KSR.http_async_client
+KSR.http_async_client = {}
+
+--- `int KSR.http_async_client.query(url, route)`
+---@param url string
+---@param route string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.http_async_client.query(url, route) end
+
+--- `int KSR.http_async_client.query_post(url, body, route)`
+---@param url string
+---@param body string
+---@param route string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.http_async_client.query_post(url, body, route) end
+
 ---@class KSR.kex
 KSR.kex = {}
 
@@ -1543,6 +1761,36 @@ function KSR.nathelper.set_contact_alias() end
 --- set_contact_alias(1): an alias parameter already there is replaced.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.nathelper.set_contact_alias_trim() end
+
+---@class KSR.ndb_redis
+KSR.ndb_redis = {}
+
+--- `int KSR.ndb_redis.redis_cmd(srv, command, name)`
+---
+--- redis_cmd(server, command, reply): 1 done (a Redis error reply is stored as type 6), -1 unknown
+--- server, empty command, connection failure or timeout (cmd_timeout).
+---@param srv string
+---@param command string
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.ndb_redis.redis_cmd(srv, command, name) end
+
+--- `int KSR.ndb_redis.redis_cmd_async(srv, command, route)`
+---
+--- redis_cmd_async(server, command, route) (siplua): the transaction is suspended and route
+--- runs on a worker with the reply stored under the route's name ($redis(route=>value)); a failure stores
+--- a type 6 reply with the error. 0 suspended (end the route), -1 not (no tm suspend, unknown server, too
+--- many commands waiting).
+---@param srv string
+---@param command string
+---@param route string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.ndb_redis.redis_cmd_async(srv, command, route) end
+
+--- `int KSR.ndb_redis.redis_free(name)`
+---@param name string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.ndb_redis.redis_free(name) end
 
 ---@class KSR.permissions
 KSR.permissions = {}
@@ -2311,6 +2559,153 @@ function KSR.rr.record_route_preset_one(a) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.rr.remove_record_route() end
 
+---@class KSR.rtpengine
+KSR.rtpengine = {}
+
+--- `int KSR.rtpengine.block_dtmf(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.block_dtmf(flags) end
+
+--- `int KSR.rtpengine.block_dtmf0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.block_dtmf0() end
+
+--- `int KSR.rtpengine.block_media(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.block_media(flags) end
+
+--- `int KSR.rtpengine.block_media0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.block_media0() end
+
+--- `int KSR.rtpengine.play_media(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.play_media(flags) end
+
+--- `int KSR.rtpengine.rtpengine_answer(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_answer(f) end
+
+--- `int KSR.rtpengine.rtpengine_answer0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_answer0() end
+
+--- `int KSR.rtpengine.rtpengine_delete(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_delete(flags) end
+
+--- `int KSR.rtpengine.rtpengine_delete0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_delete0() end
+
+--- `int KSR.rtpengine.rtpengine_manage(flags)`
+---
+--- rtpengine_manage(flags), Kamailio's choice of command from the message: an INVITE (or UPDATE)
+--- with SDP is an offer; an ACK or PRACK with SDP, or a 183/2xx with SDP to an INVITE, an answer; a BYE or
+--- CANCEL, or a failure reply (>= 300) to an INVITE, a delete. 1 done, -1 nothing to do or an error.
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_manage(flags) end
+
+--- `int KSR.rtpengine.rtpengine_manage0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_manage0() end
+
+--- `int KSR.rtpengine.rtpengine_offer(f)`
+---@param f string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_offer(f) end
+
+--- `int KSR.rtpengine.rtpengine_offer0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_offer0() end
+
+--- `int KSR.rtpengine.rtpengine_query(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_query(flags) end
+
+--- `int KSR.rtpengine.rtpengine_query0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_query0() end
+
+--- `int KSR.rtpengine.rtpengine_query_v(format, spv)`
+---
+--- rtpengine_query_v(fmt, "$var(x)"): the query result as JSON ("j") stored in a variable.
+---@param format string
+---@param spv string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.rtpengine_query_v(format, spv) end
+
+--- `int KSR.rtpengine.set_rtpengine_set(set)`
+---@param set integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.set_rtpengine_set(set) end
+
+--- `int KSR.rtpengine.set_rtpengine_set2(set, p2)`
+---@param set integer
+---@param p2 integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.set_rtpengine_set2(set, p2) end
+
+--- `int KSR.rtpengine.silence_media(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.silence_media(flags) end
+
+--- `int KSR.rtpengine.silence_media0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.silence_media0() end
+
+--- `int KSR.rtpengine.start_recording()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.start_recording() end
+
+--- `int KSR.rtpengine.stop_media(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.stop_media(flags) end
+
+--- `int KSR.rtpengine.stop_media0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.stop_media0() end
+
+--- `int KSR.rtpengine.stop_recording()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.stop_recording() end
+
+--- `int KSR.rtpengine.unblock_dtmf(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.unblock_dtmf(flags) end
+
+--- `int KSR.rtpengine.unblock_dtmf0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.unblock_dtmf0() end
+
+--- `int KSR.rtpengine.unblock_media(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.unblock_media(flags) end
+
+--- `int KSR.rtpengine.unblock_media0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.unblock_media0() end
+
+--- `int KSR.rtpengine.unsilence_media(flags)`
+---@param flags string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.unsilence_media(flags) end
+
+--- `int KSR.rtpengine.unsilence_media0()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.rtpengine.unsilence_media0() end
+
 ---@class KSR.sanity
 KSR.sanity = {}
 
@@ -2337,6 +2732,32 @@ function KSR.sanity.sanity_check_defaults() end
 --- fails (-1), as Kamailio's ki_sanity_reply.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.sanity.sanity_reply() end
+
+---@class KSR.siptrace
+KSR.siptrace = {}
+
+--- `int KSR.siptrace.sip_trace()`
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siptrace.sip_trace() end
+
+--- `int KSR.siptrace.sip_trace_dst(dst)`
+---@param dst string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siptrace.sip_trace_dst(dst) end
+
+--- `int KSR.siptrace.sip_trace_dst_cid(dst, cid)`
+---@param dst string
+---@param cid string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siptrace.sip_trace_dst_cid(dst, cid) end
+
+--- `int KSR.siptrace.sip_trace_mode(mode)`
+---
+--- sip_trace_mode(mode): "m" the message (as sip_trace), "t" every message of the call for
+--- trans_timeout, "d" for dialog_timeout (until 32 s after a BYE). 1 done, -1 tracing off or a bad mode.
+---@param mode string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.siptrace.sip_trace_mode(mode) end
 
 ---@class KSR.siputils
 KSR.siputils = {}
