@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -724,20 +725,39 @@ func hopRequest(out []byte, method, to string) []byte {
 // keep retransmitting, CANCEL once a provisional comes; the final reply comes from the branch). The
 // answers go up through the usual aggregation; a local one (a timeout) becomes 487, as in Kamailio.
 //
-// The 200 for the CANCEL goes after what cancelling sent (a local 487 with cancel_b_method 0), in
-// Kamailio's order (e2e_cancel answers the CANCEL once cancel_uacs is done).
+// The 200 for the CANCEL goes up after what cancelling sent up (a local 487 with cancel_b_method 0), in
+// Kamailio's order (e2e_cancel answers the CANCEL once cancel_uacs is done), and before the CANCELs go
+// down: whatever the callees answer to them (487, and the final reply that makes) can only follow it,
+// however the workers are scheduled.
 func (t *TM) cancelTx(m *engine.Msg, x *tx) {
 	x.mu.Lock()
+	n := len(x.outq)
 	if !x.final && !x.canceled {
 		x.canceled = true
 		t.cancelBranches(x, nil)
 		t.complete(x)
 	}
+	ok := m.BuildReply(nil, 200, "canceling", nil, "")
+	if x.sending {
+		m = m.Detach() // another goroutine makes the sends: it may do so after the worker recycled m
+	}
+	// upstream replies decided by cancelling first, then the 200, then the rest (the CANCELs down)
+	added := slices.Clone(x.outq[n:])
+	x.outq = x.outq[:n]
+	for _, o := range added {
+		if o.kind == outReply {
+			x.queue(o)
+		}
+	}
+	x.queue(outMsg{kind: outReply, req: m, data: ok, code: 200, count: countLocal, logErr: true})
+	for _, o := range added {
+		if o.kind != outReply {
+			x.queue(o)
+		}
+	}
 	x.unlock() // sends what cancelling queued
 	t.checkSend(x)
-	if err := m.SendReply(200, "canceling"); err != nil {
-		t.logger().Info("200 to CANCEL not sent", "err", err, "call_id", callID(m))
-	}
+	m.Replied = true
 }
 
 // cancelBranches cancels every pending branch except keep (Kamailio's cancel_uacs with cancel_b_method).
