@@ -11,11 +11,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -349,48 +346,8 @@ func TestExampleKemiBasicKamailio(t *testing.T) {
 
 // exampleKamailioCfg starts kamailio -DD -E on an example configuration with a free port and the example
 // users (db_text), waits until it answers an OPTIONS ping, and stops it when the test ends.
-func exampleKamailioCfg(t *testing.T, kam, cfg string) netip.AddrPort {
+func exampleKamailioCfg(t *testing.T, _, cfg string) netip.AddrPort {
 	t.Helper()
-	dir := t.TempDir()
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(kam, "-f", e2eAbs(t, filepath.Join(exampleDir, cfg)), "-DD", "-E", "-m", "64", "-M", "8",
-		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
-		"-A", "SIPPORT="+strconv.Itoa(port),
-		"-A", fmt.Sprintf("DBURL=%q", "text://"+e2eAbs(t, filepath.Join(exampleDir, "kamailio-dbtext"))))
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("kamailio log:\n%s", e2eTail(log.Bytes(), 6000))
-		}
-	})
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	c := enginetest.NewUDPClient(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("kamailio exited: %v\n%s", err, e2eTail(log.Bytes(), 3000))
-		default:
-		}
-		c.Send(c.Request("OPTIONS", "sip:"+addr.String()))
-		if _, err := c.TryRecv(300 * time.Millisecond); err == nil {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("kamailio does not answer an OPTIONS ping within 10s")
-		}
-	}
+	return enginetest.RunKamailioFile(t, e2eAbs(t, filepath.Join(exampleDir, cfg)),
+		fmt.Sprintf("DBURL=%q", "text://"+e2eAbs(t, filepath.Join(exampleDir, "kamailio-dbtext"))))
 }

@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -305,52 +304,11 @@ func TestExampleRegistrarKamailio(t *testing.T) {
 
 // exampleKamailio starts kamailio -DD -E on kamailio-registrar.cfg with a free port and the example's files
 // (absolute paths), waits until it answers an OPTIONS ping, and stops it with SIGTERM when the test ends.
-func exampleKamailio(t *testing.T, kam string) netip.AddrPort {
+func exampleKamailio(t *testing.T, _ string) netip.AddrPort {
 	t.Helper()
 	abs := func(rel string) string { return e2eAbs(t, filepath.Join(exampleDir, rel)) }
-	dir := t.TempDir()
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(kam, "-f", abs("kamailio-registrar.cfg"), "-DD", "-E", "-m", "64", "-M", "8",
-		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
-		"-A", "SIPPORT="+strconv.Itoa(port),
-		"-A", fmt.Sprintf("LUA_SCRIPT=%q", abs("registrar.lua")),
-		"-A", fmt.Sprintf("DBURL=%q", "text://"+abs("kamailio-dbtext")))
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("kamailio log:\n%s", e2eTail(log.Bytes(), 6000))
-		}
-	})
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	c := enginetest.NewUDPClient(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("kamailio exited: %v", err)
-		default:
-		}
-		c.Send(c.Request("OPTIONS", "sip:"+addr.String()))
-		if _, err := c.TryRecv(300 * time.Millisecond); err == nil {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("kamailio does not answer an OPTIONS ping within 10s")
-		}
-	}
+	return enginetest.RunKamailioFile(t, abs("kamailio-registrar.cfg"),
+		fmt.Sprintf("LUA_SCRIPT=%q", abs("registrar.lua")), fmt.Sprintf("DBURL=%q", "text://"+abs("kamailio-dbtext")))
 }
 
 // exampleInvite builds an INVITE from a test socket at sentBy.

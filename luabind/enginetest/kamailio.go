@@ -17,14 +17,34 @@ import (
 // process group is ended, and its log is shown when the test failed.
 func RunKamailio(t testing.TB, dir, cfgText string, probeHeaders ...string) netip.AddrPort {
 	t.Helper()
-	bin := NeedProgram(t, "kamailio", "kamailio")
 	cfg := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := FreePort(t)
-	cmd := exec.Command(bin, "-f", cfg, "-DD", "-E", "-l", "udp:127.0.0.1:"+strconv.Itoa(port), "-Y", dir,
-		"-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
+	return runKamailio(t, dir, port, []string{"-f", cfg, "-l", "udp:127.0.0.1:" + strconv.Itoa(port)},
+		"sip:probe@example.com", probeHeaders)
+}
+
+// RunKamailioFile runs the real Kamailio on the configuration file cfgPath (an example kept in the
+// repository) with -A NAME=VALUE for each define and SIPPORT set to a free port (the file listens on
+// 127.0.0.1:SIPPORT), 64 MB of shared and 8 MB of private memory, until the test ends; it waits until an
+// OPTIONS to the proxy itself gets any answer.
+func RunKamailioFile(t testing.TB, cfgPath string, defines ...string) netip.AddrPort {
+	t.Helper()
+	port := FreePort(t)
+	args := []string{"-f", cfgPath, "-m", "64", "-M", "8", "-A", "SIPPORT=" + strconv.Itoa(port)}
+	for _, d := range defines {
+		args = append(args, "-A", d)
+	}
+	return runKamailio(t, t.TempDir(), port, args, "sip:127.0.0.1:"+strconv.Itoa(port), nil)
+}
+
+func runKamailio(t testing.TB, dir string, port int, args []string, probeURI string, probeHeaders []string) netip.AddrPort {
+	t.Helper()
+	bin := NeedProgram(t, "kamailio", "kamailio")
+	args = append(args, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logPath := filepath.Join(dir, "kamailio.log")
 	logf, err := os.Create(logPath)
@@ -48,13 +68,19 @@ func RunKamailio(t testing.TB, dir, cfgText string, probeHeaders ...string) neti
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("kamailio output:\n%s", Tail(string(b), 3000))
+			t.Logf("kamailio output:\n%s", Tail(string(b), 6000))
 		}
 	})
 	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
 	probe := NewUDPClient(t, addr)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		probe.Send(probe.Request("OPTIONS", "sip:probe@example.com", probeHeaders...))
+		select {
+		case <-done:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("kamailio exited before answering:\n%s", Tail(string(b), 3000))
+		default:
+		}
+		probe.Send(probe.Request("OPTIONS", probeURI, probeHeaders...))
 		if _, err := probe.TryRecv(200 * time.Millisecond); err == nil {
 			return addr
 		}
