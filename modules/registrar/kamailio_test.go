@@ -4,13 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -98,53 +94,7 @@ end
 // test ends.
 func startKamailio(t *testing.T, modparams string) netip.AddrPort {
 	t.Helper()
-	bin := enginetest.NeedProgram(t, "kamailio", "kamailio")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfg, []byte(strings.Replace(kamailioCfg, "MODPARAMS", modparams, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(bin, "-f", cfg, "-DD", "-E", "-l", "udp:127.0.0.1:"+strconv.Itoa(port), "-Y", dir,
-		"-P", filepath.Join(dir, "kamailio.pid"), "-w", dir)
-	// its own process group: Kamailio forks workers, and all of them must go when the test ends
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
-			t.Logf("kamailio output:\n%s", enginetest.Tail(string(b), 3000))
-		}
-	})
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
-	// ready when it answers
-	probe := enginetest.NewUDPClient(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		probe.Send(probe.Request("OPTIONS", "sip:probe@example.com"))
-		if _, err := probe.TryRecv(200 * time.Millisecond); err == nil {
-			return addr
-		}
-	}
-	t.Fatalf("kamailio did not answer on %s", addr)
-	return addr
+	return enginetest.RunKamailio(t, t.TempDir(), strings.Replace(kamailioCfg, "MODPARAMS", modparams, 1))
 }
 
 var expiresNum = regexp.MustCompile(`expires=(\d+)`)
@@ -276,26 +226,7 @@ func TestAgainstKamailio(t *testing.T) {
 }
 
 // startRedis runs a redis-server on a free port until the test ends and returns its URL.
-func startRedis(t testing.TB) string {
-	t.Helper()
-	bin := enginetest.NeedProgram(t, "redis-server", "redis-server")
-	port := enginetest.FreePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return "redis://" + addr + "/0"
-		}
-	}
-	t.Fatalf("redis-server did not listen on %s", addr)
-	return ""
-}
+func startRedis(t testing.TB) string { return enginetest.StartRedis(t).URL() }
 
 type cmpUA struct {
 	c    *net.UDPConn
