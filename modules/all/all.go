@@ -29,6 +29,7 @@ import (
 	_ "github.com/siplua/siplua/modules/textops"
 	_ "github.com/siplua/siplua/modules/textopsx"
 	_ "github.com/siplua/siplua/modules/tm"
+	_ "github.com/siplua/siplua/modules/tls"
 	_ "github.com/siplua/siplua/modules/tmx"
 	_ "github.com/siplua/siplua/modules/usrloc"
 	_ "github.com/siplua/siplua/modules/websocket"
