@@ -12,6 +12,7 @@ import (
 	_ "github.com/siplua/siplua/modules/hdr"
 	_ "github.com/siplua/siplua/modules/htable"
 	_ "github.com/siplua/siplua/modules/http_async_client"
+	_ "github.com/siplua/siplua/modules/jsonrpcs"
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/nathelper"
