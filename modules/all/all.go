@@ -34,4 +34,5 @@ import (
 	_ "github.com/siplua/siplua/modules/tmx"
 	_ "github.com/siplua/siplua/modules/usrloc"
 	_ "github.com/siplua/siplua/modules/websocket"
+	_ "github.com/siplua/siplua/modules/xhttp"
 )
