@@ -131,6 +131,7 @@ type State struct {
 	exit    *lua.LUserData // KSR.x.exit sentinel
 	drop    *lua.LUserData // KSR.x.drop sentinel
 	exits   int            // routes ended by KSR.x.exit (read by siplua test)
+	other   *lua.LTable    // the globals of KSR.app_lua.dostring/dofile chunks, made on first use (applua.go)
 }
 
 // Exits counts the routes of this state that ended with KSR.x.exit().
@@ -379,6 +380,7 @@ func (st *State) buildKSR() error {
 	}))
 	st.moreX(x, ksr) // kemi.go: KSR.x.modf, KSR.x.probe
 	ksr.RawSetString("x", x)
+	ksr.RawSetString("app_lua", st.appLua()) // applua.go: KSR.app_lua.run, runstring, dostring, dofile ...
 	L.SetGlobal("KSR", ksr)
 	return nil
 }
