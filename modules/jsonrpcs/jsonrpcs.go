@@ -83,7 +83,7 @@ func (j *JSONRPCS) exec(m *engine.Msg, cmd string) int {
 	return 1
 }
 
-// execx is exec: Kamailio 5.6 exports the same function under both names to KEMI.
+// execx is jsonrpc_exec(cmd) too: Kamailio 5.6 exports the same function as exec and execx.
 func (j *JSONRPCS) execx(m *engine.Msg, cmd string) int { return j.exec(m, cmd) }
 
 // response is KSR.jsonrpcs.response(): the body of the last answer, "" before any exec (Kamailio's

@@ -52,7 +52,7 @@ func isPeerVerified(m *engine.Msg) int {
 // setConnectServerID is Kamailio's tls_set_connect_server_id(srvid): it selects the client profile
 // ([client:...] with server_id) of the next outgoing TLS connection. siplua's [tls] table has one client
 // profile, so the id is accepted (1, as Kamailio for any id) and changes nothing.
-func setConnectServerID(_ *engine.Msg, _ string) int { return 1 }
+func setConnectServerID(_ *engine.Msg, srvid string) int { _ = srvid; return 1 }
 
 // cget is KSR.tls.cget(name): an attribute of the TLS connection of the message, null when the message
 // did not come over TLS or the name is unknown. Kamailio 5.6 knows the $tls(key) keys m_subject_line,

@@ -24,7 +24,7 @@ func (*XHTTP) Exports() []engine.Export {
 	}
 }
 
-// getHU is xhttp get_hu(): Kamailio returns the URI of the request's first line (the HTTP URL of an
+// getHU is Kamailio's get_hu(): it returns the URI of the request's first line (the HTTP URL of an
 // HTTP request); for a SIP request that is its original Request-URI, which siplua returns too. A reply
 // has none: "".
 func getHU(m *engine.Msg) string {
