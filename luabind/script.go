@@ -183,6 +183,7 @@ func (st *State) build() error {
 	s := st.script
 	L := newLState()
 	st.L = L
+	st.other = nil // app_lua's dostring globals belong to the state they were made in
 	st.exit, st.drop = L.NewUserData(), L.NewUserData()
 	st.errfn = L.NewFunction(func(L *lua.LState) int { return 1 }) // keep the error value, skip tracebacks
 	openSafeLibs(L, s)
