@@ -81,6 +81,9 @@ type (
 	fnSSSSSSI = func(*engine.Msg, string, string, string, string, string, string) int
 )
 
+// fnISSSI is xhttp's xhttp_reply(code, reason, ctype, body).
+type fnISSSI = func(*engine.Msg, int, string, string, string) int
+
 // Supported reports whether luabind can adapt a function of this type (modules are checked in tests).
 func Supported(fn any) bool {
 	return adapt(nil, "", fn) != nil
@@ -165,6 +168,10 @@ func adapt(st *State, name string, fn any) lua.LGFunction {
 		return func(L *lua.LState) int {
 			L.Push(lua.LBool(f(msg(L), argS(L, name, 1), argS(L, name, 2), argS(L, name, 3), argS(L, name, 4))))
 			return 1
+		}
+	case fnISSSI:
+		return func(L *lua.LState) int {
+			return pushInt(L, f(msg(L), argI(L, name, 1), argS(L, name, 2), argS(L, name, 3), argS(L, name, 4)))
 		}
 	case fnSSISI:
 		return func(L *lua.LState) int {

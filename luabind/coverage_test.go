@@ -129,8 +129,9 @@ type nsCoverage struct {
 	mismatch []string
 }
 
-// coverage compares the registered exports (plus KSR.x, whose functions luabind defines: xfns) with the list.
-func coverage(list []kemiFn, mods []engine.Loaded, xfns map[string]bool) []nsCoverage {
+// coverage compares the registered exports (plus KSR.x and KSR.app_lua, whose functions luabind defines:
+// xfns, by namespace) with the list.
+func coverage(list []kemiFn, mods []engine.Loaded, xfns map[string]map[string]bool) []nsCoverage {
 	type impl struct{ returns, params string }
 	have := map[string]map[string]impl{}
 	for _, lm := range mods {
@@ -143,9 +144,21 @@ func coverage(list []kemiFn, mods []engine.Loaded, xfns map[string]bool) []nsCov
 			have[ns][ex.Name] = impl{r, p}
 		}
 	}
-	have["x"] = map[string]impl{}
-	for name := range xfns {
-		have["x"][name] = impl{"none", "-"}
+	// Lua-defined functions have no Go types: KSR.x's are untyped in the list; KSR.app_lua's are taken as
+	// declared (their arguments and results are checked by TestAppLua against Kamailio)
+	declared := map[string]impl{}
+	for _, k := range list {
+		declared[k.ns+"."+k.name] = impl{k.returns, k.params}
+	}
+	for ns, names := range xfns {
+		have[ns] = map[string]impl{}
+		for name := range names {
+			if ns == "x" {
+				have[ns][name] = impl{"none", "-"}
+			} else {
+				have[ns][name] = declared[ns+"."+name]
+			}
+		}
 	}
 	byNS := map[string]*nsCoverage{}
 	listed := map[string]map[string]bool{}
@@ -217,22 +230,23 @@ func coverageTable(cs []nsCoverage) string {
 	return b.String()
 }
 
-// xFunctions asks a running siplua which KSR.x functions its Lua states define.
-func xFunctions(t *testing.T, list []kemiFn) map[string]bool {
+// xFunctions asks a running siplua which KSR.x and KSR.app_lua functions its Lua states define (luabind
+// defines them, not a module).
+func xFunctions(t *testing.T, list []kemiFn) map[string]map[string]bool {
 	t.Helper()
-	var names, exprs []string
+	var nss, names, exprs []string
 	for _, k := range list {
-		if k.ns == "x" {
-			names = append(names, k.name)
-			exprs = append(exprs, "type(KSR.x."+k.name+")")
+		if k.ns == "x" || k.ns == "app_lua" {
+			nss, names = append(nss, k.ns), append(names, k.name)
+			exprs = append(exprs, "type(KSR."+k.ns+"."+k.name+")")
 		}
 	}
 	p := enginetest.Start(t, "[modules.sl]\n", enginetest.EvalScript)
 	res := p.UDPClient(t).Eval("OPTIONS", "sip:x@127.0.0.1", nil, exprs...)
-	out := map[string]bool{}
+	out := map[string]map[string]bool{"x": {}, "app_lua": {}}
 	for i, r := range res {
 		if r == "string:function" {
-			out[names[i]] = true
+			out[nss[i]][names[i]] = true
 		}
 	}
 	return out

@@ -70,6 +70,10 @@ func newAnalysis(file string, mods *engine.ModuleSet) *analysis {
 		}
 	}
 	a.loaded["x"] = map[string]bool{"exit": true, "drop": true, "modf": true, "probe": true}
+	a.loaded["app_lua"] = map[string]bool{}
+	for _, name := range AppLuaFunctions {
+		a.loaded["app_lua"][name] = true
+	}
 	for _, name := range engine.RegisteredModules() {
 		m, _ := engine.LookupModule(name)
 		add(a.available, engine.Loaded{Module: m}, m.New())

@@ -131,6 +131,7 @@ type State struct {
 	exit    *lua.LUserData // KSR.x.exit sentinel
 	drop    *lua.LUserData // KSR.x.drop sentinel
 	exits   int            // routes ended by KSR.x.exit (read by siplua test)
+	other   *lua.LTable    // the globals of KSR.app_lua.dostring/dofile chunks, made on first use (applua.go)
 }
 
 // Exits counts the routes of this state that ended with KSR.x.exit().
@@ -182,6 +183,7 @@ func (st *State) build() error {
 	s := st.script
 	L := newLState()
 	st.L = L
+	st.other = nil // app_lua's dostring globals belong to the state they were made in
 	st.exit, st.drop = L.NewUserData(), L.NewUserData()
 	st.errfn = L.NewFunction(func(L *lua.LState) int { return 1 }) // keep the error value, skip tracebacks
 	openSafeLibs(L, s)
@@ -379,6 +381,7 @@ func (st *State) buildKSR() error {
 	}))
 	st.moreX(x, ksr) // kemi.go: KSR.x.modf, KSR.x.probe
 	ksr.RawSetString("x", x)
+	ksr.RawSetString("app_lua", st.appLua()) // applua.go: KSR.app_lua.run, runstring, dostring, dofile ...
 	L.SetGlobal("KSR", ksr)
 	return nil
 }

@@ -57,6 +57,57 @@ function KSR.x.exit() end
 ---
 --- Ends the script and drops the message (Kamailio's drop): a request is not relayed, a reply not forwarded.
 function KSR.x.drop() end
+
+---@class KSR.app_lua
+KSR.app_lua = {}
+
+--- ` + "`int KSR.app_lua.run(str func)`" + `, and run_p1/run_p2/run_p3 with string parameters
+---
+--- Calls the script's global function func: 1 when it returned (or ended with KSR.x.exit), -1 when it
+--- is not defined or raised an error.
+---@param func string
+---@return integer
+function KSR.app_lua.run(func) end
+
+---@param func string
+---@param p1 string
+---@return integer
+function KSR.app_lua.run_p1(func, p1) end
+
+---@param func string
+---@param p1 string
+---@param p2 string
+---@return integer
+function KSR.app_lua.run_p2(func, p1, p2) end
+
+---@param func string
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@return integer
+function KSR.app_lua.run_p3(func, p1, p2, p3) end
+
+--- ` + "`int KSR.app_lua.runstring(str code)`" + `
+---
+--- Runs a Lua chunk with the script's globals: 1, or -1 on an error.
+---@param code string
+---@return integer
+function KSR.app_lua.runstring(code) end
+
+--- ` + "`int KSR.app_lua.dostring(str code)`" + `
+---
+--- Runs a Lua chunk in app_lua's other environment (what it defines stays out of the script's globals):
+--- 1, or -1 on an error.
+---@param code string
+---@return integer
+function KSR.app_lua.dostring(code) end
+
+--- ` + "`int KSR.app_lua.dofile(str file)`" + `
+---
+--- Runs a Lua file below the script's directory in app_lua's other environment: 1, or -1.
+---@param file string
+---@return integer
+function KSR.app_lua.dofile(file) end
 `)
 	sorted := append([]engine.Loaded(nil), mods...)
 	sort.SliceStable(sorted, func(i, j int) bool {

@@ -94,6 +94,9 @@ func TestStubsLoad(t *testing.T) {
 	}
 	ksr := L.GetGlobal("KSR").(*lua.LTable)
 	want := map[string]bool{"x.exit": true, "x.drop": true}
+	for _, name := range luabind.AppLuaFunctions {
+		want["app_lua."+name] = true
+	}
 	for _, lm := range luabind.AllModules() {
 		for _, ex := range lm.Inst.Exports() {
 			if lm.TopLevel {

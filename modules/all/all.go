@@ -12,6 +12,7 @@ import (
 	_ "github.com/siplua/siplua/modules/hdr"
 	_ "github.com/siplua/siplua/modules/htable"
 	_ "github.com/siplua/siplua/modules/http_async_client"
+	_ "github.com/siplua/siplua/modules/jsonrpcs"
 	_ "github.com/siplua/siplua/modules/kx"
 	_ "github.com/siplua/siplua/modules/maxfwd"
 	_ "github.com/siplua/siplua/modules/nathelper"
@@ -28,8 +29,10 @@ import (
 	_ "github.com/siplua/siplua/modules/sl"
 	_ "github.com/siplua/siplua/modules/textops"
 	_ "github.com/siplua/siplua/modules/textopsx"
+	_ "github.com/siplua/siplua/modules/tls"
 	_ "github.com/siplua/siplua/modules/tm"
 	_ "github.com/siplua/siplua/modules/tmx"
 	_ "github.com/siplua/siplua/modules/usrloc"
 	_ "github.com/siplua/siplua/modules/websocket"
+	_ "github.com/siplua/siplua/modules/xhttp"
 )

@@ -101,3 +101,26 @@ func benchLookup(b *testing.B, backend string) {
 		}
 	}
 }
+
+// BenchmarkRegisteredFlags: registered_flags with a Call-ID from xavp_cfg (an OPTIONS keepalive check).
+func BenchmarkRegisteredFlags(b *testing.B) {
+	p := enginetest.Start(b, "[modules.sl]\n[modules.usrloc]\n[modules.registrar]\nxavp_cfg = \"reg\"\n", "function ksr_request_route() end")
+	save := p.Export(b, "registrar", "save").(func(*engine.Msg, string, int) int)
+	flags := p.Export(b, "registrar", "registered_flags").(func(*engine.Msg, string, string, int) int)
+	m, _ := regMsg(b, p, "u1")
+	save(m, "location", 2)
+	opt := enginetest.Msg(b, p, "OPTIONS sip:u1@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKo\r\n"+
+		"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:u1@example.com>\r\nCall-ID: o@bench\r\n"+
+		"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+	pv, _ := p.E.LookupPV("xavp")
+	if pv.Set == nil || pv.Set(opt, "reg=>match_callid", engine.StrVal("nope")) != nil {
+		b.Fatal("cannot set $xavp(reg=>match_callid)")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if rc := flags(opt, "location", "", 1); rc != -1 {
+			b.Fatalf("registered_flags = %d, want -1 (Call-ID differs)", rc)
+		}
+	}
+}

@@ -25,6 +25,7 @@ loadmodule "registrar.so"
 modparam("usrloc", "db_mode", 0)
 modparam("usrloc", "preload", "location")
 modparam("registrar", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "xavp_cfg", "reg")
 MODPARAMS
 request_route {
 	if (is_method("REGISTER")) {
@@ -48,6 +49,18 @@ request_route {
 	}
 	if ($hdr(X-Fn) == "registered") {
 		registered("location");
+		$var(r) = $rc;
+		append_to_reply("X-Ret: $var(r)\r\nX-Ru: $ru\r\n");
+		sl_send_reply("200", "Fn");
+		exit;
+	}
+	if ($hdr(X-Fn) == "registered_flags") {
+		if ($hdr(X-Cid) != $null) { $xavp(reg=>match_callid) = $hdr(X-Cid); }
+		if ($hdr(X-Mrcv) != $null) { $xavp(reg=>match_received) = $hdr(X-Mrcv); }
+		if ($hdr(X-Mct) != $null) { $xavp(reg=>match_contact) = $hdr(X-Mct); }
+		$var(mf) = $(hdr(X-Mf){s.int});
+		$var(ma) = $(hdr(X-Ma){s.int});
+		registered("location", "$ru", "$var(mf)", "$var(ma)");
 		$var(r) = $rc;
 		append_to_reply("X-Ret: $var(r)\r\nX-Ru: $ru\r\n");
 		sl_send_reply("200", "Fn");
@@ -80,6 +93,21 @@ function ksr_request_route()
 		return 1
 	elseif fn == "registered" then
 		KSR.hdr.append_to_reply("X-Ret: " .. KSR.registrar.registered("location") .. "\r\nX-Ru: " .. KSR.pv.get("$ru") .. "\r\n")
+		KSR.sl.sl_send_reply(200, "Fn")
+		return 1
+	elseif fn == "registered_flags" then
+		for h, c in pairs({["X-Cid"] = "match_callid", ["X-Mrcv"] = "match_received", ["X-Mct"] = "match_contact"}) do
+			local v = KSR.hdr.get(h)
+			if v then KSR.pv.sets("$xavp(reg=>" .. c .. ")", v) end
+		end
+		local mf, ma = tonumber(KSR.hdr.get("X-Mf")), tonumber(KSR.hdr.get("X-Ma"))
+		local rc
+		if ma == 0 then
+			rc = KSR.registrar.registered_flags("location", KSR.pv.get("$ru"), mf)
+		else
+			rc = KSR.registrar.registered_action("location", KSR.pv.get("$ru"), mf, ma)
+		end
+		KSR.hdr.append_to_reply("X-Ret: " .. rc .. "\r\nX-Ru: " .. KSR.pv.get("$ru") .. "\r\n")
 		KSR.sl.sl_send_reply(200, "Fn")
 		return 1
 	end
@@ -194,6 +222,25 @@ func TestAgainstKamailio(t *testing.T) {
 				{"OPTIONS", "x", 1, "o5", []string{"X-Fn: unregister", "X-Arg: sip:sue@example.com"}},
 				{"OPTIONS", "x", 1, "o6", []string{"X-Fn: unregister", "X-Arg: mailto:x"}},
 				{"REGISTER", "sue", 3, "s", nil},
+			}},
+		// registered(table, uri, match_option, match_action): the contacts narrowed by the xavp_cfg values
+		{"registered-match", "xavp_cfg = \"reg\"\n", "",
+			[]cmpStep{
+				{"REGISTER", "flo", 1, "fc1", []string{"Contact: <sip:f@10.0.0.1>", "X-Rcv: sip:1.2.3.4:5678"}},
+				{"REGISTER", "flo", 1, "fc2", []string{"Contact: <sip:f@10.0.0.2;transport=tcp>"}},
+				{"OPTIONS", "flo", 1, "r1", []string{"X-Fn: registered_flags", "X-Mf: 0", "X-Ma: 0", "X-Cid: nope"}},
+				{"OPTIONS", "flo", 1, "r2", []string{"X-Fn: registered_flags", "X-Mf: 1", "X-Ma: 0", "X-Cid: nope"}},
+				{"OPTIONS", "flo", 1, "r3", []string{"X-Fn: registered_flags", "X-Mf: 1", "X-Ma: 0", "X-Cid: fc2"}},
+				{"OPTIONS", "flo", 1, "r4", []string{"X-Fn: registered_flags", "X-Mf: 1", "X-Ma: 0"}},
+				{"OPTIONS", "flo", 1, "r5", []string{"X-Fn: registered_flags", "X-Mf: 2", "X-Ma: 0", "X-Mrcv: sip:1.2.3.4:5678"}},
+				{"OPTIONS", "flo", 1, "r6", []string{"X-Fn: registered_flags", "X-Mf: 2", "X-Ma: 0", "X-Mrcv: sip:1.2.3.4:9"}},
+				{"OPTIONS", "flo", 1, "r7", []string{"X-Fn: registered_flags", "X-Mf: 4", "X-Ma: 0", "X-Mct: sip:f@10.0.0.2;transport=tcp"}},
+				{"OPTIONS", "flo", 1, "r8", []string{"X-Fn: registered_flags", "X-Mf: 4", "X-Ma: 0", "X-Mct: sip:f@10.0.0.3"}},
+				{"OPTIONS", "flo", 1, "r9", []string{"X-Fn: registered_flags", "X-Mf: 5", "X-Ma: 0", "X-Mct: sip:f@10.0.0.1", "X-Cid: fc1"}},
+				{"OPTIONS", "flo", 1, "r10", []string{"X-Fn: registered_flags", "X-Mf: 5", "X-Ma: 0", "X-Mct: sip:f@10.0.0.1", "X-Cid: fc2"}},
+				{"OPTIONS", "flo", 1, "r11", []string{"X-Fn: registered_flags", "X-Mf: 3", "X-Ma: 1", "X-Mrcv: sip:1.2.3.4:5678", "X-Cid: fc1"}},
+				{"OPTIONS", "flo", 1, "r12", []string{"X-Fn: registered_flags", "X-Mf: 7", "X-Ma: 1", "X-Mrcv: sip:1.2.3.4:5678", "X-Cid: fc2"}},
+				{"OPTIONS", "nobody", 1, "r13", []string{"X-Fn: registered_flags", "X-Mf: 1", "X-Ma: 1", "X-Cid: fc1"}},
 			}},
 	} {
 		for _, backend := range []string{"memory", "redis"} {

@@ -196,6 +196,28 @@ func (r *Registrar) lookupBranches(m *engine.Msg, table string) int {
 func (r *Registrar) registered(m *engine.Msg, table string) int { return r.registeredURI(m, table, "") }
 
 func (r *Registrar) registeredURI(m *engine.Msg, table, uri string) int {
+	return r.registeredAction(m, table, uri, 0, 0)
+}
+
+// registeredFlags is registered(table, uri, match_option): registered_uri with the contacts narrowed by
+// the values in the xavp_cfg xavp (flag 1 its match_callid child, 2 match_received, 4 match_contact; a
+// flag whose child is missing or empty narrows nothing).
+func (r *Registrar) registeredFlags(m *engine.Msg, table, uri string, flags int) int {
+	return r.registeredAction(m, table, uri, flags, 0)
+}
+
+// Kamailio's match_option bits of registered().
+const (
+	matchCallID   = 1
+	matchReceived = 2
+	matchContact  = 4
+)
+
+// registeredAction is registered(table, uri, match_option, match_action). Kamailio's match_action 1
+// copies the matched contact's stored xavp (xavp_rcd saved with the contact) to the message; siplua's
+// bindings keep no xavp (save stores none), so there is nothing to copy and the action changes nothing,
+// exactly as Kamailio does for a contact without one. An empty uri is the R-URI (the To URI of a reply).
+func (r *Registrar) registeredAction(m *engine.Msg, table, uri string, flags, action int) int {
 	r = r.live()
 	if uri == "" {
 		if m.IsRequest() {
@@ -215,11 +237,34 @@ func (r *Registrar) registeredURI(m *engine.Msg, table, uri string) int {
 		r.logger().Error("registered: lookup failed", "module", "registrar", "aor", aor, "err", err)
 		return -1
 	}
+	var callID, received, contact string
+	if flags != 0 && r.XavpCfg != "" && m != nil && m.E != nil {
+		if pv, ok := m.E.LookupPV("xavp"); ok && pv.Get != nil {
+			get := func(bit int, child string) string {
+				if flags&bit == 0 {
+					return ""
+				}
+				v := pv.Get(m, r.XavpCfg+"=>"+child)
+				if v.Kind == engine.Null {
+					return ""
+				}
+				return v.String()
+			}
+			callID = get(matchCallID, "match_callid")
+			received = get(matchReceived, "match_received")
+			contact = get(matchContact, "match_contact")
+		}
+	}
 	now := time.Now().Unix()
 	for i := range bs {
-		if bs[i].Live(now) {
-			return 1
+		b := &bs[i]
+		if !b.Live(now) ||
+			callID != "" && b.CallID != callID ||
+			received != "" && b.Received != received ||
+			contact != "" && b.Contact != contact {
+			continue
 		}
+		return 1
 	}
 	return -1
 }

@@ -77,6 +77,11 @@ type Registrar struct {
 	// (Kamailio's usrloc cseq_delay).
 	CSeqDelay int `toml:"cseq_delay" reload:"live"`
 
+	// XavpCfg names the xavp whose children tune the module per message (Kamailio's xavp_cfg): here the
+	// match_callid, match_received and match_contact values registered_flags/registered_action compare
+	// the contacts with. "" = none (the match flags then change nothing, as in Kamailio).
+	XavpCfg string `toml:"xavp_cfg" reload:"live"`
+
 	rcvAVP string  // the AVP name in ReceivedAVP
 	rt     *shared // what the running instance and its reloaded parameter sets share
 }
@@ -161,6 +166,9 @@ func (r *Registrar) Validate() error {
 	if strings.ContainsAny(r.ReceivedParam, " ;=,\"<>") {
 		return fmt.Errorf("received_param: expected a parameter name, got %q", r.ReceivedParam)
 	}
+	if strings.ContainsAny(r.XavpCfg, " $()=>;,[]\"") {
+		return fmt.Errorf("xavp_cfg: expected an xavp name without $xavp( ), got %q", r.XavpCfg)
+	}
 	name, err := avpName(r.ReceivedAVP)
 	if err != nil {
 		return fmt.Errorf("received_avp: %w", err)
@@ -237,6 +245,8 @@ func (r *Registrar) Exports() []engine.Export {
 		{Name: "lookup_branches", Fn: r.lookupBranches},
 		{Name: "registered", Fn: r.registered},
 		{Name: "registered_uri", Fn: r.registeredURI},
+		{Name: "registered_flags", Fn: r.registeredFlags},
+		{Name: "registered_action", Fn: r.registeredAction},
 		{Name: "unregister", Fn: r.unregister},
 		{Name: "unregister_ruid", Fn: r.unregisterRUID},
 		{Name: "reg_fetch_contacts", Fn: r.fetchContacts},

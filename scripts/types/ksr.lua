@@ -21,6 +21,57 @@ function KSR.x.exit() end
 --- Ends the script and drops the message (Kamailio's drop): a request is not relayed, a reply not forwarded.
 function KSR.x.drop() end
 
+---@class KSR.app_lua
+KSR.app_lua = {}
+
+--- `int KSR.app_lua.run(str func)`, and run_p1/run_p2/run_p3 with string parameters
+---
+--- Calls the script's global function func: 1 when it returned (or ended with KSR.x.exit), -1 when it
+--- is not defined or raised an error.
+---@param func string
+---@return integer
+function KSR.app_lua.run(func) end
+
+---@param func string
+---@param p1 string
+---@return integer
+function KSR.app_lua.run_p1(func, p1) end
+
+---@param func string
+---@param p1 string
+---@param p2 string
+---@return integer
+function KSR.app_lua.run_p2(func, p1, p2) end
+
+---@param func string
+---@param p1 string
+---@param p2 string
+---@param p3 string
+---@return integer
+function KSR.app_lua.run_p3(func, p1, p2, p3) end
+
+--- `int KSR.app_lua.runstring(str code)`
+---
+--- Runs a Lua chunk with the script's globals: 1, or -1 on an error.
+---@param code string
+---@return integer
+function KSR.app_lua.runstring(code) end
+
+--- `int KSR.app_lua.dostring(str code)`
+---
+--- Runs a Lua chunk in app_lua's other environment (what it defines stays out of the script's globals):
+--- 1, or -1 on an error.
+---@param code string
+---@return integer
+function KSR.app_lua.dostring(code) end
+
+--- `int KSR.app_lua.dofile(str file)`
+---
+--- Runs a Lua file below the script's directory in app_lua's other environment: 1, or -1.
+---@param file string
+---@return integer
+function KSR.app_lua.dofile(file) end
+
 -- module core: functions at the top level of KSR
 
 --- `bool KSR.add_local_rport()`
@@ -1337,6 +1388,41 @@ function KSR.http_async_client.query(url, route) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.http_async_client.query_post(url, body, route) end
 
+---@class KSR.jsonrpcs
+KSR.jsonrpcs = {}
+
+--- `int KSR.jsonrpcs.dispatch()`
+---
+--- jsonrpc_dispatch(): it answers a JSON-RPC request that came over HTTP (Kamailio's xhttp
+--- event route). siplua serves no HTTP on its SIP ports ([web] and [metrics] are separate servers), so
+--- there is never such a request: -1.
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.jsonrpcs.dispatch() end
+
+--- `int KSR.jsonrpcs.exec(cmd)`
+---
+--- jsonrpc_exec(cmd): 1 when cmd is a JSON document (its answer, a result or an error, is kept for
+--- $jsonrpl and response()), -1 when it is not or is empty (as Kamailio, the previous answer is then kept).
+--- Kamailio keeps the last answer per process; siplua per message, so a route never sees the answer of
+--- another message's exec.
+---@param cmd string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.jsonrpcs.exec(cmd) end
+
+--- `int KSR.jsonrpcs.execx(cmd)`
+---
+--- jsonrpc_exec(cmd) too: Kamailio 5.6 exports the same function as exec and execx.
+---@param cmd string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.jsonrpcs.execx(cmd) end
+
+--- `str KSR.jsonrpcs.response()`
+---
+--- KSR.jsonrpcs.response(): the body of the last answer, "" before any exec (Kamailio's
+--- empty-string null).
+---@return string
+function KSR.jsonrpcs.response() end
+
 ---@class KSR.kex
 KSR.kex = {}
 
@@ -2415,6 +2501,30 @@ function KSR.registrar.reg_send_reply() end
 ---@param table string
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.registrar.registered(table) end
+
+--- `int KSR.registrar.registered_action(table, uri, flags, action)`
+---
+--- registered(table, uri, match_option, match_action). Kamailio's match_action 1
+--- copies the matched contact's stored xavp (xavp_rcd saved with the contact) to the message; siplua's
+--- bindings keep no xavp (save stores none), so there is nothing to copy and the action changes nothing,
+--- exactly as Kamailio does for a contact without one. An empty uri is the R-URI (the To URI of a reply).
+---@param table string
+---@param uri string
+---@param flags integer
+---@param action integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.registrar.registered_action(table, uri, flags, action) end
+
+--- `int KSR.registrar.registered_flags(table, uri, flags)`
+---
+--- registered(table, uri, match_option): registered_uri with the contacts narrowed by
+--- the values in the xavp_cfg xavp (flag 1 its match_callid child, 2 match_received, 4 match_contact; a
+--- flag whose child is missing or empty narrows nothing).
+---@param table string
+---@param uri string
+---@param flags integer
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.registrar.registered_flags(table, uri, flags) end
 
 --- `int KSR.registrar.registered_uri(table, uri)`
 ---@param table string
@@ -3530,6 +3640,37 @@ function KSR.textopsx.remove_hf_value(hf) end
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.textopsx.remove_hf_value2(hf, p2) end
 
+---@class KSR.tls
+KSR.tls = {}
+
+--- `str|int|nil KSR.tls.cget(name)`
+---
+--- KSR.tls.cget(name): an attribute of the TLS connection of the message, null when the message
+--- did not come over TLS or the name is unknown. Kamailio 5.6 knows the $tls(key) keys m_subject_line,
+--- p_subject_line, m_issuer_line and p_issuer_line (OpenSSL's one-line form "/C=AT/O=Org/CN=name"); siplua
+--- also accepts the names of Kamailio's $tls_* variables (tls_version, tls_cipher_info,
+--- tls_peer_subject_cn, tls_my_issuer, tls_peer_verified, tls_peer_notBefore, tls_peer_server_name ...).
+---@param name string
+---@return string|integer|nil value # The pseudo-variable's value: a string or an integer, nil when it is not set.
+function KSR.tls.cget(name) end
+
+--- `int KSR.tls.is_peer_verified()`
+---
+--- Kamailio's is_peer_verified(): 1 when the message came over TLS and the peer presented
+--- a certificate that was verified (against [tls] ca_list: verify_client for accepted connections,
+--- verify_server for the proxy's own), -1 otherwise (not TLS, no certificate, or not verified).
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tls.is_peer_verified() end
+
+--- `int KSR.tls.set_connect_server_id(srvid)`
+---
+--- Kamailio's tls_set_connect_server_id(srvid): it selects the client profile
+--- ([client:...] with server_id) of the next outgoing TLS connection. siplua's [tls] table has one client
+--- profile, so the id is accepted (1, as Kamailio for any id) and changes nothing.
+---@param srvid string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.tls.set_connect_server_id(srvid) end
+
 ---@class KSR.tm
 KSR.tm = {}
 
@@ -3935,6 +4076,30 @@ function KSR.websocket.close_reason(code, reason) end
 --- succeeded) and -1 otherwise.
 ---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
 function KSR.websocket.handle_handshake() end
+
+---@class KSR.xhttp
+KSR.xhttp = {}
+
+--- `str KSR.xhttp.get_hu()`
+---
+--- Kamailio's get_hu(): it returns the URI of the request's first line (the HTTP URL of an
+--- HTTP request); for a SIP request that is its original Request-URI, which siplua returns too. A reply
+--- has none: "".
+---@return string
+function KSR.xhttp.get_hu() end
+
+--- `int KSR.xhttp.xhttp_reply(code, reason, ctype, body)`
+---
+--- xhttp_reply(code, reason, ctype, body). For an HTTP request Kamailio answers HTTP; for a SIP
+--- request (the only kind a siplua route sees) it sends, as Kamailio 5.6 does, a stateless SIP reply with
+--- the code and reason, and the body with its Content-Type (also for an empty body, as Kamailio): 1 when sent, -1
+--- when not (a reply, an ACK, a bad code, a send error).
+---@param code integer
+---@param reason string
+---@param ctype string
+---@param body string
+---@return integer rc # Kamailio's return code: > 0 true / success, < 0 false / failure (0 stops a Kamailio script). Compare it: `if KSR.m.f() > 0 then` (any number, -1 too, is true in a Lua condition).
+function KSR.xhttp.xhttp_reply(code, reason, ctype, body) end
 
 ---@class KSR.xlog
 KSR.xlog = {}
