@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/siplua/siplua/engine/rawsip"
 )
@@ -82,7 +83,7 @@ func viaWithReceived(v string, src netip.AddrPort, forceRport bool) string {
 // building strings.
 func appendViaWithReceived(dst []byte, v string, src netip.AddrPort, forceRport bool) []byte {
 	first, rest := v, ""
-	if i := rawsip.FirstValueEnd([]byte(v)); i < len(v) {
+	if i := rawsip.FirstValueEndString(v); i < len(v) {
 		first, rest = v[:i], v[i:]
 	}
 	params := ""
@@ -146,7 +147,10 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 			if firstVia {
 				firstVia = false
 				dst = append(dst, buf[h.Start:h.VStart]...)
-				dst = appendViaWithReceived(dst, string(h.Value(buf)), m.Src, m.ForceRport)
+				// A string view of the received bytes, not a copy (one allocation per reply saved): it does
+				// not outlive the call, which copies what it writes into dst, and buf is not written meanwhile.
+				v := h.Value(buf)
+				dst = appendViaWithReceived(dst, unsafe.String(unsafe.SliceData(v), len(v)), m.Src, m.ForceRport)
 				dst = append(dst, "\r\n"...)
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 
 // scan locates the parts of m.Buf and tells a reply from a request by its start line.
 func (m *Msg) scan() error {
+	m.ruri = "" // a new buffer: the cached Request-URI is stale
 	m.reply = bytes.HasPrefix(m.Buf, []byte("SIP/"))
 	return rawsip.Scan(m.Buf, &m.Raw)
 }

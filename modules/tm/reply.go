@@ -129,6 +129,10 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		if x.invite || !x.final {
 			t.relayUp(x, m, code)
 		}
+		// A 2xx ends the branch for good: no retransmission, CANCEL or hop-by-hop ACK will be built from
+		// the request as sent, so it is not kept alive for the transaction's wait time (a third of a
+		// completed call's live heap).
+		b.out = nil
 		if x.invite {
 			t.cancelBranches(x, b)
 		}
