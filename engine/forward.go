@@ -482,6 +482,16 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	if cl, ok := m.contentLengthEdit(); ok && t.Proto.Stream() {
 		extra = append(extra, cl)
 	}
+	if dst == nil { // sized once, to what is known of the result (appending grew it several times)
+		n := len(m.Buf)
+		for _, e := range extra {
+			n += len(e.text) - (e.end - e.off)
+		}
+		for _, e := range m.edits {
+			n += len(e.text) // socket edits (fn) grow it later, as before
+		}
+		dst = make([]byte, 0, n)
+	}
 	return m.appendOutgoing(dst, extra...), t, nil
 }
 
