@@ -101,18 +101,19 @@ func (m *Msg) appendOutgoing(dst []byte, extra ...edit) []byte {
 
 // appendOutgoingFrom is appendOutgoing for a message leaving from socket out (socket edits see it).
 func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byte {
-	edits := m.edits
-	if len(extra) > 0 {
-		edits = append(slices.Clip(edits), extra...)
-	}
-	if len(edits) == 0 {
+	if len(m.edits)+len(extra) == 0 {
 		return append(dst, m.Buf...)
 	}
-	if cl, ok := m.bodyLengthEdit(edits); ok {
-		edits = append(slices.Clip(edits), cl)
+	// One working copy of the script's edits and the extra ones, sorted in place: on the stack while they
+	// fit (a relayed request has a handful), so relaying allocates no edit slices (it cloned two).
+	var stack [16]edit
+	sorted := append(append(stack[:0], m.edits...), extra...)
+	if cl, ok := m.bodyLengthEdit(sorted); ok {
+		sorted = append(sorted, cl)
 	}
-	sorted := slices.Clone(edits)
-	slices.SortStableFunc(sorted, func(a, b edit) int { return a.off - b.off })
+	if !slices.IsSortedFunc(sorted, cmpEditOff) {
+		slices.SortStableFunc(sorted, cmpEditOff)
+	}
 	pos := 0
 	for _, e := range sorted {
 		if e.off < pos { // overlaps an earlier removal: keep only what lies beyond it
@@ -128,6 +129,8 @@ func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byt
 	}
 	return append(dst, m.Buf[pos:]...)
 }
+
+func cmpEditOff(a, b edit) int { return a.off - b.off }
 
 // contentLengthEdit adds Content-Length when the message has none (needed on stream transports): the
 // length of the body as sent, unless an edit (textops set_body) already adds the header.
@@ -201,7 +204,7 @@ func (m *Msg) SetBuffer(buf []byte) error {
 	if bytes.HasPrefix(buf, []byte("SIP/")) != m.reply {
 		return errors.New("new message buffer: request and reply cannot be swapped")
 	}
-	m.Buf, m.Raw, m.edits = buf, raw, m.edits[:0]
+	m.Buf, m.Raw, m.edits, m.ruri = buf, raw, m.edits[:0], ""
 	m.sipMsg, m.req, m.res, m.parse = nil, nil, nil, parseNone
 	return nil
 }

@@ -618,6 +618,9 @@ func (e *Engine) NewMsg(buf []byte, src netip.AddrPort, proto Proto) (*Msg, erro
 		return nil, err
 	}
 	// Parsed at once (not lazily): a tool or test may hand the message to several goroutines.
+	if !m.reply {
+		m.origRURI() // cached now, read-only afterwards
+	}
 	if m.parsed(); m.parse != parseOK {
 		_, err := e.parser.ParseSIP(buf)
 		return nil, fmt.Errorf("parse: %w", err)

@@ -309,7 +309,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 // the buffer) what viaWithReceived gives it: the rport value filled in (or added when forced), received
 // added last. The same bytes as viaWithReceived when nothing else edits the Via.
 func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort, forceRport bool) []edit {
-	end := rawsip.FirstValueEnd([]byte(v))
+	end := rawsip.FirstValueEndString(v)
 	first := v[:end]
 	sentBy, params := first, ""
 	if i := strings.IndexByte(first, ';'); i >= 0 {
@@ -472,7 +472,7 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	if next == "" {
 		return dst, Target{}, errors.New("reply has no second Via")
 	}
-	next = next[:rawsip.FirstValueEnd([]byte(next))]
+	next = next[:rawsip.FirstValueEndString(next)]
 	t, err := viaTarget(next)
 	if err != nil {
 		return dst, Target{}, err
@@ -481,6 +481,16 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	extra := append(extraBuf[:0], rm)
 	if cl, ok := m.contentLengthEdit(); ok && t.Proto.Stream() {
 		extra = append(extra, cl)
+	}
+	if dst == nil { // sized once, to what is known of the result (appending grew it several times)
+		n := len(m.Buf)
+		for _, e := range extra {
+			n += len(e.text) - (e.end - e.off)
+		}
+		for _, e := range m.edits {
+			n += len(e.text) // socket edits (fn) grow it later, as before
+		}
+		dst = make([]byte, 0, n)
 	}
 	return m.appendOutgoing(dst, extra...), t, nil
 }

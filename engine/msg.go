@@ -56,6 +56,10 @@ type Msg struct {
 	// Path, RFC 3327): relayed requests carry it as a Route header in front of the others.
 	Path  string
 	ruriQ int // the R-URI branch's q × 1000 plus 2 (0 = never set); see SetRURIQ
+	// ruri caches the received Request-URI as a string: RURI is asked several times per relayed request
+	// (tm, rr, the Via and destination), and each call copied it. Set only by the goroutine that owns
+	// the message (not for a shared, detached one: Detach copies it), cleared when Buf changes.
+	ruri string
 
 	// ReplyHdrs are headers added to locally generated replies (hdr.append_to_reply), CRLF-terminated.
 	ReplyHdrs []byte
@@ -256,11 +260,23 @@ func (m *Msg) RURI() string {
 	if m.reply {
 		return ""
 	}
+	return m.origRURI()
+}
+
+// origRURI is the Request-URI as received, cached in m.ruri unless the message is shared (detached).
+func (m *Msg) origRURI() string {
+	if m.ruri != "" {
+		return m.ruri
+	}
 	s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw)
 	if !ok {
 		return ""
 	}
-	return string(m.Buf[s:e])
+	u := string(m.Buf[s:e])
+	if m.parseMu == nil {
+		m.ruri = u
+	}
+	return u
 }
 
 // ParsedRURI parses the current Request-URI.

@@ -62,6 +62,9 @@ func (m *Msg) Detach() *Msg {
 		Branches: slices.Clone(m.Branches), Tx: m.Tx, Mod: maps.Clone(m.Mod), E: m.E,
 	}
 	c.Raw.Hdrs = slices.Clone(m.Raw.Hdrs)
+	if !m.reply {
+		c.ruri = m.origRURI() // set before the copy is shared: read-only from now on
+	}
 	if m.AVPs != nil {
 		c.AVPs = make(map[string][]Value, len(m.AVPs))
 		for k, v := range m.AVPs {

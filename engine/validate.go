@@ -10,6 +10,7 @@ import (
 
 // scan locates the parts of m.Buf and tells a reply from a request by its start line.
 func (m *Msg) scan() error {
+	m.ruri = "" // a new buffer: the cached Request-URI is stale
 	m.reply = bytes.HasPrefix(m.Buf, []byte("SIP/"))
 	return rawsip.Scan(m.Buf, &m.Raw)
 }
@@ -60,15 +61,16 @@ func (m *Msg) checkRaw() error {
 	for i, h := range m.Raw.Hdrs {
 		v := h.Value(m.Buf)
 		name := h.Name(m.Buf)
-		if k := singleKind(name); k >= 0 {
+		kind := checkKind(name)
+		if k := kind.single(); k >= 0 {
 			if f := first[k]; f == 0 {
 				first[k] = i + 1
 			} else if err := sameSingle(k, m.Raw.Hdrs[f-1].Value(m.Buf), v, len(m.Raw.Hdrs[f-1].Name(m.Buf)) == 1, len(name) == 1); err != nil {
 				return err
 			}
 		}
-		switch {
-		case isHeader(name, "via", 'v'):
+		switch kind {
+		case hVia:
 			if seen&1 == 0 && !topViaOK(v[:rawsip.FirstValueEnd(v)]) {
 				return badViaError{v: clip(v)}
 			}
@@ -76,40 +78,39 @@ func (m *Msg) checkRaw() error {
 			if !viasOK(v) {
 				return fmt.Errorf("bad Via %q", clip(v))
 			}
-		case isHeader(name, "from", 'f'):
+		case hFrom:
 			seen |= 2
 			if !nameAddrOK(v) {
 				return fmt.Errorf("bad From %q", clip(v))
 			}
-		case isHeader(name, "to", 't'):
+		case hTo:
 			seen |= 4
 			if !nameAddrOK(v) {
 				return fmt.Errorf("bad To %q", clip(v))
 			}
-		case isHeader(name, "call-id", 'i'):
+		case hCallID:
 			seen |= 8
 			if len(v) == 0 {
 				return errors.New("empty Call-ID")
 			}
-		case isHeader(name, "cseq", 0):
+		case hCSeq:
 			seen |= 16
 			if _, _, ok := cseqParts(v); !ok {
 				return fmt.Errorf("bad CSeq %q", clip(v))
 			}
-		case isHeader(name, "contact", 'm'):
+		case hContact:
 			if !addrListOK(v, true) {
 				return fmt.Errorf("bad Contact %q", clip(v))
 			}
-		case isHeader(name, "route", 0), isHeader(name, "record-route", 0), isHeader(name, "refer-to", 0),
-			isHeader(name, "referred-by", 0):
+		case hAddrList:
 			if !addrListOK(v, false) {
 				return fmt.Errorf("bad %s %q", name, clip(v))
 			}
-		case isHeader(name, "max-forwards", 0):
+		case hMaxForwards:
 			if _, ok := atoiBytes(v); !ok {
 				return fmt.Errorf("bad Max-Forwards %q", clip(v))
 			}
-		case isHeader(name, "content-length", 'l'):
+		case hContentLength:
 			n, ok := atoiBytes(v)
 			if !ok {
 				return fmt.Errorf("bad Content-Length %q", clip(v))
@@ -167,19 +168,97 @@ const (
 var duplicateReasons = [single]string{"Duplicate From header", "Duplicate To header", "Duplicate Call-ID header",
 	"Duplicate CSeq header", "Duplicate Max-Forwards header", "Duplicate Content-Length header"}
 
-func singleKind(name []byte) int {
+// hdrKind is what checkRaw checks a header as, found once per header (checkKind) instead of trying each
+// name in turn with a case-folded compare.
+type hdrKind uint8
+
+const (
+	hOther hdrKind = iota
+	hVia
+	hFrom
+	hTo
+	hCallID
+	hCSeq
+	hContact
+	hAddrList // Route, Record-Route, Refer-To, Referred-By
+	hMaxForwards
+	hContentLength
+)
+
+// checkKind classifies a header name as isHeader does (compact forms v f t i m l), by length and first
+// letter, with one case-folded compare at most.
+func checkKind(name []byte) hdrKind {
+	if len(name) == 0 {
+		return hOther
+	}
+	c := name[0] | 0x20
+	if len(name) == 1 {
+		switch c {
+		case 'v':
+			return hVia
+		case 'f':
+			return hFrom
+		case 't':
+			return hTo
+		case 'i':
+			return hCallID
+		case 'm':
+			return hContact
+		case 'l':
+			return hContentLength
+		}
+		return hOther
+	}
+	var full string
+	var k hdrKind
 	switch {
-	case isHeader(name, "from", 'f'):
+	case c == 'v' && len(name) == 3:
+		full, k = "via", hVia
+	case c == 'f' && len(name) == 4:
+		full, k = "from", hFrom
+	case c == 't' && len(name) == 2:
+		full, k = "to", hTo
+	case c == 'c' && len(name) == 7 && (name[1]|0x20) == 'a':
+		full, k = "call-id", hCallID
+	case c == 'c' && len(name) == 7:
+		full, k = "contact", hContact
+	case c == 'c' && len(name) == 4:
+		full, k = "cseq", hCSeq
+	case c == 'c' && len(name) == 14:
+		full, k = "content-length", hContentLength
+	case c == 'r' && len(name) == 5:
+		full, k = "route", hAddrList
+	case c == 'r' && len(name) == 12:
+		full, k = "record-route", hAddrList
+	case c == 'r' && len(name) == 8:
+		full, k = "refer-to", hAddrList
+	case c == 'r' && len(name) == 11:
+		full, k = "referred-by", hAddrList
+	case c == 'm' && len(name) == 12:
+		full, k = "max-forwards", hMaxForwards
+	default:
+		return hOther
+	}
+	if !bytes.EqualFold(name, []byte(full)) {
+		return hOther
+	}
+	return k
+}
+
+// single is the single-value header index of a kind (-1: the header may repeat).
+func (k hdrKind) single() int {
+	switch k {
+	case hFrom:
 		return sFrom
-	case isHeader(name, "to", 't'):
+	case hTo:
 		return sTo
-	case isHeader(name, "call-id", 'i'):
+	case hCallID:
 		return sCallID
-	case isHeader(name, "cseq", 0):
+	case hCSeq:
 		return sCSeq
-	case isHeader(name, "max-forwards", 0):
+	case hMaxForwards:
 		return sMaxForwards
-	case isHeader(name, "content-length", 'l'):
+	case hContentLength:
 		return sContentLength
 	}
 	return -1

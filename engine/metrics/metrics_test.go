@@ -177,15 +177,28 @@ function ksr_reply_route() end`)
 			t.Fatalf("UAC got %d", r.StatusCode)
 		}
 	}
-	after := scrape(t, url)
-	for _, tc := range []struct {
+	want := []struct {
 		metric string
 		delta  float64
 	}{
 		{`siplua_requests_forwarded_total`, 2},
 		{`siplua_replies_sent_total{class="2xx",origin="relayed"}`, 2},
 		{`siplua_replies_sent_total{class="2xx",origin="local"}`, 0},
-	} {
+	}
+	// A message is counted once its send returned, which can be after the peer has read it: scrape again
+	// until the counters settle (a flake under -race when scraped once).
+	var after map[string]float64
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		after = scrape(t, url)
+		settled := true
+		for _, tc := range want {
+			settled = settled && after[tc.metric]-before[tc.metric] == tc.delta
+		}
+		if settled || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, tc := range want {
 		if got := after[tc.metric] - before[tc.metric]; got != tc.delta {
 			t.Errorf("%s moved by %v, want %v", tc.metric, got, tc.delta)
 		}

@@ -207,6 +207,7 @@ func sockURI(l *engine.Listener) string {
 
 func (r *RR) line(uri string, r2 bool, ftag, params string) string {
 	var b strings.Builder
+	b.Grow(len("Record-Route: <;r2=on;lr=on;ftag=;>\r\n") + len(uri) + len(ftag) + len(params)) // one allocation
 	b.WriteString("Record-Route: <")
 	b.WriteString(uri)
 	if r2 {

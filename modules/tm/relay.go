@@ -353,7 +353,12 @@ func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) erro
 	if local == nil {
 		return fmt.Errorf("no %s socket for %s", tg.Proto, tg.Addr)
 	}
-	b.id = t.prefix + strconv.FormatUint(t.seq.Add(1), 36) + "." + strconv.Itoa(b.idx)
+	var idBuf [64]byte // the branch id built in one allocation (the concatenation of formatted numbers took up to three)
+	id := append(idBuf[:0], t.prefix...)
+	id = strconv.AppendUint(id, t.seq.Add(1), 36)
+	id = append(id, '.')
+	id = strconv.AppendInt(id, int64(b.idx), 10)
+	b.id = string(id)
 	b.out = m.AppendRequest(make([]byte, 0, len(m.Buf)+256), local, tg.Proto, b.id, m.NewURI)
 	if tg.Proto == engine.UDP && !forced && t.e.TooBigForUDP(len(b.out)) { // RFC 3261 §18.1.1
 		tt := engine.Target{Proto: engine.TCP, Addr: tg.Addr}

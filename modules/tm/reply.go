@@ -3,6 +3,7 @@ package tm
 import (
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -18,7 +19,10 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 		return false
 	}
 	raw := m.Raw.Hdrs[i].Value(m.Buf)
-	v, err := engine.ParseVia(string(raw[:rawsip.FirstValueEnd(raw)]))
+	raw = raw[:rawsip.FirstValueEnd(raw)]
+	// Parsed from a string view of the received bytes (no copy: one allocation per reply): v and the
+	// branch id are only used for the lookup below and do not outlive it; m.Buf is not written meanwhile.
+	v, err := engine.ParseVia(unsafe.String(unsafe.SliceData(raw), len(raw)))
 	if err != nil {
 		return false
 	}
@@ -129,6 +133,10 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		if x.invite || !x.final {
 			t.relayUp(x, m, code)
 		}
+		// A 2xx ends the branch for good: no retransmission, CANCEL or hop-by-hop ACK will be built from
+		// the request as sent, so it is not kept alive for the transaction's wait time (a third of a
+		// completed call's live heap).
+		b.out = nil
 		if x.invite {
 			t.cancelBranches(x, b)
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -121,15 +122,24 @@ func serverKey(m *engine.Msg, method string) (string, bool) {
 	// than the rest of the lookup.
 	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
 		raw := m.Raw.Hdrs[i].Value(m.Buf)
-		if rv, err := engine.ParseVia(string(raw[:rawsip.FirstValueEnd(raw)])); err == nil {
+		raw = raw[:rawsip.FirstValueEnd(raw)]
+		// Parsed from a view of the received bytes (no copy): the key below copies what it keeps.
+		if rv, err := engine.ParseVia(unsafe.String(unsafe.SliceData(raw), len(raw))); err == nil {
 			if b, _, _, _ := rawsip.Param(rv.Params, "branch"); strings.HasPrefix(b, "z9hG4bK") {
 				var sb strings.Builder
 				sb.Grow(len(b) + len(rv.Host) + len(method) + 10)
 				sb.WriteString(b)
 				sb.WriteByte(0)
-				sb.WriteString(strings.ToLower(rv.Host))
+				for i := 0; i < len(rv.Host); i++ { // lower case, without a string for it
+					c := rv.Host[i]
+					if 'A' <= c && c <= 'Z' {
+						c += 'a' - 'A'
+					}
+					sb.WriteByte(c)
+				}
 				sb.WriteByte(':')
-				sb.WriteString(strconv.Itoa(rv.Port))
+				var pb [20]byte
+				sb.Write(strconv.AppendInt(pb[:0], int64(rv.Port), 10))
 				sb.WriteByte(0)
 				sb.WriteString(method)
 				return sb.String(), true
