@@ -40,7 +40,7 @@ func init() {
 
 // New returns a dispatcher with Kamailio's defaults.
 func New() *Dispatcher {
-	return &Dispatcher{ForceDst: 1, PingMethod: "OPTIONS", PingFrom: "sip:dispatcher@localhost",
+	return &Dispatcher{ForceDst: 1, PingMethod: "OPTIONS", LatencyEstimatorAlpha: 900, PingFrom: "sip:dispatcher@localhost",
 		ProbingThreshold: 1, InactiveThreshold: 1, log: slog.Default()}
 }
 
@@ -73,6 +73,12 @@ type Dispatcher struct {
 	PingFrom string `toml:"ds_ping_from"`
 	// PingMethod is the method of the pings.
 	PingMethod string `toml:"ds_ping_method"`
+	// PingLatencyStats keeps each destination's ping latency (Kamailio's ds_ping_latency_stats): average,
+	// standard deviation, estimate, maximum and timeouts, shown by dispatcher.list as LATENCY (ms).
+	PingLatencyStats int `toml:"ds_ping_latency_stats"`
+	// LatencyEstimatorAlpha is the weight (per mille) of the previous estimate in the exponentially
+	// weighted latency estimate (Kamailio's ds_latency_estimator_alpha, 900 = 0.9).
+	LatencyEstimatorAlpha int `toml:"ds_latency_estimator_alpha"`
 	// EventCallback names a Lua function run on dispatcher:dst-down / dispatcher:dst-up.
 	EventCallback string `toml:"event_callback"`
 	// SetidPVName receives the set id matched by ds_is_from_lists() ("$avp(dsid)").
@@ -126,6 +132,12 @@ func (ds *Dispatcher) Validate() error {
 	}
 	if ds.InactiveThreshold < 1 {
 		return fmt.Errorf("ds_inactive_threshold: expected ≥ 1, got %d", ds.InactiveThreshold)
+	}
+	if ds.PingLatencyStats < 0 || ds.PingLatencyStats > 1 {
+		return fmt.Errorf("ds_ping_latency_stats: expected 0 (off) or 1 (on), got %d", ds.PingLatencyStats)
+	}
+	if ds.LatencyEstimatorAlpha < 0 || ds.LatencyEstimatorAlpha > 1000 {
+		return fmt.Errorf("ds_latency_estimator_alpha: expected 0..1000 (per mille), got %d", ds.LatencyEstimatorAlpha)
 	}
 	if ds.PingMethod == "" || strings.ContainsAny(ds.PingMethod, " \t\r\n") || strings.ToUpper(ds.PingMethod) != ds.PingMethod {
 		return fmt.Errorf("ds_ping_method: expected a SIP method like OPTIONS, got %q", ds.PingMethod)
@@ -408,6 +420,9 @@ func (ds *Dispatcher) listRPC() any {
 					"ATTRS": map[string]any{"BODY": d.attrs, "DUID": d.duid, "MAXLOAD": 0, "WEIGHT": d.weight,
 						"RWEIGHT": d.rweight, "SOCKET": d.socket},
 				}})
+				if ds.PingLatencyStats > 0 {
+					targets[len(targets)-1].(map[string]any)["DEST"].(map[string]any)["LATENCY"] = d.lat.rpc()
+				}
 			}
 			recs = append(recs, map[string]any{"SET": map[string]any{"ID": id, "TARGETS": targets}})
 		}

@@ -303,3 +303,40 @@ func flagsOf(t *testing.T, p *enginetest.Proxy) map[string]string {
 	}
 	return out
 }
+
+// TestPingLatency: with ds_ping_latency_stats = 1, dispatcher.list shows each destination's ping latency
+// (LATENCY: AVG, STD, EST, MAX in ms, TIMEOUT) once it answered pings, and counts the timeouts of a silent
+// one; without it there is no LATENCY record.
+func TestPingLatency(t *testing.T) {
+	u := []*uas{newUAS(t), newUAS(t)}
+	p := enginetest.Start(t, config("ds_ping_interval = 1\nds_probing_mode = 1\nds_ping_timeout = 300\nds_ping_latency_stats = 1",
+		dst(1, u[0].uri(), ""), dst(1, u[1].uri(), "")), script)
+	u[1].stop()
+	latencyOf := func() map[string]map[string]any {
+		res, err := rpc(t, p, "dispatcher.list")(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]map[string]any{}
+		for _, r := range res.(map[string]any)["RECORDS"].([]any) {
+			for _, tg := range r.(map[string]any)["SET"].(map[string]any)["TARGETS"].([]any) {
+				d := tg.(map[string]any)["DEST"].(map[string]any)
+				if l, ok := d["LATENCY"].(map[string]any); ok {
+					out[d["URI"].(string)] = l
+				}
+			}
+		}
+		return out
+	}
+	eventually(t, 5*time.Second, func() bool {
+		l := latencyOf()
+		return len(l) == 2 && l[u[0].uri()]["MAX"].(float64) > 0 && l[u[1].uri()]["TIMEOUT"].(int) > 0
+	}, "latency of the answering destination and timeouts of the silent one")
+	l := latencyOf()
+	if a := l[u[0].uri()]; a["AVG"].(float64) <= 0 || a["AVG"].(float64) > 1000 || a["TIMEOUT"].(int) != 0 {
+		t.Errorf("answering destination: %v", a)
+	}
+	if s := l[u[1].uri()]; s["AVG"].(float64) != 0 {
+		t.Errorf("silent destination has a latency: %v", s)
+	}
+}

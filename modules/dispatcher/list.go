@@ -68,6 +68,8 @@ type dest struct {
 
 	state atomic.Uint32
 	count int // consecutive ping failures / successes (Kamailio's message_count); set.mu
+
+	lat latency // ping latency (ds_ping_latency_stats)
 }
 
 // dsSet is one destination set.

@@ -44,6 +44,7 @@ type ping struct {
 	deadline time.Time
 	next     time.Time // next retransmission (UDP)
 	rto      time.Duration
+	sent     time.Time // first send: the latency is measured from it
 }
 
 const (
@@ -159,7 +160,7 @@ func (p *pinger) send(d *dest, key string, now time.Time) bool {
 	seq := p.seq.Add(1)
 	b := p.build(d, sock, seq)
 	pg := &ping{set: d.set, uri: d.uri, key: key, b: b, proto: d.proto, sock: sock, d: d,
-		deadline: now.Add(p.timeout()), next: now.Add(t1), rto: t1}
+		deadline: now.Add(p.timeout()), next: now.Add(t1), rto: t1, sent: now}
 	p.mu.Lock()
 	p.pending[seq] = pg
 	p.inflight[key] = seq
@@ -200,6 +201,9 @@ func (p *pinger) expire(now time.Time) {
 	}
 	for _, pg := range dead {
 		p.timedOut.Add(1)
+		if p.ds.PingLatencyStats > 0 {
+			pg.d.lat.timeout()
+		}
 		p.ds.pingResult(pg.set, pg.uri, 408, "Request Timeout", false)
 	}
 }
@@ -257,6 +261,9 @@ func (p *pinger) onReply(m *engine.Msg) bool {
 		return true // late or retransmitted reply
 	}
 	p.answered.Add(1)
+	if p.ds.PingLatencyStats > 0 {
+		pg.d.lat.add(time.Since(pg.sent), float64(p.ds.LatencyEstimatorAlpha)/1000)
+	}
 	reason := ""
 	if m.IsReply() {
 		reason = m.Reason()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func noResolve(context.Context, string) (netip.Addr, error) {
@@ -263,5 +264,27 @@ func TestValidate(t *testing.T) {
 		if d.replyCodeOK(code) != want {
 			t.Errorf("replyCodeOK(%d) = %v", code, !want)
 		}
+	}
+}
+
+// TestLatencyStats: Kamailio's ds_update_latency arithmetic: the average and standard deviation of the
+// samples, their maximum, the estimate equal to the average for the first 10 samples and then weighted by
+// alpha, and the timeouts counted apart.
+func TestLatencyStats(t *testing.T) {
+	var l latency
+	for _, ms := range []int{10, 20, 30, 40} {
+		l.add(time.Duration(ms)*time.Millisecond, 0.9)
+	}
+	l.timeout()
+	r := l.rpc()
+	if r["AVG"] != 25.0 || r["MAX"] != 40.0 || r["EST"] != 25.0 || r["TIMEOUT"] != 1 || r["STD"] != 12.91 {
+		t.Fatalf("after 4 samples: %v", r)
+	}
+	for range 6 {
+		l.add(25*time.Millisecond, 0.9)
+	}
+	l.add(125*time.Millisecond, 0.9) // the 11th sample: est = 0.9·25 + 0.1·125
+	if r := l.rpc(); r["EST"] != 35.0 || r["MAX"] != 125.0 {
+		t.Fatalf("after 11 samples: %v", r)
 	}
 }
