@@ -30,6 +30,7 @@ nat_bflag = 6
 [modules.htable.tables.ipban]
 autoexpire = 300
 [modules.dispatcher]
+ds_ping_latency_stats = 1
 [[modules.dispatcher.dst]]
 set = 1
 uri = "sip:127.0.0.1:5999"
@@ -149,7 +150,8 @@ func TestPages(t *testing.T) {
 			"softphone-nat/1.0", ">NAT<", "deskphone/2.0"}, []string{"/action/unregister"}},
 		{"/registrations?aor=bob", 200, []string{"<td>bob</td>", `value="bob"`}, []string{"<td>alice</td>"}},
 		{"/registrations?aor=nobody", 200, []string{"no contact for this search"}, nil},
-		{"/dispatcher", 200, []string{"Set 1", "sip:127.0.0.1:5999", "sip:127.0.0.2:5999", "active", "weight=50"},
+		{"/dispatcher", 200, []string{"Set 1", "sip:127.0.0.1:5999", "sip:127.0.0.2:5999", "active", "weight=50",
+			"0.0 / 0.0"}, // the latency column (no ping answered yet)
 			[]string{"/action/ds-inactive"}},
 		{"/htable", 200, []string{"ipban"}, nil},
 		{"/htable?table=ipban", 200, []string{"127.0.0.1", "seen"}, nil},
