@@ -299,6 +299,12 @@ func (m *Msg) ParsedRURI() (sip.Uri, bool) {
 }
 
 // Header returns the value of the first header named name (case-insensitive, compact forms too).
+// HeaderValue is the value of the first header name (full or compact name), "" when it is absent.
+func (m *Msg) HeaderValue(name string) string {
+	v, _ := m.Header(name)
+	return v
+}
+
 func (m *Msg) Header(name string) (string, bool) {
 	lname := HeaderName(name)
 	if i := m.Raw.Find(m.Buf, lname); i >= 0 {

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,4 +190,27 @@ func (e *Engine) CloseConn(id, code int, reason string) bool {
 // is reachable only while its connection is).
 func (e *Engine) ConnOpen(proto Proto, dst netip.AddrPort) bool {
 	return e.tr.ConnTo(proto, dst) != nil
+}
+
+// ListenerByName finds a listening socket given as "proto:ip:port" (Kamailio's socket parameter), nil when
+// none matches.
+func (e *Engine) ListenerByName(s string) *Listener {
+	p, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return nil
+	}
+	proto, ok := ParseProto(p)
+	if !ok {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		return nil
+	}
+	for _, l := range e.Listeners() {
+		if l.Proto == proto && l.Addr == ap {
+			return l
+		}
+	}
+	return nil
 }

@@ -142,3 +142,13 @@ func IndexUnquoted(s string, c byte) int {
 	}
 	return -1
 }
+
+// TagOf is the tag parameter of a From/To value ("" when it has none or does not parse).
+func TagOf(v string) string {
+	_, _, params, ok := NameAddr(v)
+	if !ok {
+		return ""
+	}
+	t, _, _, _ := Param(params, "tag")
+	return t
+}

@@ -279,34 +279,18 @@ func parseComment(c string) (int, string) {
 	return 0, c
 }
 
-func hdr(m *engine.Msg, name string) string {
-	if i := m.Raw.Find(m.Buf, name); i >= 0 {
-		return string(m.Raw.Hdrs[i].Value(m.Buf))
-	}
-	return ""
-}
-
-func tagOf(v string) string {
-	_, _, params, ok := rawsip.NameAddr(v)
-	if !ok {
-		return ""
-	}
-	t, _, _, _ := rawsip.Param(params, "tag")
-	return t
-}
-
 // txRecord is the record of a request (Kamailio's core acc fields, then log_extra).
 func (a *Acc) txRecord(kind string, m *engine.Msg, code int, reason, toTag string) *Record {
 	r := &Record{}
 	r.add("type", kind)
 	r.add("time", time.Now().UTC().Format(time.RFC3339Nano))
 	r.add("method", m.Method())
-	r.add("from_tag", tagOf(hdr(m, "from")))
+	r.add("from_tag", rawsip.TagOf(m.HeaderValue("from")))
 	if toTag == "" {
-		toTag = tagOf(hdr(m, "to"))
+		toTag = rawsip.TagOf(m.HeaderValue("to"))
 	}
 	r.add("to_tag", toTag)
-	r.add("callid", hdr(m, "call-id"))
+	r.add("callid", m.HeaderValue("call-id"))
 	r.add("sip_code", strconv.Itoa(code))
 	r.add("sip_reason", reason)
 	for _, f := range a.extra {
@@ -356,7 +340,7 @@ func (a *Acc) TxFinal(req *engine.Msg, code int, reply []byte) {
 	reason, toTag := "", ""
 	if rawsip.Scan(reply, &rm) == nil {
 		if i := rm.Find(reply, "to"); i >= 0 {
-			toTag = tagOf(string(rm.Hdrs[i].Value(reply)))
+			toTag = rawsip.TagOf(string(rm.Hdrs[i].Value(reply)))
 		}
 		if line := reply[:rm.FirstLineEnd]; len(line) > 12 {
 			reason = strings.TrimSpace(string(line[12:]))

@@ -127,26 +127,7 @@ func sendData(m *engine.Msg, uri, socket, data string) int {
 	return 1
 }
 
-func listenerByName(m *engine.Msg, s string) *engine.Listener {
-	p, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return nil
-	}
-	proto, ok := engine.ParseProto(p)
-	if !ok {
-		return nil
-	}
-	ap, err := netip.ParseAddrPort(rest)
-	if err != nil {
-		return nil
-	}
-	for _, l := range m.E.Listeners() {
-		if l.Proto == proto && l.Addr == ap {
-			return l
-		}
-	}
-	return nil
-}
+func listenerByName(m *engine.Msg, s string) *engine.Listener { return m.E.ListenerByName(s) }
 
 // setSourceAddress is set_source_address("[proto:]ip:port"): the message counts as received from there
 // ($si, $sp, replies to a UDP request without rport).

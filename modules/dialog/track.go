@@ -38,23 +38,6 @@ func setState(m *engine.Msg, st *msgState) {
 	m.Mod[modName] = st
 }
 
-func hdr(m *engine.Msg, name string) string {
-	if i := m.Raw.Find(m.Buf, name); i >= 0 {
-		return string(m.Raw.Hdrs[i].Value(m.Buf))
-	}
-	return ""
-}
-
-// tagOf is the tag parameter of a From/To value.
-func tagOf(v string) string {
-	_, _, params, ok := rawsip.NameAddr(v)
-	if !ok {
-		return ""
-	}
-	t, _, _, _ := rawsip.Param(params, "tag")
-	return t
-}
-
 func uriOf(v string) string {
 	_, u, _, _ := rawsip.NameAddr(v)
 	return u
@@ -104,7 +87,7 @@ func recordRoutes(m *engine.Msg) []string {
 }
 
 func contactURI(m *engine.Msg) string {
-	v := hdr(m, "contact")
+	v := m.HeaderValue("contact")
 	if v == "" {
 		return ""
 	}
@@ -151,12 +134,12 @@ func (d *Dialog) dlgManage(m *engine.Msg) int {
 	if m.Method() != "INVITE" {
 		return -1
 	}
-	callID := hdr(m, "call-id")
-	from := hdr(m, "from")
+	callID := m.HeaderValue("call-id")
+	from := m.HeaderValue("from")
 	if callID == "" || from == "" {
 		return -1
 	}
-	ftag := tagOf(from)
+	ftag := rawsip.TagOf(from)
 	d.tab.mu.Lock()
 	if x, _ := d.tab.match(callID, ftag, ""); x != nil && x.State < StateConfirmedNA {
 		d.tab.mu.Unlock()
@@ -177,8 +160,8 @@ func (d *Dialog) dlgManage(m *engine.Msg) int {
 
 // newDialog builds the dialog of an initial INVITE. Called with tab.mu held (for the h_id sequence order).
 func (d *Dialog) newDialog(m *engine.Msg, callID, from, ftag string) *dlg {
-	to := hdr(m, "to")
-	cs, _ := cseqOf(hdr(m, "cseq"))
+	to := m.HeaderValue("to")
+	cs, _ := cseqOf(m.HeaderValue("cseq"))
 	now := time.Now()
 	x := &dlg{Info: Info{
 		HEntry: hEntry(callID), HID: d.seq.Add(1), State: StateUnconfirmed,
@@ -197,7 +180,7 @@ func (d *Dialog) newDialog(m *engine.Msg, callID, from, ftag string) *dlg {
 
 // matchMsg finds the dialog of an in-dialog message by Call-ID and tags.
 func (d *Dialog) matchMsg(m *engine.Msg) (*dlg, int) {
-	callID := hdr(m, "call-id")
+	callID := m.HeaderValue("call-id")
 	if callID == "" {
 		return nil, 0
 	}
@@ -207,7 +190,7 @@ func (d *Dialog) matchMsg(m *engine.Msg) (*dlg, int) {
 		return nil, 0
 	}
 	ttag, _ := m.ToTag()
-	return d.tab.match(callID, tagOf(hdr(m, "from")), ttag)
+	return d.tab.match(callID, rawsip.TagOf(m.HeaderValue("from")), ttag)
 }
 
 // current is the dialog of the message: the one dlg_manage or dlg_get bound, else the one its Call-ID
@@ -253,18 +236,18 @@ func (d *Dialog) RequestRouteDone(m *engine.Msg) {
 		}
 		return
 	}
-	callID := hdr(m, "call-id")
+	callID := m.HeaderValue("call-id")
 	d.tab.mu.Lock()
 	if len(d.tab.byCallID[callID]) == 0 {
 		d.tab.mu.Unlock()
 		return
 	}
-	x, dir := d.tab.match(callID, tagOf(hdr(m, "from")), ttag)
+	x, dir := d.tab.match(callID, rawsip.TagOf(m.HeaderValue("from")), ttag)
 	if x == nil || x.ended {
 		d.tab.mu.Unlock()
 		return
 	}
-	cs, meth := cseqOf(hdr(m, "cseq"))
+	cs, meth := cseqOf(m.HeaderValue("cseq"))
 	if meth != "ACK" && meth != "CANCEL" {
 		if dir == dirDownstream && cs > x.CallerCSeq {
 			x.CallerCSeq = cs
@@ -294,29 +277,29 @@ func (d *Dialog) OnReply(m *engine.Msg) bool {
 	if d.ownReply(m) {
 		return true
 	}
-	cs := hdr(m, "cseq")
+	cs := m.HeaderValue("cseq")
 	if !strings.HasSuffix(cs, "INVITE") {
 		return false
 	}
-	callID := hdr(m, "call-id")
+	callID := m.HeaderValue("call-id")
 	code := m.StatusCode()
 	d.tab.mu.Lock()
 	if len(d.tab.byCallID[callID]) == 0 {
 		if d.DlgFlag >= 0 && code >= 200 && code < 300 {
 			// dlg_flag dialogs are created when the INVITE's route ends, which a fast 2xx (relayed by
 			// another worker) can beat: keep it for that moment
-			d.tab.keepLate(callID, tagOf(hdr(m, "from")), d.answerOf(m))
+			d.tab.keepLate(callID, rawsip.TagOf(m.HeaderValue("from")), d.answerOf(m))
 		}
 		d.tab.mu.Unlock()
 		return false
 	}
-	x, _ := d.tab.match(callID, tagOf(hdr(m, "from")), "")
+	x, _ := d.tab.match(callID, rawsip.TagOf(m.HeaderValue("from")), "")
 	if x == nil || x.ended || x.State >= StateConfirmedNA || code < 101 || code >= 300 {
 		d.tab.mu.Unlock()
 		return false
 	}
 	if code < 200 {
-		if x.State == StateUnconfirmed && tagOf(hdr(m, "to")) != "" {
+		if x.State == StateUnconfirmed && rawsip.TagOf(m.HeaderValue("to")) != "" {
 			x.State = StateEarly
 		}
 		d.tab.mu.Unlock()
@@ -338,14 +321,14 @@ type answer struct {
 }
 
 func (d *Dialog) answerOf(m *engine.Msg) *answer {
-	return &answer{to: hdr(m, "to"), contact: contactURI(m), rr: recordRoutes(m),
+	return &answer{to: m.HeaderValue("to"), contact: contactURI(m), rr: recordRoutes(m),
 		src: engine.Target{Proto: m.Proto, Addr: m.Src}, local: m.Local, code: m.StatusCode(), reason: m.Reason(), at: time.Now()}
 }
 
 // confirm moves a dialog to confirmed_not_acked with its 2xx. Called with tab.mu held; releases it.
 func (d *Dialog) confirm(x *dlg, a *answer) {
 	x.State = StateConfirmedNA
-	x.To, x.ToTag, x.ToURI = a.to, tagOf(a.to), uriOf(a.to)
+	x.To, x.ToTag, x.ToURI = a.to, rawsip.TagOf(a.to), uriOf(a.to)
 	x.CalleeContact = a.contact
 	x.CalleeRoutes = d.calleeRoutes(a.rr, len(x.CallerRoutes))
 	x.CalleeAddr = addrString(a.src.Proto, a.src.Addr)
@@ -402,13 +385,13 @@ func (d *Dialog) TxFinal(req *engine.Msg, code int, reply []byte) {
 	if _, has := req.ToTag(); has {
 		return
 	}
-	callID := hdr(req, "call-id")
+	callID := req.HeaderValue("call-id")
 	d.tab.mu.Lock()
 	if len(d.tab.byCallID[callID]) == 0 {
 		d.tab.mu.Unlock()
 		return
 	}
-	x, _ := d.tab.match(callID, tagOf(hdr(req, "from")), "")
+	x, _ := d.tab.match(callID, rawsip.TagOf(req.HeaderValue("from")), "")
 	d.tab.mu.Unlock()
 	if x == nil {
 		return

@@ -205,22 +205,6 @@ func setOf(m *engine.Msg) int {
 	return 0
 }
 
-func hdr(m *engine.Msg, name string) string {
-	if i := m.Raw.Find(m.Buf, name); i >= 0 {
-		return string(m.Raw.Hdrs[i].Value(m.Buf))
-	}
-	return ""
-}
-
-func tagOf(v string) string {
-	_, _, params, ok := rawsip.NameAddr(v)
-	if !ok {
-		return ""
-	}
-	t, _, _, _ := rawsip.Param(params, "tag")
-	return t
-}
-
 // listKeys are the flags whose values rtpengine takes as lists ("replace-origin" → replace: [origin]).
 var listKeys = map[string]string{"replace": "replace", "direction": "direction", "rtcp-mux": "rtcp-mux",
 	"SDES": "SDES", "OSRTP": "OSRTP", "T38": "T.38", "T.38": "T.38", "received-from": "received-from"}
@@ -234,8 +218,8 @@ var transportProtos = map[string]bool{"RTP/AVP": true, "RTP/SAVP": true, "RTP/AV
 // "rtcp-mux-X", "SDES-X", "direction=X" fill lists, "codec-strip-X" and friends fill the codec dictionary,
 // RTP/AVP... set transport-protocol, "internal"/"external" a direction, and any other word is a flag.
 func buildCommand(m *engine.Msg, name, flags string) map[string]any {
-	d := map[string]any{"command": name, "call-id": hdr(m, "call-id"), "from-tag": tagOf(hdr(m, "from"))}
-	if tt := tagOf(hdr(m, "to")); tt != "" { // an answer, or a re-INVITE's offer: both sides are known
+	d := map[string]any{"command": name, "call-id": m.HeaderValue("call-id"), "from-tag": rawsip.TagOf(m.HeaderValue("from"))}
+	if tt := rawsip.TagOf(m.HeaderValue("to")); tt != "" { // an answer, or a re-INVITE's offer: both sides are known
 		d["to-tag"] = tt
 	}
 	appendList := func(k, v string) {
@@ -324,7 +308,7 @@ func (r *RTPEngine) offerAnswer(m *engine.Msg, name, flags string) int {
 	}
 	sdp, ok := d["sdp"].(string)
 	if !ok {
-		r.logger().Info("rtpengine answered without SDP", "command", name, "call_id", hdr(m, "call-id"))
+		r.logger().Info("rtpengine answered without SDP", "command", name, "call_id", m.HeaderValue("call-id"))
 		return -1
 	}
 	replaceBody(m, sdp)
@@ -335,7 +319,7 @@ func hasSDP(m *engine.Msg) bool {
 	if len(m.Body()) == 0 {
 		return false
 	}
-	ct := strings.ToLower(hdr(m, "content-type"))
+	ct := strings.ToLower(m.HeaderValue("content-type"))
 	return ct == "" || strings.Contains(ct, "application/sdp") || strings.Contains(ct, "multipart/")
 }
 

@@ -184,13 +184,6 @@ func (s *Siptrace) RPC() []engine.Command {
 	}}}
 }
 
-func hdr(m *engine.Msg, name string) string {
-	if i := m.Raw.Find(m.Buf, name); i >= 0 {
-		return string(m.Raw.Hdrs[i].Value(m.Buf))
-	}
-	return ""
-}
-
 // traceMsg is sip_trace(): the current message, as received, to the collector (or to dst). 1 sent (or
 // queued), -1 tracing off or a bad destination.
 func (s *Siptrace) traceMsg(m *engine.Msg, dst, cid string) int {
@@ -205,7 +198,7 @@ func (s *Siptrace) traceMsg(m *engine.Msg, dst, cid string) int {
 		s.logger().Debug("sip_trace_dst: the packet goes to duplicate_uri", "dst", dst)
 	}
 	if cid == "" {
-		cid = hdr(m, "call-id")
+		cid = m.HeaderValue("call-id")
 	}
 	var local netip.AddrPort
 	if m.Local != nil {
@@ -232,7 +225,7 @@ func (s *Siptrace) traceMode(m *engine.Msg, mode string) int {
 	default:
 		return -1
 	}
-	cid := hdr(m, "call-id")
+	cid := m.HeaderValue("call-id")
 	if cid == "" {
 		return -1
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -345,26 +344,7 @@ func hasHeader(lower, name, compact string) bool {
 }
 
 // socketByName finds a listening socket given as "proto:ip:port" (Kamailio's socket parameter).
-func (t *TM) socketByName(s string) *engine.Listener {
-	p, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return nil
-	}
-	proto, ok := engine.ParseProto(p)
-	if !ok {
-		return nil
-	}
-	ap, err := netip.ParseAddrPort(rest)
-	if err != nil {
-		return nil
-	}
-	for _, l := range t.e.Listeners() {
-		if l.Proto == proto && l.Addr == ap {
-			return l
-		}
-	}
-	return nil
-}
+func (t *TM) socketByName(s string) *engine.Listener { return t.e.ListenerByName(s) }
 
 // localRequestEvent runs event_callback("tm:local-request") for a request tm originated, on a worker with
 // the request as its message (Kamailio's event_route[tm:local-request]).
