@@ -203,26 +203,7 @@ func FirstValueEnd(v []byte) int {
 	if bytes.IndexByte(v, ',') < 0 {
 		return len(v)
 	}
-	inQuote, inAngle := false, false
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case inQuote:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inQuote = false
-			}
-		case c == '"':
-			inQuote = true
-		case c == '<':
-			inAngle = true
-		case c == '>':
-			inAngle = false
-		case c == ',' && !inAngle:
-			return i
-		}
-	}
-	return len(v)
+	return firstValueEnd(v)
 }
 
 // FirstValueEndString is FirstValueEnd for a string (no conversion, which would copy it).
@@ -230,6 +211,10 @@ func FirstValueEndString(v string) int {
 	if strings.IndexByte(v, ',') < 0 {
 		return len(v)
 	}
+	return firstValueEnd(v)
+}
+
+func firstValueEnd[T ~string | ~[]byte](v T) int {
 	inQuote, inAngle := false, false
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
