@@ -310,17 +310,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 // added last. The same bytes as viaWithReceived when nothing else edits the Via.
 func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort, forceRport bool) []edit {
 	end := rawsip.FirstValueEndString(v)
-	first := v[:end]
-	sentBy, params := first, ""
-	if i := strings.IndexByte(first, ';'); i >= 0 {
-		sentBy, params = first[:i], first[i:]
-	}
-	host := strings.TrimSpace(sentBy)
-	if i := strings.LastIndexAny(host, " \t"); i >= 0 {
-		host = host[i+1:]
-	}
-	host, _, _ = SplitHostPort(host)
-	host = strings.Trim(host, "[]")
+	sentBy, params, host := splitVia(v[:end])
 	port := strconv.Itoa(int(src.Port()))
 	_, rs, re, hasRport := rawsip.Param(params, "rport")
 	switch {

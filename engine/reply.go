@@ -89,17 +89,7 @@ func appendViaWithReceived(dst []byte, v string, src netip.AddrPort, forceRport 
 	if i := rawsip.FirstValueEndString(v); i < len(v) {
 		first, rest = v[:i], v[i:]
 	}
-	params := ""
-	sentBy := first
-	if i := strings.IndexByte(first, ';'); i >= 0 {
-		sentBy, params = first[:i], first[i:]
-	}
-	host := strings.TrimSpace(sentBy)
-	if i := strings.LastIndexAny(host, " \t"); i >= 0 {
-		host = host[i+1:]
-	}
-	host, _, _ = SplitHostPort(host)
-	host = strings.Trim(host, "[]")
+	sentBy, params, host := splitVia(first)
 
 	dst = append(dst, sentBy...)
 	_, rs, re, hasRport := rawsip.Param(params, "rport")
@@ -123,6 +113,21 @@ func appendViaWithReceived(dst []byte, v string, src netip.AddrPort, forceRport 
 		dst = src.Addr().Unmap().AppendTo(dst)
 	}
 	return append(dst, rest...)
+}
+
+// splitVia splits the first value of a Via into "SIP/2.0/UDP host:port" (sent-by with its protocol), the
+// parameters (from the first ';') and the bare host (no port, no IPv6 brackets).
+func splitVia(first string) (sentBy, params, host string) {
+	sentBy = first
+	if i := strings.IndexByte(first, ';'); i >= 0 {
+		sentBy, params = first[:i], first[i:]
+	}
+	host = strings.TrimSpace(sentBy)
+	if i := strings.LastIndexAny(host, " \t"); i >= 0 {
+		host = host[i+1:]
+	}
+	host, _, _ = SplitHostPort(host)
+	return sentBy, params, strings.Trim(host, "[]")
 }
 
 func sameHost(host string, ip netip.Addr) bool {

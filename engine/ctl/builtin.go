@@ -49,7 +49,7 @@ func Builtin(s *Server, e *engine.Engine, o Options) []engine.Command {
 		}
 		ws, err := reload()
 		if err != nil {
-			return nil, &Error{Code: CodeFailed, Message: "reload failed, the running script keeps serving", Data: errorLines(err)}
+			return nil, &Error{Code: CodeFailed, Message: "reload failed, the running script keeps serving", Data: engine.ErrorLines(err)}
 		}
 		return ReloadResult{Generation: e.Generation(), Warnings: ws}, nil
 	}
@@ -133,18 +133,4 @@ func filterStats(all map[string]uint64, prefixes []string) map[string]uint64 {
 		}
 	}
 	return out
-}
-
-// errorLines splits an error into its problems, one file:line: message each.
-func errorLines(err error) []string {
-	var es engine.Errors
-	var lines []string
-	if errors.As(err, &es) {
-		for _, e := range es {
-			lines = append(lines, strings.Split(e.Error(), "\n")...)
-		}
-	} else {
-		lines = strings.Split(err.Error(), "\n")
-	}
-	return lines
 }

@@ -237,6 +237,21 @@ func firstValueEnd[T ~string | ~[]byte](v T) int {
 	return len(v)
 }
 
+// SplitValues splits a comma-separated header value (Via, Contact, Route, auth parameters) at the commas
+// outside quotes and angle brackets, as FirstValueEnd finds them; the parts keep their white space, so
+// their lengths add up to the value's (one comma between each).
+func SplitValues(v string) []string {
+	var out []string
+	for {
+		end := FirstValueEndString(v)
+		out = append(out, v[:end])
+		if end >= len(v) {
+			return out
+		}
+		v = v[end+1:]
+	}
+}
+
 // RequestURI returns the start and end of the Request-URI in a request's start line.
 func RequestURI(buf []byte, m *Msg) (int, int, bool) {
 	line := buf[:m.FirstLineEnd]

@@ -1,6 +1,9 @@
 package rawsip
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FirstValueEnd and FirstValueEndString agree, with and without the no-comma fast path.
 func TestFirstValueEndString(t *testing.T) {
@@ -20,6 +23,22 @@ func TestFirstValueEndString(t *testing.T) {
 		}
 		if got := FirstValueEndString(tc.in); got != tc.want {
 			t.Errorf("FirstValueEndString(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestSplitValues: commas inside quotes and angle brackets do not split; the parts keep their spaces and
+// add up to the value.
+func TestSplitValues(t *testing.T) {
+	for v, want := range map[string][]string{
+		"a":                                   {"a"},
+		"<sip:a@x;p=1,2>, \"B, C\" <sip:b@y>": {"<sip:a@x;p=1,2>", " \"B, C\" <sip:b@y>"},
+		"SIP/2.0/UDP h1, SIP/2.0/TCP h2,":     {"SIP/2.0/UDP h1", " SIP/2.0/TCP h2", ""},
+		`realm="a,b", nonce="n"`:              {`realm="a,b"`, ` nonce="n"`},
+	} {
+		got := SplitValues(v)
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("SplitValues(%q) = %q, want %q", v, got, want)
 		}
 	}
 }

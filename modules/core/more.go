@@ -1,6 +1,7 @@
 package core
 
 import (
+	"github.com/siplua/siplua/engine/rawsip"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -244,31 +245,13 @@ func toAF(m *engine.Msg) int {
 func viaValues(m *engine.Msg) []string {
 	var out []string
 	for _, h := range m.Headers("via") {
-		for _, v := range splitComma(h) {
+		for _, v := range rawsip.SplitValues(h) {
 			if v = strings.TrimSpace(v); v != "" {
 				out = append(out, v)
 			}
 		}
 	}
 	return out
-}
-
-// splitComma splits a header value at commas outside quotes.
-func splitComma(s string) []string {
-	var out []string
-	q, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			q = !q
-		case ',':
-			if !q {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(out, s[start:])
 }
 
 func viaParam(params, name string) (string, bool) {

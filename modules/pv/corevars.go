@@ -113,26 +113,13 @@ func viaBodies(m *engine.Msg) []string {
 	return out
 }
 
-// splitComma splits a header value at commas outside quotes and <...>.
+// splitComma splits a header value at commas outside quotes and <...>, each part trimmed.
 func splitComma(v string) []string {
-	var out []string
-	in, angle, start := false, false, 0
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case in && c == '\\':
-			i++
-		case c == '"':
-			in = !in
-		case !in && c == '<':
-			angle = true
-		case !in && c == '>':
-			angle = false
-		case !in && !angle && c == ',':
-			out = append(out, strings.TrimSpace(v[start:i]))
-			start = i + 1
-		}
+	parts := rawsip.SplitValues(v)
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
 	}
-	return append(out, strings.TrimSpace(v[start:]))
+	return parts
 }
 
 // viaAttr is $via0(attr) and $via1(attr): parts of the first or second Via body.

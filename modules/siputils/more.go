@@ -84,31 +84,13 @@ func authParam(v, name string) (string, bool) {
 	if sp := strings.IndexAny(v, " \t"); sp >= 0 {
 		v = v[sp+1:]
 	}
-	for _, p := range splitQuoted(v, ',') {
+	for _, p := range rawsip.SplitValues(v) {
 		k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
 		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
 			return strings.Trim(strings.TrimSpace(val), `"`), true
 		}
 	}
 	return "", false
-}
-
-// splitQuoted splits s at sep outside double quotes.
-func splitQuoted(s string, sep byte) []string {
-	var out []string
-	q, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			q = !q
-		case sep:
-			if !q {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(out, s[start:])
 }
 
 // params splits ";a=1;b" into name/value pairs (value "" when none).
@@ -406,7 +388,7 @@ func contactValues(m *engine.Msg) (spans [][2]int) {
 		v := h.Value(m.Buf)
 		base := h.VStart
 		off := 0
-		for _, part := range splitQuoted(string(v), ',') {
+		for _, part := range rawsip.SplitValues(string(v)) {
 			start := base + off
 			off += len(part) + 1
 			p := part
