@@ -1,5 +1,7 @@
 package engine
 
+import "strings"
+
 // PV is a class of pseudo-variables ($ru, $hdr(Name), $T_reply_code): a module that owns the data provides
 // its getter (and setter when writable). The pv module parses "$name(arg)" specs and looks classes up here,
 // so tm, registrar and others add their variables without the pv module knowing them.
@@ -38,6 +40,23 @@ func (e *Engine) indexModules() {
 			e.txReplier = r
 		}
 	}
+}
+
+// ParsePVSpec splits a module parameter naming a pseudo-variable, "$name" or "$name(arg)", for LookupPV
+// (Kamailio's pv_spec parameters: dispatcher's setid_pvname, nathelper's and dialog's result PVs).
+func ParsePVSpec(s string) (name, arg string, ok bool) {
+	if len(s) < 2 || s[0] != '$' {
+		return "", "", false
+	}
+	s = s[1:]
+	i := strings.IndexByte(s, '(')
+	if i < 0 {
+		return s, "", true
+	}
+	if i == 0 || s[len(s)-1] != ')' {
+		return "", "", false
+	}
+	return s[:i], s[i+1 : len(s)-1], true
 }
 
 // LookupPV returns the pseudo-variable class name of a loaded module.

@@ -154,7 +154,7 @@ func (d *Dialog) getProfileSize(m *engine.Msg, name, value, spv string) int {
 	if !ok {
 		return -1
 	}
-	pname, arg, ok := parsePVSpec(spv)
+	pname, arg, ok := engine.ParsePVSpec(spv)
 	if !ok || m.E == nil {
 		return -1
 	}
@@ -176,23 +176,6 @@ func (d *Dialog) ProfileSize(name, value string) int {
 	d.tab.mu.Lock()
 	defer d.tab.mu.Unlock()
 	return d.tab.profileSize(name, value, d.profiles[name])
-}
-
-// parsePVSpec splits "$name" or "$name(arg)".
-func parsePVSpec(s string) (name, arg string, ok bool) {
-	if len(s) < 2 || s[0] != '$' {
-		return "", "", false
-	}
-	s = s[1:]
-	for i := 0; i < len(s); i++ {
-		if s[i] == '(' {
-			if s[len(s)-1] != ')' || i == 0 {
-				return "", "", false
-			}
-			return s[:i], s[i+1 : len(s)-1], true
-		}
-	}
-	return s, "", true
 }
 
 // isFlagSet is dlg_isflagset(flag): 1 set, -1 not set or no dialog (flags 0..31).

@@ -201,20 +201,11 @@ func (ds *Dispatcher) setPV(m *engine.Msg, spec pvSpec, v engine.Value) {
 
 type pvSpec struct{ name, arg string }
 
-// parsePVSpec splits "$name(arg)" or "$name".
+// parsePVSpec splits "$name(arg)" or "$name"; "" is no pseudo-variable.
 func parsePVSpec(s string) (pvSpec, bool) {
 	if s == "" {
 		return pvSpec{}, true
 	}
-	if !strings.HasPrefix(s, "$") || len(s) < 2 {
-		return pvSpec{}, false
-	}
-	s = s[1:]
-	if i := strings.IndexByte(s, '('); i >= 0 {
-		if !strings.HasSuffix(s, ")") || i == 0 {
-			return pvSpec{}, false
-		}
-		return pvSpec{name: s[:i], arg: s[i+1 : len(s)-1]}, true
-	}
-	return pvSpec{name: s}, true
+	name, arg, ok := engine.ParsePVSpec(s)
+	return pvSpec{name: name, arg: arg}, ok
 }

@@ -331,7 +331,7 @@ func (n *Nathelper) handleRURIAliasMode(m *engine.Msg, mode int) int {
 // setAliasToPV is set_alias_to_pv(spec): the Contact's alias parameter, as a SIP URI, into a writable
 // pseudo-variable ("$avp(x)", "$var(x)", "$du"). 1 done, -1 no alias or an unusable variable.
 func (n *Nathelper) setAliasToPV(m *engine.Msg, spec string) int {
-	name, arg, ok := parsePVSpec(spec)
+	name, arg, ok := engine.ParsePVSpec(spec)
 	if !ok || m.E == nil {
 		return -1
 	}
@@ -355,22 +355,6 @@ func (n *Nathelper) setAliasToPV(m *engine.Msg, spec string) int {
 		return -1
 	}
 	return 1
-}
-
-// parsePVSpec splits "$name" or "$name(arg)".
-func parsePVSpec(s string) (name, arg string, ok bool) {
-	if len(s) < 2 || s[0] != '$' {
-		return "", "", false
-	}
-	s = s[1:]
-	i := strings.IndexByte(s, '(')
-	if i < 0 {
-		return s, "", true
-	}
-	if i == 0 || !strings.HasSuffix(s, ")") {
-		return "", "", false
-	}
-	return s[:i], s[i+1 : len(s)-1], true
 }
 
 // addRcvParam is add_rcv_param(flag): ;received="sip:IP:PORT" as a header parameter of every Contact

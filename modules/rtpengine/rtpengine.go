@@ -382,7 +382,7 @@ func (r *RTPEngine) queryV(m *engine.Msg, format, spv string) int {
 	if err != nil || m.E == nil {
 		return -1
 	}
-	name, arg, ok := parsePVSpec(spv)
+	name, arg, ok := engine.ParsePVSpec(spv)
 	if !ok {
 		return -1
 	}
@@ -394,18 +394,4 @@ func (r *RTPEngine) queryV(m *engine.Msg, format, spv string) int {
 		return -1
 	}
 	return 1
-}
-
-func parsePVSpec(s string) (name, arg string, ok bool) {
-	if len(s) < 2 || s[0] != '$' {
-		return "", "", false
-	}
-	s = s[1:]
-	if i := strings.IndexByte(s, '('); i >= 0 {
-		if s[len(s)-1] != ')' || i == 0 {
-			return "", "", false
-		}
-		return s[:i], s[i+1 : len(s)-1], true
-	}
-	return s, "", true
 }
