@@ -98,7 +98,7 @@ func uriText(v string) string {
 	return v
 }
 
-// rrState is rr's per-message state (engine.Msg.Mod["rr"]).
+// rrState is rr's per-message state (engine.Msg.ModState("rr")).
 type rrState struct {
 	params      string // add_rr_param, before or after record_route
 	recorded    bool
@@ -107,14 +107,11 @@ type rrState struct {
 }
 
 func state(m *engine.Msg) *rrState {
-	if st, ok := m.Mod["rr"].(*rrState); ok {
+	if st, ok := m.ModState("rr").(*rrState); ok {
 		return st
 	}
 	st := &rrState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["rr"] = st
+	m.SetModState("rr", st)
 	return st
 }
 
@@ -447,7 +444,7 @@ func downstream(m *engine.Msg) bool {
 // removeRecordRoute is remove_record_route: the Record-Route added to this message is not written (the
 // message still counts as record-routed: a second record_route fails, as in Kamailio).
 func removeRecordRoute(m *engine.Msg) int {
-	if st, ok := m.Mod["rr"].(*rrState); ok {
+	if st, ok := m.ModState("rr").(*rrState); ok {
 		st.removed = true
 	}
 	return 1

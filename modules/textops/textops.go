@@ -769,7 +769,7 @@ func setBody(m *engine.Msg, body, ctype string) int {
 	}
 	// earlier body changes go, as Kamailio drops its body lumps here
 	m.DropEditsFrom(b)
-	delete(m.Mod, "textops")
+	m.DelModState("textops")
 	if b < len(m.Buf) {
 		m.AddEdit(b, len(m.Buf), "")
 	}

@@ -229,14 +229,11 @@ type blIter struct {
 }
 
 func iters(m *engine.Msg) *iterators {
-	if it, ok := m.Mod["textopsx"].(*iterators); ok {
+	if it, ok := m.ModState("textopsx").(*iterators); ok {
 		return it
 	}
 	it := &iterators{hf: map[string]*hfIter{}, bl: map[string]*blIter{}}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["textopsx"] = it
+	m.SetModState("textopsx", it)
 	return it
 }
 

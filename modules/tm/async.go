@@ -30,7 +30,7 @@ type suspended struct {
 	blind *branch
 }
 
-// asyncModKey keys the ids of a suspended request in engine.Msg.Mod.
+// asyncModKey keys the ids of a suspended request in engine.Msg.ModState.
 const asyncModKey = "tm.async"
 
 // asyncIDs is stored in the suspended request's message state, for $T(id_index)/$T(id_label).
@@ -108,10 +108,7 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	index = a.seq
 	a.m[asyncKey(index, label)] = &suspended{x: x, blind: b}
 	a.mu.Unlock()
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[asyncModKey] = &asyncIDs{index: index, label: label}
+	m.SetModState(asyncModKey, &asyncIDs{index: index, label: label})
 	return index, label, nil
 }
 
@@ -193,7 +190,7 @@ func (t *TM) Continue(index, label uint32, route string) error {
 // asyncPV is $T(id_index) / $T(id_label) of a suspended request, and of the routes run for its
 // transaction; Null elsewhere.
 func (t *TM) asyncPV(m *engine.Msg, arg string) engine.Value {
-	ids, _ := m.Mod[asyncModKey].(*asyncIDs)
+	ids, _ := m.ModState(asyncModKey).(*asyncIDs)
 	if c, ok := m.Tx.(*msgCtx); ids == nil && ok && c.tx != nil {
 		ids = t.idsOf(c.tx)
 	}

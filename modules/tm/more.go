@@ -16,7 +16,7 @@ import (
 // lifetimes, 6xx handling, the Reason of an end-to-end CANCEL) are accepted and return 1: the module's
 // parameters apply, as they do in Kamailio when the knob is left alone. The README lists which.
 
-// moreState is what the functions below keep for one message (engine.Msg.Mod["tm.more"]).
+// moreState is what the functions below keep for one message (engine.Msg.ModState("tm.more")).
 type moreState struct {
 	onBranchFailure string
 }
@@ -24,14 +24,11 @@ type moreState struct {
 const moreModKey = "tm.more"
 
 func moreOf(m *engine.Msg) *moreState {
-	if s, ok := m.Mod[moreModKey].(*moreState); ok {
+	if s, ok := m.ModState(moreModKey).(*moreState); ok {
 		return s
 	}
 	s := &moreState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[moreModKey] = s
+	m.SetModState(moreModKey, s)
 	return s
 }
 
@@ -398,7 +395,7 @@ func (t *TM) runBranchFailure(x *tx, b *branch, m *engine.Msg, code int) {
 	var fn string
 	var fm *engine.Msg
 	if x.req != nil {
-		if s, ok := x.req.Mod[moreModKey].(*moreState); ok { // Detach kept the request's module state
+		if s, ok := x.req.ModState(moreModKey).(*moreState); ok { // Detach kept the request's module state
 			fn = s.onBranchFailure
 		}
 	}
