@@ -471,7 +471,7 @@ func (a *Auth) consumeCredentials(m *engine.Msg) int {
 		return Error
 	}
 	h := m.Raw.Hdrs[s.hdr]
-	m.AddEdit(h.Start, h.End, "")
+	m.AddEdit(int(h.Start), int(h.End), "")
 	s.hdr = -1
 	return OK
 }

@@ -117,7 +117,7 @@ func state(m *engine.Msg) *rrState {
 
 func firstHeaderOff(m *engine.Msg) int {
 	if len(m.Raw.Hdrs) > 0 {
-		return m.Raw.Hdrs[0].Start
+		return int(m.Raw.Hdrs[0].Start)
 	}
 	return m.Raw.HdrsEnd
 }
@@ -257,7 +257,7 @@ func routes(m *engine.Msg) []routeValue {
 		if !h.Is(m.Buf, "route") {
 			continue
 		}
-		off := h.VStart
+		off := int(h.VStart)
 		v := m.Buf[h.VStart:h.VEnd]
 		for len(v) > 0 {
 			end := rawsip.FirstValueEnd(v)
@@ -288,13 +288,13 @@ func removeRoutes(m *engine.Msg, rs []routeValue, n int) {
 			j++
 		}
 		if j <= n { // the whole header goes
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 			i = j
 			continue
 		}
 		// remove values i..n-1 of this header and the comma after them
 		end := rs[n].start
-		for end < h.VEnd && (m.Buf[end] == ' ' || m.Buf[end] == '\t') {
+		for end < int(h.VEnd) && (m.Buf[end] == ' ' || m.Buf[end] == '\t') {
 			end++
 		}
 		m.AddEdit(rs[i].start, end, "")
@@ -383,7 +383,7 @@ func (r *RR) afterStrict(m *engine.Msg, st *rrState, rs []routeValue) int {
 	removeRoutes(m, rs, i)
 	h := m.Raw.Hdrs[last.hdr]
 	if prev := rs[len(rs)-2]; prev.hdr != last.hdr {
-		m.AddEdit(h.Start, h.End, "")
+		m.AddEdit(int(h.Start), int(h.End), "")
 	} else {
 		m.AddEdit(prev.end, last.end, "")
 	}

@@ -325,7 +325,7 @@ func replaceBody(m *engine.Msg, sdp string) {
 	m.AddEdit(m.Raw.Body, len(m.Buf), sdp)
 	if i := m.Raw.Find(m.Buf, "content-length"); i >= 0 {
 		h := m.Raw.Hdrs[i]
-		m.AddEdit(h.VStart, h.VEnd, strconv.Itoa(len(sdp)))
+		m.AddEdit(int(h.VStart), int(h.VEnd), strconv.Itoa(len(sdp)))
 	} else {
 		m.AppendHeader("Content-Length: " + strconv.Itoa(len(sdp)))
 	}

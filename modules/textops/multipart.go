@@ -193,7 +193,7 @@ func setBodyMultipart(m *engine.Msg, body, ctype, bnd string) int {
 	if !multi {
 		if i := m.Raw.Find(m.Buf, "content-type"); i >= 0 {
 			h := m.Raw.Hdrs[i]
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 		}
 		m.AddEdit(end, end, "Content-Type: multipart/mixed;boundary=\""+bnd+"\"\r\n")
 	}

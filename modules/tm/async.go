@@ -82,7 +82,7 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	if x.fr > 0 {
 		fr = int(x.fr / time.Millisecond)
 	}
-	b := &branch{tx: x, idx: len(x.branches), uri: m.RURI(), frAt: time.Now().Add(ms(fr))}
+	b := &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI(), frAt: time.Now().Add(ms(fr))}
 	x.branches = append(x.branches, b)
 	b.schedule(time.Now())
 	if created && x.invite && t.AutoInv100 {
@@ -147,8 +147,8 @@ func (t *TM) Continue(index, label uint32, route string) error {
 		return errNotSuspended
 	}
 	b.final, b.dropped, b.status, b.reason = true, true, 408, "Request Timeout"
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.tmr.armed() {
+		b.tmr.Stop()
 	}
 	x.inFailure = true // no aggregation while the route runs
 	fm := x.req.Detach()
@@ -231,8 +231,8 @@ func (t *TM) cancelSuspended(m *engine.Msg, x *tx) bool {
 	x.canceled = true
 	for _, b := range x.branches {
 		b.final, b.dropped, b.status = true, true, 487
-		if b.timer != nil {
-			b.timer.Stop()
+		if b.tmr.armed() {
+			b.tmr.Stop()
 		}
 	}
 	x.localReply(487, "Request canceled")

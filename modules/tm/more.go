@@ -402,7 +402,7 @@ func (t *TM) runBranchFailure(x *tx, b *branch, m *engine.Msg, code int) {
 	final := b.final
 	if fn != "" && !final {
 		fm = x.req.Detach()
-		fm.Tx = &msgCtx{tx: x, route: routeBranchFailure, branch: b.idx, code: code, reason: m.Reason()}
+		fm.Tx = &msgCtx{tx: x, route: routeBranchFailure, branch: int(b.idx), code: code, reason: m.Reason()}
 	}
 	x.unlock()
 	if fm == nil {
@@ -428,8 +428,8 @@ func (t *TM) onSendDropped(b *branch) error {
 	x.mu.Lock()
 	defer x.unlock()
 	b.final, b.dropped, b.retr, b.status = true, true, false, 477
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.tmr.armed() {
+		b.tmr.Stop()
 	}
 	if b.id != "" {
 		t.client.del(b.id)

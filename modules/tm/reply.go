@@ -49,7 +49,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
 	// provisional reply.
-	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Reason()}
+	c := &msgCtx{tx: x, route: routeReply, branch: int(b.idx), code: code, reason: m.Reason()}
 	m.Tx = c
 	if err := m.RunReplyRoute(); err != nil {
 		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
@@ -126,8 +126,8 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		return
 	}
 	b.final, b.retr, b.status, b.reason = true, false, code, m.Reason()
-	if b.timer != nil && b.cancel == nil {
-		b.timer.Stop()
+	if b.tmr.armed() && b.cancel == nil {
+		b.tmr.Stop()
 	}
 	if code < 300 {
 		if x.invite || !x.final {

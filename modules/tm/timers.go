@@ -13,6 +13,7 @@ import (
 // and decide what to send, and send (a socket write, or a queued TCP message) after releasing it (send.go).
 type timers struct {
 	mu   sync.Mutex
+	base time.Time // deadlines are nanoseconds since base, on the monotonic clock
 	h    timerHeap
 	wake chan struct{} // an earlier deadline was scheduled
 	stop chan struct{}
@@ -20,14 +21,26 @@ type timers struct {
 }
 
 // timer is one schedulable callback, like a *time.Timer from AfterFunc: Reset (re)arms it, Stop disarms it.
+// Transactions and branches embed theirs (start arms it the first time), and it calls their fire method: a
+// separate timer and a method-value closure cost two allocations and 64 B per transaction and per branch,
+// kept for wt_timer.
 type timer struct {
-	ts  *timers
-	fn  func()
-	at  time.Time
-	idx int // position in the heap, -1 when not armed
+	ts  *timers // nil until first armed
+	f   firer
+	at  int64 // deadline, nanoseconds since ts.base
+	idx int32 // position in the heap, -1 when not armed
 }
 
+// firer is what a timer calls (with no lock held).
+type firer interface{ fire() }
+
+// funcFirer makes a func a firer (afterFunc).
+type funcFirer func()
+
+func (f funcFirer) fire() { f() }
+
 func (ts *timers) init() {
+	ts.base = time.Now()
 	ts.wake = make(chan struct{}, 1)
 	ts.stop = make(chan struct{})
 	ts.done = make(chan struct{})
@@ -49,19 +62,34 @@ func (ts *timers) close() {
 
 // afterFunc arms a new timer that calls fn after d.
 func (ts *timers) afterFunc(d time.Duration, fn func()) *timer {
-	t := &timer{ts: ts, fn: fn, idx: -1}
-	t.Reset(d)
+	t := &timer{}
+	ts.start(t, funcFirer(fn), d)
 	return t
 }
+
+// start arms t, a timer embedded in its owner (zero until then), to call f.fire after d; it may be called
+// again instead of Reset.
+func (ts *timers) start(t *timer, f firer, d time.Duration) {
+	if t.ts == nil {
+		t.ts, t.f, t.idx = ts, f, -1
+	}
+	t.Reset(d)
+}
+
+// armed reports whether the timer was ever armed (start).
+func (t *timer) armed() bool { return t.ts != nil }
+
+// clock is the time now on the timers' clock.
+func (ts *timers) clock() int64 { return int64(time.Since(ts.base)) }
 
 // Reset arms the timer to fire after d, replacing an earlier schedule.
 func (t *timer) Reset(d time.Duration) {
 	ts := t.ts
-	at := time.Now().Add(d)
+	at := ts.clock() + int64(d)
 	ts.mu.Lock()
 	t.at = at
 	if t.idx >= 0 {
-		heap.Fix(&ts.h, t.idx)
+		heap.Fix(&ts.h, int(t.idx))
 	} else {
 		heap.Push(&ts.h, t)
 	}
@@ -78,12 +106,15 @@ func (t *timer) Reset(d time.Duration) {
 // Stop disarms the timer; it reports whether it was armed.
 func (t *timer) Stop() bool {
 	ts := t.ts
+	if ts == nil { // never armed
+		return false
+	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t.idx < 0 {
 		return false
 	}
-	heap.Remove(&ts.h, t.idx)
+	heap.Remove(&ts.h, int(t.idx))
 	return true
 }
 
@@ -96,7 +127,7 @@ func (ts *timers) run() {
 		var next *timer
 		wait := time.Hour
 		if len(ts.h) > 0 {
-			if d := time.Until(ts.h[0].at); d <= 0 {
+			if d := time.Duration(ts.h[0].at - ts.clock()); d <= 0 {
 				next = heap.Pop(&ts.h).(*timer)
 			} else {
 				wait = d
@@ -104,7 +135,7 @@ func (ts *timers) run() {
 		}
 		ts.mu.Unlock()
 		if next != nil {
-			next.fn() // outside ts.mu: the callback re-arms timers
+			next.f.fire() // outside ts.mu: the callback re-arms timers
 			continue
 		}
 		sleep.Reset(wait)
@@ -120,14 +151,14 @@ func (ts *timers) run() {
 type timerHeap []*timer
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
+	h[i].idx, h[j].idx = int32(i), int32(j)
 }
 func (h *timerHeap) Push(x any) {
 	t := x.(*timer)
-	t.idx = len(*h)
+	t.idx = int32(len(*h))
 	*h = append(*h, t)
 }
 func (h *timerHeap) Pop() any {

@@ -52,65 +52,69 @@ type tx struct {
 	key     string
 	req     *engine.Msg // the request as relayed (detached): local replies, failure routes, CANCEL/ACK
 	method  string
-	invite  bool
 	created time.Time
 	// gen is the script generation that created the transaction: its failure, branch and onreply routes
 	// run there even after a reload. Held from creation until the transaction is removed.
 	gen *engine.Generation
 
-	reply    []byte // the last reply sent upstream, re-sent for a retransmitted request
-	status   int    // its status code (0: none yet)
-	final    bool   // a final reply went upstream
-	acked    bool
-	canceled bool
+	reply  []byte // the last reply sent upstream, re-sent for a retransmitted request
+	status int    // its status code (0: none yet)
 
 	branches    []*branch
-	legStart    int  // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
-	inFailure   bool // a failure route is queued or running
-	removed     bool
+	legStart    int // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
 	onFailure   string
 	onBranch    string
 	onReply     string
 	fr, frInv   time.Duration
-	timer       *timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	tmr         timer // upstream: final reply retransmission (timer G/H) then the wait before removal
 	retrIv      time.Duration
 	retrUntil   time.Time
 	localReason string
 	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
 
-	outq    []outMsg  // sends decided under mu, not made yet (send.go)
-	outBuf  [1]outMsg // outq's first array: most transactions never queue two sends at once
-	sending bool      // a goroutine is making outq's sends
+	outq   []outMsg  // sends decided under mu, not made yet (send.go)
+	outBuf [1]outMsg // outq's first array: most transactions never queue two sends at once
+
+	// The flags sit together, without padding between them: a completed transaction stays wt_timer long.
+	invite    bool
+	final     bool // a final reply went upstream
+	acked     bool
+	canceled  bool
+	inFailure bool // a failure route is queued or running
+	removed   bool
+	sending   bool // a goroutine is making outq's sends
 }
 
 // branch is a client transaction: one destination of the request.
 type branch struct {
-	tx       *tx
-	idx      int
-	id       string // Via branch
-	uri      string
-	dst      engine.Target
-	local    *engine.Listener
-	out      []byte // the request as sent
-	status   int    // highest status received (0 none), or the local one (408, 487)
-	reason   string
-	reply    []byte // final reply as it would go upstream (nil for a local one)
+	tx      *tx
+	idx     int32  // its index in tx.branches
+	cancelN int32  // CANCEL retransmissions so far
+	id      string // Via branch
+	uri     string
+	dst     engine.Target
+	local   *engine.Listener
+	out     []byte // the request as sent
+	status  int    // highest status received (0 none), or the local one (408, 487)
+	reason  string
+	reply   []byte // final reply as it would go upstream (nil for a local one)
+
+	tmr    timer
+	retrIv time.Duration
+	next   time.Time  // next retransmission
+	frAt   time.Time  // when the branch times out
+	cancel []byte     // CANCEL sent on this branch
+	rs     *branchSrc // pending DNS lookup or failover targets (relay.go); nil for most branches
+
+	// The flags sit together, without padding between them.
 	final    bool
 	timedOut bool
 	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
 	// replied: a reply was handled on the branch. Set once the reply is handled, as Kamailio's F_RB_REPLIED:
 	// a failure route run by the branch's own final reply sees it unset unless a provisional came first.
-	replied bool
-
-	timer        *timer
+	replied      bool
 	retr         bool // retransmitting the request (UDP, no reply yet)
-	retrIv       time.Duration
-	next         time.Time  // next retransmission
-	frAt         time.Time  // when the branch times out
-	cancel       []byte     // CANCEL sent on this branch
-	cancelN      int        // CANCEL retransmissions so far
-	cancelWanted bool       // cancel once a provisional arrives
-	rs           *branchSrc // pending DNS lookup or failover targets (relay.go); nil for most branches
+	cancelWanted bool // cancel once a provisional arrives
 }
 
 // serverKey is the RFC 3261 §17.2.3 key of a request: top Via branch, sent-by and method (ACK and CANCEL
@@ -289,11 +293,7 @@ func (x *tx) completed() {
 }
 
 func (x *tx) arm(d time.Duration) {
-	if x.timer == nil {
-		x.timer = x.t.timers.afterFunc(d, x.onTimer)
-		return
-	}
-	x.timer.Reset(d)
+	x.t.timers.start(&x.tmr, x, d)
 }
 
 func (x *tx) onTimer() {
@@ -343,13 +343,13 @@ func (x *tx) remove() {
 	x.removed = true
 	x.t.server.del(x.key)
 	for _, b := range x.branches {
-		if b.timer != nil {
-			b.timer.Stop()
+		if b.tmr.armed() {
+			b.tmr.Stop()
 		}
 		x.t.client.del(b.id)
 	}
-	if x.timer != nil {
-		x.timer.Stop()
+	if x.tmr.armed() {
+		x.tmr.Stop()
 	}
 	// the transaction's last route has run; the release may close the generation's Lua states, so it is
 	// made after the lock, with the sends
@@ -373,3 +373,5 @@ func callID(m *engine.Msg) string {
 	c, _ := m.Header("call-id") // raw (compact "i" too): for log lines, never a parse
 	return c
 }
+
+func (x *tx) fire() { x.onTimer() } // its timer (timers.go)
