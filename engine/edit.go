@@ -205,6 +205,6 @@ func (m *Msg) SetBuffer(buf []byte) error {
 		return errors.New("new message buffer: request and reply cannot be swapped")
 	}
 	m.Buf, m.Raw, m.edits, m.ruri = buf, raw, m.edits[:0], ""
-	m.sipMsg, m.req, m.res, m.parse = nil, nil, nil, parseNone
+	m.sipMsg, m.parse = nil, parseNone
 	return nil
 }

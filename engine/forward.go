@@ -394,7 +394,7 @@ func (e *Engine) routeReply(m *Msg) {
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
 		return
 	}
-	st := m.st // taken once per message in process
+	st := m.st() // taken once per message in process
 	if err := st.ReplyRoute(m); err != nil {
 		e.stats.luaErrors.Add(1)
 		e.events.addRouteError("reply", m, err)

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -32,16 +31,14 @@ type Msg struct {
 	Buf []byte     // the message as received
 	Raw rawsip.Msg // positions of its parts in Buf
 
-	// The sipgo form of the message, built on first use by Request, Response or Parsed: routing reads the
-	// raw positions (method, R-URI, headers, status), so most messages are never parsed twice.
+	// The sipgo form of the message (a *sip.Request or *sip.Response), built on first use by Request,
+	// Response or Parsed: routing reads the raw positions (method, R-URI, headers, status), so most
+	// messages are never parsed twice.
 	sipMsg sip.Message
-	req    *sip.Request
-	res    *sip.Response
 
 	Src   netip.AddrPort // where it came from
 	Local *Listener      // the socket it arrived on
 	conn  *transport.Conn
-	Recv  time.Time
 
 	Flags  uint64 // message flags (KSR.setflag)
 	BFlags uint64 // branch flags of branch 0 (KSR.setbflag)
@@ -104,7 +101,6 @@ type Msg struct {
 	mod []modKV
 	E   *Engine
 
-	st     State       // the worker's script state while the message is routed
 	budget *budget     // the worker's route_timeout budget while the message is routed
 	w      *worker     // the worker routing it
 	gen    *Generation // the script generation its routes run on
@@ -131,6 +127,15 @@ func (m *Msg) RURIQ() int {
 		return -1
 	}
 	return int(m.ruriQ) - 2
+}
+
+// st is the worker's script state while the message is routed (the worker's state of the message's
+// generation), nil otherwise. Derived rather than stored: a transaction keeps a copy of its request.
+func (m *Msg) st() State {
+	if m.w == nil || m.gen == nil {
+		return nil
+	}
+	return m.gen.states[m.w.id]
 }
 
 // modKV is one module's state for a message (Msg.ModState).
@@ -232,12 +237,6 @@ func (m *Msg) parsed() {
 		return
 	}
 	m.sipMsg, m.parse = sm, parseOK
-	switch v := sm.(type) {
-	case *sip.Request:
-		m.req = v
-	case *sip.Response:
-		m.res = v
-	}
 }
 
 // Parsed returns the message parsed by sipgo (parsing it on first use), nil if sipgo cannot parse it.
@@ -254,7 +253,8 @@ func (m *Msg) Request() *sip.Request {
 		return nil
 	}
 	m.parsed()
-	return m.req
+	r, _ := m.sipMsg.(*sip.Request)
+	return r
 }
 
 // Response returns the reply parsed by sipgo (parsing it on first use); nil for a request (or a reply sipgo
@@ -264,7 +264,8 @@ func (m *Msg) Response() *sip.Response {
 		return nil
 	}
 	m.parsed()
-	return m.res
+	r, _ := m.sipMsg.(*sip.Response)
+	return r
 }
 
 // IsRequest tells a request from a reply, from the start line.

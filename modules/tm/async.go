@@ -82,9 +82,9 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	if x.fr > 0 {
 		fr = int(x.fr / time.Millisecond)
 	}
-	b := &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI(), frAt: time.Now().Add(ms(fr))}
+	b := &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI(), frAt: t.timers.now().Add(ms(fr))}
 	x.branches = append(x.branches, b)
-	b.schedule(time.Now())
+	b.schedule(t.timers.now())
 	if created && x.invite && t.AutoInv100 {
 		x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
 		x.status = 100

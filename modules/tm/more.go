@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -203,7 +202,7 @@ func branchIndex(m *engine.Msg) int {
 func (t *TM) grepStatus(m *engine.Msg, code int) int {
 	return withTx(m, func(x *tx) int {
 		for _, b := range x.branches {
-			if b.final && b.status == code && !b.timedOut {
+			if b.final && int(b.status) == code && !b.timedOut {
 				return 1
 			}
 		}
@@ -218,7 +217,7 @@ func (t *TM) isExpired(m *engine.Msg) int {
 		if x.invite {
 			life = ms(t.MaxInvLifetime)
 		}
-		return b2i(time.Since(x.created) > life)
+		return b2i(x.t.timers.now().Sub(x.created) > life)
 	})
 }
 

@@ -370,7 +370,7 @@ func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) erro
 	b.dst, b.local = tg, local
 	// registered before it is sent: a fast reply must find it (it waits for x.mu)
 	t.client.put(b.id, b)
-	now := time.Now()
+	now := t.timers.now()
 	fr := x.fr
 	if fr == 0 {
 		fr = ms(t.FrTimer)
@@ -466,7 +466,7 @@ func (t *TM) branchFailed(b *branch, code int, reason string) {
 	if b.final {
 		return
 	}
-	b.final, b.retr, b.status, b.reason, b.reply = true, false, code, reason, nil
+	b.final, b.retr, b.status, b.reason, b.reply = true, false, int32(code), reason, nil
 	if b.tmr.armed() {
 		b.tmr.Stop()
 	}
@@ -557,7 +557,7 @@ func (t *TM) failoverExhausted(b *branch) {
 }
 
 // schedule arms the branch timer for the next retransmission or the timeout. Called with x.mu held.
-func (b *branch) schedule(now time.Time) {
+func (b *branch) schedule(now mono) {
 	at := b.frAt
 	if b.retr && b.next.Before(at) {
 		at = b.next
@@ -582,7 +582,7 @@ func (b *branch) onTimer() {
 	if x.removed || (b.final && !cancelling) {
 		return
 	}
-	now := time.Now()
+	now := t.timers.now()
 	if b.final { // ended locally (CANCEL before it rang): only the CANCEL is retransmitted
 		b.cancelN++
 		b.queueRequest(b.cancel, countNone)
@@ -764,7 +764,7 @@ func (t *TM) cancelTx(m *engine.Msg, x *tx) {
 // cancelBranches cancels every pending branch except keep (Kamailio's cancel_uacs with cancel_b_method).
 // Called with x.mu held.
 func (t *TM) cancelBranches(x *tx, keep *branch) {
-	now := time.Now()
+	now := t.timers.now()
 	for _, b := range x.branches {
 		if b == keep || b.final || b.cancel != nil {
 			continue
@@ -786,4 +786,8 @@ func (t *TM) cancelBranches(x *tx, keep *branch) {
 	}
 }
 
-func (b *branch) fire() { b.onTimer() } // its timer (timers.go)
+func (b *branch) fire()             { b.onTimer() } // its timer (timers.go)
+func (b *branch) timerSet() *timers { return &b.tx.t.timers }
+
+// cancelAnswered in branch.cancelN stops the CANCEL's retransmissions (sent fewer than 10 times).
+const cancelAnswered = 1 << 14

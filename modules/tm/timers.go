@@ -25,19 +25,41 @@ type timers struct {
 // separate timer and a method-value closure cost two allocations and 64 B per transaction and per branch,
 // kept for wt_timer.
 type timer struct {
-	ts  *timers // nil until first armed
-	f   firer
-	at  int64 // deadline, nanoseconds since ts.base
+	f   firer // nil until first armed
+	at  mono  // deadline
 	idx int32 // position in the heap, -1 when not armed
 }
 
-// firer is what a timer calls (with no lock held).
-type firer interface{ fire() }
+// firer is what a timer calls (with no lock held), and the timers it runs on.
+type firer interface {
+	fire()
+	timerSet() *timers
+}
 
 // funcFirer makes a func a firer (afterFunc).
-type funcFirer func()
+type funcFirer struct {
+	ts *timers
+	fn func()
+}
 
-func (f funcFirer) fire() { f() }
+func (f *funcFirer) fire()             { f.fn() }
+func (f *funcFirer) timerSet() *timers { return f.ts }
+
+// mono is a point in time on the timers' clock: nanoseconds since timers.base, monotonic. 8 B where a
+// time.Time takes 24, and transactions and branches keep several (their deadlines, their creation).
+type mono int64
+
+func (a mono) Add(d time.Duration) mono { return a + mono(d) }
+func (a mono) Before(b mono) bool       { return a < b }
+func (a mono) Sub(b mono) time.Duration { return time.Duration(a - b) }
+
+// now is the time on the timers' clock (0 before init).
+func (ts *timers) now() mono {
+	if ts.base.IsZero() {
+		return 0
+	}
+	return mono(time.Since(ts.base))
+}
 
 func (ts *timers) init() {
 	ts.base = time.Now()
@@ -63,29 +85,26 @@ func (ts *timers) close() {
 // afterFunc arms a new timer that calls fn after d.
 func (ts *timers) afterFunc(d time.Duration, fn func()) *timer {
 	t := &timer{}
-	ts.start(t, funcFirer(fn), d)
+	ts.start(t, &funcFirer{ts: ts, fn: fn}, d)
 	return t
 }
 
 // start arms t, a timer embedded in its owner (zero until then), to call f.fire after d; it may be called
 // again instead of Reset.
 func (ts *timers) start(t *timer, f firer, d time.Duration) {
-	if t.ts == nil {
-		t.ts, t.f, t.idx = ts, f, -1
+	if t.f == nil {
+		t.f, t.idx = f, -1
 	}
 	t.Reset(d)
 }
 
 // armed reports whether the timer was ever armed (start).
-func (t *timer) armed() bool { return t.ts != nil }
-
-// clock is the time now on the timers' clock.
-func (ts *timers) clock() int64 { return int64(time.Since(ts.base)) }
+func (t *timer) armed() bool { return t.f != nil }
 
 // Reset arms the timer to fire after d, replacing an earlier schedule.
 func (t *timer) Reset(d time.Duration) {
-	ts := t.ts
-	at := ts.clock() + int64(d)
+	ts := t.f.timerSet()
+	at := ts.now().Add(d)
 	ts.mu.Lock()
 	t.at = at
 	if t.idx >= 0 {
@@ -105,10 +124,10 @@ func (t *timer) Reset(d time.Duration) {
 
 // Stop disarms the timer; it reports whether it was armed.
 func (t *timer) Stop() bool {
-	ts := t.ts
-	if ts == nil { // never armed
+	if t.f == nil { // never armed
 		return false
 	}
+	ts := t.f.timerSet()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t.idx < 0 {
@@ -127,7 +146,7 @@ func (ts *timers) run() {
 		var next *timer
 		wait := time.Hour
 		if len(ts.h) > 0 {
-			if d := time.Duration(ts.h[0].at - ts.clock()); d <= 0 {
+			if d := ts.h[0].at.Sub(ts.now()); d <= 0 {
 				next = heap.Pop(&ts.h).(*timer)
 			} else {
 				wait = d

@@ -52,7 +52,7 @@ type tx struct {
 	key     string
 	req     *engine.Msg // the request as relayed (detached): local replies, failure routes, CANCEL/ACK
 	method  string
-	created time.Time
+	created mono // on the timers' clock
 	// gen is the script generation that created the transaction: its failure, branch and onreply routes
 	// run there even after a reload. Held from creation until the transaction is removed.
 	gen *engine.Generation
@@ -68,7 +68,7 @@ type tx struct {
 	fr, frInv   time.Duration
 	tmr         timer // upstream: final reply retransmission (timer G/H) then the wait before removal
 	retrIv      time.Duration
-	retrUntil   time.Time
+	retrUntil   mono
 	localReason string
 	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
 
@@ -87,22 +87,21 @@ type tx struct {
 
 // branch is a client transaction: one destination of the request.
 type branch struct {
-	tx      *tx
-	idx     int32  // its index in tx.branches
-	cancelN int32  // CANCEL retransmissions so far
-	id      string // Via branch
-	uri     string
-	dst     engine.Target
-	local   *engine.Listener
-	out     []byte // the request as sent
-	status  int    // highest status received (0 none), or the local one (408, 487)
-	reason  string
-	reply   []byte // final reply as it would go upstream (nil for a local one)
+	tx     *tx
+	idx    int32  // its index in tx.branches
+	status int32  // highest status received (0 none), or the local one (408, 487)
+	id     string // Via branch
+	uri    string
+	dst    engine.Target
+	local  *engine.Listener
+	out    []byte // the request as sent
+	reason string
+	reply  []byte // final reply as it would go upstream (nil for a local one)
 
 	tmr    timer
 	retrIv time.Duration
-	next   time.Time  // next retransmission
-	frAt   time.Time  // when the branch times out
+	next   mono       // next retransmission
+	frAt   mono       // when the branch times out
 	cancel []byte     // CANCEL sent on this branch
 	rs     *branchSrc // pending DNS lookup or failover targets (relay.go); nil for most branches
 
@@ -113,8 +112,9 @@ type branch struct {
 	// replied: a reply was handled on the branch. Set once the reply is handled, as Kamailio's F_RB_REPLIED:
 	// a failure route run by the branch's own final reply sees it unset unless a provisional came first.
 	replied      bool
-	retr         bool // retransmitting the request (UDP, no reply yet)
-	cancelWanted bool // cancel once a provisional arrives
+	retr         bool  // retransmitting the request (UDP, no reply yet)
+	cancelWanted bool  // cancel once a provisional arrives
+	cancelN      int16 // CANCEL retransmissions so far (cancelAnswered: stop)
 }
 
 // serverKey is the RFC 3261 §17.2.3 key of a request: top Via branch, sent-by and method (ACK and CANCEL
@@ -231,7 +231,7 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 		return nil, false
 	}
 	meth := m.Method()
-	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: time.Now()}
+	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: t.timers.now()}
 	if g := m.Generation(); g.Hold() {
 		x.gen = g
 	}
@@ -285,7 +285,7 @@ func (x *tx) completed() {
 	t := x.t
 	if x.invite && x.status >= 300 && x.req.Proto == engine.UDP {
 		x.retrIv = ms(t.T1)
-		x.retrUntil = time.Now().Add(64 * ms(t.T1))
+		x.retrUntil = t.timers.now().Add(64 * ms(t.T1))
 		x.arm(x.retrIv)
 		return
 	}
@@ -303,7 +303,7 @@ func (x *tx) onTimer() {
 		return
 	}
 	if x.retrIv > 0 && !x.acked {
-		now := time.Now()
+		now := x.t.timers.now()
 		if now.Before(x.retrUntil) {
 			x.queue(outMsg{kind: outReply, req: x.req, data: x.reply})
 			x.retrIv = min(2*x.retrIv, ms(x.t.T2))
@@ -374,4 +374,5 @@ func callID(m *engine.Msg) string {
 	return c
 }
 
-func (x *tx) fire() { x.onTimer() } // its timer (timers.go)
+func (x *tx) fire()             { x.onTimer() } // its timer (timers.go)
+func (x *tx) timerSet() *timers { return &x.t.timers }
