@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -284,7 +285,9 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		h := m.Raw.Hdrs[vi]
 		// A WebSocket client's Via names no reachable address (RFC 7118 §5: "*.invalid"): rport is filled in
 		// so that a reply relayed statelessly finds the connection (received:rport over WS).
-		extra = appendViaReceivedEdits(extra, string(h.Value(m.Buf)), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
+		// a view of the buffer, not a copy: the edits get new strings
+		v := h.Value(m.Buf)
+		extra = appendViaReceivedEdits(extra, unsafe.String(unsafe.SliceData(v), len(v)), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
 	}
 	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
@@ -311,14 +314,15 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort, forceRport bool) []edit {
 	end := rawsip.FirstValueEndString(v)
 	sentBy, params, host := splitVia(v[:end])
-	port := strconv.Itoa(int(src.Port()))
+	var pb [8]byte
+	port := strconv.AppendUint(pb[:0], uint64(src.Port()), 10) // in the concatenations: one allocation each
 	_, rs, re, hasRport := rawsip.Param(params, "rport")
 	switch {
 	case hasRport:
 		p := base + len(sentBy)
-		extra = append(extra, edit{off: p + rs, end: p + re, text: ";rport=" + port})
+		extra = append(extra, edit{off: p + rs, end: p + re, text: ";rport=" + string(port)})
 	case forceRport:
-		extra = append(extra, edit{off: base + end, end: base + end, text: ";rport=" + port})
+		extra = append(extra, edit{off: base + end, end: base + end, text: ";rport=" + string(port)})
 	}
 	_, _, _, hasRecv := rawsip.Param(params, "received")
 	if hasRport || hasRecv || !sameHost(host, src.Addr()) {
@@ -454,7 +458,8 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 		rm = edit{off: int(h.Start), end: int(h.End)}
 		for _, h2 := range m.Raw.Hdrs[i+1:] {
 			if h2.Is(m.Buf, "via") {
-				next = string(h2.Value(m.Buf))
+				v2 := h2.Value(m.Buf)
+				next = unsafe.String(unsafe.SliceData(v2), len(v2)) // parsed below, not kept
 				break
 			}
 		}

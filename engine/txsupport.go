@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"unsafe"
+
+	"github.com/siplua/siplua/engine/rawsip"
 )
 
 // Services for stateful modules (tm): detached copies of requests, routes run by name on a worker, sending
@@ -62,8 +65,12 @@ func (m *Msg) Detach() *Msg {
 		Branches: slices.Clone(m.Branches), Tx: m.Tx, mod: slices.Clone(m.mod), E: m.E,
 	}
 	c.Raw.Hdrs = slices.Clone(m.Raw.Hdrs)
-	if !m.reply {
-		c.ruri = m.origRURI() // set before the copy is shared: read-only from now on
+	if !m.reply { // set before the copy is shared: read-only from now on
+		// a view of the copy's own buffer, which nothing writes in place (SetBuffer replaces it): no
+		// second copy of the URI kept with the transaction
+		if s, e, ok := rawsip.RequestURI(c.Buf, &c.Raw); ok && e > s {
+			c.ruri = unsafe.String(&c.Buf[s], e-s)
+		}
 	}
 	if m.AVPs != nil {
 		c.AVPs = make(map[string][]Value, len(m.AVPs))

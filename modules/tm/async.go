@@ -173,7 +173,7 @@ func (t *TM) Continue(index, label uint32, route string) error {
 		x.req.AVPs = fm.AVPs
 		added := len(x.branches) > n
 		if added {
-			x.legStart = n
+			x.legStart = int32(n)
 		}
 		if x.final {
 			return

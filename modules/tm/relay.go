@@ -185,7 +185,11 @@ func (t *TM) forwardBranches(x *tx, m *engine.Msg, c *msgCtx, proto engine.Proto
 		uri, du, path string
 		flags         uint64
 	}
-	dests := make([]dest, 0, 1+len(m.Branches))
+	var one [1]dest // most requests have no appended branch: no allocation for them
+	dests := one[:0]
+	if len(m.Branches) > 0 {
+		dests = make([]dest, 0, 1+len(m.Branches))
+	}
 	dests = append(dests, dest{m.RURI(), m.DstURI, m.Path, m.BFlags})
 	for _, b := range m.Branches {
 		dests = append(dests, dest{b.URI, b.DstURI, b.Path, b.Flags})

@@ -306,7 +306,7 @@ func (t *TM) runFailure(x *tx, fname string, best *branch) {
 		}
 		dropped := t.dropReplies(x, mode, n, added)
 		if added {
-			x.legStart = n
+			x.legStart = int32(n)
 		}
 		if x.final {
 			return
@@ -329,7 +329,7 @@ func (t *TM) dropReplies(x *tx, mode, n int, added bool) bool {
 	}
 	i := 0
 	if mode == 2 {
-		i = min(x.legStart, n)
+		i = min(int(x.legStart), n)
 	}
 	for ; i < n; i++ {
 		x.branches[i].dropped = true

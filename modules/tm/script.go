@@ -291,7 +291,7 @@ func (t *TM) replyOf(m *engine.Msg) (int, string, bool) {
 	if c.tx.status == 0 {
 		return 0, "", false
 	}
-	return c.tx.status, "", true
+	return int(c.tx.status), "", true
 }
 
 // dropReplies is t_drop_replies(mode) for the failure route it runs in: "n" keeps the earlier replies, "l"

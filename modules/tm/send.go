@@ -46,12 +46,32 @@ type outMsg struct {
 // sendHook is called before every send tm makes for a transaction (tests check x.mu is not held then).
 type sendHook = func(x *tx)
 
+// outArr is the array a transaction queues its sends in while it has some to make: taken from TM.outPool
+// by the first, given back once they are made. A transaction waiting out wt_timer holds none (its own
+// array cost 64 B a transaction).
+type outArr [4]outMsg
+
 // queue adds a send to make once x.mu is released. Called with x.mu held.
 func (x *tx) queue(o outMsg) {
 	if x.outq == nil {
-		x.outq = x.outBuf[:0]
+		a, _ := x.t.outPool.Get().(*outArr)
+		if a == nil {
+			a = new(outArr)
+		}
+		x.outq = a[:0]
 	}
 	x.outq = append(x.outq, o)
+}
+
+// releaseOutq gives the emptied queue's array back to the pool (unless appends outgrew it). Called with
+// x.mu held, by the goroutine making the sends, once none is left.
+func (x *tx) releaseOutq() {
+	if cap(x.outq) == len(outArr{}) {
+		a := (*outArr)(x.outq[:len(outArr{})])
+		*a = outArr{} // no stale references to messages and buffers
+		x.t.outPool.Put(a)
+	}
+	x.outq = nil
 }
 
 // queueReplyTo queues a reply to m, a request a worker is routing (a retransmission, the request that
@@ -93,6 +113,7 @@ func (x *tx) unlock() {
 		clear(x.outq[rest:]) // no stale references to messages and buffers
 		x.outq = x.outq[:rest]
 		if rest == 0 {
+			x.releaseOutq()
 			x.sending = false
 			x.mu.Unlock()
 			return

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,7 @@ type TM struct {
 	// sendHook, when set (tests, export_test.go), runs before every send tm makes for a transaction.
 	sendHook hookSlot
 	async    asyncTable // suspended transactions (async.go)
+	outPool  sync.Pool  // *outArr: the send queues of transactions that have sends to make (send.go)
 }
 
 // Validate checks the timers.

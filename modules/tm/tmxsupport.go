@@ -49,7 +49,7 @@ func (t *TM) drop(x *tx, code int) {
 		return
 	}
 	if code > 0 && !x.final {
-		x.status = code
+		x.status = int32(code)
 	}
 	x.final = true // nothing more goes upstream
 	t.cancelBranches(x, nil)

@@ -57,23 +57,21 @@ type tx struct {
 	// run there even after a reload. Held from creation until the transaction is removed.
 	gen *engine.Generation
 
-	reply  []byte // the last reply sent upstream, re-sent for a retransmitted request
-	status int    // its status code (0: none yet)
+	reply    []byte // the last reply sent upstream, re-sent for a retransmitted request
+	status   int32  // its status code (0: none yet)
+	legStart int32  // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
 
-	branches    []*branch
-	legStart    int // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
-	onFailure   string
-	onBranch    string
-	onReply     string
-	fr, frInv   time.Duration
-	tmr         timer // upstream: final reply retransmission (timer G/H) then the wait before removal
-	retrIv      time.Duration
-	retrUntil   mono
-	localReason string
-	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
+	branches  []*branch
+	onFailure string
+	onBranch  string
+	onReply   string
+	fr, frInv time.Duration
+	tmr       timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	retrIv    time.Duration
+	retrUntil mono
+	relayErr  error // t_relay sent no branch because of this error; the caller is answered at route end
 
-	outq   []outMsg  // sends decided under mu, not made yet (send.go)
-	outBuf [1]outMsg // outq's first array: most transactions never queue two sends at once
+	outq []outMsg // sends decided under mu, not made yet (send.go); its array comes from TM.outPool
 
 	// The flags sit together, without padding between them: a completed transaction stays wt_timer long.
 	invite    bool
@@ -260,7 +258,7 @@ func (x *tx) sendUpstream(out []byte, code int, relayed bool) {
 		count = countRelayed
 	}
 	x.queue(outMsg{kind: outReply, req: x.req, data: out, code: code, count: count, logErr: true})
-	x.reply, x.status = out, code
+	x.reply, x.status = out, int32(code)
 	if code >= 200 && !x.final {
 		x.final = true
 		for _, h := range x.t.e.TxFinalHooks() { // dialog, acc: the call's outcome (engine.TxFinalHook)
