@@ -14,7 +14,7 @@ import (
 // edit replaces Buf[off:end] with text when the message is sent on (Kamailio's lumps): the received bytes
 // stay as they are, so header getters see the message as received, as in Kamailio.
 type edit struct {
-	off, end int
+	off, end int32 // int32 like rawsip.Hdr: a transaction keeps its request's edits
 	text     string
 	// fn, when set, gives the text for the socket the message leaves from (nil: not known yet), so that
 	// Record-Route can name the outgoing socket and double itself when the message changes transport.
@@ -23,7 +23,7 @@ type edit struct {
 
 // AddEdit records a change to the outgoing copy of the message.
 func (m *Msg) AddEdit(off, end int, text string) {
-	m.edits = append(m.edits, edit{off: off, end: end, text: text})
+	m.edits = append(m.edits, edit{off: int32(off), end: int32(end), text: text})
 }
 
 func (e edit) textFor(out *Listener) string {
@@ -35,7 +35,7 @@ func (e edit) textFor(out *Listener) string {
 
 // AddSocketEdit records a change whose text depends on the socket the message leaves from.
 func (m *Msg) AddSocketEdit(off, end int, fn func(out *Listener) string) {
-	m.edits = append(m.edits, edit{off: off, end: end, fn: fn})
+	m.edits = append(m.edits, edit{off: int32(off), end: int32(end), fn: fn})
 }
 
 // EditMark returns the number of edits so far; EditRestore drops those added after a mark (a branch route's
@@ -54,7 +54,7 @@ func (m *Msg) EditRestore(mark int) {
 // EditMark/EditRestore indices keep their meaning.
 func (m *Msg) DropEditsFrom(off int) {
 	for i, e := range m.edits {
-		if e.off >= off && e.fn == nil {
+		if int(e.off) >= off && e.fn == nil {
 			m.edits[i] = edit{off: e.off, end: e.off}
 		}
 	}
@@ -116,21 +116,21 @@ func (m *Msg) appendOutgoingFrom(dst []byte, out *Listener, extra ...edit) []byt
 	}
 	pos := 0
 	for _, e := range sorted {
-		if e.off < pos { // overlaps an earlier removal: keep only what lies beyond it
-			if e.end <= pos {
+		if int(e.off) < pos { // overlaps an earlier removal: keep only what lies beyond it
+			if int(e.end) <= pos {
 				dst = append(dst, e.textFor(out)...)
 				continue
 			}
-			e.off = pos
+			e.off = int32(pos)
 		}
 		dst = append(dst, m.Buf[pos:e.off]...)
 		dst = append(dst, e.textFor(out)...)
-		pos = e.end
+		pos = int(e.end)
 	}
 	return append(dst, m.Buf[pos:]...)
 }
 
-func cmpEditOff(a, b edit) int { return a.off - b.off }
+func cmpEditOff(a, b edit) int { return int(a.off - b.off) }
 
 // contentLengthEdit adds Content-Length when the message has none (needed on stream transports): the
 // length of the body as sent, unless an edit (textops set_body) already adds the header.
@@ -143,14 +143,14 @@ func (m *Msg) contentLengthEdit() (edit, bool) {
 		if e.fn != nil {
 			continue
 		}
-		if strings.HasPrefix(e.text, "Content-Length:") && e.off <= m.Raw.HdrsEnd {
+		if strings.HasPrefix(e.text, "Content-Length:") && int(e.off) <= m.Raw.HdrsEnd {
 			return edit{}, false
 		}
-		if e.off >= m.Raw.Body {
-			n += len(e.text) - (e.end - e.off)
+		if int(e.off) >= m.Raw.Body {
+			n += len(e.text) - int(e.end-e.off)
 		}
 	}
-	return edit{off: m.Raw.HdrsEnd, end: m.Raw.HdrsEnd, text: "Content-Length: " + strconv.Itoa(n) + "\r\n"}, true
+	return edit{off: int32(m.Raw.HdrsEnd), end: int32(m.Raw.HdrsEnd), text: "Content-Length: " + strconv.Itoa(n) + "\r\n"}, true
 }
 
 // bodyLengthEdit rewrites the Content-Length value when edits change the body's length (textops'
@@ -163,8 +163,8 @@ func (m *Msg) bodyLengthEdit(edits []edit) (edit, bool) {
 	}
 	delta, touched := 0, false
 	for _, e := range edits {
-		if e.off >= body && e.fn == nil {
-			delta += len(e.text) - (e.end - e.off)
+		if int(e.off) >= body && e.fn == nil {
+			delta += len(e.text) - int(e.end-e.off)
 			touched = true
 		}
 	}
@@ -177,11 +177,11 @@ func (m *Msg) bodyLengthEdit(edits []edit) (edit, bool) {
 	}
 	h := m.Raw.Hdrs[i]
 	for _, e := range edits {
-		if e.off < int(h.End) && e.end > int(h.Start) {
+		if e.off < h.End && e.end > h.Start {
 			return edit{}, false
 		}
 	}
-	return edit{off: int(h.VStart), end: int(h.VEnd), text: strconv.Itoa(len(m.Buf) - body + delta)}, true
+	return edit{off: h.VStart, end: h.VEnd, text: strconv.Itoa(len(m.Buf) - body + delta)}, true
 }
 
 // ApplyChanges makes the edits so far part of the message (textopsx msg_apply_changes): the outgoing

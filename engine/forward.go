@@ -277,7 +277,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	if m.LocalRport {
 		via = via[:len(via)-2] + ";rport\r\n"
 	}
-	extra = append(extra, edit{off: off, end: off, text: via})
+	extra = append(extra, edit{off: int32(off), end: int32(off), text: via})
 	if vi >= 0 {
 		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
 		// as parameter edits, not a new value: the script's own edits inside that Via (textops) stay, as
@@ -293,11 +293,11 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
 			first = int(m.Raw.Hdrs[ri].Start)
 		}
-		extra = append(extra, edit{off: first, end: first, text: "Route: " + m.Path + "\r\n"})
+		extra = append(extra, edit{off: int32(first), end: int32(first), text: "Route: " + m.Path + "\r\n"})
 	}
 	if ruri != "" {
 		if s, en, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
-			extra = append(extra, edit{off: s, end: en, text: ruri})
+			extra = append(extra, edit{off: int32(s), end: int32(en), text: ruri})
 		}
 	}
 	if proto.Stream() {
@@ -320,13 +320,13 @@ func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort
 	switch {
 	case hasRport:
 		p := base + len(sentBy)
-		extra = append(extra, edit{off: p + rs, end: p + re, text: ";rport=" + string(port)})
+		extra = append(extra, edit{off: int32(p + rs), end: int32(p + re), text: ";rport=" + string(port)})
 	case forceRport:
-		extra = append(extra, edit{off: base + end, end: base + end, text: ";rport=" + string(port)})
+		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: ";rport=" + string(port)})
 	}
 	_, _, _, hasRecv := rawsip.Param(params, "received")
 	if hasRport || hasRecv || !sameHost(host, src.Addr()) {
-		extra = append(extra, edit{off: base + end, end: base + end, text: ";received=" + src.Addr().Unmap().String()})
+		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: ";received=" + src.Addr().Unmap().String()})
 	}
 	return extra
 }
@@ -452,10 +452,10 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 		for k < len(rest) && (rest[k] == ' ' || rest[k] == '\t' || rest[k] == '\r' || rest[k] == '\n') {
 			k++
 		}
-		rm = edit{off: int(h.VStart), end: int(h.VStart) + end + 1 + k}
+		rm = edit{off: h.VStart, end: int32(int(h.VStart) + end + 1 + k)}
 		next = string(rest[k:])
 	} else {
-		rm = edit{off: int(h.Start), end: int(h.End)}
+		rm = edit{off: h.Start, end: h.End}
 		for _, h2 := range m.Raw.Hdrs[i+1:] {
 			if h2.Is(m.Buf, "via") {
 				v2 := h2.Value(m.Buf)
@@ -480,7 +480,7 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 	if dst == nil { // sized once, to what is known of the result (appending grew it several times)
 		n := len(m.Buf)
 		for _, e := range extra {
-			n += len(e.text) - (e.end - e.off)
+			n += len(e.text) - int(e.end-e.off)
 		}
 		for _, e := range m.edits {
 			n += len(e.text) // socket edits (fn) grow it later, as before

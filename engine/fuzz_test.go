@@ -83,13 +83,13 @@ var messageSeeds = []string{
 // applyEdits applies edits (offsets into s, insertions at one offset kept in order) to s.
 func applyEdits(s string, edits []edit) string {
 	sorted := slices.Clone(edits)
-	slices.SortStableFunc(sorted, func(a, b edit) int { return a.off - b.off })
+	slices.SortStableFunc(sorted, func(a, b edit) int { return int(a.off - b.off) })
 	var b strings.Builder
 	pos := 0
 	for _, e := range sorted {
 		b.WriteString(s[pos:e.off])
 		b.WriteString(e.text)
-		pos = max(pos, e.end)
+		pos = max(pos, int(e.end))
 	}
 	b.WriteString(s[pos:])
 	return b.String()
