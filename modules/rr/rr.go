@@ -397,7 +397,7 @@ func (r *RR) afterStrict(m *engine.Msg, st *rrState, rs []routeValue) int {
 		}
 	}
 	next := &rs[i]
-	if next.has("lr") {
+	if !next.has("lr") {
 		m.NewURI = next.text()
 		removeRoutes(m, rs, i+1)
 		return 1
