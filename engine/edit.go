@@ -69,7 +69,7 @@ func (m *Msg) AppendHeader(line string) {
 func (m *Msg) InsertHeader(line string) {
 	off := m.Raw.HdrsEnd
 	if len(m.Raw.Hdrs) > 0 {
-		off = m.Raw.Hdrs[0].Start
+		off = int(m.Raw.Hdrs[0].Start)
 	}
 	m.AddEdit(off, off, withCRLF(line))
 }
@@ -80,7 +80,7 @@ func (m *Msg) RemoveHeader(name string) int {
 	n := 0
 	for _, h := range m.Raw.Hdrs {
 		if h.Is(m.Buf, lname) {
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 			n++
 		}
 	}
@@ -177,11 +177,11 @@ func (m *Msg) bodyLengthEdit(edits []edit) (edit, bool) {
 	}
 	h := m.Raw.Hdrs[i]
 	for _, e := range edits {
-		if e.off < h.End && e.end > h.Start {
+		if e.off < int(h.End) && e.end > int(h.Start) {
 			return edit{}, false
 		}
 	}
-	return edit{off: h.VStart, end: h.VEnd, text: strconv.Itoa(len(m.Buf) - body + delta)}, true
+	return edit{off: int(h.VStart), end: int(h.VEnd), text: strconv.Itoa(len(m.Buf) - body + delta)}, true
 }
 
 // ApplyChanges makes the edits so far part of the message (textopsx msg_apply_changes): the outgoing
@@ -205,6 +205,6 @@ func (m *Msg) SetBuffer(buf []byte) error {
 		return errors.New("new message buffer: request and reply cannot be swapped")
 	}
 	m.Buf, m.Raw, m.edits, m.ruri = buf, raw, m.edits[:0], ""
-	m.sipMsg, m.req, m.res, m.parse = nil, nil, nil, parseNone
+	m.sipMsg, m.parse = nil, parseNone
 	return nil
 }

@@ -603,7 +603,7 @@ func sentByPort(s []byte) (int, bool) {
 // NewMsg scans and parses raw bytes into a message context as the workers do, for tests, fuzzing and tools
 // that run module functions without a socket. Release is not needed.
 func (e *Engine) NewMsg(buf []byte, src netip.AddrPort, proto Proto) (*Msg, error) {
-	m := &Msg{Buf: buf, Src: src, Proto: proto, E: e, Vars: map[string]Value{}, Recv: time.Now()}
+	m := &Msg{Buf: buf, Src: src, Proto: proto, E: e, Vars: map[string]Value{}}
 	if len(e.listeners) > 0 {
 		m.Local = e.listeners[0]
 	}

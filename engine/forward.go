@@ -264,12 +264,12 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	extra := extraBuf[:0]
 	off := m.Raw.HdrsEnd
 	if len(m.Raw.Hdrs) > 0 {
-		off = m.Raw.Hdrs[0].Start
+		off = int(m.Raw.Hdrs[0].Start)
 	}
 	first := off
 	vi := m.Raw.Find(m.Buf, "via")
 	if vi >= 0 {
-		off = m.Raw.Hdrs[vi].Start
+		off = int(m.Raw.Hdrs[vi].Start)
 	}
 	via := "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"
 	if m.LocalRport {
@@ -283,11 +283,11 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		h := m.Raw.Hdrs[vi]
 		// A WebSocket client's Via names no reachable address (RFC 7118 §5: "*.invalid"): rport is filled in
 		// so that a reply relayed statelessly finds the connection (received:rport over WS).
-		extra = appendViaReceivedEdits(extra, string(h.Value(m.Buf)), h.VStart, m.Src, m.ForceRport || m.Proto.WebSocket())
+		extra = appendViaReceivedEdits(extra, string(h.Value(m.Buf)), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
 	}
 	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
-			first = m.Raw.Hdrs[ri].Start
+			first = int(m.Raw.Hdrs[ri].Start)
 		}
 		extra = append(extra, edit{off: first, end: first, text: "Route: " + m.Path + "\r\n"})
 	}
@@ -397,7 +397,7 @@ func (e *Engine) routeReply(m *Msg) {
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
 		return
 	}
-	st := m.st // taken once per message in process
+	st := m.st() // taken once per message in process
 	if err := st.ReplyRoute(m); err != nil {
 		e.stats.luaErrors.Add(1)
 		e.events.addRouteError("reply", m, err)
@@ -451,10 +451,10 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 		for k < len(rest) && (rest[k] == ' ' || rest[k] == '\t' || rest[k] == '\r' || rest[k] == '\n') {
 			k++
 		}
-		rm = edit{off: h.VStart, end: h.VStart + end + 1 + k}
+		rm = edit{off: int(h.VStart), end: int(h.VStart) + end + 1 + k}
 		next = string(rest[k:])
 	} else {
-		rm = edit{off: h.Start, end: h.End}
+		rm = edit{off: int(h.Start), end: int(h.End)}
 		for _, h2 := range m.Raw.Hdrs[i+1:] {
 			if h2.Is(m.Buf, "via") {
 				next = string(h2.Value(m.Buf))

@@ -43,7 +43,7 @@ var ErrOnSendDrop = errors.New("dropped by the onsend callback")
 // kemiDrop runs callback k for a message being processed and tells whether the script dropped it
 // (KSR.drop() / KSR.x.drop()): the engine then ends its processing.
 func (e *Engine) kemiDrop(m *Msg, k KemiKind) bool {
-	kc, ok := m.st.(KemiCallbacks)
+	kc, ok := m.st().(KemiCallbacks)
 	if !ok || !kc.HasKemi(k) {
 		return false
 	}
@@ -64,10 +64,10 @@ var kemiNames = [...]string{"received_route_callback", "pre_routing_callback", "
 // when a worker is routing m and the script defines it; false means the script dropped the send. $snd(...)
 // reads the destination meanwhile. Kamailio runs it for stateless forwards and tm branches alike.
 func (m *Msg) RunOnSend(proto Proto, local *Listener, dst netip.AddrPort, out []byte) bool {
-	if m.st == nil || m.w == nil {
+	if m.st() == nil || m.w == nil {
 		return true // not on a worker (a DNS answer, a timer): Kamailio has no route context there either
 	}
-	kc, ok := m.st.(KemiCallbacks)
+	kc, ok := m.st().(KemiCallbacks)
 	if !ok || !kc.HasKemi(KemiOnSend) {
 		return true
 	}
@@ -88,13 +88,13 @@ func (m *Msg) RunOnSend(proto Proto, local *Listener, dst netip.AddrPort, out []
 // (a module's route about another message than the one being routed: tm's branch failure route runs on
 // a copy of the request while the worker routes a reply). other must not be routed elsewhere meanwhile.
 func (m *Msg) CallRouteFor(other *Msg, fname string, args ...string) error {
-	if m.st == nil {
+	if m.st() == nil {
 		return errNoState
 	}
-	other.st, other.w, other.gen, other.budget, other.E = m.st, m.w, m.gen, m.budget, m.E
+	other.w, other.gen, other.budget, other.E = m.w, m.gen, m.budget, m.E
 	if other.Vars == nil {
 		other.Vars = m.Vars
 	}
-	defer func() { other.st, other.w, other.budget = nil, nil, nil }()
+	defer func() { other.w, other.budget = nil, nil }()
 	return other.CallRouteArgs(fname, args...)
 }

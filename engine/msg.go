@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -32,17 +31,14 @@ type Msg struct {
 	Buf []byte     // the message as received
 	Raw rawsip.Msg // positions of its parts in Buf
 
-	// The sipgo form of the message, built on first use by Request, Response or Parsed: routing reads the
-	// raw positions (method, R-URI, headers, status), so most messages are never parsed twice.
+	// The sipgo form of the message (a *sip.Request or *sip.Response), built on first use by Request,
+	// Response or Parsed: routing reads the raw positions (method, R-URI, headers, status), so most
+	// messages are never parsed twice.
 	sipMsg sip.Message
-	req    *sip.Request
-	res    *sip.Response
 
 	Src   netip.AddrPort // where it came from
-	Proto Proto
-	Local *Listener // the socket it arrived on
+	Local *Listener      // the socket it arrived on
 	conn  *transport.Conn
-	Recv  time.Time
 
 	Flags  uint64 // message flags (KSR.setflag)
 	BFlags uint64 // branch flags of branch 0 (KSR.setbflag)
@@ -54,8 +50,7 @@ type Msg struct {
 	NewURI string
 	// Path is the route set of branch 0 (Kamailio's path_vec, set by registrar lookup from a binding's
 	// Path, RFC 3327): relayed requests carry it as a Route header in front of the others.
-	Path  string
-	ruriQ int // the R-URI branch's q × 1000 plus 2 (0 = never set); see SetRURIQ
+	Path string
 	// ruri caches the received Request-URI as a string: RURI is asked several times per relayed request
 	// (tm, rr, the Via and destination), and each call copied it. Set only by the goroutine that owns
 	// the message (not for a shared, detached one: Detach copies it), cleared when Buf changes.
@@ -68,12 +63,15 @@ type Msg struct {
 	ReplyBody []byte
 	edits     []edit
 
-	Replied        bool // a reply was sent for this request
-	Relayed        bool // the request was sent on (forward, t_relay) or absorbed by its transaction
-	Dropped        bool // KSR.drop() / KSR.x.drop(): do not relay (a reply route drops the reply)
-	ForceRport     bool // KSR.force_rport(): add rport to the Via of replies and use it
-	ReplyNoConnect bool // KSR.set_reply_no_connect(): never open a TCP connection for replies
-	reply          bool // the start line is a status line (from the raw bytes)
+	// The small fields sit together: a transaction keeps a copy of its request (Detach), and padding
+	// between them cost 24 B a copy (the struct then needed the 576 B size class instead of 512).
+	Proto          Proto // the transport it arrived on
+	Replied        bool  // a reply was sent for this request
+	Relayed        bool  // the request was sent on (forward, t_relay) or absorbed by its transaction
+	Dropped        bool  // KSR.drop() / KSR.x.drop(): do not relay (a reply route drops the reply)
+	ForceRport     bool  // KSR.force_rport(): add rport to the Via of replies and use it
+	ReplyNoConnect bool  // KSR.set_reply_no_connect(): never open a TCP connection for replies
+	reply          bool  // the start line is a status line (from the raw bytes)
 	parse          parseState
 	// parseMu guards the lazy parse of a message shared between goroutines (Detach sets it: a
 	// transaction's request is read by the worker, the timers and the reply path); nil for a message only
@@ -84,6 +82,8 @@ type Msg struct {
 	// connection: only an existing one is used. LocalRport (KSR.add_local_rport) puts ;rport in the
 	// proxy's own Via of relayed requests (stateless and tm), RFC 3581.
 	ForwardNoConnect, LocalRport bool
+	keep                         bool  // RouteOffline: not recycled after routing
+	ruriQ                        int32 // the R-URI branch's q × 1000 plus 2 (0 = never set); see SetRURIQ
 
 	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
 	AVPs map[string][]Value
@@ -94,16 +94,17 @@ type Msg struct {
 	// Tx is tm's state for the message (its transaction, the kind of route running); nil outside tm.
 	Tx any
 
-	// Mod is state of the module functions for this message, keyed by module name (rr's Record-Route).
-	Mod map[string]any
+	// mod is state of the module functions for this message, keyed by module name (rr's Record-Route):
+	// ModState, SetModState, DelModState. A few pairs in a slice, not a map: a message holds one to three
+	// (rr, dialog, auth), a map costs ~330 B a message and as much again in every transaction's copy, and
+	// the slice keeps its array when the message is recycled.
+	mod []modKV
 	E   *Engine
 
-	st     State       // the worker's script state while the message is routed
 	budget *budget     // the worker's route_timeout budget while the message is routed
 	w      *worker     // the worker routing it
 	gen    *Generation // the script generation its routes run on
 	job    func(*Msg)  // RunOnWorker: run this instead of routing the message
-	keep   bool        // RouteOffline: not recycled after routing
 	snd    *SendInfo   // the send the onsend callback is deciding (kemi.go)
 }
 
@@ -118,14 +119,70 @@ type Branch struct {
 
 // SetRURIQ records the q (× 1000, -1 = none) of the Request-URI branch, Kamailio's set_ruri_q: registrar
 // lookup gives it the q of the contact it put in the R-URI, so t_load_contacts orders it with the branches.
-func (m *Msg) SetRURIQ(q int) { m.ruriQ = q + 2 }
+func (m *Msg) SetRURIQ(q int) { m.ruriQ = int32(q + 2) }
 
 // RURIQ returns the q of the Request-URI branch × 1000, -1 when none was set.
 func (m *Msg) RURIQ() int {
 	if m.ruriQ == 0 {
 		return -1
 	}
-	return m.ruriQ - 2
+	return int(m.ruriQ) - 2
+}
+
+// st is the worker's script state while the message is routed (the worker's state of the message's
+// generation), nil otherwise. Derived rather than stored: a transaction keeps a copy of its request.
+func (m *Msg) st() State {
+	if m.w == nil || m.gen == nil {
+		return nil
+	}
+	return m.gen.states[m.w.id]
+}
+
+// modKV is one module's state for a message (Msg.ModState).
+type modKV struct {
+	key string
+	v   any
+}
+
+// ModState returns the state module key keeps for the message, nil when it has none.
+func (m *Msg) ModState(key string) any {
+	for i := range m.mod {
+		if m.mod[i].key == key {
+			return m.mod[i].v
+		}
+	}
+	return nil
+}
+
+// SetModState sets the state module key keeps for the message (a nil v deletes it).
+func (m *Msg) SetModState(key string, v any) {
+	if v == nil {
+		m.DelModState(key)
+		return
+	}
+	for i := range m.mod {
+		if m.mod[i].key == key {
+			m.mod[i].v = v
+			return
+		}
+	}
+	if m.mod == nil {
+		m.mod = make([]modKV, 0, 2)
+	}
+	m.mod = append(m.mod, modKV{key, v})
+}
+
+// DelModState deletes the state module key keeps for the message.
+func (m *Msg) DelModState(key string) {
+	for i := range m.mod {
+		if m.mod[i].key == key {
+			last := len(m.mod) - 1
+			m.mod[i] = m.mod[last]
+			m.mod[last] = modKV{}
+			m.mod = m.mod[:last]
+			return
+		}
+	}
 }
 
 var msgPool = sync.Pool{New: func() any { return new(Msg) }}
@@ -138,7 +195,9 @@ func (m *Msg) release() {
 		return
 	}
 	buf, hdrs, edits, rh := m.Buf[:0], m.Raw.Hdrs[:0], m.edits[:0], m.ReplyHdrs[:0]
-	*m = Msg{Buf: buf, edits: edits, ReplyHdrs: rh}
+	clear(m.mod) // drop the states, keep the array
+	mod := m.mod[:0]
+	*m = Msg{Buf: buf, edits: edits, ReplyHdrs: rh, mod: mod}
 	m.Raw.Hdrs = hdrs
 	msgPool.Put(m)
 }
@@ -178,12 +237,6 @@ func (m *Msg) parsed() {
 		return
 	}
 	m.sipMsg, m.parse = sm, parseOK
-	switch v := sm.(type) {
-	case *sip.Request:
-		m.req = v
-	case *sip.Response:
-		m.res = v
-	}
 }
 
 // Parsed returns the message parsed by sipgo (parsing it on first use), nil if sipgo cannot parse it.
@@ -200,7 +253,8 @@ func (m *Msg) Request() *sip.Request {
 		return nil
 	}
 	m.parsed()
-	return m.req
+	r, _ := m.sipMsg.(*sip.Request)
+	return r
 }
 
 // Response returns the reply parsed by sipgo (parsing it on first use); nil for a request (or a reply sipgo
@@ -210,7 +264,8 @@ func (m *Msg) Response() *sip.Response {
 		return nil
 	}
 	m.parsed()
-	return m.res
+	r, _ := m.sipMsg.(*sip.Response)
+	return r
 }
 
 // IsRequest tells a request from a reply, from the start line.

@@ -106,4 +106,4 @@ func (e *Engine) processOffline(w *worker, m *Msg) {
 func (e *Engine) StopOffline() { e.stopModules() }
 
 // ScriptState is the script state that routed m (nil when no worker routed it).
-func (m *Msg) ScriptState() State { return m.st }
+func (m *Msg) ScriptState() State { return m.st() }

@@ -53,13 +53,13 @@ func (m *Msg) Detach() *Msg {
 	// Not parsed here: most transactions never need sipgo's form, and it is the bulk of what one would
 	// keep alive (1.8 KB of 5.7). The copy parses on first use, under its own lock.
 	c := &Msg{
-		Buf: slices.Clone(m.Buf), Raw: m.Raw, sipMsg: m.sipMsg, req: m.req, res: m.res, parse: m.parse, reply: m.reply,
+		Buf: slices.Clone(m.Buf), Raw: m.Raw, sipMsg: m.sipMsg, parse: m.parse, reply: m.reply,
 		parseMu: new(sync.Mutex),
-		Src:     m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn, Recv: m.Recv,
+		Src:     m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn,
 		Flags: m.Flags, BFlags: m.BFlags, SFlags: m.SFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), ReplyBody: slices.Clone(m.ReplyBody), edits: slices.Clone(m.edits),
 		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect, ForwardNoConnect: m.ForwardNoConnect, LocalRport: m.LocalRport,
-		Branches: slices.Clone(m.Branches), Tx: m.Tx, Mod: maps.Clone(m.Mod), E: m.E,
+		Branches: slices.Clone(m.Branches), Tx: m.Tx, mod: slices.Clone(m.mod), E: m.E,
 	}
 	c.Raw.Hdrs = slices.Clone(m.Raw.Hdrs)
 	if !m.reply {
@@ -81,10 +81,10 @@ var errNoState = errors.New("no script state: the message is not being routed by
 
 // CallRoute runs a script function by name with m as the current message, on the worker routing m.
 func (m *Msg) CallRoute(fname string) error {
-	if m.st == nil {
+	if m.st() == nil {
 		return errNoState
 	}
-	return m.st.Call(fname, m)
+	return m.st().Call(fname, m)
 }
 
 // ArgCaller is a State that can pass string arguments to a script function (luabind's does).
@@ -95,21 +95,21 @@ type ArgCaller interface {
 // CallRouteArgs runs a script function by name with string arguments (Kamailio's KEMI event callbacks
 // get the event name), on the worker routing m.
 func (m *Msg) CallRouteArgs(fname string, args ...string) error {
-	if m.st == nil {
+	if m.st() == nil {
 		return errNoState
 	}
-	if ac, ok := m.st.(ArgCaller); ok {
+	if ac, ok := m.st().(ArgCaller); ok {
 		return ac.CallArgs(fname, m, args...)
 	}
-	return m.st.Call(fname, m)
+	return m.st().Call(fname, m)
 }
 
 // RunReplyRoute runs ksr_reply_route for a reply on the worker routing it.
 func (m *Msg) RunReplyRoute() error {
-	if m.st == nil {
+	if m.st() == nil {
 		return errNoState
 	}
-	return m.st.ReplyRoute(m)
+	return m.st().ReplyRoute(m)
 }
 
 // RunOnWorker queues fn to run on a worker with m as its message (a failure route fired by a timer or by a
@@ -167,7 +167,4 @@ func (m *Msg) UseGeneration(g *Generation) {
 		return
 	}
 	m.gen = g
-	if m.w != nil {
-		m.st = g.states[m.w.id]
-	}
 }

@@ -290,17 +290,17 @@ func (e *Engine) process(w *worker, m *Msg) {
 	m.w = w
 	if m.job != nil { // a job owns its message: no release
 		m.E, m.Vars = e, w.vars
-		if m.gen != nil { // a job of a transaction runs on its generation (held by the transaction)
-			m.st = m.gen.states[w.id]
-		} else {
-			m.st, m.gen = w.state(e), w.gen
+		if m.gen == nil { // a job of a transaction runs on its generation (held by the transaction)
+			w.state(e)
+			m.gen = w.gen
 		}
 		m.job(m)
 		return
 	}
 	defer m.release()
-	m.E, m.Vars, m.Recv = e, w.vars, now
-	m.st, m.gen = w.state(e), w.gen
+	m.E, m.Vars = e, w.vars
+	w.state(e)
+	m.gen = w.gen
 	// One parse layer: the raw positions and their checks decide 400/drop; sipgo parses later, only if a
 	// function asks for the typed message.
 	if err := m.scan(); err != nil {
@@ -405,7 +405,7 @@ func topViaUsable(m *Msg) bool {
 }
 
 func (e *Engine) routeRequest(m *Msg) {
-	st := m.st // taken once per message in process: a reload in between must not close it under the route
+	st := m.st() // taken once per message in process: a reload in between must not close it under the route
 	err := st.RequestRoute(m)
 	if err == nil {
 		return

@@ -21,10 +21,10 @@ func FuzzScan(f *testing.F) {
 		}
 		prev := m.FirstLineEnd
 		for i, h := range m.Hdrs {
-			if !(prev <= h.Start && h.Start <= h.NameEnd && h.NameEnd < h.VStart && h.VStart <= h.VEnd && h.VEnd <= h.End && h.End <= m.HdrsEnd) {
+			if !(prev <= int(h.Start) && h.Start <= h.NameEnd && h.NameEnd < h.VStart && h.VStart <= h.VEnd && h.VEnd <= h.End && int(h.End) <= m.HdrsEnd) {
 				t.Fatalf("header %d: bad positions %+v (prev %d, headers end %d)", i, h, prev, m.HdrsEnd)
 			}
-			prev = h.End
+			prev = int(h.End)
 			v := h.Value(buf)
 			_ = h.Name(buf)
 			_ = h.Is(buf, "via")

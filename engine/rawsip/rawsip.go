@@ -10,16 +10,19 @@ package rawsip
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 )
 
-// Hdr is one header line (with its continuation lines) in a message buffer.
+// Hdr is one header line (with its continuation lines) in a message buffer. The offsets are int32: a
+// message is at most 64 KiB (udp_read_size, and the TCP frame limit), and a transaction keeps its
+// request's headers for wt_timer, so int offsets doubled what they cost (40 B a header instead of 20).
 type Hdr struct {
-	Start   int // first byte of the header name
-	NameEnd int
-	VStart  int // value, trimmed of surrounding white space
-	VEnd    int
-	End     int // first byte after the line's CRLF (or LF)
+	Start   int32 // first byte of the header name
+	NameEnd int32
+	VStart  int32 // value, trimmed of surrounding white space
+	VEnd    int32
+	End     int32 // first byte after the line's CRLF (or LF)
 }
 
 // Msg holds the positions of a message's parts in its buffer.
@@ -34,6 +37,7 @@ var (
 	ErrNoHeaderEnd = errors.New("no empty line after the headers")
 	ErrBadHeader   = errors.New("header line without a colon")
 	ErrEmpty       = errors.New("empty message")
+	ErrTooBig      = errors.New("message larger than 2 GiB")
 )
 
 // Scan fills m with the positions of buf's start line, headers and body, reusing m.Hdrs.
@@ -41,6 +45,9 @@ func Scan(buf []byte, m *Msg) error {
 	m.Hdrs = m.Hdrs[:0]
 	if len(buf) == 0 {
 		return ErrEmpty
+	}
+	if len(buf) > math.MaxInt32 { // Hdr's offsets are int32
+		return ErrTooBig
 	}
 	i := bytes.IndexByte(buf, '\n')
 	if i < 0 {
@@ -63,7 +70,7 @@ func Scan(buf []byte, m *Msg) error {
 			m.HdrsEnd, m.Body = pos, pos+2
 			return nil
 		}
-		h := Hdr{Start: pos}
+		h := Hdr{Start: int32(pos)}
 		colon := -1
 		end := pos
 		for {
@@ -84,13 +91,13 @@ func Scan(buf []byte, m *Msg) error {
 			return ErrBadHeader
 		}
 		colon += pos
-		h.End = end
-		h.NameEnd = colon
-		for h.NameEnd > pos && isSpace(buf[h.NameEnd-1]) {
+		h.End = int32(end)
+		h.NameEnd = int32(colon)
+		for h.NameEnd > h.Start && isSpace(buf[h.NameEnd-1]) {
 			h.NameEnd--
 		}
-		h.VStart = colon + 1
-		h.VEnd = end
+		h.VStart = int32(colon + 1)
+		h.VEnd = int32(end)
 		for h.VStart < h.VEnd && isWS(buf[h.VStart]) {
 			h.VStart++
 		}

@@ -63,7 +63,7 @@ func TestScan(t *testing.T) {
 			if got := string(buf[m.Body:]); got != tt.body {
 				t.Errorf("body %q, want %q", got, tt.body)
 			}
-			if m.HdrsEnd >= m.Body || (len(m.Hdrs) > 0 && m.Hdrs[len(m.Hdrs)-1].End != m.HdrsEnd) {
+			if m.HdrsEnd >= m.Body || (len(m.Hdrs) > 0 && int(m.Hdrs[len(m.Hdrs)-1].End) != m.HdrsEnd) {
 				t.Errorf("headers end %d, body %d", m.HdrsEnd, m.Body)
 			}
 		})

@@ -212,14 +212,11 @@ type msgState struct {
 }
 
 func state(m *engine.Msg) *msgState {
-	if s, ok := m.Mod["auth"].(*msgState); ok {
+	if s, ok := m.ModState("auth").(*msgState); ok {
 		return s
 	}
 	s := &msgState{hdr: -1}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["auth"] = s
+	m.SetModState("auth", s)
 	return s
 }
 
@@ -468,13 +465,13 @@ func (a *Auth) consumeCredentials(m *engine.Msg) int {
 	case "ACK", "CANCEL", "PRACK":
 		return Error
 	}
-	s, ok := m.Mod["auth"].(*msgState)
+	s, ok := m.ModState("auth").(*msgState)
 	if !ok || s.hdr < 0 || s.hdr >= len(m.Raw.Hdrs) {
 		a.log.Error("consume_credentials: no authorized credentials found (error in script)")
 		return Error
 	}
 	h := m.Raw.Hdrs[s.hdr]
-	m.AddEdit(h.Start, h.End, "")
+	m.AddEdit(int(h.Start), int(h.End), "")
 	s.hdr = -1
 	return OK
 }
@@ -622,7 +619,7 @@ func (a *Auth) Challenge(m *engine.Msg, realm string, flags int, hf HF) int {
 		qop = "auth"
 	}
 	stale := flags&16 != 0
-	if s, ok := m.Mod["auth"].(*msgState); ok && s.stale {
+	if s, ok := m.ModState("auth").(*msgState); ok && s.stale {
 		stale = true
 	}
 	hdrs, ok := a.challengeHeaders(m, realm, qop, stale, hf)

@@ -15,7 +15,7 @@ import (
 // and per-branch flags, send flags, KSR.route. siplua has UDP and TCP only, so the TLS, SCTP and WebSocket
 // checks answer false, as Kamailio's do for a message that did not come over them.
 
-// coreState is what the core functions keep for one message (engine.Msg.Mod["core"]).
+// coreState is what the core functions keep for one message (engine.Msg.ModState("core")).
 type coreState struct {
 	fwdClose    bool   // set_forward_close
 	replyClose  bool   // set_reply_close
@@ -25,14 +25,11 @@ type coreState struct {
 }
 
 func stateOf(m *engine.Msg) *coreState {
-	if s, ok := m.Mod["core"].(*coreState); ok {
+	if s, ok := m.ModState("core").(*coreState); ok {
 		return s
 	}
 	s := &coreState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["core"] = s
+	m.SetModState("core", s)
 	return s
 }
 

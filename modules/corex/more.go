@@ -16,18 +16,15 @@ import (
 // maxFileRead bounds file_read: the file is read in the route.
 const maxFileRead = 1 << 20
 
-// corexState is kept per message (engine.Msg.Mod["corex"]).
+// corexState is kept per message (engine.Msg.ModState("corex")).
 type corexState struct{ xflags uint64 }
 
 func stateOf(m *engine.Msg) *corexState {
-	if s, ok := m.Mod["corex"].(*corexState); ok {
+	if s, ok := m.ModState("corex").(*corexState); ok {
 		return s
 	}
 	s := &corexState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["corex"] = s
+	m.SetModState("corex", s)
 	return s
 }
 

@@ -19,7 +19,7 @@ type sides struct {
 	callerDst, calleeDst     engine.Target
 }
 
-// msgState is the dialog module's state for one message (engine.Msg.Mod["dialog"]).
+// msgState is the dialog module's state for one message (engine.Msg.ModState("dialog")).
 type msgState struct {
 	x       *dlg
 	dir     int
@@ -27,15 +27,12 @@ type msgState struct {
 }
 
 func stateOf(m *engine.Msg) *msgState {
-	st, _ := m.Mod[modName].(*msgState)
+	st, _ := m.ModState(modName).(*msgState)
 	return st
 }
 
 func setState(m *engine.Msg, st *msgState) {
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[modName] = st
+	m.SetModState(modName, st)
 }
 
 func uriOf(v string) string {

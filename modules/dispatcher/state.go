@@ -127,17 +127,10 @@ func (ds *Dispatcher) runEvent(m *engine.Msg, uri string, rc rctx) {
 		return
 	}
 	call := func(m *engine.Msg) {
-		if m.Mod == nil {
-			m.Mod = map[string]any{}
-		}
-		prev, had := m.Mod[modName]
-		m.Mod[modName] = &rc
+		prev := m.ModState(modName)
+		m.SetModState(modName, &rc)
 		err := m.CallRouteArgs(fn, rc.event) // KEMI event callbacks get the event name
-		if had {
-			m.Mod[modName] = prev
-		} else {
-			delete(m.Mod, modName)
-		}
+		m.SetModState(modName, prev)         // nil: deleted
 		if err != nil {
 			ds.log.Warn("event_callback failed", "function", fn, "event", rc.event, "uri", uri, "err", err)
 		}
@@ -166,7 +159,7 @@ func (ds *Dispatcher) runEvent(m *engine.Msg, uri string, rc rctx) {
 // name (siplua: for engines that do not pass it as the callback's argument).
 func (ds *Dispatcher) PVs() []engine.PV {
 	return []engine.PV{{Name: "dsg", Get: func(m *engine.Msg, arg string) engine.Value {
-		rc, _ := m.Mod[modName].(*rctx)
+		rc, _ := m.ModState(modName).(*rctx)
 		if rc == nil {
 			return engine.Value{}
 		}

@@ -87,7 +87,7 @@ func appendAfter(m *engine.Msg, line, name string) int {
 	}
 	if i := m.Raw.Find(m.Buf, engine.HeaderName(name)); i >= 0 && line != "" {
 		end := m.Raw.Hdrs[i].End
-		m.AddEdit(end, end, crlf(line))
+		m.AddEdit(int(end), int(end), crlf(line))
 	}
 	return 1
 }
@@ -99,7 +99,7 @@ func insertBefore(m *engine.Msg, line, name string) int {
 	}
 	if i := m.Raw.Find(m.Buf, engine.HeaderName(name)); i >= 0 && line != "" {
 		start := m.Raw.Hdrs[i].Start
-		m.AddEdit(start, start, crlf(line))
+		m.AddEdit(int(start), int(start), crlf(line))
 	}
 	return 1
 }

@@ -300,7 +300,7 @@ func (h *Htable) shtReset(m *engine.Msg, tn string) int {
 	return 0
 }
 
-// msgState is htable's state for one message (engine.Msg.Mod["htable"]): its iterators and the locks it
+// msgState is htable's state for one message (engine.Msg.ModState("htable")): its iterators and the locks it
 // holds. Kamailio keeps both per worker process; here they belong to the message, so a script that forgets
 // sht_iterator_end leaks nothing into the next message.
 type msgState struct {
@@ -309,14 +309,11 @@ type msgState struct {
 }
 
 func state(m *engine.Msg) *msgState {
-	if st, ok := m.Mod["htable"].(*msgState); ok {
+	if st, ok := m.ModState("htable").(*msgState); ok {
 		return st
 	}
 	st := &msgState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["htable"] = st
+	m.SetModState("htable", st)
 	return st
 }
 

@@ -117,7 +117,7 @@ type result struct {
 }
 
 func resultOf(m *engine.Msg) *result {
-	r, _ := m.Mod[modName].(*result)
+	r, _ := m.ModState(modName).(*result)
 	return r
 }
 
@@ -145,10 +145,7 @@ func (h *HTTPAsync) query(m *engine.Msg, method, url, body, route string) int {
 		return -1
 	}
 	res := &result{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[modName] = res // before Suspend: the parked request carries it
+	m.SetModState(modName, res) // before Suspend: the parked request carries it
 	var resume func()
 	rc := 1
 	if s, ok := h.tm(); ok && m.IsRequest() {
@@ -172,7 +169,7 @@ func (h *HTTPAsync) query(m *engine.Msg, method, url, body, route string) int {
 		}
 	}
 	// the answer is written by the query's goroutine: only the copies the resume route gets may read it
-	delete(m.Mod, modName)
+	m.DelModState(modName)
 	go h.do(req, res, resume) // bounded by max_inflight: one goroutine per query waiting on the network
 	return rc
 }

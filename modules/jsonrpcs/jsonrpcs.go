@@ -76,10 +76,7 @@ func (j *JSONRPCS) exec(m *engine.Msg, cmd string) int {
 	if err != nil {
 		return -1
 	}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["jsonrpcs"] = &r
+	m.SetModState("jsonrpcs", &r)
 	return 1
 }
 
@@ -101,7 +98,7 @@ func response(m *engine.Msg) string {
 func dispatch(*engine.Msg) int { return -1 }
 
 func last(m *engine.Msg) *ctl.Reply {
-	r, _ := m.Mod["jsonrpcs"].(*ctl.Reply)
+	r, _ := m.ModState("jsonrpcs").(*ctl.Reply)
 	return r
 }
 

@@ -37,7 +37,7 @@ func benchContactExport(b *testing.B, name, contact string) {
 	b.ReportAllocs()
 	for b.Loop() {
 		mark := m.EditMark()
-		delete(m.Mod, "nathelper")
+		m.DelModState("nathelper")
 		if fn(m) != 1 {
 			b.Fatal(name + " failed")
 		}

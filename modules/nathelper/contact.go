@@ -41,8 +41,8 @@ func contacts(m *engine.Msg, first bool) []contact {
 		if !h.Is(m.Buf, "contact") {
 			continue
 		}
-		off := h.VStart
-		for off < h.VEnd {
+		off := int(h.VStart)
+		for off < int(h.VEnd) {
 			k := rawsip.FirstValueEnd(m.Buf[off:h.VEnd])
 			if c, ok := parseContact(m.Buf, off, off+k); ok {
 				out = append(out, c)

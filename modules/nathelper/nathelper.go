@@ -221,13 +221,10 @@ type state struct {
 }
 
 func msgState(m *engine.Msg) *state {
-	if st, ok := m.Mod["nathelper"].(*state); ok {
+	if st, ok := m.ModState("nathelper").(*state); ok {
 		return st
 	}
 	st := &state{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["nathelper"] = st
+	m.SetModState("nathelper", st)
 	return st
 }

@@ -164,5 +164,5 @@ func (n *Nathelper) fixContentLength(m *engine.Msg, st *state, delta int) {
 	h := m.Raw.Hdrs[i]
 	orig := len(m.Buf) - m.Raw.Body
 	st.clEdited = true
-	m.AddSocketEdit(h.VStart, h.VEnd, func(*engine.Listener) string { return strconv.Itoa(orig + st.bodyDelta) })
+	m.AddSocketEdit(int(h.VStart), int(h.VEnd), func(*engine.Listener) string { return strconv.Itoa(orig + st.bodyDelta) })
 }

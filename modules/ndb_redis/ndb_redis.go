@@ -242,13 +242,10 @@ type replySet struct {
 }
 
 func replies(m *engine.Msg, create bool) *replySet {
-	rs, _ := m.Mod[modName].(*replySet)
+	rs, _ := m.ModState(modName).(*replySet)
 	if rs == nil && create {
 		rs = &replySet{m: map[string]reply{}}
-		if m.Mod == nil {
-			m.Mod = map[string]any{}
-		}
-		m.Mod[modName] = rs
+		m.SetModState(modName, rs)
 	}
 	return rs
 }

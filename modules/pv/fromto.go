@@ -36,8 +36,8 @@ func addrSpan(m *engine.Msg, hname string) (h rawsip.Hdr, dispEnd, uriStart, uri
 	if j < 0 {
 		return h, 0, 0, 0, false, errNoHeader
 	}
-	uriStart = h.VStart + from + j
-	return h, h.VStart + dispEnd, uriStart, uriStart + len(uri), bracketed, nil
+	uriStart = int(h.VStart) + from + j
+	return h, int(h.VStart) + dispEnd, uriStart, uriStart + len(uri), bracketed, nil
 }
 
 func setAddrURI(hname string) func(*engine.Msg, string, engine.Value) error {
@@ -89,7 +89,7 @@ func setAddrDisplay(hname string) func(*engine.Msg, string, engine.Value) error 
 			return err
 		}
 		if bracketed {
-			m.AddEdit(h.VStart, dispEnd, d+" ")
+			m.AddEdit(int(h.VStart), dispEnd, d+" ")
 			return nil
 		}
 		m.AddEdit(s, e, d+" <"+string(m.Buf[s:e])+">")

@@ -87,7 +87,7 @@ func (x *PVX) Exports() []engine.Export {
 		{Name: "pv_xavi_print", Fn: func(m *engine.Msg) int { return x.print(m, kindXavi) }},
 		{Name: "sbranch_set_ruri", Fn: sbranchSetRURI},
 		{Name: "sbranch_append", Fn: sbranchAppend},
-		{Name: "sbranch_reset", Fn: func(m *engine.Msg) int { delete(m.Mod, sbranchKey); return 1 }},
+		{Name: "sbranch_reset", Fn: func(m *engine.Msg) int { m.DelModState(sbranchKey); return 1 }},
 		{Name: "xavp_params_explode", Fn: func(m *engine.Msg, params, name string) int { return explode(m, kindXavp, params, name) }},
 		{Name: "xavu_params_explode", Fn: func(m *engine.Msg, params, name string) int { return explode(m, kindXavu, params, name) }},
 		{Name: "xavp_params_implode", Fn: func(m *engine.Msg, name, dst string) int { return x.implode(m, kindXavp, name, dst) }},
@@ -393,17 +393,14 @@ func (x *PVX) print(m *engine.Msg, k xavKind) int {
 const sbranchKey = "pv.sbranch"
 
 func sbranch(m *engine.Msg, create bool) *engine.Branch {
-	if b, ok := m.Mod[sbranchKey].(*engine.Branch); ok {
+	if b, ok := m.ModState(sbranchKey).(*engine.Branch); ok {
 		return b
 	}
 	if !create {
 		return nil
 	}
 	b := &engine.Branch{} // q 0, as Kamailio's zeroed static branch
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[sbranchKey] = b
+	m.SetModState(sbranchKey, b)
 	return b
 }
 

@@ -11,7 +11,7 @@ import (
 
 // Extended AVPs (Kamailio's xavp, xavu and xavi): per message lists of named values, where a value may be
 // a list of named child values. A name holds a stack: index 0 is the newest. $xavu keeps one value per
-// name; $xavi matches names without case. They live in m.Mod (a message's transaction copy shares them).
+// name; $xavi matches names without case. They live in m.ModState (a message's transaction copy shares them).
 
 type xavKind uint8
 
@@ -38,7 +38,7 @@ type xlist struct {
 type xavps struct{ l [3]xlist }
 
 func getXavps(m *engine.Msg, create bool) *xavps {
-	if x, ok := m.Mod[modKey].(*xavps); ok {
+	if x, ok := m.ModState(modKey).(*xavps); ok {
 		return x
 	}
 	if !create {
@@ -46,10 +46,7 @@ func getXavps(m *engine.Msg, create bool) *xavps {
 	}
 	x := &xavps{}
 	x.l[kindXavi].fold = true
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[modKey] = x
+	m.SetModState(modKey, x)
 	return x
 }
 

@@ -133,7 +133,7 @@ func debugOverride(m *engine.Msg) (int, bool) {
 	if m == nil {
 		return 0, false
 	}
-	k, ok := m.Mod[debugKey].(int)
+	k, ok := m.ModState(debugKey).(int)
 	return k, ok
 }
 
@@ -152,14 +152,11 @@ func (Kex) Exports() []engine.Export {
 			if level > kDbg {
 				level = kDbg
 			}
-			if m.Mod == nil {
-				m.Mod = map[string]any{}
-			}
-			m.Mod[debugKey] = level
+			m.SetModState(debugKey, level)
 			return 1
 		}},
 		{Name: "resetdebug", Fn: func(m *engine.Msg) int {
-			delete(m.Mod, debugKey)
+			m.DelModState(debugKey)
 			return 1
 		}},
 	}

@@ -52,7 +52,7 @@ func BenchmarkSave(b *testing.B) {
 				setDigits(cseqs[k], i+2)
 				m := msgs[k]
 				m.ReplyHdrs = m.ReplyHdrs[:0]
-				m.Mod = nil
+				m.DelModState("registrar")
 				if rc := save(m, "location", tc.flags); rc != 1 && rc != 2 {
 					b.Fatalf("save returned %d", rc)
 				}

@@ -281,16 +281,13 @@ type msgState struct {
 }
 
 func (r *Registrar) state(m *engine.Msg, create bool) *msgState {
-	if st, ok := m.Mod["registrar"].(*msgState); ok {
+	if st, ok := m.ModState("registrar").(*msgState); ok {
 		return st
 	}
 	if !create {
 		return nil
 	}
 	st := &msgState{qOverride: -2}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["registrar"] = st
+	m.SetModState("registrar", st)
 	return st
 }

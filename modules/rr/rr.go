@@ -97,7 +97,7 @@ func uriText(v string) string {
 	return v
 }
 
-// rrState is rr's per-message state (engine.Msg.Mod["rr"]).
+// rrState is rr's per-message state (engine.Msg.ModState("rr")).
 type rrState struct {
 	params      string // add_rr_param, before or after record_route
 	recorded    bool
@@ -106,20 +106,17 @@ type rrState struct {
 }
 
 func state(m *engine.Msg) *rrState {
-	if st, ok := m.Mod["rr"].(*rrState); ok {
+	if st, ok := m.ModState("rr").(*rrState); ok {
 		return st
 	}
 	st := &rrState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["rr"] = st
+	m.SetModState("rr", st)
 	return st
 }
 
 func firstHeaderOff(m *engine.Msg) int {
 	if len(m.Raw.Hdrs) > 0 {
-		return m.Raw.Hdrs[0].Start
+		return int(m.Raw.Hdrs[0].Start)
 	}
 	return m.Raw.HdrsEnd
 }
@@ -274,7 +271,7 @@ func appendRoutes(out []routeValue, m *engine.Msg) []routeValue {
 		if !h.Is(m.Buf, "route") {
 			continue
 		}
-		off := h.VStart
+		off := int(h.VStart)
 		v := m.Buf[h.VStart:h.VEnd]
 		for len(v) > 0 {
 			end := rawsip.FirstValueEnd(v)
@@ -301,13 +298,13 @@ func removeRoutes(m *engine.Msg, rs []routeValue, n int) {
 			j++
 		}
 		if j <= n { // the whole header goes
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 			i = j
 			continue
 		}
 		// remove values i..n-1 of this header and the comma after them
 		end := rs[n].start
-		for end < h.VEnd && (m.Buf[end] == ' ' || m.Buf[end] == '\t') {
+		for end < int(h.VEnd) && (m.Buf[end] == ' ' || m.Buf[end] == '\t') {
 			end++
 		}
 		m.AddEdit(rs[i].start, end, "")
@@ -412,7 +409,7 @@ func (r *RR) afterStrict(m *engine.Msg, st *rrState, rs []routeValue) int {
 	removeRoutes(m, rs, i)
 	h := m.Raw.Hdrs[last.hdr]
 	if prev := rs[len(rs)-2]; prev.hdr != last.hdr {
-		m.AddEdit(h.Start, h.End, "")
+		m.AddEdit(int(h.Start), int(h.End), "")
 	} else {
 		m.AddEdit(prev.end, last.end, "")
 	}
@@ -473,7 +470,7 @@ func downstream(m *engine.Msg) bool {
 // removeRecordRoute is remove_record_route: the Record-Route added to this message is not written (the
 // message still counts as record-routed: a second record_route fails, as in Kamailio).
 func removeRecordRoute(m *engine.Msg) int {
-	if st, ok := m.Mod["rr"].(*rrState); ok {
+	if st, ok := m.ModState("rr").(*rrState); ok {
 		st.removed = true
 	}
 	return 1

@@ -191,15 +191,12 @@ func setSet(m *engine.Msg, set int) int {
 	if set < 0 {
 		return -1
 	}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[modName] = &msgState{set: set}
+	m.SetModState(modName, &msgState{set: set})
 	return 1
 }
 
 func setOf(m *engine.Msg) int {
-	if st, ok := m.Mod[modName].(*msgState); ok {
+	if st, ok := m.ModState(modName).(*msgState); ok {
 		return st.set
 	}
 	return 0
@@ -328,7 +325,7 @@ func replaceBody(m *engine.Msg, sdp string) {
 	m.AddEdit(m.Raw.Body, len(m.Buf), sdp)
 	if i := m.Raw.Find(m.Buf, "content-length"); i >= 0 {
 		h := m.Raw.Hdrs[i]
-		m.AddEdit(h.VStart, h.VEnd, strconv.Itoa(len(sdp)))
+		m.AddEdit(int(h.VStart), int(h.VEnd), strconv.Itoa(len(sdp)))
 	} else {
 		m.AppendHeader("Content-Length: " + strconv.Itoa(len(sdp)))
 	}

@@ -102,7 +102,7 @@ type state struct {
 }
 
 func getState(m *engine.Msg) *state {
-	st, _ := m.Mod["sanity"].(*state)
+	st, _ := m.ModState("sanity").(*state)
 	return st
 }
 
@@ -111,10 +111,7 @@ func setState(m *engine.Msg) *state {
 		return st
 	}
 	st := &state{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["sanity"] = st
+	m.SetModState("sanity", st)
 	return st
 }
 

@@ -389,7 +389,7 @@ func contactValues(m *engine.Msg) (spans [][2]int) {
 		base := h.VStart
 		off := 0
 		for _, part := range rawsip.SplitValues(string(v)) {
-			start := base + off
+			start := int(base) + off
 			off += len(part) + 1
 			p := part
 			if lt := strings.IndexByte(p, '<'); lt >= 0 {

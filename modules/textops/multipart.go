@@ -22,7 +22,7 @@ type bodyState struct {
 }
 
 func state(m *engine.Msg) *bodyState {
-	if st, ok := m.Mod["textops"].(*bodyState); ok {
+	if st, ok := m.ModState("textops").(*bodyState); ok {
 		return st
 	}
 	return nil
@@ -47,10 +47,7 @@ func replaceBodyText(m *engine.Msg, body string) {
 	}
 	mark := m.EditMark()
 	m.AddEdit(m.Raw.Body, len(m.Buf), body)
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["textops"] = &bodyState{body: body, mark: mark}
+	m.SetModState("textops", &bodyState{body: body, mark: mark})
 }
 
 // boundary returns the boundary parameter of the Content-Type, "" when none.
@@ -178,7 +175,7 @@ func setBodyMultipart(m *engine.Msg, body, ctype, bnd string) int {
 	}
 	old := currentBody(m)
 	m.DropEditsFrom(m.Raw.Body) // earlier body changes go, as in Kamailio
-	delete(m.Mod, "textops")
+	m.DelModState("textops")
 	var nb string
 	switch {
 	case body != "":
@@ -196,7 +193,7 @@ func setBodyMultipart(m *engine.Msg, body, ctype, bnd string) int {
 	if !multi {
 		if i := m.Raw.Find(m.Buf, "content-type"); i >= 0 {
 			h := m.Raw.Hdrs[i]
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 		}
 		m.AddEdit(end, end, "Content-Type: multipart/mixed;boundary=\""+bnd+"\"\r\n")
 	}

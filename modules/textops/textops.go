@@ -394,7 +394,7 @@ func (t *Textops) substHF(m *engine.Msg, hname, expr, flags string) int {
 		return -1
 	}
 	h := m.Raw.Hdrs[idx]
-	ms, err := se.run(m, m.Buf[:h.VEnd], h.VStart)
+	ms, err := se.run(m, m.Buf[:h.VEnd], int(h.VStart))
 	if err != nil || len(ms) == 0 {
 		return -1
 	}
@@ -497,7 +497,7 @@ func (t *Textops) removeHFExp(m *engine.Msg, re, skip string) int {
 			continue
 		}
 		if r.match(name) {
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 			n++
 		}
 	}
@@ -528,7 +528,7 @@ func removeHFIdx(m *engine.Msg, hname string, idx int) int {
 		return 2
 	}
 	h := m.Raw.Hdrs[hit[pos]]
-	m.AddEdit(h.Start, h.End, "")
+	m.AddEdit(int(h.Start), int(h.End), "")
 	return 1
 }
 
@@ -568,7 +568,7 @@ func (t *Textops) removeHFMatch(m *engine.Msg, hname, op, expr string) int {
 			hit = r.match([]byte(v))
 		}
 		if hit {
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 			res = 1
 		}
 	}
@@ -769,7 +769,7 @@ func setBody(m *engine.Msg, body, ctype string) int {
 	}
 	// earlier body changes go, as Kamailio drops its body lumps here
 	m.DropEditsFrom(b)
-	delete(m.Mod, "textops")
+	m.DelModState("textops")
 	if b < len(m.Buf) {
 		m.AddEdit(b, len(m.Buf), "")
 	}
@@ -778,7 +778,7 @@ func setBody(m *engine.Msg, body, ctype string) int {
 	if ctIdx < 0 || string(m.Raw.Hdrs[ctIdx].Value(m.Buf)) != ctype {
 		if ctIdx >= 0 {
 			h := m.Raw.Hdrs[ctIdx]
-			m.AddEdit(h.Start, h.End, "")
+			m.AddEdit(int(h.Start), int(h.End), "")
 		}
 		m.AddEdit(end, end, "Content-Type: "+ctype+"\r\n")
 	}

@@ -93,7 +93,7 @@ func values(m *engine.Msg, name string) []value {
 				e--
 			}
 			if e > s {
-				out = append(out, value{hdr: i, start: h.VStart + s, end: h.VStart + e, text: string(v[s:e])})
+				out = append(out, value{hdr: i, start: int(h.VStart) + s, end: int(h.VStart) + e, text: string(v[s:e])})
 			}
 		}
 		for k := 0; k < len(v); k++ {
@@ -142,7 +142,7 @@ func removeValue(m *engine.Msg, vs []value, i int) {
 	switch {
 	case prev == nil && next == nil:
 		h := m.Raw.Hdrs[v.hdr]
-		m.AddEdit(h.Start, h.End, "")
+		m.AddEdit(int(h.Start), int(h.End), "")
 	case next != nil: // the value and its comma; the white space before the next value stays
 		c := v.end
 		for c < next.start && m.Buf[c] != ',' {
@@ -191,7 +191,7 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 	case opInsert:
 		if !sp.hasIdx {
 			if j := m.Raw.Find(m.Buf, lname); j >= 0 {
-				return addHeader(m, m.Raw.Hdrs[j].Start, sp.name, val)
+				return addHeader(m, int(m.Raw.Hdrs[j].Start), sp.name, val)
 			}
 			return addHeader(m, m.Raw.HdrsEnd, sp.name, val)
 		}
@@ -226,9 +226,9 @@ func modifyHF(m *engine.Msg, spec, val string, o op) int {
 				}
 				hit = 1
 				if remove {
-					m.AddEdit(h.Start, h.End, "")
+					m.AddEdit(int(h.Start), int(h.End), "")
 				} else {
-					m.AddEdit(h.VStart, h.VEnd, val)
+					m.AddEdit(int(h.VStart), int(h.VEnd), val)
 				}
 			}
 			return hit
@@ -300,7 +300,7 @@ func incExc(m *engine.Msg, spec, val string, o op) int {
 		}
 		if j := m.Raw.Find(m.Buf, engine.HeaderName(sp.name)); j >= 0 { // an empty header
 			h := m.Raw.Hdrs[j]
-			m.AddEdit(h.VEnd, h.VEnd, val)
+			m.AddEdit(int(h.VEnd), int(h.VEnd), val)
 			return 1
 		}
 		return addHeader(m, m.Raw.HdrsEnd, sp.name, val)

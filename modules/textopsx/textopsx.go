@@ -146,7 +146,7 @@ func keepHF(m *engine.Msg, re string) int {
 		if r != nil && r.Match(name) {
 			continue
 		}
-		m.AddEdit(h.Start, h.End, "")
+		m.AddEdit(int(h.Start), int(h.End), "")
 	}
 	return -1
 }
@@ -229,14 +229,11 @@ type blIter struct {
 }
 
 func iters(m *engine.Msg) *iterators {
-	if it, ok := m.Mod["textopsx"].(*iterators); ok {
+	if it, ok := m.ModState("textopsx").(*iterators); ok {
 		return it
 	}
 	it := &iterators{hf: map[string]*hfIter{}, bl: map[string]*blIter{}}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod["textopsx"] = it
+	m.SetModState("textopsx", it)
 	return it
 }
 
@@ -317,7 +314,7 @@ func hfRm(m *engine.Msg, name string) int {
 		return -1
 	}
 	h := m.Raw.Hdrs[i]
-	m.AddEdit(h.Start, h.End, "")
+	m.AddEdit(int(h.Start), int(h.End), "")
 	return 1
 }
 
@@ -332,7 +329,7 @@ func hfAdd(m *engine.Msg, name, text string, after bool) int {
 	if after {
 		off = h.End
 	}
-	m.AddEdit(off, off, text)
+	m.AddEdit(int(off), int(off), text)
 	return 1
 }
 

@@ -30,7 +30,7 @@ type suspended struct {
 	blind *branch
 }
 
-// asyncModKey keys the ids of a suspended request in engine.Msg.Mod.
+// asyncModKey keys the ids of a suspended request in engine.Msg.ModState.
 const asyncModKey = "tm.async"
 
 // asyncIDs is stored in the suspended request's message state, for $T(id_index)/$T(id_label).
@@ -82,9 +82,9 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	if x.fr > 0 {
 		fr = int(x.fr / time.Millisecond)
 	}
-	b := &branch{tx: x, idx: len(x.branches), uri: m.RURI(), frAt: time.Now().Add(ms(fr))}
+	b := &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI(), frAt: t.timers.now().Add(ms(fr))}
 	x.branches = append(x.branches, b)
-	b.schedule(time.Now())
+	b.schedule(t.timers.now())
 	if created && x.invite && t.AutoInv100 {
 		x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
 		x.status = 100
@@ -108,10 +108,7 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	index = a.seq
 	a.m[asyncKey(index, label)] = &suspended{x: x, blind: b}
 	a.mu.Unlock()
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[asyncModKey] = &asyncIDs{index: index, label: label}
+	m.SetModState(asyncModKey, &asyncIDs{index: index, label: label})
 	return index, label, nil
 }
 
@@ -150,8 +147,8 @@ func (t *TM) Continue(index, label uint32, route string) error {
 		return errNotSuspended
 	}
 	b.final, b.dropped, b.status, b.reason = true, true, 408, "Request Timeout"
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.tmr.armed() {
+		b.tmr.Stop()
 	}
 	x.inFailure = true // no aggregation while the route runs
 	fm := x.req.Detach()
@@ -193,7 +190,7 @@ func (t *TM) Continue(index, label uint32, route string) error {
 // asyncPV is $T(id_index) / $T(id_label) of a suspended request, and of the routes run for its
 // transaction; Null elsewhere.
 func (t *TM) asyncPV(m *engine.Msg, arg string) engine.Value {
-	ids, _ := m.Mod[asyncModKey].(*asyncIDs)
+	ids, _ := m.ModState(asyncModKey).(*asyncIDs)
 	if c, ok := m.Tx.(*msgCtx); ids == nil && ok && c.tx != nil {
 		ids = t.idsOf(c.tx)
 	}
@@ -234,8 +231,8 @@ func (t *TM) cancelSuspended(m *engine.Msg, x *tx) bool {
 	x.canceled = true
 	for _, b := range x.branches {
 		b.final, b.dropped, b.status = true, true, 487
-		if b.timer != nil {
-			b.timer.Stop()
+		if b.tmr.armed() {
+			b.tmr.Stop()
 		}
 	}
 	x.localReply(487, "Request canceled")

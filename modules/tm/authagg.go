@@ -40,7 +40,7 @@ func (t *TM) aggregateAuth(x *tx, best *branch) bool {
 	}
 	saved := x.req.ReplyHdrs
 	x.req.ReplyHdrs = append(append([]byte(nil), saved...), hdrs...)
-	x.localReply(best.status, reason)
+	x.localReply(int(best.status), reason)
 	x.req.ReplyHdrs = saved
 	return true
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -16,7 +15,7 @@ import (
 // lifetimes, 6xx handling, the Reason of an end-to-end CANCEL) are accepted and return 1: the module's
 // parameters apply, as they do in Kamailio when the knob is left alone. The README lists which.
 
-// moreState is what the functions below keep for one message (engine.Msg.Mod["tm.more"]).
+// moreState is what the functions below keep for one message (engine.Msg.ModState("tm.more")).
 type moreState struct {
 	onBranchFailure string
 }
@@ -24,14 +23,11 @@ type moreState struct {
 const moreModKey = "tm.more"
 
 func moreOf(m *engine.Msg) *moreState {
-	if s, ok := m.Mod[moreModKey].(*moreState); ok {
+	if s, ok := m.ModState(moreModKey).(*moreState); ok {
 		return s
 	}
 	s := &moreState{}
-	if m.Mod == nil {
-		m.Mod = map[string]any{}
-	}
-	m.Mod[moreModKey] = s
+	m.SetModState(moreModKey, s)
 	return s
 }
 
@@ -206,7 +202,7 @@ func branchIndex(m *engine.Msg) int {
 func (t *TM) grepStatus(m *engine.Msg, code int) int {
 	return withTx(m, func(x *tx) int {
 		for _, b := range x.branches {
-			if b.final && b.status == code && !b.timedOut {
+			if b.final && int(b.status) == code && !b.timedOut {
 				return 1
 			}
 		}
@@ -221,7 +217,7 @@ func (t *TM) isExpired(m *engine.Msg) int {
 		if x.invite {
 			life = ms(t.MaxInvLifetime)
 		}
-		return b2i(time.Since(x.created) > life)
+		return b2i(x.t.timers.now().Sub(x.created) > life)
 	})
 }
 
@@ -398,14 +394,14 @@ func (t *TM) runBranchFailure(x *tx, b *branch, m *engine.Msg, code int) {
 	var fn string
 	var fm *engine.Msg
 	if x.req != nil {
-		if s, ok := x.req.Mod[moreModKey].(*moreState); ok { // Detach kept the request's module state
+		if s, ok := x.req.ModState(moreModKey).(*moreState); ok { // Detach kept the request's module state
 			fn = s.onBranchFailure
 		}
 	}
 	final := b.final
 	if fn != "" && !final {
 		fm = x.req.Detach()
-		fm.Tx = &msgCtx{tx: x, route: routeBranchFailure, branch: b.idx, code: code, reason: m.Reason()}
+		fm.Tx = &msgCtx{tx: x, route: routeBranchFailure, branch: int(b.idx), code: code, reason: m.Reason()}
 	}
 	x.unlock()
 	if fm == nil {
@@ -431,8 +427,8 @@ func (t *TM) onSendDropped(b *branch) error {
 	x.mu.Lock()
 	defer x.unlock()
 	b.final, b.dropped, b.retr, b.status = true, true, false, 477
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.tmr.armed() {
+		b.tmr.Stop()
 	}
 	if b.id != "" {
 		t.client.del(b.id)

@@ -270,7 +270,7 @@ func (t *TM) sendBranch(x *tx, m *engine.Msg, proto engine.Proto, addr string) e
 	x.mu.Lock()
 	var b *branch
 	if !x.removed {
-		b = &branch{tx: x, idx: len(x.branches), uri: m.RURI(), rs: &branchSrc{msg: m.Detach(), forced: forced}}
+		b = &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI(), rs: &branchSrc{msg: m.Detach(), forced: forced}}
 		x.branches = append(x.branches, b)
 	}
 	x.unlock()
@@ -318,7 +318,7 @@ func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, a
 	}
 	sync := b == nil // sent from the route: a failure is t_relay's to report, not a reply's
 	if b == nil {
-		b = &branch{tx: x, idx: len(x.branches), uri: m.RURI()}
+		b = &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI()}
 		x.branches = append(x.branches, b)
 	}
 	if err := t.build(b, m, tg, forced); err != nil {
@@ -370,7 +370,7 @@ func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) erro
 	b.dst, b.local = tg, local
 	// registered before it is sent: a fast reply must find it (it waits for x.mu)
 	t.client.put(b.id, b)
-	now := time.Now()
+	now := t.timers.now()
 	fr := x.fr
 	if fr == 0 {
 		fr = ms(t.FrTimer)
@@ -425,8 +425,8 @@ func (t *TM) sendFailed(b *branch, id string, sync bool) bool {
 	}
 	if nb != nil || sync {
 		b.final, b.retr, b.dropped, b.status, b.reason = true, false, true, 477, "Unfortunately error on sending to next hop occurred"
-		if b.timer != nil {
-			b.timer.Stop()
+		if b.tmr.armed() {
+			b.tmr.Stop()
 		}
 		t.client.del(b.id)
 	}
@@ -466,9 +466,9 @@ func (t *TM) branchFailed(b *branch, code int, reason string) {
 	if b.final {
 		return
 	}
-	b.final, b.retr, b.status, b.reason, b.reply = true, false, code, reason, nil
-	if b.timer != nil {
-		b.timer.Stop()
+	b.final, b.retr, b.status, b.reason, b.reply = true, false, int32(code), reason, nil
+	if b.tmr.armed() {
+		b.tmr.Stop()
 	}
 	if b.id != "" {
 		t.client.del(b.id)
@@ -499,7 +499,7 @@ func (t *TM) failover(x *tx, b *branch) *branch {
 func (t *TM) nextTarget(x *tx, uri string, rs *branchSrc) *branch {
 	for len(rs.alts) > 0 {
 		tg := rs.alts[0]
-		nb := &branch{tx: x, idx: len(x.branches), uri: uri, rs: &branchSrc{msg: rs.msg, alts: rs.alts[1:], forced: rs.forced}}
+		nb := &branch{tx: x, idx: int32(len(x.branches)), uri: uri, rs: &branchSrc{msg: rs.msg, alts: rs.alts[1:], forced: rs.forced}}
 		rs = nb.rs
 		if err := t.build(nb, rs.msg, tg, rs.forced); err != nil {
 			continue
@@ -534,8 +534,8 @@ func (t *TM) forward(b, nb *branch, src *engine.Msg) bool {
 			return true
 		}
 		nb.final, nb.retr, nb.dropped, nb.status = true, false, true, 477
-		if nb.timer != nil {
-			nb.timer.Stop()
+		if nb.tmr.armed() {
+			nb.tmr.Stop()
 		}
 		t.client.del(nb.id)
 		rs := nb.rs
@@ -557,7 +557,7 @@ func (t *TM) failoverExhausted(b *branch) {
 }
 
 // schedule arms the branch timer for the next retransmission or the timeout. Called with x.mu held.
-func (b *branch) schedule(now time.Time) {
+func (b *branch) schedule(now mono) {
 	at := b.frAt
 	if b.retr && b.next.Before(at) {
 		at = b.next
@@ -568,11 +568,7 @@ func (b *branch) schedule(now time.Time) {
 		}
 	}
 	d := max(at.Sub(now), time.Millisecond)
-	if b.timer == nil {
-		b.timer = b.tx.t.timers.afterFunc(d, b.onTimer)
-	} else {
-		b.timer.Reset(d)
-	}
+	b.tx.t.timers.start(&b.tmr, b, d)
 }
 
 // onTimer retransmits (timers A and E), resends a CANCEL, or times the branch out (timers B, F and
@@ -586,12 +582,12 @@ func (b *branch) onTimer() {
 	if x.removed || (b.final && !cancelling) {
 		return
 	}
-	now := time.Now()
+	now := t.timers.now()
 	if b.final { // ended locally (CANCEL before it rang): only the CANCEL is retransmitted
 		b.cancelN++
 		b.queueRequest(b.cancel, countNone)
 		if b.cancelN < 10 {
-			b.timer.Reset(max(b.retrIv, time.Millisecond))
+			b.tmr.Reset(max(b.retrIv, time.Millisecond))
 		}
 		return
 	}
@@ -708,7 +704,7 @@ func hopRequest(out []byte, method, to string) []byte {
 				for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
 					i++
 				}
-				b.Write(out[h.Start : h.VStart+i])
+				b.Write(out[h.Start : int(h.VStart)+i])
 			} else {
 				b.WriteString("CSeq: ")
 				b.Write(v)
@@ -768,7 +764,7 @@ func (t *TM) cancelTx(m *engine.Msg, x *tx) {
 // cancelBranches cancels every pending branch except keep (Kamailio's cancel_uacs with cancel_b_method).
 // Called with x.mu held.
 func (t *TM) cancelBranches(x *tx, keep *branch) {
-	now := time.Now()
+	now := t.timers.now()
 	for _, b := range x.branches {
 		if b == keep || b.final || b.cancel != nil {
 			continue
@@ -789,3 +785,9 @@ func (t *TM) cancelBranches(x *tx, keep *branch) {
 		b.status, b.reason, b.reply = 487, "Request Terminated", nil
 	}
 }
+
+func (b *branch) fire()             { b.onTimer() } // its timer (timers.go)
+func (b *branch) timerSet() *timers { return &b.tx.t.timers }
+
+// cancelAnswered in branch.cancelN stops the CANCEL's retransmissions (sent fewer than 10 times).
+const cancelAnswered = 1 << 14

@@ -2,7 +2,6 @@ package tm
 
 import (
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/siplua/siplua/engine"
@@ -35,7 +34,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	code := m.StatusCode()
 	if methodID(m) == "CANCEL" {
 		x.mu.Lock()
-		b.cancelN = 1 << 30 // answered: stop retransmitting it
+		b.cancelN = cancelAnswered // answered: stop retransmitting it
 		x.unlock()
 		return true
 	}
@@ -49,7 +48,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	}
 	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
 	// provisional reply.
-	c := &msgCtx{tx: x, route: routeReply, branch: b.idx, code: code, reason: m.Reason()}
+	c := &msgCtx{tx: x, route: routeReply, branch: int(b.idx), code: code, reason: m.Reason()}
 	m.Tx = c
 	if err := m.RunReplyRoute(); err != nil {
 		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
@@ -78,7 +77,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 	if b.final && code < 200 && b.cancelWanted && b.cancel == nil {
 		// late provisional on a branch ended locally by a CANCEL: cancel it now (RFC 3261 §9.1)
 		b.sendCancel()
-		b.schedule(time.Now())
+		b.schedule(t.timers.now())
 		return
 	}
 	if b.final && !b.timedOut {
@@ -90,12 +89,12 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		}
 		return
 	}
-	now := time.Now()
+	now := t.timers.now()
 	if code < 200 {
 		if b.final { // late provisional on a branch that timed out: its CANCEL is already under way
 			return
 		}
-		b.status = max(b.status, code)
+		b.status = max(b.status, int32(code))
 		if x.invite {
 			b.retr = false
 			if (b.cancelWanted || x.canceled) && b.cancel == nil {
@@ -125,9 +124,9 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 		}
 		return
 	}
-	b.final, b.retr, b.status, b.reason = true, false, code, m.Reason()
-	if b.timer != nil && b.cancel == nil {
-		b.timer.Stop()
+	b.final, b.retr, b.status, b.reason = true, false, int32(code), m.Reason()
+	if b.tmr.armed() && b.cancel == nil {
+		b.tmr.Stop()
 	}
 	if code < 300 {
 		if x.invite || !x.final {
@@ -176,7 +175,7 @@ func (t *TM) relayUp(x *tx, m *engine.Msg, code int) {
 	x.sendUpstream(out, code, true)
 }
 
-func earliest(a, b time.Time) time.Time {
+func earliest(a, b mono) mono {
 	if b.Before(a) {
 		return b
 	}
@@ -227,14 +226,14 @@ func (t *TM) sendBest(x *tx, b *branch) {
 			x.localReply(500, "Service Unavailable") // Kamailio's text: error_text(503)
 			return
 		}
-		x.sendUpstream(b.reply, b.status, true)
+		x.sendUpstream(b.reply, int(b.status), true)
 		return
 	}
 	if x.canceled && b.status >= 300 {
 		x.localReply(487, "Request Terminated")
 		return
 	}
-	x.localReply(b.status, b.reason)
+	x.localReply(int(b.status), b.reason)
 }
 
 // prio ranks a final reply for the answer upstream as Kamailio's get_prio does (lower wins): 2xx, then
@@ -267,7 +266,7 @@ func (t *TM) best(x *tx) *branch {
 		if b.dropped {
 			continue
 		}
-		if best == nil || prio(b.status) < prio(best.status) {
+		if best == nil || prio(int(b.status)) < prio(int(best.status)) {
 			best = b
 		}
 	}
@@ -278,7 +277,7 @@ func (t *TM) best(x *tx) *branch {
 // route does not answer or relay gets the best reply afterwards. Called with x.mu held.
 func (t *TM) runFailure(x *tx, fname string, best *branch) {
 	fm := x.req.Detach()
-	c := &msgCtx{tx: x, route: routeFailure, code: best.status, reason: best.reason, pickedReplied: best.replied}
+	c := &msgCtx{tx: x, route: routeFailure, code: int(best.status), reason: best.reason, pickedReplied: best.replied}
 	fm.Tx = c
 	n := len(x.branches)
 	// on the generation that created the transaction (held for the job, though the transaction holds it too)

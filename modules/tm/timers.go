@@ -13,6 +13,7 @@ import (
 // and decide what to send, and send (a socket write, or a queued TCP message) after releasing it (send.go).
 type timers struct {
 	mu   sync.Mutex
+	base time.Time // deadlines are nanoseconds since base, on the monotonic clock
 	h    timerHeap
 	wake chan struct{} // an earlier deadline was scheduled
 	stop chan struct{}
@@ -20,14 +21,48 @@ type timers struct {
 }
 
 // timer is one schedulable callback, like a *time.Timer from AfterFunc: Reset (re)arms it, Stop disarms it.
+// Transactions and branches embed theirs (start arms it the first time), and it calls their fire method: a
+// separate timer and a method-value closure cost two allocations and 64 B per transaction and per branch,
+// kept for wt_timer.
 type timer struct {
-	ts  *timers
-	fn  func()
-	at  time.Time
-	idx int // position in the heap, -1 when not armed
+	f   firer // nil until first armed
+	at  mono  // deadline
+	idx int32 // position in the heap, -1 when not armed
+}
+
+// firer is what a timer calls (with no lock held), and the timers it runs on.
+type firer interface {
+	fire()
+	timerSet() *timers
+}
+
+// funcFirer makes a func a firer (afterFunc).
+type funcFirer struct {
+	ts *timers
+	fn func()
+}
+
+func (f *funcFirer) fire()             { f.fn() }
+func (f *funcFirer) timerSet() *timers { return f.ts }
+
+// mono is a point in time on the timers' clock: nanoseconds since timers.base, monotonic. 8 B where a
+// time.Time takes 24, and transactions and branches keep several (their deadlines, their creation).
+type mono int64
+
+func (a mono) Add(d time.Duration) mono { return a + mono(d) }
+func (a mono) Before(b mono) bool       { return a < b }
+func (a mono) Sub(b mono) time.Duration { return time.Duration(a - b) }
+
+// now is the time on the timers' clock (0 before init).
+func (ts *timers) now() mono {
+	if ts.base.IsZero() {
+		return 0
+	}
+	return mono(time.Since(ts.base))
 }
 
 func (ts *timers) init() {
+	ts.base = time.Now()
 	ts.wake = make(chan struct{}, 1)
 	ts.stop = make(chan struct{})
 	ts.done = make(chan struct{})
@@ -49,19 +84,31 @@ func (ts *timers) close() {
 
 // afterFunc arms a new timer that calls fn after d.
 func (ts *timers) afterFunc(d time.Duration, fn func()) *timer {
-	t := &timer{ts: ts, fn: fn, idx: -1}
-	t.Reset(d)
+	t := &timer{}
+	ts.start(t, &funcFirer{ts: ts, fn: fn}, d)
 	return t
 }
 
+// start arms t, a timer embedded in its owner (zero until then), to call f.fire after d; it may be called
+// again instead of Reset.
+func (ts *timers) start(t *timer, f firer, d time.Duration) {
+	if t.f == nil {
+		t.f, t.idx = f, -1
+	}
+	t.Reset(d)
+}
+
+// armed reports whether the timer was ever armed (start).
+func (t *timer) armed() bool { return t.f != nil }
+
 // Reset arms the timer to fire after d, replacing an earlier schedule.
 func (t *timer) Reset(d time.Duration) {
-	ts := t.ts
-	at := time.Now().Add(d)
+	ts := t.f.timerSet()
+	at := ts.now().Add(d)
 	ts.mu.Lock()
 	t.at = at
 	if t.idx >= 0 {
-		heap.Fix(&ts.h, t.idx)
+		heap.Fix(&ts.h, int(t.idx))
 	} else {
 		heap.Push(&ts.h, t)
 	}
@@ -77,13 +124,16 @@ func (t *timer) Reset(d time.Duration) {
 
 // Stop disarms the timer; it reports whether it was armed.
 func (t *timer) Stop() bool {
-	ts := t.ts
+	if t.f == nil { // never armed
+		return false
+	}
+	ts := t.f.timerSet()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t.idx < 0 {
 		return false
 	}
-	heap.Remove(&ts.h, t.idx)
+	heap.Remove(&ts.h, int(t.idx))
 	return true
 }
 
@@ -96,7 +146,7 @@ func (ts *timers) run() {
 		var next *timer
 		wait := time.Hour
 		if len(ts.h) > 0 {
-			if d := time.Until(ts.h[0].at); d <= 0 {
+			if d := ts.h[0].at.Sub(ts.now()); d <= 0 {
 				next = heap.Pop(&ts.h).(*timer)
 			} else {
 				wait = d
@@ -104,7 +154,7 @@ func (ts *timers) run() {
 		}
 		ts.mu.Unlock()
 		if next != nil {
-			next.fn() // outside ts.mu: the callback re-arms timers
+			next.f.fire() // outside ts.mu: the callback re-arms timers
 			continue
 		}
 		sleep.Reset(wait)
@@ -120,14 +170,14 @@ func (ts *timers) run() {
 type timerHeap []*timer
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
+	h[i].idx, h[j].idx = int32(i), int32(j)
 }
 func (h *timerHeap) Push(x any) {
 	t := x.(*timer)
-	t.idx = len(*h)
+	t.idx = int32(len(*h))
 	*h = append(*h, t)
 }
 func (h *timerHeap) Pop() any {

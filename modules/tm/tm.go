@@ -234,7 +234,7 @@ func (t *TM) RequestRouteDone(m *engine.Msg) {
 	}
 	x := c.tx
 	x.mu.Lock()
-	if x.final || x.removed || (len(x.branches) > 0 && !x.allBranchesFailed()) || x.timer != nil {
+	if x.final || x.removed || (len(x.branches) > 0 && !x.allBranchesFailed()) || x.tmr.armed() {
 		x.unlock()
 		return
 	}

@@ -3,7 +3,6 @@ package tm
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -108,7 +107,7 @@ func (t *TM) KCancelBranches(m *engine.Msg, mode string) int {
 		if cur.status >= 100 {
 			cur.retr = false
 			cur.sendCancel()
-			cur.schedule(time.Now())
+			cur.schedule(cur.tx.t.timers.now())
 		} else {
 			cur.final, cur.retr, cur.cancelWanted = true, false, true
 			cur.status, cur.reason, cur.reply = 487, "Request Terminated", nil

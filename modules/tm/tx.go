@@ -52,65 +52,69 @@ type tx struct {
 	key     string
 	req     *engine.Msg // the request as relayed (detached): local replies, failure routes, CANCEL/ACK
 	method  string
-	invite  bool
-	created time.Time
+	created mono // on the timers' clock
 	// gen is the script generation that created the transaction: its failure, branch and onreply routes
 	// run there even after a reload. Held from creation until the transaction is removed.
 	gen *engine.Generation
 
-	reply    []byte // the last reply sent upstream, re-sent for a retransmitted request
-	status   int    // its status code (0: none yet)
-	final    bool   // a final reply went upstream
-	acked    bool
-	canceled bool
+	reply  []byte // the last reply sent upstream, re-sent for a retransmitted request
+	status int    // its status code (0: none yet)
 
 	branches    []*branch
-	legStart    int  // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
-	inFailure   bool // a failure route is queued or running
-	removed     bool
+	legStart    int // first branch of the current serial-forking step (Kamailio's TM_UAC_FLAG_FB)
 	onFailure   string
 	onBranch    string
 	onReply     string
 	fr, frInv   time.Duration
-	timer       *timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	tmr         timer // upstream: final reply retransmission (timer G/H) then the wait before removal
 	retrIv      time.Duration
-	retrUntil   time.Time
+	retrUntil   mono
 	localReason string
 	relayErr    error // t_relay sent no branch because of this error; the caller is answered at route end
 
-	outq    []outMsg  // sends decided under mu, not made yet (send.go)
-	outBuf  [1]outMsg // outq's first array: most transactions never queue two sends at once
-	sending bool      // a goroutine is making outq's sends
+	outq   []outMsg  // sends decided under mu, not made yet (send.go)
+	outBuf [1]outMsg // outq's first array: most transactions never queue two sends at once
+
+	// The flags sit together, without padding between them: a completed transaction stays wt_timer long.
+	invite    bool
+	final     bool // a final reply went upstream
+	acked     bool
+	canceled  bool
+	inFailure bool // a failure route is queued or running
+	removed   bool
+	sending   bool // a goroutine is making outq's sends
 }
 
 // branch is a client transaction: one destination of the request.
 type branch struct {
-	tx       *tx
-	idx      int
-	id       string // Via branch
-	uri      string
-	dst      engine.Target
-	local    *engine.Listener
-	out      []byte // the request as sent
-	status   int    // highest status received (0 none), or the local one (408, 487)
-	reason   string
-	reply    []byte // final reply as it would go upstream (nil for a local one)
+	tx     *tx
+	idx    int32  // its index in tx.branches
+	status int32  // highest status received (0 none), or the local one (408, 487)
+	id     string // Via branch
+	uri    string
+	dst    engine.Target
+	local  *engine.Listener
+	out    []byte // the request as sent
+	reason string
+	reply  []byte // final reply as it would go upstream (nil for a local one)
+
+	tmr    timer
+	retrIv time.Duration
+	next   mono       // next retransmission
+	frAt   mono       // when the branch times out
+	cancel []byte     // CANCEL sent on this branch
+	rs     *branchSrc // pending DNS lookup or failover targets (relay.go); nil for most branches
+
+	// The flags sit together, without padding between them.
 	final    bool
 	timedOut bool
 	dropped  bool // its reply no longer competes for the final answer (failure_reply_mode)
 	// replied: a reply was handled on the branch. Set once the reply is handled, as Kamailio's F_RB_REPLIED:
 	// a failure route run by the branch's own final reply sees it unset unless a provisional came first.
-	replied bool
-
-	timer        *timer
-	retr         bool // retransmitting the request (UDP, no reply yet)
-	retrIv       time.Duration
-	next         time.Time  // next retransmission
-	frAt         time.Time  // when the branch times out
-	cancel       []byte     // CANCEL sent on this branch
-	cancelN      int        // CANCEL retransmissions so far
-	cancelWanted bool       // cancel once a provisional arrives
-	rs           *branchSrc // pending DNS lookup or failover targets (relay.go); nil for most branches
+	replied      bool
+	retr         bool  // retransmitting the request (UDP, no reply yet)
+	cancelWanted bool  // cancel once a provisional arrives
+	cancelN      int16 // CANCEL retransmissions so far (cancelAnswered: stop)
 }
 
 // serverKey is the RFC 3261 §17.2.3 key of a request: top Via branch, sent-by and method (ACK and CANCEL
@@ -227,7 +231,7 @@ func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
 		return nil, false
 	}
 	meth := m.Method()
-	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: time.Now()}
+	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: t.timers.now()}
 	if g := m.Generation(); g.Hold() {
 		x.gen = g
 	}
@@ -281,7 +285,7 @@ func (x *tx) completed() {
 	t := x.t
 	if x.invite && x.status >= 300 && x.req.Proto == engine.UDP {
 		x.retrIv = ms(t.T1)
-		x.retrUntil = time.Now().Add(64 * ms(t.T1))
+		x.retrUntil = t.timers.now().Add(64 * ms(t.T1))
 		x.arm(x.retrIv)
 		return
 	}
@@ -289,11 +293,7 @@ func (x *tx) completed() {
 }
 
 func (x *tx) arm(d time.Duration) {
-	if x.timer == nil {
-		x.timer = x.t.timers.afterFunc(d, x.onTimer)
-		return
-	}
-	x.timer.Reset(d)
+	x.t.timers.start(&x.tmr, x, d)
 }
 
 func (x *tx) onTimer() {
@@ -303,7 +303,7 @@ func (x *tx) onTimer() {
 		return
 	}
 	if x.retrIv > 0 && !x.acked {
-		now := time.Now()
+		now := x.t.timers.now()
 		if now.Before(x.retrUntil) {
 			x.queue(outMsg{kind: outReply, req: x.req, data: x.reply})
 			x.retrIv = min(2*x.retrIv, ms(x.t.T2))
@@ -343,13 +343,13 @@ func (x *tx) remove() {
 	x.removed = true
 	x.t.server.del(x.key)
 	for _, b := range x.branches {
-		if b.timer != nil {
-			b.timer.Stop()
+		if b.tmr.armed() {
+			b.tmr.Stop()
 		}
 		x.t.client.del(b.id)
 	}
-	if x.timer != nil {
-		x.timer.Stop()
+	if x.tmr.armed() {
+		x.tmr.Stop()
 	}
 	// the transaction's last route has run; the release may close the generation's Lua states, so it is
 	// made after the lock, with the sends
@@ -373,3 +373,6 @@ func callID(m *engine.Msg) string {
 	c, _ := m.Header("call-id") // raw (compact "i" too): for log lines, never a parse
 	return c
 }
+
+func (x *tx) fire()             { x.onTimer() } // its timer (timers.go)
+func (x *tx) timerSet() *timers { return &x.t.timers }
