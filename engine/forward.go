@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -337,45 +336,47 @@ func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort
 // retransmission gets the same branch, and so does a CANCEL for the INVITE it cancels, as a downstream
 // server needs to match it; different clients reusing a branch do not collide.
 func (m *Msg) statelessBranch() string {
-	h := fnv.New64a()
-	sep := []byte{0}
-	put := func(s string) { h.Write([]byte(s)); h.Write(sep) }
-	req := m.Request()
-	if req == nil { // sipgo cannot parse what the raw checks let through: hash the raw bytes
-		put(string(m.Buf[:m.Raw.HdrsEnd]))
-		return "z9hG4bKsl" + strconv.FormatUint(h.Sum64(), 16)
+	// FNV-1a over the fields, a zero byte after each, on views of the raw message: no allocation until the
+	// branch string itself (ACK and in-dialog requests take this path on every call).
+	h := uint64(14695981039346656037)
+	put := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * 1099511628211
+		}
+		h *= 1099511628211 // the separator: ^ 0 leaves h as it is
 	}
-	if v := req.Via(); v != nil {
-		put(v.Host)
-		put(strconv.Itoa(v.Port))
-		b, _ := v.Params.Get("branch")
-		put(b)
+	first := func(name string) []byte {
+		if i := m.Raw.Find(m.Buf, name); i >= 0 {
+			return m.Raw.Hdrs[i].Value(m.Buf)
+		}
+		return nil
 	}
-	put(callID(m))
-	if cs := req.CSeq(); cs != nil {
-		put(strconv.FormatUint(uint64(cs.SeqNo), 10))
-	}
-	if f := req.From(); f != nil {
-		t, _ := f.Params.Get("tag")
-		put(t)
-	}
-	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
-		put(string(m.Buf[s:e]))
-	}
-	switch req.Method {
-	case sip.INVITE, sip.ACK, sip.CANCEL:
-	default:
-		if t := req.To(); t != nil {
-			tag, _ := t.Params.Get("tag")
-			put(tag)
+	if v := rawsip.View(first("via")); v != "" {
+		if via, err := ParseVia(v[:rawsip.FirstValueEndString(v)]); err == nil {
+			put(via.Host)
+			put(strconv.Itoa(via.Port))
+			b, _, _, _ := rawsip.Param(via.Params, "branch")
+			put(b)
 		}
 	}
-	var b [8]byte
-	s := h.Sum64()
-	for i := range b {
-		b[i] = byte(s >> (56 - 8*i))
+	put(strings.TrimSpace(rawsip.View(first("call-id"))))
+	if n, _, ok := cseqParts(first("cseq")); ok {
+		put(strconv.Itoa(n))
 	}
-	return "z9hG4bKsl" + hex.EncodeToString(b[:])
+	put(m.tagView("from"))
+	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
+		put(rawsip.View(m.Buf[s:e]))
+	}
+	switch m.Method() {
+	case "INVITE", "ACK", "CANCEL":
+	default:
+		put(m.tagView("to"))
+	}
+	var b [len("z9hG4bKsl") + 16]byte
+	copy(b[:], "z9hG4bKsl")
+	hex.Encode(b[len("z9hG4bKsl"):], []byte{byte(h >> 56), byte(h >> 48), byte(h >> 40), byte(h >> 32),
+		byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)})
+	return string(b[:])
 }
 
 var errNotOurVia = errors.New("top Via is not this proxy's")
@@ -389,11 +390,13 @@ func (e *Engine) routeReply(m *Msg) {
 		}
 	}
 	i := m.Raw.Find(m.Buf, "via")
-	var top *sip.ViaHeader
-	if sm := m.Parsed(); sm != nil {
-		top = sm.Via()
+	ours := false
+	if i >= 0 { // the top Via on the raw bytes: a stateless relay never needs sipgo's full parse
+		v := rawsip.View(m.Raw.Hdrs[i].Value(m.Buf))
+		top, err := ParseVia(v[:rawsip.FirstValueEndString(v)])
+		ours = err == nil && e.IsMyself(top.Host, top.Port)
 	}
-	if i < 0 || top == nil || !e.IsMyself(top.Host, top.Port) {
+	if !ours {
 		e.stats.dropParse.Add(1)
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
 		return

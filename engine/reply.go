@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/hex"
 	"hash/crc32"
 	"net/netip"
@@ -210,12 +211,23 @@ func (m *Msg) ToTag() (string, bool) { return m.tagOf("to") }
 func (m *Msg) FromTag() (string, bool) { return m.tagOf("from") }
 
 func (m *Msg) tagOf(hdr string) (string, bool) {
+	tag, ok := m.tagViewOK(hdr)
+	return strings.Clone(tag), ok // the caller may keep it; the buffer is reused
+}
+
+// HasToTag reports whether the To header has a non-empty tag (has_totag), without allocating.
+func (m *Msg) HasToTag() bool { return m.tagView("to") != "" }
+
+// tagView is the tag of header hdr (from, to) as a view of the buffer: valid until the message is recycled.
+func (m *Msg) tagView(hdr string) string { t, _ := m.tagViewOK(hdr); return t }
+
+func (m *Msg) tagViewOK(hdr string) (string, bool) {
 	i := m.Raw.Find(m.Buf, hdr)
 	if i < 0 {
 		return "", false
 	}
 	v := m.Raw.Hdrs[i].Value(m.Buf)
-	tag, _, _, ok := rawsip.Param(string(v[paramsStart(v):]), "tag")
+	tag, _, _, ok := rawsip.Param(rawsip.View(v[paramsStart(v):]), "tag")
 	return tag, ok
 }
 
@@ -226,7 +238,7 @@ func hasTag(to []byte) bool {
 
 // paramsStart skips a name-addr's <uri> so that URI parameters are not taken for header parameters.
 func paramsStart(v []byte) int {
-	if i := strings.IndexByte(string(v), '>'); i >= 0 {
+	if i := bytes.IndexByte(v, '>'); i >= 0 {
 		return i
 	}
 	return 0

@@ -19,11 +19,12 @@ func nextHopRoute(m *engine.Msg) int {
 	if m.DstURI == "" || !m.IsRequest() {
 		return -1
 	}
-	for _, rv := range routes(m) {
-		if isOurs(m, rv.uri) {
+	rs := routes(m)
+	for i := range rs {
+		if isOurs(m, &rs[i]) {
 			continue
 		}
-		if rv.uri.String() == m.DstURI {
+		if uriText(rs[i].raw) == m.DstURI {
 			return 1
 		}
 		return -1

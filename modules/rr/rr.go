@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
 )
@@ -62,14 +61,14 @@ func (r *RR) Exports() []engine.Export {
 func (r *RR) PVs() []engine.PV {
 	return []engine.PV{
 		{Name: "route_uri", Get: func(m *engine.Msg, _ string) engine.Value {
-			if m.Request() == nil {
+			if !m.IsRequest() {
 				return engine.Value{}
 			}
 			rs := routes(m)
 			if len(rs) == 0 {
 				return engine.Value{}
 			}
-			return engine.StrVal(uriText(rs[0].raw))
+			return engine.StrVal(rs[0].text())
 		}},
 		{Name: "rdir", Get: func(m *engine.Msg, key string) engine.Value {
 			up := !downstream(m)
@@ -163,7 +162,7 @@ func (r *RR) recordRoute(m *engine.Msg, params string) int {
 
 // recordRoutePreset inserts Record-Route with the given address(es) instead of the socket's.
 func (r *RR) recordRoutePreset(m *engine.Msg, addr, addr2 string) int {
-	if m.Request() == nil || addr == "" {
+	if !m.IsRequest() || addr == "" {
 		return -1
 	}
 	st := state(m)
@@ -232,7 +231,7 @@ func (r *RR) line(uri string, r2 bool, ftag, params string) string {
 }
 
 func addRRParam(m *engine.Msg, p string) int {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return -1
 	}
 	st := state(m)
@@ -243,16 +242,31 @@ func addRRParam(m *engine.Msg, p string) int {
 	return 1
 }
 
-// routeValue is one Route header value with its place in the message.
+// routeValue is one Route header value with its place in the message. uri and raw are views of the
+// message buffer (no copy: loose_route runs on every in-dialog request); anything kept past the route is
+// copied out (the String of a URI, paramsOf).
 type routeValue struct {
 	hdr        int
 	start, end int // of the value (no separator) in Buf
-	uri        sip.Uri
+	uri        rawsip.URI
+	ok         bool // uri parsed
 	raw        string
 }
 
-func routes(m *engine.Msg) []routeValue {
-	var out []routeValue
+// has reports whether the Route URI carries parameter name (lr, r2), as a flag or with a value.
+func (rv *routeValue) has(name string) bool {
+	_, _, _, ok := rawsip.Param(rv.uri.Params, name)
+	return ok
+}
+
+// text is the Route's URI as written (Kamailio sets $du and the R-URI from the header text).
+func (rv *routeValue) text() string { return strings.Clone(uriText(rv.raw)) }
+
+// routes lists the Route values of m. appendRoutes appends them to out: given a stack array with room,
+// the common one or two Route values cost no allocation.
+func routes(m *engine.Msg) []routeValue { return appendRoutes(make([]routeValue, 0, 4), m) }
+
+func appendRoutes(out []routeValue, m *engine.Msg) []routeValue {
 	for i, h := range m.Raw.Hdrs {
 		if !h.Is(m.Buf, "route") {
 			continue
@@ -261,13 +275,9 @@ func routes(m *engine.Msg) []routeValue {
 		v := m.Buf[h.VStart:h.VEnd]
 		for len(v) > 0 {
 			end := rawsip.FirstValueEnd(v)
-			val := strings.TrimSpace(string(v[:end]))
+			val := strings.TrimSpace(rawsip.View(v[:end]))
 			rv := routeValue{hdr: i, start: off, end: off + end, raw: val}
-			u := val
-			if a, b := strings.IndexByte(u, '<'), strings.IndexByte(u, '>'); a >= 0 && b > a {
-				u = u[a+1 : b]
-			}
-			_ = sip.ParseUri(u, &rv.uri)
+			rv.uri, rv.ok = rawsip.ParseURI(uriText(val))
 			out = append(out, rv)
 			if end >= len(v) {
 				break
@@ -302,19 +312,31 @@ func removeRoutes(m *engine.Msg, rs []routeValue, n int) {
 	}
 }
 
-func isOurs(m *engine.Msg, u sip.Uri) bool { return u.Host != "" && m.E.IsMyself(u.Host, u.Port) }
+func isOurs(m *engine.Msg, rv *routeValue) bool {
+	return rv.ok && rv.uri.Host != "" && m.E.IsMyself(rv.uri.Host, portOf(rv.uri.Port))
+}
+
+// portOf is a URI's port as a number, 0 when absent (ParseURI only accepts digits).
+func portOf(p string) int {
+	n := 0
+	for i := 0; i < len(p) && n <= 65535; i++ {
+		n = n*10 + int(p[i]-'0')
+	}
+	return n
+}
 
 // looseRoute is Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
 // entries removed, $du set to the next hop when one remains), -1 when it has no Route to follow. An R-URI
 // naming the proxy (a strict router upstream) is handled by afterStrict (RFC 3261 §16.4).
 func (r *RR) looseRoute(m *engine.Msg) int {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return -1
 	}
-	rs := routes(m)
+	var buf [4]routeValue // on the stack: no allocation for the usual Route sets
+	rs := appendRoutes(buf[:0], m)
 	st := state(m)
-	if ru, ok := m.ParsedRURI(); ok && m.E.IsMyself(ru.Host, ru.Port) && ru.UriParams != nil {
-		if _, lr := ru.UriParams.Get("lr"); lr || ru.User == "" && len(rs) > 0 {
+	if ru, ok := rawsip.ParseURI(m.RURI()); ok && ru.Params != "" && m.E.IsMyself(ru.Host, portOf(ru.Port)) {
+		if _, _, _, lr := rawsip.Param(ru.Params, "lr"); lr || ru.User == "" && len(rs) > 0 {
 			// the previous hop was a strict router: our Record-Route came as R-URI (Kamailio's after_strict)
 			return r.afterStrict(m, st, rs)
 		}
@@ -323,10 +345,14 @@ func (r *RR) looseRoute(m *engine.Msg) int {
 		return -1
 	}
 	n := 0
-	for n < len(rs) && isOurs(m, rs[n].uri) {
-		st.routeParams += paramsOf(rs[n].raw)
+	for n < len(rs) && isOurs(m, &rs[n]) {
+		if p := paramsOf(rs[n].raw); st.routeParams == "" {
+			st.routeParams = strings.Clone(p) // rs are views of the buffer; the state outlives the route
+		} else {
+			st.routeParams += p
+		}
 		n++
-		if _, r2 := rs[n-1].uri.UriParams.Get("r2"); !r2 {
+		if !rs[n-1].has("r2") {
 			break // only a double Record-Route leaves two entries of ours
 		}
 	}
@@ -337,14 +363,14 @@ func (r *RR) looseRoute(m *engine.Msg) int {
 		}
 		return 1 // route by the R-URI
 	}
-	next := rs[n]
-	if _, lr := next.uri.UriParams.Get("lr"); lr {
-		m.DstURI = next.uri.String()
+	next := &rs[n]
+	if next.has("lr") {
+		m.DstURI = next.text()
 		return 1
 	}
 	// strict next hop (RFC 3261 §16.12.1.2): it becomes the R-URI, the R-URI goes last in Route
 	m.AppendHeader("Route: <" + m.RURI() + ">")
-	m.NewURI = next.uri.String()
+	m.NewURI = next.text()
 	removeRoutes(m, rs[n:], 1)
 	return 1
 }
@@ -358,24 +384,24 @@ func (r *RR) afterStrict(m *engine.Msg, st *rrState, rs []routeValue) int {
 	if len(rs) == 0 {
 		return -1
 	}
-	st.routeParams = paramsOf(m.RURI())
+	st.routeParams = strings.Clone(paramsOf(m.RURI()))
 	i := 0
-	if _, r2 := rs[0].uri.UriParams.Get("r2"); r2 && isOurs(m, rs[0].uri) {
+	if rs[0].has("r2") && isOurs(m, &rs[0]) {
 		i = 1
 		if len(rs) == 1 {
 			removeRoutes(m, rs, 1)
 			return -1
 		}
 	}
-	next := rs[i]
-	if _, lr := next.uri.UriParams.Get("lr"); !lr {
-		m.NewURI = next.uri.String()
+	next := &rs[i]
+	if !next.has("lr") {
+		m.NewURI = next.text()
 		removeRoutes(m, rs, i+1)
 		return 1
 	}
-	m.DstURI = next.uri.String()
-	last := rs[len(rs)-1]
-	m.NewURI = last.uri.String()
+	m.DstURI = next.text()
+	last := &rs[len(rs)-1]
+	m.NewURI = last.text()
 	if len(rs) == i+1 { // the next hop is also the last entry (Kamailio takes it as the target too)
 		removeRoutes(m, rs, i+1)
 		return 1
