@@ -1,7 +1,9 @@
 package tm_test
 
 import (
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +14,9 @@ import (
 
 // BenchmarkTransaction relays INVITE → 200 statefully over loopback UDP (UAC and UAS are raw sockets of
 // the benchmark). allocs/op and B/op are process-wide; live-B/tx is the heap the completed transactions
-// still hold while they wait out wt_timer (what a transaction costs in memory).
+// still hold while they wait out wt_timer (what a transaction costs in memory). With TM_BENCH_HEAPPROFILE=file
+// it also writes the heap profile at that point (-memprofile writes its own after the engine has stopped
+// and dropped its transactions): go tool pprof -sample_index=inuse_space tm.test file.
 func BenchmarkTransaction(b *testing.B) {
 	p := enginetest.Start(b, "[core]\nworkers = 1\n[modules.tm]\nwt_timer = 60000\n[modules.rr]\n[modules.sl]\n", `
 function ksr_request_route()
@@ -41,8 +45,22 @@ end`)
 	}
 	b.StopTimer()
 	runtime.GC()
+	if f := os.Getenv("TM_BENCH_HEAPPROFILE"); f != "" {
+		writeHeapProfile(b, f)
+	}
 	runtime.ReadMemStats(&ms)
 	if b.N >= 100 {
 		b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(before))/float64(b.N), "live-B/tx")
+	}
+}
+
+func writeHeapProfile(b *testing.B, name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -322,7 +322,13 @@ func (t *TM) launchSrc(x *tx, b *branch, m, src *engine.Msg, tg engine.Target, a
 	}
 	sync := b == nil // sent from the route: a failure is t_relay's to report, not a reply's
 	if b == nil {
-		b = &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI()}
+		uri := m.RURI()
+		if x.req != nil { // the transaction's copy of the request holds the same string: keep that one
+			if u := x.req.RURI(); u == uri {
+				uri = u
+			}
+		}
+		b = &branch{tx: x, idx: int32(len(x.branches)), uri: uri}
 		x.branches = append(x.branches, b)
 	}
 	if err := t.build(b, m, tg, forced); err != nil {
