@@ -45,10 +45,10 @@ end`)
 	}
 	b.StopTimer()
 	runtime.GC()
-	if f := os.Getenv("TM_BENCH_HEAPPROFILE"); f != "" {
+	runtime.ReadMemStats(&ms)
+	if f := os.Getenv("TM_BENCH_HEAPPROFILE"); f != "" { // after the reading: writing it allocates
 		writeHeapProfile(b, f)
 	}
-	runtime.ReadMemStats(&ms)
 	if b.N >= 100 {
 		b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(before))/float64(b.N), "live-B/tx")
 	}
