@@ -73,16 +73,17 @@ type Msg struct {
 	ReplyNoConnect bool  // KSR.set_reply_no_connect(): never open a TCP connection for replies
 	reply          bool  // the start line is a status line (from the raw bytes)
 	parse          parseState
-	// parseMu guards the lazy parse of a message shared between goroutines (Detach sets it: a
-	// transaction's request is read by the worker, the timers and the reply path); nil for a message only
-	// its worker reads.
-	parseMu *sync.Mutex
+	// parseMu guards the lazy parse of a message shared between goroutines (shared, set by Detach: a
+	// transaction's request is read by the worker, the timers and the reply path); unused for a message
+	// only its worker reads. In the struct rather than allocated: one allocation less per transaction.
+	parseMu sync.Mutex
 
 	// ForwardNoConnect (KSR.set_forward_no_connect) keeps a stateless forward from opening a TCP
 	// connection: only an existing one is used. LocalRport (KSR.add_local_rport) puts ;rport in the
 	// proxy's own Via of relayed requests (stateless and tm), RFC 3581.
 	ForwardNoConnect, LocalRport bool
 	keep                         bool  // RouteOffline: not recycled after routing
+	shared                       bool  // made by Detach: parses under parseMu, caches no R-URI
 	ruriQ                        int32 // the R-URI branch's q × 1000 plus 2 (0 = never set); see SetRURIQ
 
 	// AVPs live for the message ($avp); Vars belong to the worker ($var), as in Kamailio.
@@ -214,7 +215,7 @@ const (
 // parsed builds the sipgo form of the message once. A message shared between goroutines (a transaction's,
 // made by Detach) parses under its parseMu.
 func (m *Msg) parsed() {
-	if m.parseMu != nil {
+	if m.shared {
 		m.parseMu.Lock()
 		defer m.parseMu.Unlock()
 	}
@@ -328,7 +329,7 @@ func (m *Msg) origRURI() string {
 		return ""
 	}
 	u := string(m.Buf[s:e])
-	if m.parseMu == nil {
+	if !m.shared {
 		m.ruri = u
 	}
 	return u

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"sync"
 	"unsafe"
 
 	"github.com/siplua/siplua/engine/rawsip"
@@ -49,7 +48,7 @@ func (e *Engine) TxReplier() TxReplier { return e.txReplier }
 // Detach returns a copy of the message that outlives its routing (a transaction keeps it): buffers, header
 // positions, edits, AVPs and branches are copied; the parsed message is shared (sipgo copies what it parses).
 func (m *Msg) Detach() *Msg {
-	if m.parseMu != nil { // a detached message detached again: read its parse state under its lock
+	if m.shared { // a detached message detached again: read its parse state under its lock
 		m.parseMu.Lock()
 		defer m.parseMu.Unlock()
 	}
@@ -57,8 +56,8 @@ func (m *Msg) Detach() *Msg {
 	// keep alive (1.8 KB of 5.7). The copy parses on first use, under its own lock.
 	c := &Msg{
 		Buf: slices.Clone(m.Buf), Raw: m.Raw, sipMsg: m.sipMsg, parse: m.parse, reply: m.reply,
-		parseMu: new(sync.Mutex),
-		Src:     m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn,
+		shared: true,
+		Src:    m.Src, Proto: m.Proto, Local: m.Local, conn: m.conn,
 		Flags: m.Flags, BFlags: m.BFlags, SFlags: m.SFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), ReplyBody: slices.Clone(m.ReplyBody), edits: slices.Clone(m.edits),
 		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect, ForwardNoConnect: m.ForwardNoConnect, LocalRport: m.LocalRport,
