@@ -272,11 +272,23 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 	if vi >= 0 {
 		off = int(m.Raw.Hdrs[vi].Start)
 	}
-	via := "Via: SIP/2.0/" + proto.Upper() + " " + local.SentBy + ";branch=" + branch + "\r\n"
+	// The texts of the proxy's Via and of the received/rport edits are written into one buffer, and the
+	// edits are views of it: appendOutgoingFrom copies them into dst, and what is written is never
+	// overwritten (a longer text moves on to a new array). One allocation where there were four. (The
+	// buffer cannot live on the stack: the edits go through appendOutgoingFrom's growable list.)
+	const viaParams = len(";rport=65535;received=") + 46 // the longest IPv6 text form
+	txt := make([]byte, 0, len("Via: SIP/2.0/UDP ;branch=;rport\r\n")+len(local.SentBy)+len(branch)+viaParams)
+	txt = append(txt, "Via: SIP/2.0/"...)
+	txt = append(txt, proto.Upper()...)
+	txt = append(txt, ' ')
+	txt = append(txt, local.SentBy...)
+	txt = append(txt, ";branch="...)
+	txt = append(txt, branch...)
 	if m.LocalRport {
-		via = via[:len(via)-2] + ";rport\r\n"
+		txt = append(txt, ";rport"...)
 	}
-	extra = append(extra, edit{off: int32(off), end: int32(off), text: via})
+	txt = append(txt, "\r\n"...)
+	extra = append(extra, edit{off: int32(off), end: int32(off), text: bytesView(txt)})
 	if vi >= 0 {
 		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
 		// as parameter edits, not a new value: the script's own edits inside that Via (textops) stay, as
@@ -286,7 +298,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		// so that a reply relayed statelessly finds the connection (received:rport over WS).
 		// a view of the buffer, not a copy: the edits get new strings
 		v := h.Value(m.Buf)
-		extra = appendViaReceivedEdits(extra, unsafe.String(unsafe.SliceData(v), len(v)), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
+		extra, _ = appendViaReceivedEdits(extra, txt, bytesView(v), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
 	}
 	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
@@ -309,26 +321,35 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 
 // appendViaReceivedEdits appends the edits that give the first value of Via value v (at offset base of
 // the buffer) what viaWithReceived gives it: the rport value filled in (or added when forced), received
-// added last. The same bytes as viaWithReceived when nothing else edits the Via.
-func appendViaReceivedEdits(extra []edit, v string, base int, src netip.AddrPort, forceRport bool) []edit {
+// added last. The same bytes as viaWithReceived when nothing else edits the Via. Their texts are appended
+// to txt and are views of it (see AppendRequest): valid while the caller keeps txt's arrays.
+func appendViaReceivedEdits(extra []edit, txt []byte, v string, base int, src netip.AddrPort, forceRport bool) ([]edit, []byte) {
 	end := rawsip.FirstValueEndString(v)
 	sentBy, params, host := splitVia(v[:end])
-	var pb [8]byte
-	port := strconv.AppendUint(pb[:0], uint64(src.Port()), 10) // in the concatenations: one allocation each
 	_, rs, re, hasRport := rawsip.Param(params, "rport")
-	switch {
-	case hasRport:
-		p := base + len(sentBy)
-		extra = append(extra, edit{off: int32(p + rs), end: int32(p + re), text: ";rport=" + string(port)})
-	case forceRport:
-		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: ";rport=" + string(port)})
+	if hasRport || forceRport {
+		s := len(txt)
+		txt = append(txt, ";rport="...)
+		txt = strconv.AppendUint(txt, uint64(src.Port()), 10)
+		if hasRport {
+			p := base + len(sentBy)
+			extra = append(extra, edit{off: int32(p + rs), end: int32(p + re), text: bytesView(txt[s:])})
+		} else {
+			extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: bytesView(txt[s:])})
+		}
 	}
 	_, _, _, hasRecv := rawsip.Param(params, "received")
 	if hasRport || hasRecv || !sameHost(host, src.Addr()) {
-		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: ";received=" + src.Addr().Unmap().String()})
+		s := len(txt)
+		txt = append(txt, ";received="...)
+		txt = src.Addr().Unmap().AppendTo(txt)
+		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: bytesView(txt[s:])})
 	}
-	return extra
+	return extra, txt
 }
+
+// bytesView is b as a string without a copy: for texts used while b's array is neither written nor freed.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // statelessBranch derives the Via branch of a statelessly forwarded request from what identifies its
 // transaction (RFC 3261 §16.11, and the fields Kamailio hashes): the top Via (sent-by and branch), Call-ID,
