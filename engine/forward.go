@@ -372,13 +372,11 @@ func (m *Msg) statelessBranch() string {
 		}
 		return nil
 	}
-	if v := rawsip.View(first("via")); v != "" {
-		if via, err := ParseVia(v[:rawsip.FirstValueEndString(v)]); err == nil {
-			put(via.Host)
-			put(strconv.Itoa(via.Port))
-			b, _, _, _ := rawsip.Param(via.Params, "branch")
-			put(b)
-		}
+	if via, ok := m.TopVia(); ok {
+		put(via.Host)
+		put(strconv.Itoa(via.Port))
+		b, _, _, _ := rawsip.Param(via.Params, "branch")
+		put(b)
 	}
 	put(strings.TrimSpace(rawsip.View(first("call-id"))))
 	if n, _, ok := cseqParts(first("cseq")); ok {
@@ -411,13 +409,8 @@ func (e *Engine) routeReply(m *Msg) {
 		}
 	}
 	i := m.Raw.Find(m.Buf, "via")
-	ours := false
-	if i >= 0 { // the top Via on the raw bytes: a stateless relay never needs sipgo's full parse
-		v := rawsip.View(m.Raw.Hdrs[i].Value(m.Buf))
-		top, err := ParseVia(v[:rawsip.FirstValueEndString(v)])
-		ours = err == nil && e.IsMyself(top.Host, top.Port)
-	}
-	if !ours {
+	top, ok := m.TopVia() // on the raw bytes: a stateless relay never needs sipgo's full parse
+	if i < 0 || !ok || !e.IsMyself(top.Host, top.Port) {
 		e.stats.dropParse.Add(1)
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
 		return
@@ -553,6 +546,18 @@ type Via struct {
 	Host      string // as written (IPv6 in brackets)
 	Port      int    // 0 when absent
 	Params    string // ";branch=...;rport", empty if none
+}
+
+// TopVia is the first value of the first Via header, parsed on a view of the buffer: its strings are only
+// valid until the message is recycled (strings.Clone what is kept).
+func (m *Msg) TopVia() (Via, bool) {
+	i := m.Raw.Find(m.Buf, "via")
+	if i < 0 {
+		return Via{}, false
+	}
+	v := rawsip.View(m.Raw.Hdrs[i].Value(m.Buf))
+	via, err := ParseVia(v[:rawsip.FirstValueEndString(v)])
+	return via, err == nil
 }
 
 // ParseVia parses one Via value ("SIP/2.0/UDP host:port;params").

@@ -337,18 +337,11 @@ func (m *Msg) origRURI() string {
 
 // ParsedRURI parses the current Request-URI.
 func (m *Msg) ParsedRURI() (sip.Uri, bool) {
-	if m.NewURI == "" {
-		req := m.Request()
-		if req == nil {
-			return sip.Uri{}, false
-		}
-		return req.Recipient, true
-	}
-	if m.reply {
+	if !m.IsRequest() {
 		return sip.Uri{}, false
 	}
-	var u sip.Uri
-	if err := sip.ParseUri(m.NewURI, &u); err != nil {
+	var u sip.Uri // the URI alone: never the whole message
+	if err := sip.ParseUri(m.RURI(), &u); err != nil {
 		return sip.Uri{}, false
 	}
 	return u, true

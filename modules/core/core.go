@@ -196,7 +196,7 @@ func (c *Core) forward(m *engine.Msg, uri string) int {
 // does not parse reads as null in $ru and makes t_relay fail). Only an empty text and CR/LF, which would
 // break the request line, are refused.
 func setURI(m *engine.Msg, uri string) bool {
-	if m.Request() == nil || uri == "" || strings.ContainsAny(uri, "\r\n") {
+	if !m.IsRequest() || uri == "" || strings.ContainsAny(uri, "\r\n") {
 		return false
 	}
 	m.NewURI = uri

@@ -41,7 +41,7 @@ func hasRURIUser(m *engine.Msg) int {
 // appendBranch adds a destination for a parallel fork: uri (or the current R-URI when empty) with $du and
 // the branch flags of the message, q as a decimal string ("0.5"; empty = none).
 func appendBranch(m *engine.Msg, uri, q string) int {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return -1
 	}
 	du := ""

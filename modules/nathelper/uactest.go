@@ -70,11 +70,11 @@ func (n *Nathelper) isRFC1918(_ *engine.Msg, addr string) int {
 
 // natUACTest is nat_uac_test(flags): 1 when any of the flagged tests says the UA is behind NAT, else -1.
 func (n *Nathelper) natUACTest(m *engine.Msg, flags int) int {
-	via := m.Parsed().Via()
-	if flags&testRport != 0 && via != nil && m.Src.Port() != uint16(portOr5060(via.Port)) {
+	via, hasVia := m.TopVia() // raw: nat_uac_test runs on every request of a registrar script
+	if flags&testRport != 0 && hasVia && m.Src.Port() != uint16(portOr5060(via.Port)) {
 		return 1
 	}
-	if flags&testReceived != 0 && via != nil && !sameIP(via.Host, m.Src.Addr()) {
+	if flags&testReceived != 0 && hasVia && !sameIP(via.Host, m.Src.Addr()) {
 		return 1
 	}
 	if flags&testContact1918 != 0 {
@@ -85,7 +85,7 @@ func (n *Nathelper) natUACTest(m *engine.Msg, flags int) int {
 	if flags&testSDP1918 != 0 && n.sdp1918(m) {
 		return 1
 	}
-	if flags&testVia1918 != 0 && via != nil && n.is1918(via.Host) {
+	if flags&testVia1918 != 0 && hasVia && n.is1918(via.Host) {
 		return 1
 	}
 	if flags&testSource1918 != 0 && n.is1918Addr(m.Src.Addr()) {
@@ -203,7 +203,7 @@ func sdpClineDiffers(m *engine.Msg) bool {
 // targetDiffers is flag 512: for a request, $du and the R-URI name different host:port; for a reply,
 // the second Via carries received or rport different from its host:port.
 func targetDiffers(m *engine.Msg) bool {
-	if m.Request() != nil {
+	if m.IsRequest() {
 		if m.DstURI == "" {
 			return false
 		}

@@ -18,7 +18,7 @@ var (
 
 // getRURI is $ru: the current Request-URI, null on a reply or when a rewrite left an unparsable URI.
 func getRURI(m *engine.Msg, _ string) engine.Value {
-	if m.Request() == nil {
+	if !m.IsRequest() { // raw: $ru and friends never need sipgo's full parse
 		return engine.Value{}
 	}
 	s := m.RURI()
@@ -29,7 +29,7 @@ func getRURI(m *engine.Msg, _ string) engine.Value {
 }
 
 func getOrigURI(m *engine.Msg, _ string) engine.Value {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return engine.Value{}
 	}
 	if s, e, ok := rawsip.RequestURI(m.Buf, &m.Raw); ok {
@@ -39,7 +39,7 @@ func getOrigURI(m *engine.Msg, _ string) engine.Value {
 }
 
 func currentRURI(m *engine.Msg) (rawsip.URI, bool) {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return rawsip.URI{}, false
 	}
 	return rawsip.ParseURI(m.RURI())
@@ -81,7 +81,7 @@ func getRURIPort(m *engine.Msg, _ string) engine.Value {
 func validText(s string) bool { return s != "" && !strings.ContainsAny(s, " \t\r\n") }
 
 func setRURI(m *engine.Msg, _ string, v engine.Value) error {
-	if m.Request() == nil {
+	if !m.IsRequest() {
 		return errNotRequest
 	}
 	switch {
@@ -101,7 +101,7 @@ func setRURI(m *engine.Msg, _ string, v engine.Value) error {
 // a scratch URI (the same checks as the From/To parts).
 func setRURIPart(part rawsip.URIPart, check func(u *rawsip.URI, v engine.Value) error) func(*engine.Msg, string, engine.Value) error {
 	return func(m *engine.Msg, _ string, v engine.Value) error {
-		if m.Request() == nil {
+		if !m.IsRequest() {
 			return errNotRequest
 		}
 		var scratch rawsip.URI
