@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -79,8 +78,8 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	x.req = m.Detach()
 	x.req.Tx = nil
 	t.arm(x, c)
-	if x.fr > 0 {
-		fr = int(x.fr / time.Millisecond)
+	if x.frMs > 0 {
+		fr = int(x.frMs)
 	}
 	b := &branch{tx: x, idx: int32(len(x.branches)), uri: m.RURI(), frAt: t.timers.now().Add(ms(fr))}
 	x.branches = append(x.branches, b)

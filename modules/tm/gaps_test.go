@@ -60,6 +60,29 @@ func TestRetransmissionSchedule(t *testing.T) {
 	}
 }
 
+// TestNegativeReplyRetransmissionSchedule: a negative final reply to an INVITE over UDP is sent upstream
+// again until the ACK after T1, 2·T1, 4·T1, then every T2 (timer G, RFC 3261 §17.2.1). T1 = 100 ms,
+// T2 = 400 ms.
+func TestNegativeReplyRetransmissionSchedule(t *testing.T) {
+	const cfg = "[modules.tm]\nretr_timer1 = 100\nretr_timer2 = 400\n[modules.rr]\n[modules.sl]\n[modules.corex]\n[modules.tmx]\n"
+	pp := startPeers(t, cfg, 1, func(*peers) string { return plainRelay })
+	pp.uac.Send(pp.uac.Request("INVITE", pp.uasURI(0)))
+	answer(t, pp.uas[0], recvRequest(t, pp.uas[0], "INVITE", 2*time.Second), "486 Busy Here")
+	want := []time.Duration{100, 200, 400, 400, 400}
+	var at []time.Time
+	for range len(want) + 1 {
+		recvStatus(t, pp.uac, 486, 2*time.Second)
+		at = append(at, time.Now())
+	}
+	for i, w := range want {
+		w *= time.Millisecond
+		// the timer runs on a heap with millisecond precision; a loaded machine delays, never hastens
+		if got := at[i+1].Sub(at[i]); got < w-30*time.Millisecond || got > w+150*time.Millisecond {
+			t.Errorf("interval %d: %v, want %v (all: %v)", i+1, got.Round(time.Millisecond), w, intervals(at))
+		}
+	}
+}
+
 func intervals(at []time.Time) []time.Duration {
 	var out []time.Duration
 	for i := 1; i < len(at); i++ {

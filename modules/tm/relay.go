@@ -89,9 +89,9 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	x.unlock()
 	n, err := t.forwardBranches(x, m, c, proto, addr)
 	x.mu.Lock()
-	x.relayErr = nil
+	c.relayErr = nil
 	if n == 0 && err != nil && x.allBranchesFailed() {
-		x.relayErr = err // answered at the end of the route unless the script answers (RequestRouteDone)
+		c.relayErr = err // answered at the end of the route unless the script answers (RequestRouteDone)
 	}
 	x.unlock()
 	if n == 0 {
@@ -130,10 +130,10 @@ func (t *TM) arm(x *tx, c *msgCtx) {
 		x.onReply = c.onReply
 	}
 	if c.fr > 0 {
-		x.fr = c.fr
+		x.frMs = int32(c.fr / time.Millisecond)
 	}
 	if c.frInv > 0 {
-		x.frInv = c.frInv
+		x.frInvMs = int32(c.frInv / time.Millisecond)
 	}
 }
 
@@ -381,7 +381,7 @@ func (t *TM) build(b *branch, m *engine.Msg, tg engine.Target, forced bool) erro
 	// registered before it is sent: a fast reply must find it (it waits for x.mu)
 	t.client.put(b.id, b)
 	now := t.timers.now()
-	fr := x.fr
+	fr := ms(int(x.frMs))
 	if fr == 0 {
 		fr = ms(t.FrTimer)
 	}

@@ -100,7 +100,7 @@ func (t *TM) branchReply(x *tx, b *branch, m *engine.Msg, code int) {
 			if (b.cancelWanted || x.canceled) && b.cancel == nil {
 				b.sendCancel() // a branch cancelled before it answered (cancel_b_method 1)
 			}
-			frInv := x.frInv
+			frInv := ms(int(x.frInvMs))
 			if frInv == 0 {
 				frInv = ms(t.FrInvTimer)
 			}
@@ -302,7 +302,7 @@ func (t *TM) runFailure(x *tx, fname string, best *branch) {
 		x.req.AVPs = fm.AVPs // AVPs belong to the transaction (t_next_contacts pops them)
 		mode := t.FailureReplyMode
 		if c.dropMode > 0 {
-			mode = c.dropMode - 1
+			mode = int(c.dropMode) - 1
 		}
 		dropped := t.dropReplies(x, mode, n, added)
 		if added {

@@ -245,8 +245,8 @@ func (t *TM) RequestRouteDone(m *engine.Msg) {
 		x.unlock()
 		x.unregister()
 		return
-	case x.relayErr != nil:
-		t.kill(x, x.relayErr)
+	case c.relayErr != nil:
+		t.kill(x, c.relayErr)
 	default:
 		t.logger().Warn("the script created a transaction and neither relayed nor answered it: released",
 			"method", x.method, "call_id", callID(x.req))

@@ -24,15 +24,16 @@ const (
 // in failure/branch/onreply routes the transaction and the branch or reply the route is about.
 type msgCtx struct {
 	tx                           *tx
-	route                        routeKind
 	branch                       int
 	code                         int
 	reason                       string
 	onFailure, onBranch, onReply string
 	fr, frInv                    time.Duration
-	replied                      bool // t_reply in a failure route
-	pickedReplied                bool // failure route: the picked branch had a reply before this one (t_branch_replied)
-	dropMode                     int  // t_drop_replies in a failure route: failure_reply_mode + 1 (0 unset)
+	relayErr                     error // t_relay sent no branch because of this: the caller is answered at route end
+	route                        routeKind
+	replied                      bool  // t_reply in a failure route
+	pickedReplied                bool  // failure route: the picked branch had a reply before this one (t_branch_replied)
+	dropMode                     int32 // t_drop_replies in a failure route: failure_reply_mode + 1 (0 unset)
 }
 
 func ctxOf(m *engine.Msg) *msgCtx {
@@ -65,11 +66,10 @@ type tx struct {
 	onFailure string
 	onBranch  string
 	onReply   string
-	fr, frInv time.Duration
-	tmr       timer // upstream: final reply retransmission (timer G/H) then the wait before removal
-	retrIv    time.Duration
-	retrUntil mono
-	relayErr  error // t_relay sent no branch because of this error; the caller is answered at route end
+	// frMs, frInvMs: t_set_fr's timers for the branches (milliseconds, 0 = the module's)
+	frMs, frInvMs int32
+	tmr           timer // upstream: final reply retransmission (timer G/H) then the wait before removal
+	retrUntil     mono
 
 	outq []outMsg // sends decided under mu, not made yet (send.go); its array comes from TM.outPool
 
@@ -81,6 +81,9 @@ type tx struct {
 	inFailure bool // a failure route is queued or running
 	removed   bool
 	sending   bool // a goroutine is making outq's sends
+	// retrN counts the retransmissions of a negative INVITE reply (timer G) plus one, 0 when none is due:
+	// the interval is T1 doubled that many times less one, at most T2 (retrInterval).
+	retrN uint8
 }
 
 // branch is a client transaction: one destination of the request.
@@ -282,12 +285,21 @@ func (x *tx) localReply(code int, reason string) {
 func (x *tx) completed() {
 	t := x.t
 	if x.invite && x.status >= 300 && x.req.Proto == engine.UDP {
-		x.retrIv = ms(t.T1)
+		x.retrN = 1
 		x.retrUntil = t.timers.now().Add(64 * ms(t.T1))
-		x.arm(x.retrIv)
+		x.arm(x.retrInterval())
 		return
 	}
 	x.arm(ms(t.WaitTimer))
+}
+
+// retrInterval is the current retransmission interval of the final reply: T1, 2*T1, 4*T1... up to T2.
+func (x *tx) retrInterval() time.Duration {
+	iv := ms(x.t.T1)
+	for i := uint8(1); i < x.retrN && iv < ms(x.t.T2); i++ {
+		iv *= 2
+	}
+	return min(iv, ms(x.t.T2))
 }
 
 func (x *tx) arm(d time.Duration) {
@@ -300,15 +312,17 @@ func (x *tx) onTimer() {
 	if x.removed {
 		return
 	}
-	if x.retrIv > 0 && !x.acked {
+	if x.retrN > 0 && !x.acked {
 		now := x.t.timers.now()
 		if now.Before(x.retrUntil) {
 			x.queue(outMsg{kind: outReply, req: x.req, data: x.reply})
-			x.retrIv = min(2*x.retrIv, ms(x.t.T2))
-			x.arm(x.retrIv)
+			if x.retrN < 64 {
+				x.retrN++
+			}
+			x.arm(x.retrInterval())
 			return
 		}
-		x.retrIv = 0
+		x.retrN = 0
 	}
 	for _, b := range x.branches {
 		if !b.final {
@@ -327,8 +341,8 @@ func (x *tx) ack() {
 		return
 	}
 	x.acked = true
-	if x.retrIv > 0 {
-		x.retrIv = 0
+	if x.retrN > 0 {
+		x.retrN = 0
 		x.arm(ms(x.t.WaitTimer))
 	}
 }
