@@ -119,8 +119,8 @@ func (s *Stats) RouteTimeouts() uint64 { return s.routeTimeouts.Load() }
 // Budget is the context that bounds the Lua calls of the message (nil outside a worker): a script
 // binding gives it to its VM.
 func (m *Msg) Budget() context.Context {
-	if m.budget == nil {
+	if m.w == nil || m.w.budget == nil { // the worker's, while it routes m
 		return nil
 	}
-	return m.budget
+	return m.w.budget
 }

@@ -34,7 +34,12 @@ type SendInfo struct {
 }
 
 // SendInfo returns the send being decided while the onsend callback runs, nil elsewhere.
-func (m *Msg) SendInfo() *SendInfo { return m.snd }
+func (m *Msg) SendInfo() *SendInfo {
+	if w := m.w; w != nil && w.sndMsg == m {
+		return w.snd
+	}
+	return nil
+}
 
 // ErrOnSendDrop is the error of a send that the onsend callback dropped (KSR.drop()): Kamailio's
 // E_ADM_PROHIBITED, forward returns -1.
@@ -71,12 +76,15 @@ func (m *Msg) RunOnSend(proto Proto, local *Listener, dst netip.AddrPort, out []
 	if !ok || !kc.HasKemi(KemiOnSend) {
 		return true
 	}
-	prevDrop, prevSnd := m.Dropped, m.snd
+	// the send is the worker's while the callback runs (a message is routed by one worker at a time), not
+	// a field of every message
+	w := m.w
+	prevDrop, prevSnd, prevMsg := m.Dropped, w.snd, w.sndMsg
 	m.Dropped = false
-	m.snd = &SendInfo{Proto: proto, Local: local, Dst: dst, Buf: out}
+	w.snd, w.sndMsg = &SendInfo{Proto: proto, Local: local, Dst: dst, Buf: out}, m
 	err := kc.RunKemi(KemiOnSend, m)
 	drop := m.Dropped
-	m.Dropped, m.snd = prevDrop, prevSnd
+	m.Dropped, w.snd, w.sndMsg = prevDrop, prevSnd, prevMsg
 	if err != nil {
 		m.E.stats.luaErrors.Add(1)
 		m.E.log.Error("onsend callback failed", "err", err, "call_id", callID(m))
@@ -91,10 +99,10 @@ func (m *Msg) CallRouteFor(other *Msg, fname string, args ...string) error {
 	if m.st() == nil {
 		return errNoState
 	}
-	other.w, other.gen, other.budget, other.E = m.w, m.gen, m.budget, m.E
+	other.w, other.gen, other.E = m.w, m.gen, m.E
 	if other.Vars == nil {
 		other.Vars = m.Vars
 	}
-	defer func() { other.w, other.budget = nil, nil }()
+	defer func() { other.w = nil }()
 	return other.CallRouteArgs(fname, args...)
 }

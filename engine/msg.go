@@ -92,8 +92,6 @@ type Msg struct {
 
 	// Branches are the extra destinations of a parallel fork (corex.append_branch, registrar lookup).
 	Branches []Branch
-	// Tx is tm's state for the message (its transaction, the kind of route running); nil outside tm.
-	Tx any
 
 	// mod is state of the module functions for this message, keyed by module name (rr's Record-Route):
 	// ModState, SetModState, DelModState. A few pairs in a slice, not a map: a message holds one to three
@@ -102,11 +100,9 @@ type Msg struct {
 	mod []modKV
 	E   *Engine
 
-	budget *budget     // the worker's route_timeout budget while the message is routed
-	w      *worker     // the worker routing it
-	gen    *Generation // the script generation its routes run on
-	job    func(*Msg)  // RunOnWorker: run this instead of routing the message
-	snd    *SendInfo   // the send the onsend callback is deciding (kemi.go)
+	w   *worker     // the worker routing it
+	gen *Generation // the script generation its routes run on
+	job func(*Msg)  // RunOnWorker: run this instead of routing the message
 }
 
 // Branch is one additional destination of a request (Kamailio's dset entry).

@@ -61,7 +61,7 @@ func (m *Msg) Detach() *Msg {
 		Flags: m.Flags, BFlags: m.BFlags, SFlags: m.SFlags, DstURI: m.DstURI, NewURI: m.NewURI, Path: m.Path, ruriQ: m.ruriQ,
 		ReplyHdrs: slices.Clone(m.ReplyHdrs), ReplyBody: slices.Clone(m.ReplyBody), edits: slices.Clone(m.edits),
 		ForceRport: m.ForceRport, ReplyNoConnect: m.ReplyNoConnect, ForwardNoConnect: m.ForwardNoConnect, LocalRport: m.LocalRport,
-		Branches: slices.Clone(m.Branches), Tx: m.Tx, mod: slices.Clone(m.mod), E: m.E,
+		Branches: slices.Clone(m.Branches), mod: slices.Clone(m.mod), E: m.E,
 	}
 	c.Raw.Hdrs = slices.Clone(m.Raw.Hdrs)
 	if !m.reply { // set before the copy is shared: read-only from now on

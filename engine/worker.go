@@ -19,6 +19,9 @@ type worker struct {
 	wake chan struct{}    // a reload asks an idle worker to let go of its old state
 	// budget bounds the Lua calls of the message being processed ([lua] route_timeout).
 	budget *budget
+	// snd is the send the onsend callback is deciding for message sndMsg (kemi.go).
+	snd    *SendInfo
+	sndMsg *Msg
 
 	busy  atomic.Bool   // for core.workers
 	genID atomic.Uint64 // the generation this worker routes with, for core.workers
@@ -285,7 +288,6 @@ func (w *worker) state(e *Engine) State {
 func (e *Engine) process(w *worker, m *Msg) {
 	now := time.Now()
 	w.budget.begin(int64(now.Sub(e.start)))
-	m.budget = w.budget
 	defer e.endBudget(w)
 	m.w = w
 	if m.job != nil { // a job owns its message: no release

@@ -75,8 +75,7 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 		return 0, 0, errors.New("t_suspend: the transaction is already answered")
 	}
 	// the request as the route left it so far (R-URI, $du, headers, flags, AVPs), Kamailio's t_save_lumps
-	x.req = m.Detach()
-	x.req.Tx = nil
+	x.req = detachReq(m)
 	t.arm(x, c)
 	if x.frMs > 0 {
 		fr = int(x.frMs)
@@ -152,7 +151,7 @@ func (t *TM) Continue(index, label uint32, route string) error {
 	x.inFailure = true // no aggregation while the route runs
 	fm := x.req.Detach()
 	c := &msgCtx{tx: x, route: routeFailure}
-	fm.Tx = c
+	fm.SetModState(ctxKey, c)
 	n := len(x.branches)
 	held := x.gen.Hold()
 	if held {
@@ -190,7 +189,7 @@ func (t *TM) Continue(index, label uint32, route string) error {
 // transaction; Null elsewhere.
 func (t *TM) asyncPV(m *engine.Msg, arg string) engine.Value {
 	ids, _ := m.ModState(asyncModKey).(*asyncIDs)
-	if c, ok := m.Tx.(*msgCtx); ids == nil && ok && c.tx != nil {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ids == nil && ok && c.tx != nil {
 		ids = t.idsOf(c.tx)
 	}
 	if ids == nil {

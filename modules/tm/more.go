@@ -191,7 +191,7 @@ func (t *TM) absorbReplies(id string) {
 // branchIndex is t_get_branch_index: the branch a branch, onreply or failure route runs for; 0 in the
 // request route (Kamailio 5.6's value there).
 func branchIndex(m *engine.Msg) int {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok || c.route == routeRequest {
 		return 0
 	}
@@ -239,21 +239,20 @@ func (t *TM) retransmitReply(m *engine.Msg) int {
 // saveLumps is t_save_lumps: the route's changes to the request (headers, R-URI, $du, flags) are stored
 // in its transaction, for the routes that run later from it (failure route, t_continue).
 func (t *TM) saveLumps(m *engine.Msg) int {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok || c.tx == nil || c.route != routeRequest {
 		return -1
 	}
 	x := c.tx
 	x.mu.Lock()
 	defer x.unlock()
-	x.req = m.Detach()
-	x.req.Tx = nil
+	x.req = detachReq(m)
 	return 1
 }
 
 // txOf is the transaction of m: its own, or the one it belongs to (a retransmission).
 func (t *TM) txOf(m *engine.Msg) *tx {
-	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.tx != nil {
 		return c.tx
 	}
 	if !m.IsRequest() {
@@ -401,7 +400,7 @@ func (t *TM) runBranchFailure(x *tx, b *branch, m *engine.Msg, code int) {
 	final := b.final
 	if fn != "" && !final {
 		fm = x.req.Detach()
-		fm.Tx = &msgCtx{tx: x, route: routeBranchFailure, branch: int(b.idx), code: code, reason: m.Reason()}
+		fm.SetModState(ctxKey, &msgCtx{tx: x, route: routeBranchFailure, branch: int(b.idx), code: code, reason: m.Reason()})
 	}
 	x.unlock()
 	if fm == nil {

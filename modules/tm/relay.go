@@ -80,8 +80,7 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 		x.unlock()
 	}
 	x.mu.Lock()
-	x.req = m.Detach()
-	x.req.Tx = nil
+	x.req = detachReq(m)
 	// the appended branches are consumed by this relay: a failure route starts without them, as Kamailio's
 	// (its t_relay must not fork to them again; $T_branch_idx counts them once)
 	x.req.Branches = nil
@@ -139,7 +138,7 @@ func (t *TM) arm(x *tx, c *msgCtx) {
 
 // armTx applies t_on_* called in a failure route to the transaction at once.
 func (t *TM) armTx(m *engine.Msg) {
-	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil && c.route == routeFailure {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.tx != nil && c.route == routeFailure {
 		c.tx.mu.Lock()
 		t.arm(c.tx, c)
 		c.tx.unlock()

@@ -49,7 +49,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	// Kamailio runs the core reply route first, then the transaction's onreply route; either may drop a
 	// provisional reply.
 	c := &msgCtx{tx: x, route: routeReply, branch: int(b.idx), code: code, reason: m.Reason()}
-	m.Tx = c
+	m.SetModState(ctxKey, c)
 	if err := m.RunReplyRoute(); err != nil {
 		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
 	}
@@ -278,7 +278,7 @@ func (t *TM) best(x *tx) *branch {
 func (t *TM) runFailure(x *tx, fname string, best *branch) {
 	fm := x.req.Detach()
 	c := &msgCtx{tx: x, route: routeFailure, code: int(best.status), reason: best.reason, pickedReplied: best.replied}
-	fm.Tx = c
+	fm.SetModState(ctxKey, c)
 	n := len(x.branches)
 	// on the generation that created the transaction (held for the job, though the transaction holds it too)
 	held := x.gen.Hold()

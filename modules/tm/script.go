@@ -48,8 +48,7 @@ func (t *TM) newtran(m *engine.Msg) int {
 	c.tx = x
 	x.mu.Lock()
 	defer x.unlock()
-	x.req = m.Detach()
-	x.req.Tx = nil
+	x.req = detachReq(m)
 	if x.invite && t.AutoInv100 {
 		x.reply = m.BuildReply(nil, 100, "trying -- your call is important to us", nil, "")
 		x.status = 100
@@ -63,7 +62,7 @@ func (t *TM) reply(m *engine.Msg, code int, reason string) int {
 	if code < 100 || code > 699 {
 		return -1
 	}
-	if c, ok := m.Tx.(*msgCtx); (!ok || c.tx == nil) && t.lookup(m, keyMethod(m)) == nil && t.newtran(m) < 0 {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); (!ok || c.tx == nil) && t.lookup(m, keyMethod(m)) == nil && t.newtran(m) < 0 {
 		return -1 // t_reply creates the transaction when there is none
 	}
 	ok, err := t.TxReply(m, code, reason)
@@ -76,7 +75,7 @@ func (t *TM) reply(m *engine.Msg, code int, reason string) int {
 // TxReply answers m through its transaction (engine.TxReplier: KSR.sl.send_reply); handled=false when m has
 // none (sl then replies statelessly).
 func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
-	c, _ := m.Tx.(*msgCtx)
+	c, _ := m.ModState(ctxKey).(*msgCtx)
 	var x *tx
 	if c != nil {
 		x = c.tx
@@ -138,7 +137,7 @@ func (t *TM) checkTrans(m *engine.Msg) int {
 		x.ack()
 		return 0
 	}
-	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.tx != nil {
 		return 1
 	}
 	x := t.lookup(m, keyMethod(m))
@@ -186,7 +185,7 @@ func b2i(b bool) int {
 
 // withTx runs f on the message's transaction under its lock; -1 when there is none.
 func withTx(m *engine.Msg, f func(x *tx) int) int {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok || c.tx == nil {
 		return -1
 	}
@@ -223,7 +222,7 @@ func (t *TM) branchTimeout(m *engine.Msg) int {
 // branchReplied is t_branch_replied: in a failure route, whether the picked branch had a reply before the
 // one that completed the transaction (Kamailio's FL_REPLIED); -1 elsewhere.
 func (t *TM) branchReplied(m *engine.Msg) int {
-	if c, ok := m.Tx.(*msgCtx); ok && c.route == routeFailure {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.route == routeFailure {
 		return b2i(c.pickedReplied)
 	}
 	return -1
@@ -276,7 +275,7 @@ func (t *TM) checkStatus(m *engine.Msg, re string) int {
 // replyOf is the reply a route is about: the received one in an onreply route, the winning one in a failure
 // route, otherwise the last reply the transaction sent.
 func (t *TM) replyOf(m *engine.Msg) (int, string, bool) {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok {
 		return 0, "", false
 	}

@@ -183,7 +183,7 @@ func (t *TM) PVs() []engine.PV {
 			// Kamailio (tmx): the branch in branch and reply routes; in a failure route the index the next
 			// branch would get (branches of the transaction + appended ones); in a request route the number
 			// of appended branches
-			c, ok := m.Tx.(*msgCtx)
+			c, ok := m.ModState(ctxKey).(*msgCtx)
 			switch {
 			case ok && (c.route == routeBranch || c.route == routeReply || c.route == routeBranchFailure):
 				return engine.IntVal(int64(c.branch))
@@ -200,7 +200,7 @@ func (t *TM) PVs() []engine.PV {
 
 // RouteOf names the tm route a message is being run in: "failure", "branch", "reply" or "" (tmx).
 func RouteOf(m *engine.Msg) string {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok {
 		return ""
 	}
@@ -217,7 +217,7 @@ func RouteOf(m *engine.Msg) string {
 
 // Exists reports whether the request has a server transaction already (tmx.t_precheck_trans).
 func (t *TM) Exists(m *engine.Msg) bool {
-	if c, ok := m.Tx.(*msgCtx); ok && c.tx != nil {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.tx != nil {
 		return false // its own transaction
 	}
 	return t.lookup(m, keyMethod(m)) != nil
@@ -230,7 +230,7 @@ func (t *TM) Exists(m *engine.Msg) bool {
 // long to absorb retransmissions, then goes, so it cannot live forever. A transaction whose relay failed
 // and that the script answered statelessly is dropped at once, so a retransmission is routed again.
 func (t *TM) RequestRouteDone(m *engine.Msg) {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok || c.tx == nil || c.route != routeRequest || m.Relayed {
 		return
 	}

@@ -73,14 +73,14 @@ func (t *TM) KFlushFlags(m *engine.Msg) int {
 
 // KIsRequestRoute is tmx.t_is_request_route: 1 in the request route.
 func KIsRequestRoute(m *engine.Msg) int {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	return b2i(!ok || c.route == routeRequest)
 }
 
 // KCancelBranches is tmx.t_cancel_branches("all" | "others" | "this") in an onreply route: CANCEL to the
 // pending branches, all of them, all but the one this reply is for, or only that one.
 func (t *TM) KCancelBranches(m *engine.Msg, mode string) int {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok || c.tx == nil || c.route != routeReply {
 		return -1
 	}
@@ -186,7 +186,7 @@ func (t *TM) KReplyCallID(m *engine.Msg, callid, cseq string, code int, reason s
 // KReuseBranch is tmx.t_reuse_branch: in a branch failure route, the R-URI (and $du) of the route's request
 // become those of the branch that failed, as Kamailio; -1 in any other route.
 func (t *TM) KReuseBranch(m *engine.Msg) int {
-	c, ok := m.Tx.(*msgCtx)
+	c, ok := m.ModState(ctxKey).(*msgCtx)
 	if !ok || c.tx == nil || c.route != routeBranchFailure {
 		return -1
 	}

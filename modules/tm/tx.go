@@ -20,8 +20,11 @@ const (
 	routeReply
 )
 
-// msgCtx is tm's state for one message (engine.Msg.Tx): the routes the script armed, timers it set, and
-// in failure/branch/onreply routes the transaction and the branch or reply the route is about.
+// ctxKey keys tm's state for a message (msgCtx) in engine.Msg.ModState.
+const ctxKey = "tm"
+
+// msgCtx is tm's state for one message (engine.Msg.ModState(ctxKey)): the routes the script armed, timers
+// it set, and in failure/branch/onreply routes the transaction and the branch or reply the route is about.
 type msgCtx struct {
 	tx                           *tx
 	branch                       int
@@ -37,11 +40,11 @@ type msgCtx struct {
 }
 
 func ctxOf(m *engine.Msg) *msgCtx {
-	if c, ok := m.Tx.(*msgCtx); ok {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); ok {
 		return c
 	}
 	c := &msgCtx{}
-	m.Tx = c
+	m.SetModState(ctxKey, c)
 	return c
 }
 
@@ -388,3 +391,16 @@ func callID(m *engine.Msg) string {
 
 func (x *tx) fire()             { x.onTimer() } // its timer (timers.go)
 func (x *tx) timerSet() *timers { return &x.t.timers }
+
+// detachReq is the transaction's copy of request m (engine.Msg.Detach) without tm's state for m, which
+// belongs to the route running m: a copy runs its own routes with a msgCtx of its own. Left out rather than
+// deleted from the copy, so that the copy's module state array has no slot for it.
+func detachReq(m *engine.Msg) *engine.Msg {
+	c := m.ModState(ctxKey)
+	m.DelModState(ctxKey)
+	d := m.Detach()
+	if c != nil {
+		m.SetModState(ctxKey, c)
+	}
+	return d
+}
