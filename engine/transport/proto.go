@@ -63,17 +63,14 @@ func (p Proto) WebSocket() bool { return p == WS || p == WSS }
 
 // ParseProto accepts udp, tcp, tls, ws and wss in any case.
 func ParseProto(s string) (Proto, bool) {
-	switch strings.ToLower(s) {
-	case "udp":
-		return UDP, true
-	case "tcp":
-		return TCP, true
-	case "tls":
-		return TLS, true
-	case "ws":
-		return WS, true
-	case "wss":
-		return WSS, true
+	// EqualFold, not ToLower: every relayed reply parses its Via's "UDP", and lowering it allocated
+	for _, c := range [...]struct {
+		name  string
+		proto Proto
+	}{{"udp", UDP}, {"tcp", TCP}, {"tls", TLS}, {"ws", WS}, {"wss", WSS}} {
+		if strings.EqualFold(s, c.name) {
+			return c.proto, true
+		}
 	}
 	return ProtoNone, false
 }
