@@ -66,21 +66,23 @@ type contact struct {
 	regID    string
 }
 
-// contacts splits every Contact header of m into contacts. star reports a "*" Contact; nstar counts
-// the Contact values in all (a "*" among others is an error of the caller's to report).
-func contacts(m *engine.Msg) (list []contact, star bool, values int, ok bool) {
-	for _, h := range m.Raw.Hdrs {
+// contacts appends the contacts of every Contact header of m, the first at header index first, to list.
+// star reports a "*" Contact; values counts the Contact values in all (a "*" among others is an error of
+// the caller's to report). The strings are views of m.Buf (see view). list is returned even when ok is
+// false, so that the caller keeps its backing array.
+func contacts(m *engine.Msg, first int, list []contact) (_ []contact, star bool, values int, ok bool) {
+	for _, h := range m.Raw.Hdrs[first:] {
 		if !h.Is(m.Buf, "contact") {
 			continue
 		}
-		v := string(h.Value(m.Buf))
+		v := h.Value(m.Buf)
 		for len(v) > 0 {
-			end := rawsip.FirstValueEnd([]byte(v))
-			one := strings.TrimSpace(v[:end])
+			end := rawsip.FirstValueEnd(v)
+			one := strings.TrimSpace(view(v[:end]))
 			if end < len(v) {
 				v = v[end+1:]
 			} else {
-				v = ""
+				v = nil
 			}
 			if one == "" {
 				continue
@@ -92,7 +94,7 @@ func contacts(m *engine.Msg) (list []contact, star bool, values int, ok bool) {
 			}
 			_, uri, params, good := rawsip.NameAddr(one)
 			if !good || uri == "" {
-				return nil, star, values, false
+				return list, star, values, false
 			}
 			c := contact{uri: uri}
 			c.expires, c.hasExp = param(params, "expires")
@@ -144,24 +146,22 @@ func parseQ(s string) (int, bool) {
 	return q, true
 }
 
-// formatQ writes q × 1000 as Kamailio's q2str: "1", "0", "0.5", "0.25", "0.125"; "" for none.
-func formatQ(q int) string {
+// appendQ appends q × 1000 (0..1000) as Kamailio's q2str writes it: "1", "0", "0.5", "0.25", "0.125".
+func appendQ(b []byte, q int) []byte {
 	switch {
-	case q < 0:
-		return ""
 	case q >= 1000:
-		return "1"
-	case q == 0:
-		return "0"
+		return append(b, '1')
+	case q <= 0:
+		return append(b, '0')
 	}
-	b := []byte{'0', '.', byte('0' + q/100)}
+	b = append(b, '0', '.', byte('0'+q/100))
 	if q %= 100; q != 0 {
 		b = append(b, byte('0'+q/10))
 		if q %= 10; q != 0 {
 			b = append(b, byte('0'+q))
 		}
 	}
-	return string(b)
+	return b
 }
 
 // Kamailio's method bits (parser/msg_parser.h), so $ulc(p=>methods) shows the numbers Kamailio shows.

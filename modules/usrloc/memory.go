@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -173,13 +174,22 @@ func (s *memStore) Update(table, aor string, fn func(cur []Binding) ([]Binding, 
 	if err != nil {
 		return err
 	}
-	s.store(sh, table, t, aor, old, had, next)
+	// fn usually changes cur in place and returns it (a refresh): cur is this call's own exactly sized
+	// copy, nobody else has it, so the store keeps it rather than copy it again.
+	owned := len(next) > 0 && len(next) == cap(next) && len(cur) == len(next) && unsafe.SliceData(next) == unsafe.SliceData(cur)
+	s.storeOwned(sh, table, t, aor, old, had, next, owned)
 	return nil
 }
 
 // store replaces the bindings of aor by next (nil or empty removes the AOR) and keeps the counters. The
 // caller holds sh.mu for writing; t is sh.tables[table] (nil when the table has no AOR yet).
 func (s *memStore) store(sh *memShard, table string, t map[string][]Binding, aor string, old []Binding, had bool, next []Binding) {
+	s.storeOwned(sh, table, t, aor, old, had, next, false)
+}
+
+// storeOwned is store; owned means next is the caller's private exactly sized slice, kept as is (its
+// bindings' strings are still made the store's own) instead of copied.
+func (s *memStore) storeOwned(sh *memShard, table string, t map[string][]Binding, aor string, old []Binding, had bool, next []Binding, owned bool) {
 	if len(next) == 0 {
 		if had {
 			delete(t, aor)
@@ -205,9 +215,12 @@ func (s *memStore) store(sh *memShard, table string, t map[string][]Binding, aor
 	} else {
 		key = strings.Clone(aor)
 	}
-	stored := make([]Binding, len(next))
-	for i := range next {
-		stored[i] = next[i]
+	stored := next
+	if !owned {
+		stored = make([]Binding, len(next))
+		copy(stored, next)
+	}
+	for i := range stored {
 		if !reuseStrings(&stored[i], old) {
 			s.pack(&stored[i])
 		}
