@@ -574,6 +574,8 @@ func scanHeaders(m *engine.Msg) hdrIndex {
 		switch {
 		case len(n) == 1:
 			name = []byte(rawsip.Compact(n[0]))
+		case len(n) != 2 && len(n) != 4 && len(n) != 5 && len(n) != 7 && len(n) != 10:
+			continue // not one of the names below (Via, From, Max-Forwards, Content-Length …)
 		case len(n) <= len(low):
 			for j, c := range n {
 				if 'A' <= c && c <= 'Z' {
