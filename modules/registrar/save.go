@@ -345,6 +345,9 @@ func (c *saveCtx) doSave(m *engine.Msg, table string, uri string) (int, rerr) {
 		r.logger().Error("save: no location table", "module", "registrar", "err", err)
 		return -1, rULGet
 	}
+	if _, copies := st.(usrloc.CopiesStrings); !copies {
+		reg.own()
+	}
 	if reg.star {
 		if _, err := st.Delete(table, reg.aor, ""); err != nil {
 			r.logger().Error("save: removing bindings failed", "module", "registrar", "aor", reg.aor, "err", err)
@@ -388,7 +391,8 @@ func (c *saveCtx) doSave(m *engine.Msg, table string, uri string) (int, rerr) {
 func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // own copies the strings of reg that the store may keep (AOR, Call-ID, User-Agent, the contacts' URI,
-// received and +sip.instance), views of the received message until then, into one new allocation.
+// received and +sip.instance), views of the received message until then, into one new allocation. A
+// store that copies what it keeps (usrloc.CopiesStrings: the memory backend) does not need it.
 func (reg *register) own() {
 	n := len(reg.aor) + len(reg.callID) + len(reg.ua)
 	for i := range reg.list {
@@ -422,7 +426,7 @@ func (reg *register) own() {
 }
 
 // readRegister checks and reads into reg what save needs (Kamailio's parse_message and check_contacts).
-// It reads views of the message (no copy) and copies what the store keeps at the end (own).
+// Its strings are views of the message (no copy): doSave copies them (own) for a store that keeps them.
 func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr {
 	*reg = register{hdrExp: -1, bflags: m.BFlags, qOver: -2, list: reg.list[:0]}
 	x := scanHeaders(m)
@@ -472,7 +476,6 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 		reg.hdrExp = int(min(e, 1<<31-1))
 	}
 	if x.contact < 0 {
-		reg.own()
 		return rFine
 	}
 	list, star, values, ok := contacts(m, x.contact, reg.list)
@@ -488,7 +491,6 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 			return rStarCont
 		}
 		reg.star = true
-		reg.own()
 		return rFine
 	}
 	for _, c := range list {
@@ -497,7 +499,6 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 		}
 	}
 	if len(list) == 0 {
-		reg.own()
 		return rFine
 	}
 	reg.list = list
@@ -544,7 +545,6 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 	if st := r.state(m, false); st != nil {
 		reg.qOver = st.qOverride
 	}
-	reg.own()
 	return rFine
 }
 

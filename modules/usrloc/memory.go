@@ -111,6 +111,10 @@ func openMemStore(o memOptions) (*memStore, error) {
 	return s, nil
 }
 
+// CopiesStrings: the memory backend keeps copies (store packs the strings of every binding it stores,
+// or reuses the stored ones, and clones the AOR of a new key).
+func (s *memStore) CopiesStrings() {}
+
 func (s *memStore) shard(aor string) *memShard {
 	return &s.shards[maphash.String(s.seed, aor)&(memShards-1)]
 }

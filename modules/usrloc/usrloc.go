@@ -62,6 +62,14 @@ type Store interface {
 	Close() error
 }
 
+// CopiesStrings is implemented by a Store that keeps none of the strings it is given: Update copies those
+// of the bindings it stores (and the AOR), and no method keeps its arguments. A caller may then pass
+// strings that are views of a buffer it reuses afterwards (the registrar passes views of the REGISTER).
+type CopiesStrings interface {
+	Store
+	CopiesStrings()
+}
+
 // ErrUnavailable is wrapped by backend errors when the backing server cannot be reached.
 var ErrUnavailable = errors.New("location store unavailable")
 
