@@ -161,7 +161,7 @@ func (s *memStore) Lookup(table, aor string) ([]Binding, error) {
 }
 
 // Update runs fn under the shard's write lock, so it is atomic with respect to every other change of aor.
-// fn gets its own copy of the live bindings: it may modify and return it.
+// fn gets its own copy of the live bindings: it may modify and return it (then that copy is stored).
 func (s *memStore) Update(table, aor string, fn func(cur []Binding) ([]Binding, error)) error {
 	table = tableName(table)
 	sh := s.shard(aor)
