@@ -49,6 +49,17 @@ type memStore struct {
 type memShard struct {
 	mu     sync.RWMutex
 	tables map[string]map[string][]Binding
+	// loc is tables[DefaultTable] (nil while that table has no AOR in the shard): nearly every call is for
+	// it, and this saves hashing its name. Written only with mu held for writing, as tables.
+	loc map[string][]Binding
+}
+
+// table returns tables[name]; the caller holds mu.
+func (sh *memShard) table(name string) map[string][]Binding {
+	if name == DefaultTable {
+		return sh.loc
+	}
+	return sh.tables[name]
 }
 
 // memOptions configure a memory store; newMemoryStore fills them from the module parameters.
@@ -155,7 +166,7 @@ func live(bs []Binding, now int64) []Binding {
 func (s *memStore) Lookup(table, aor string) ([]Binding, error) {
 	sh := s.shard(aor)
 	sh.mu.RLock()
-	bs := sh.tables[tableName(table)][aor]
+	bs := sh.table(tableName(table))[aor]
 	sh.mu.RUnlock()
 	return live(bs, s.now()), nil
 }
@@ -167,7 +178,7 @@ func (s *memStore) Update(table, aor string, fn func(cur []Binding) ([]Binding, 
 	sh := s.shard(aor)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.tables[table]
+	t := sh.table(table)
 	old, had := t[aor]
 	var cur []Binding
 	if l := live(old, s.now()); len(l) > 0 {
@@ -199,6 +210,9 @@ func (s *memStore) storeOwned(sh *memShard, table string, t map[string][]Binding
 			delete(t, aor)
 			if len(t) == 0 {
 				delete(sh.tables, table)
+				if table == DefaultTable {
+					sh.loc = nil
+				}
 			}
 			s.aors.Add(-1)
 			s.contacts.Add(-int64(len(old)))
@@ -209,6 +223,9 @@ func (s *memStore) storeOwned(sh *memShard, table string, t map[string][]Binding
 	if t == nil {
 		t = map[string][]Binding{}
 		sh.tables[table] = t
+		if table == DefaultTable {
+			sh.loc = t
+		}
 	}
 	// The stored slice is exactly sized (no spare capacity kept per AOR) and every binding shares the map
 	// key's AOR string: one copy of it per AOR, however many contacts. The other strings are copied into
@@ -226,7 +243,7 @@ func (s *memStore) storeOwned(sh *memShard, table string, t map[string][]Binding
 	}
 	for i := range stored {
 		if !reuseStrings(&stored[i], old) {
-			s.pack(&stored[i])
+			s.pack(&stored[i], old)
 		}
 		stored[i].AOR = key
 	}
@@ -244,7 +261,7 @@ func (s *memStore) Delete(table, aor, contact string) (bool, error) {
 	sh := s.shard(aor)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.tables[table]
+	t := sh.table(table)
 	old, had := t[aor]
 	if !had {
 		return false, nil
@@ -412,8 +429,8 @@ const maxInterned = 256
 
 // pack makes b's strings the store's own: the socket is interned (few distinct values), the others are
 // copied into one new string and sliced from it.
-func (s *memStore) pack(b *Binding) {
-	b.Socket = s.intern(b.Socket)
+func (s *memStore) pack(b *Binding, old []Binding) {
+	b.Socket = s.internFrom(b.Socket, old)
 	n := len(b.Contact) + len(b.Received) + len(b.Path) + len(b.CallID) + len(b.UserAgent) + len(b.Instance)
 	if n == 0 {
 		return
@@ -438,6 +455,17 @@ func (s *memStore) pack(b *Binding) {
 	cut(&b.CallID)
 	cut(&b.UserAgent)
 	cut(&b.Instance)
+}
+
+// internFrom is intern, taking the store's copy from old (the AOR's stored bindings) when one has it: a
+// refresh comes in on the socket it registered on, and this saves the lookup in interned.
+func (s *memStore) internFrom(v string, old []Binding) string {
+	for i := range old {
+		if old[i].Socket == v {
+			return old[i].Socket
+		}
+	}
+	return s.intern(v)
 }
 
 // intern returns the store's copy of a socket name.
