@@ -66,21 +66,23 @@ type contact struct {
 	regID    string
 }
 
-// contacts splits every Contact header of m into contacts. star reports a "*" Contact; nstar counts
-// the Contact values in all (a "*" among others is an error of the caller's to report).
-func contacts(m *engine.Msg) (list []contact, star bool, values int, ok bool) {
-	for _, h := range m.Raw.Hdrs {
+// contacts appends the contacts of every Contact header of m, the first at header index first, to list.
+// star reports a "*" Contact; values counts the Contact values in all (a "*" among others is an error of
+// the caller's to report). The strings are views of m.Buf (see view). list is returned even when ok is
+// false, so that the caller keeps its backing array.
+func contacts(m *engine.Msg, first int, list []contact) (_ []contact, star bool, values int, ok bool) {
+	for _, h := range m.Raw.Hdrs[first:] {
 		if !h.Is(m.Buf, "contact") {
 			continue
 		}
-		v := string(h.Value(m.Buf))
+		v := h.Value(m.Buf)
 		for len(v) > 0 {
-			end := rawsip.FirstValueEnd([]byte(v))
-			one := strings.TrimSpace(v[:end])
+			end := rawsip.FirstValueEnd(v)
+			one := strings.TrimSpace(view(v[:end]))
 			if end < len(v) {
 				v = v[end+1:]
 			} else {
-				v = ""
+				v = nil
 			}
 			if one == "" {
 				continue
@@ -92,19 +94,62 @@ func contacts(m *engine.Msg) (list []contact, star bool, values int, ok bool) {
 			}
 			_, uri, params, good := rawsip.NameAddr(one)
 			if !good || uri == "" {
-				return nil, star, values, false
+				return list, star, values, false
 			}
 			c := contact{uri: uri}
-			c.expires, c.hasExp = param(params, "expires")
-			c.q, c.hasQ = param(params, "q")
-			c.received, _ = param(params, "received")
-			c.methods, c.hasMeth = param(params, "methods")
-			c.instance, _ = param(params, "+sip.instance")
-			c.regID, _ = param(params, "reg-id")
+			c.params(params)
 			list = append(list, c)
 		}
 	}
 	return list, star, values, true
+}
+
+// params reads the parameters save uses from a Contact's header parameters in one pass: for each, the
+// first occurrence, its name in any case, its value without blanks and quotes (what param returns).
+func (c *contact) params(params string) {
+	var hasRcv, hasInst, hasRegID bool
+	i := 0
+	for i < len(params) {
+		semi := strings.IndexByte(params[i:], ';')
+		if semi < 0 {
+			return
+		}
+		j := i + semi + 1
+		end := j
+		for end < len(params) && params[end] != ';' && params[end] != ',' {
+			if params[end] == '"' { // quoted value: skip to the closing quote
+				if q := strings.IndexByte(params[end+1:], '"'); q >= 0 {
+					end += q + 1
+				}
+			}
+			end++
+		}
+		i = end
+		k, v, _ := strings.Cut(strings.TrimSpace(params[j:end]), "=")
+		k = strings.TrimSpace(k)
+		var dst *string
+		switch {
+		case !c.hasExp && strings.EqualFold(k, "expires"):
+			dst, c.hasExp = &c.expires, true
+		case !c.hasQ && strings.EqualFold(k, "q"):
+			dst, c.hasQ = &c.q, true
+		case !hasRcv && strings.EqualFold(k, "received"):
+			dst, hasRcv = &c.received, true
+		case !c.hasMeth && strings.EqualFold(k, "methods"):
+			dst, c.hasMeth = &c.methods, true
+		case !hasInst && strings.EqualFold(k, "+sip.instance"):
+			dst, hasInst = &c.instance, true
+		case !hasRegID && strings.EqualFold(k, "reg-id"):
+			dst, hasRegID = &c.regID, true
+		default:
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		*dst = v
+	}
 }
 
 // param returns a header parameter's value without quotes.
@@ -144,31 +189,32 @@ func parseQ(s string) (int, bool) {
 	return q, true
 }
 
-// formatQ writes q × 1000 as Kamailio's q2str: "1", "0", "0.5", "0.25", "0.125"; "" for none.
-func formatQ(q int) string {
+// appendQ appends q × 1000 (0..1000) as Kamailio's q2str writes it: "1", "0", "0.5", "0.25", "0.125".
+func appendQ(b []byte, q int) []byte {
 	switch {
-	case q < 0:
-		return ""
 	case q >= 1000:
-		return "1"
-	case q == 0:
-		return "0"
+		return append(b, '1')
+	case q <= 0:
+		return append(b, '0')
 	}
-	b := []byte{'0', '.', byte('0' + q/100)}
+	b = append(b, '0', '.', byte('0'+q/100))
 	if q %= 100; q != 0 {
 		b = append(b, byte('0'+q/10))
 		if q %= 10; q != 0 {
 			b = append(b, byte('0'+q))
 		}
 	}
-	return string(b)
+	return b
 }
 
 // Kamailio's method bits (parser/msg_parser.h), so $ulc(p=>methods) shows the numbers Kamailio shows.
-var methodBits = map[string]uint32{
-	"INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32, "SUBSCRIBE": 64,
-	"NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512, "PRACK": 1024, "UPDATE": 2048, "REFER": 4096,
-	"PUBLISH": 8192, "KDMQ": 16384, "GET": 32768, "POST": 65536, "PUT": 131072, "DELETE": 262144,
+var methodBits = [...]struct {
+	name string
+	bit  uint32
+}{
+	{"INVITE", 1}, {"CANCEL", 2}, {"ACK", 4}, {"BYE", 8}, {"INFO", 16}, {"REGISTER", 32}, {"SUBSCRIBE", 64},
+	{"NOTIFY", 128}, {"MESSAGE", 256}, {"OPTIONS", 512}, {"PRACK", 1024}, {"UPDATE", 2048}, {"REFER", 4096},
+	{"PUBLISH", 8192}, {"KDMQ", 16384}, {"GET", 32768}, {"POST", 65536}, {"PUT", 131072}, {"DELETE", 262144},
 }
 
 const (
@@ -176,11 +222,26 @@ const (
 	allMethods  = 0xFFFFFFFF
 )
 
+// methodBit is the bit of a method name, matched without regard to ASCII case (as Kamailio's parser) and
+// without the upper-case copy and map lookup it once took for every Allow entry of every REGISTER.
 func methodBit(name string) uint32 {
-	if b, ok := methodBits[strings.ToUpper(strings.TrimSpace(name))]; ok {
-		return b
+	name = strings.TrimSpace(name)
+	for _, mb := range methodBits {
+		if len(mb.name) == len(name) && upperEqual(name, mb.name) {
+			return mb.bit
+		}
 	}
 	return methodOther
+}
+
+// upperEqual reports whether s is upper (an upper-case ASCII word of the same length) in any ASCII case.
+func upperEqual(s, upper string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != upper[i] && c != upper[i]+('a'-'A') {
+			return false
+		}
+	}
+	return true
 }
 
 // methodMask adds the methods of a comma-separated list (Allow, a methods contact parameter) to mask.

@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -118,8 +120,9 @@ func (r *Registrar) saveURI(m *engine.Msg, table string, flags int, uri string) 
 		return -1
 	}
 	now := time.Now().Unix()
-	var cur []usrloc.Binding
-	ret, e := r.doSave(m, table, flags, uri, now, &cur)
+	c := getSaveCtx(r, now, flags)
+	defer c.release()
+	ret, e := c.doSave(m, table, uri)
 	if e == rFine {
 		r.rt.accepted.Add(1)
 	} else {
@@ -128,16 +131,19 @@ func (r *Registrar) saveURI(m *engine.Msg, table string, flags int, uri string) 
 	// Kamailio forgets the Path vector when save returns, so a reply sent later by reg_send_reply has no
 	// Path (nor the 420 of path_mode 2); one prepared now (0x10) or sent now has it
 	withPath := flags&flagNoReply == 0 || flags&flagPrepReply != 0
-	p := r.buildReply(m, e, cur, now, withPath)
 	switch {
 	case flags&flagNoReply == 0:
-		m.ReplyHdrs = append(m.ReplyHdrs, p.hdrs...)
-		if err := r.reply(m, p.code); err != nil {
-			r.logger().Warn("save: reply not sent", "module", "registrar", "code", p.code, "err", err)
+		// The headers go straight into the message's reply headers (a buffer the engine reuses).
+		var code int
+		m.ReplyHdrs, code = r.appendReply(m.ReplyHdrs, m, e, c.cur, now, withPath)
+		if err := r.reply(m, code); err != nil {
+			r.logger().Warn("save: reply not sent", "module", "registrar", "code", code, "err", err)
 			return -1
 		}
 	default:
-		r.state(m, true).pending = &p
+		hdrs, code := r.appendReply(nil, m, e, c.cur, now, withPath)
+		p := &pendingReply{code: code, hdrs: string(hdrs)}
+		r.state(m, true).pending = p
 		if flags&flagPrepReply != 0 {
 			m.ReplyHdrs = append(m.ReplyHdrs, p.hdrs...)
 			p.hdrs = ""
@@ -179,11 +185,10 @@ func (r *Registrar) sendPendingReply(m *engine.Msg) int {
 	return 1
 }
 
-// buildReply makes the status and headers of save's reply: the live bindings as one Contact header
-// (Kamailio's build_contact), Path (and 420's Unsupported), Min-Expires for 423, P-Registrar-Error and
-// Retry-After for errors.
-func (r *Registrar) buildReply(m *engine.Msg, e rerr, cur []usrloc.Binding, now int64, withPath bool) pendingReply {
-	var b strings.Builder
+// appendReply appends the headers of save's reply to dst and returns its status: the live bindings as one
+// Contact header (Kamailio's build_contact), Path (and 420's Unsupported), Min-Expires for 423,
+// P-Registrar-Error and Retry-After for errors.
+func (r *Registrar) appendReply(b []byte, m *engine.Msg, e rerr, cur []usrloc.Binding, now int64, withPath bool) ([]byte, int) {
 	n := 0
 	for i := range cur {
 		c := &cur[i]
@@ -191,56 +196,67 @@ func (r *Registrar) buildReply(m *engine.Msg, e rerr, cur []usrloc.Binding, now 
 			continue
 		}
 		if n == 0 {
-			b.WriteString("Contact: ")
+			b = append(b, "Contact: "...)
 		} else {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
 		n++
-		b.WriteByte('<')
-		b.WriteString(c.Contact)
-		b.WriteByte('>')
-		if q := formatQ(int(c.Q)); q != "" {
-			b.WriteString(";q=")
-			b.WriteString(q)
+		b = append(b, '<')
+		b = append(b, c.Contact...)
+		b = append(b, '>')
+		if c.Q >= 0 {
+			b = append(b, ";q="...)
+			b = appendQ(b, int(c.Q))
 		}
-		b.WriteString(";expires=")
-		b.WriteString(strconv.FormatInt(c.Expires-now, 10))
+		b = append(b, ";expires="...)
+		b = strconv.AppendInt(b, c.Expires-now, 10)
 		if r.ReceivedParam != "" && c.Received != "" {
-			b.WriteString(";" + r.ReceivedParam + "=\"" + c.Received + "\"")
+			b = append(b, ';')
+			b = append(b, r.ReceivedParam...)
+			b = append(b, "=\""...)
+			b = append(b, c.Received...)
+			b = append(b, '"')
 		}
 		if c.Instance != "" {
-			b.WriteString(";+sip.instance=\"" + c.Instance + "\"")
+			b = append(b, ";+sip.instance=\""...)
+			b = append(b, c.Instance...)
+			b = append(b, '"')
 		}
 		if c.RegID > 0 {
-			b.WriteString(";reg-id=" + strconv.Itoa(int(c.RegID)))
+			b = append(b, ";reg-id="...)
+			b = strconv.AppendInt(b, int64(c.RegID), 10)
 		}
 	}
 	if n > 0 {
-		b.WriteString("\r\n")
+		b = append(b, "\r\n"...)
 	}
 	if e == rFine && withPath && r.UsePath && r.PathMode != PathModeOff {
 		if path := pathVector(m); path != "" {
 			_, supported := hasOptionTag(m, "supported", "path")
 			switch {
 			case supported:
-				b.WriteString("Path: " + path + "\r\n")
+				b = append(b, "Path: "+path+"\r\n"...)
 			case r.PathMode == PathModeStrict:
 				e = rPathUnsup
-				b.WriteString("Unsupported: path\r\nPath: " + path + "\r\n")
+				b = append(b, "Unsupported: path\r\nPath: "+path+"\r\n"...)
 			}
 		}
 	}
 	if e == rLowExp {
-		b.WriteString("Min-Expires: " + strconv.Itoa(r.MinExpires) + "\r\n")
+		b = append(b, "Min-Expires: "...)
+		b = strconv.AppendInt(b, int64(r.MinExpires), 10)
+		b = append(b, "\r\n"...)
 	}
 	code := rerrInfo[e].code
 	if code != 200 {
-		b.WriteString("P-Registrar-Error: " + rerrInfo[e].text + "\r\n")
+		b = append(b, "P-Registrar-Error: "+rerrInfo[e].text+"\r\n"...)
 		if code >= 500 && r.RetryAfter > 0 {
-			b.WriteString("Retry-After: " + strconv.Itoa(r.RetryAfter) + "\r\n")
+			b = append(b, "Retry-After: "...)
+			b = strconv.AppendInt(b, int64(r.RetryAfter), 10)
+			b = append(b, "\r\n"...)
 		}
 	}
-	return pendingReply{code: code, hdrs: b.String()}
+	return b, code
 }
 
 // pathVector joins the Path header values with "," (Kamailio's build_path_vector).
@@ -259,11 +275,69 @@ func pathVector(m *engine.Msg) string {
 	return string(path)
 }
 
-// doSave reads the REGISTER and updates the store. cur receives the bindings the reply lists. It returns
-// save's positive code and rFine, or the error.
-func (r *Registrar) doSave(m *engine.Msg, table string, flags int, uri string, now int64, cur *[]usrloc.Binding) (int, rerr) {
-	reg, e := r.readRegister(m, uri)
+// saveCtx is the working state of one save: the REGISTER as read, the bindings the reply lists and the
+// store's update callback, bound once. Contexts are pooled, so that a refresh allocates only what the
+// store keeps (the callback, its captured variables and the contact list were an allocation each).
+type saveCtx struct {
+	r      *Registrar
+	now    int64
+	flags  int
+	reg    register
+	cur    []usrloc.Binding // the bindings the reply lists
+	ret    int
+	fail   rerr
+	update func([]usrloc.Binding) ([]usrloc.Binding, error) // c.apply, bound once per context
+}
+
+var saveCtxPool = sync.Pool{New: func() any {
+	c := &saveCtx{}
+	c.update = c.apply
+	return c
+}}
+
+func getSaveCtx(r *Registrar, now int64, flags int) *saveCtx {
+	c := saveCtxPool.Get().(*saveCtx)
+	c.r, c.now, c.flags = r, now, flags
+	return c
+}
+
+// release returns c to the pool without what it points to: the store's bindings, the strings of the
+// REGISTER and the parameter set (a reload must not be kept alive by a pooled context).
+func (c *saveCtx) release() {
+	list := c.reg.list[:0]
+	clear(list[:cap(list)])
+	if cap(list) > 8 { // a REGISTER with many contacts: do not keep its list around
+		list = nil
+	}
+	c.reg = register{list: list}
+	c.r, c.cur, c.ret, c.fail = nil, nil, 0, rFine
+	saveCtxPool.Put(c)
+}
+
+// apply is the store update of save: the bindings of the AOR given its live ones (Store.Update's fn).
+func (c *saveCtx) apply(old []usrloc.Binding) ([]usrloc.Binding, error) {
+	c.cur = old
+	var next []usrloc.Binding
+	var e rerr
+	if len(old) == 0 {
+		next, e = c.r.insertContacts(&c.reg, c.now)
+		c.ret = 1
+	} else {
+		next, c.ret, e = c.r.updateContacts(&c.reg, old, c.flags&flagReplace != 0, c.now)
+	}
 	if e != rFine {
+		c.fail = e
+		return nil, e
+	}
+	c.cur = next
+	return next, nil
+}
+
+// doSave reads the REGISTER and updates the store. c.cur receives the bindings the reply lists. It returns
+// save's positive code and rFine, or the error.
+func (c *saveCtx) doSave(m *engine.Msg, table string, uri string) (int, rerr) {
+	r, reg := c.r, &c.reg
+	if e := r.readRegister(m, uri, reg); e != rFine {
 		return -1, e
 	}
 	st, err := r.store()
@@ -271,11 +345,14 @@ func (r *Registrar) doSave(m *engine.Msg, table string, flags int, uri string, n
 		r.logger().Error("save: no location table", "module", "registrar", "err", err)
 		return -1, rULGet
 	}
+	if _, copies := st.(usrloc.CopiesStrings); !copies {
+		reg.own()
+	}
 	if reg.star {
 		if _, err := st.Delete(table, reg.aor, ""); err != nil {
 			r.logger().Error("save: removing bindings failed", "module", "registrar", "aor", reg.aor, "err", err)
 			if bs, err := st.Lookup(table, reg.aor); err == nil {
-				*cur = bs
+				c.cur = bs
 			}
 			return -1, rULGet
 		}
@@ -287,78 +364,100 @@ func (r *Registrar) doSave(m *engine.Msg, table string, flags int, uri string, n
 			r.logger().Error("save: lookup failed", "module", "registrar", "aor", reg.aor, "err", err)
 			return -1, rULGet
 		}
-		*cur = bs
+		c.cur = bs
 		return 4, rFine
 	}
-	ret := 0
-	var fail rerr
-	err = st.Update(table, reg.aor, func(old []usrloc.Binding) ([]usrloc.Binding, error) {
-		*cur = old
-		var next []usrloc.Binding
-		var e rerr
-		if len(old) == 0 {
-			next, e = r.insertContacts(reg, now)
-			ret = 1
-		} else {
-			next, ret, e = r.updateContacts(reg, old, flags&flagReplace != 0, now)
-		}
-		if e != rFine {
-			fail = e
-			return nil, e
-		}
-		*cur = next
-		return next, nil
-	})
-	if err != nil {
+	c.ret, c.fail = 0, rFine
+	if err := st.Update(table, reg.aor, c.update); err != nil {
 		var re rerr
 		if errors.As(err, &re) {
-			return -1, fail
+			return -1, c.fail
 		}
 		r.logger().Error("save: updating bindings failed", "module", "registrar", "aor", reg.aor, "err", err)
-		*cur = nil
+		c.cur = nil
 		if bs, err := st.Lookup(table, reg.aor); err == nil {
-			*cur = bs
+			c.cur = bs
 		}
 		return -1, rULGet
 	}
-	if ret == 0 {
-		ret = 1
+	if c.ret == 0 {
+		c.ret = 1
 	}
-	return ret, rFine
+	return c.ret, rFine
 }
 
-// readRegister checks and reads what save needs (Kamailio's parse_message and check_contacts).
-func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
-	reg := &register{hdrExp: -1, bflags: m.BFlags, qOver: -2}
+// view is b as a string without a copy, for reading the received message: it must not outlive the save
+// (m.Buf is reused for the next message) unless own copies it.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// own copies the strings of reg that the store may keep (AOR, Call-ID, User-Agent, the contacts' URI,
+// received and +sip.instance), views of the received message until then, into one new allocation. A
+// store that copies what it keeps (usrloc.CopiesStrings: the memory backend) does not need it.
+func (reg *register) own() {
+	n := len(reg.aor) + len(reg.callID) + len(reg.ua)
+	for i := range reg.list {
+		c := &reg.list[i]
+		n += len(c.uri) + len(c.received) + len(c.instance)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.WriteString(reg.aor)
+	sb.WriteString(reg.callID)
+	sb.WriteString(reg.ua)
+	for i := range reg.list {
+		c := &reg.list[i]
+		sb.WriteString(c.uri)
+		sb.WriteString(c.received)
+		sb.WriteString(c.instance)
+	}
+	all := sb.String()
+	cut := func(f *string) {
+		*f, all = all[:len(*f)], all[len(*f):]
+	}
+	cut(&reg.aor)
+	cut(&reg.callID)
+	cut(&reg.ua)
+	for i := range reg.list {
+		c := &reg.list[i]
+		cut(&c.uri)
+		cut(&c.received)
+		cut(&c.instance)
+	}
+}
+
+// readRegister checks and reads into reg what save needs (Kamailio's parse_message and check_contacts).
+// Its strings are views of the message (no copy): doSave copies them (own) for a store that keeps them.
+func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr {
+	*reg = register{hdrExp: -1, bflags: m.BFlags, qOver: -2, list: reg.list[:0]}
 	x := scanHeaders(m)
 	if uri == "" {
 		if x.to < 0 {
-			return nil, rToMiss
+			return rToMiss
 		}
-		_, u, _, ok := rawsip.NameAddr(string(x.value(m, x.to)))
+		_, u, _, ok := rawsip.NameAddr(view(x.value(m, x.to)))
 		if !ok || u == "" {
-			return nil, rToMiss
+			return rToMiss
 		}
 		uri = u
 	}
 	aor, ok := r.aor(uri)
 	if !ok {
-		return nil, rAORParse
+		return rAORParse
 	}
 	reg.aor = aor
 	if x.callID < 0 {
-		return nil, rCIDMiss
+		return rCIDMiss
 	}
 	cid := trimBlanks(x.value(m, x.callID))
 	if len(cid) == 0 {
-		return nil, rCIDMiss
+		return rCIDMiss
 	}
 	if len(cid) > callIDMaxSize {
-		return nil, rCallIDLen
+		return rCallIDLen
 	}
-	reg.callID = string(cid)
+	reg.callID = view(cid)
 	if x.cseq < 0 {
-		return nil, rCSMiss
+		return rCSMiss
 	}
 	cs := trimBlanks(x.value(m, x.cseq))
 	if sp := bytes.IndexAny(cs, " \t"); sp >= 0 {
@@ -366,46 +465,47 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 	}
 	n, ok := uint32Value(cs)
 	if !ok {
-		return nil, rInvCSeq
+		return rInvCSeq
 	}
 	reg.cseq = n
 	if x.expires >= 0 {
 		e, ok := uint32Value(x.value(m, x.expires))
 		if !ok {
-			return nil, rParseExp
+			return rParseExp
 		}
 		reg.hdrExp = int(min(e, 1<<31-1))
 	}
-	if !x.contact {
-		return reg, rFine
+	if x.contact < 0 {
+		return rFine
 	}
-	list, star, values, ok := contacts(m)
+	list, star, values, ok := contacts(m, x.contact, reg.list)
+	reg.list = list[:0] // the backing array is reused by the next save, whatever happens
 	if !ok {
-		return nil, rParseCont
+		return rParseCont
 	}
 	if star {
 		if reg.hdrExp != 0 {
-			return nil, rStarExp
+			return rStarExp
 		}
 		if values > 1 {
-			return nil, rStarCont
+			return rStarCont
 		}
 		reg.star = true
-		return reg, rFine
+		return rFine
 	}
 	for _, c := range list {
 		if len(c.uri) > r.ContactMaxSize || len(c.received) > receivedMaxSize {
-			return nil, rContactLen
+			return rContactLen
 		}
 	}
 	if len(list) == 0 {
-		return reg, rFine
+		return rFine
 	}
 	reg.list = list
 	reg.ua = "n/a"
 	if x.ua >= 0 {
 		if ua := trimBlanks(x.value(m, x.ua)); len(ua) > 0 && len(ua) < uaMaxSize {
-			reg.ua = string(ua)
+			reg.ua = view(ua)
 		}
 	}
 	if r.UsePath && x.path {
@@ -413,7 +513,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 		if reg.path != "" {
 			_, rcv, ok := firstPathURI(reg.path)
 			if !ok {
-				return nil, rParsePath
+				return rParsePath
 			}
 			if r.PathUseReceived {
 				reg.pathRcv = rcv
@@ -424,7 +524,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 		if v := m.AVPs[r.rcvAVP]; len(v) > 0 {
 			if s := v[len(v)-1].String(); s != "" {
 				if len(s) > receivedMaxSize {
-					return nil, rContactLen
+					return rContactLen
 				}
 				reg.received = s
 			}
@@ -435,7 +535,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 		reg.methods = 0
 		for _, h := range m.Raw.Hdrs {
 			if h.Is(m.Buf, "allow") {
-				reg.methods = methodMask(reg.methods, string(h.Value(m.Buf)))
+				reg.methods = methodMask(reg.methods, view(h.Value(m.Buf)))
 			}
 		}
 	}
@@ -445,13 +545,13 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string) (*register, rerr) {
 	if st := r.state(m, false); st != nil {
 		reg.qOver = st.qOverride
 	}
-	return reg, rFine
+	return rFine
 }
 
 // hdrIndex holds where the headers save reads are, found in one pass over the message (-1 = absent).
 type hdrIndex struct {
-	to, callID, cseq, expires, ua int
-	contact, path, allow          bool
+	to, callID, cseq, expires, ua, contact int
+	path, allow                            bool
 }
 
 func (x *hdrIndex) value(m *engine.Msg, i int) []byte { return m.Raw.Hdrs[i].Value(m.Buf) }
@@ -466,7 +566,7 @@ func keepFirst(idx *int, i int) {
 // scanHeaders finds the headers save needs in one pass (a REGISTER has a dozen; a lookup per header
 // would walk them all each time).
 func scanHeaders(m *engine.Msg) hdrIndex {
-	x := hdrIndex{to: -1, callID: -1, cseq: -1, expires: -1, ua: -1}
+	x := hdrIndex{to: -1, callID: -1, cseq: -1, expires: -1, ua: -1, contact: -1}
 	var low [16]byte
 	for i, h := range m.Raw.Hdrs {
 		n := h.Name(m.Buf)
@@ -474,6 +574,8 @@ func scanHeaders(m *engine.Msg) hdrIndex {
 		switch {
 		case len(n) == 1:
 			name = []byte(rawsip.Compact(n[0]))
+		case len(n) != 2 && len(n) != 4 && len(n) != 5 && len(n) != 7 && len(n) != 10:
+			continue // not one of the names below (Via, From, Max-Forwards, Content-Length …)
 		case len(n) <= len(low):
 			for j, c := range n {
 				if 'A' <= c && c <= 'Z' {
@@ -497,7 +599,7 @@ func scanHeaders(m *engine.Msg) hdrIndex {
 		case "user-agent":
 			keepFirst(&x.ua, i)
 		case "contact":
-			x.contact = true
+			keepFirst(&x.contact, i)
 		case "path":
 			x.path = true
 		case "allow":
@@ -680,7 +782,14 @@ func (r *Registrar) updateContacts(reg *register, old []usrloc.Binding, replace 
 			return nil, 0, rTooMany
 		}
 	}
-	out := slices.Clone(old)
+	// old is the store's copy for this update (Store.Update's fn owns it), but on an error it is also what the
+	// error reply lists: with several contacts an error may come after an earlier one changed the list, so
+	// that list works on a copy. With one contact every error comes before the first change, so the common
+	// refresh updates old in place, and the store can keep that slice (no copy at all).
+	out := old
+	if len(reg.list) > 1 {
+		out = slices.Clone(old)
+	}
 	rc := 0
 	var touched []string // contacts this REGISTER already saved: a repeat updates them again (last wins)
 	for i := range reg.list {

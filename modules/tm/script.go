@@ -81,12 +81,10 @@ func (t *TM) TxReply(m *engine.Msg, code int, reason string) (bool, error) {
 		x = c.tx
 	}
 	if x == nil {
-		if !m.IsRequest() || m.IsAck() {
-			return false, nil
-		}
-		if x = t.lookup(m, keyMethod(m)); x == nil {
-			return false, nil // no transaction: the caller answers statelessly
-		}
+		// Only the transaction this message's route created or looked up (Kamailio's t_gett(): sl's
+		// send_reply never searches the table). A REGISTER answered by save() or an auth challenge costs
+		// no key building and no table lookup.
+		return false, nil
 	}
 	x.mu.Lock()
 	defer x.unlock()

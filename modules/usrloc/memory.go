@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 )
@@ -48,6 +49,17 @@ type memStore struct {
 type memShard struct {
 	mu     sync.RWMutex
 	tables map[string]map[string][]Binding
+	// loc is tables[DefaultTable] (nil while that table has no AOR in the shard): nearly every call is for
+	// it, and this saves hashing its name. Written only with mu held for writing, as tables.
+	loc map[string][]Binding
+}
+
+// table returns tables[name]; the caller holds mu.
+func (sh *memShard) table(name string) map[string][]Binding {
+	if name == DefaultTable {
+		return sh.loc
+	}
+	return sh.tables[name]
 }
 
 // memOptions configure a memory store; newMemoryStore fills them from the module parameters.
@@ -110,6 +122,10 @@ func openMemStore(o memOptions) (*memStore, error) {
 	return s, nil
 }
 
+// CopiesStrings: the memory backend keeps copies (store packs the strings of every binding it stores,
+// or reuses the stored ones, and clones the AOR of a new key).
+func (s *memStore) CopiesStrings() {}
+
 func (s *memStore) shard(aor string) *memShard {
 	return &s.shards[maphash.String(s.seed, aor)&(memShards-1)]
 }
@@ -150,19 +166,19 @@ func live(bs []Binding, now int64) []Binding {
 func (s *memStore) Lookup(table, aor string) ([]Binding, error) {
 	sh := s.shard(aor)
 	sh.mu.RLock()
-	bs := sh.tables[tableName(table)][aor]
+	bs := sh.table(tableName(table))[aor]
 	sh.mu.RUnlock()
 	return live(bs, s.now()), nil
 }
 
 // Update runs fn under the shard's write lock, so it is atomic with respect to every other change of aor.
-// fn gets its own copy of the live bindings: it may modify and return it.
+// fn gets its own copy of the live bindings: it may modify and return it (then that copy is stored).
 func (s *memStore) Update(table, aor string, fn func(cur []Binding) ([]Binding, error)) error {
 	table = tableName(table)
 	sh := s.shard(aor)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.tables[table]
+	t := sh.table(table)
 	old, had := t[aor]
 	var cur []Binding
 	if l := live(old, s.now()); len(l) > 0 {
@@ -173,18 +189,30 @@ func (s *memStore) Update(table, aor string, fn func(cur []Binding) ([]Binding, 
 	if err != nil {
 		return err
 	}
-	s.store(sh, table, t, aor, old, had, next)
+	// fn usually changes cur in place and returns it (a refresh): cur is this call's own exactly sized
+	// copy, nobody else has it, so the store keeps it rather than copy it again.
+	owned := len(next) > 0 && len(next) == cap(next) && len(cur) == len(next) && unsafe.SliceData(next) == unsafe.SliceData(cur)
+	s.storeOwned(sh, table, t, aor, old, had, next, owned)
 	return nil
 }
 
 // store replaces the bindings of aor by next (nil or empty removes the AOR) and keeps the counters. The
 // caller holds sh.mu for writing; t is sh.tables[table] (nil when the table has no AOR yet).
 func (s *memStore) store(sh *memShard, table string, t map[string][]Binding, aor string, old []Binding, had bool, next []Binding) {
+	s.storeOwned(sh, table, t, aor, old, had, next, false)
+}
+
+// storeOwned is store; owned means next is the caller's private exactly sized slice, kept as is (its
+// bindings' strings are still made the store's own) instead of copied.
+func (s *memStore) storeOwned(sh *memShard, table string, t map[string][]Binding, aor string, old []Binding, had bool, next []Binding, owned bool) {
 	if len(next) == 0 {
 		if had {
 			delete(t, aor)
 			if len(t) == 0 {
 				delete(sh.tables, table)
+				if table == DefaultTable {
+					sh.loc = nil
+				}
 			}
 			s.aors.Add(-1)
 			s.contacts.Add(-int64(len(old)))
@@ -195,6 +223,9 @@ func (s *memStore) store(sh *memShard, table string, t map[string][]Binding, aor
 	if t == nil {
 		t = map[string][]Binding{}
 		sh.tables[table] = t
+		if table == DefaultTable {
+			sh.loc = t
+		}
 	}
 	// The stored slice is exactly sized (no spare capacity kept per AOR) and every binding shares the map
 	// key's AOR string: one copy of it per AOR, however many contacts. The other strings are copied into
@@ -205,11 +236,14 @@ func (s *memStore) store(sh *memShard, table string, t map[string][]Binding, aor
 	} else {
 		key = strings.Clone(aor)
 	}
-	stored := make([]Binding, len(next))
-	for i := range next {
-		stored[i] = next[i]
+	stored := next
+	if !owned {
+		stored = make([]Binding, len(next))
+		copy(stored, next)
+	}
+	for i := range stored {
 		if !reuseStrings(&stored[i], old) {
-			s.pack(&stored[i])
+			s.pack(&stored[i], old)
 		}
 		stored[i].AOR = key
 	}
@@ -227,7 +261,7 @@ func (s *memStore) Delete(table, aor, contact string) (bool, error) {
 	sh := s.shard(aor)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.tables[table]
+	t := sh.table(table)
 	old, had := t[aor]
 	if !had {
 		return false, nil
@@ -395,8 +429,8 @@ const maxInterned = 256
 
 // pack makes b's strings the store's own: the socket is interned (few distinct values), the others are
 // copied into one new string and sliced from it.
-func (s *memStore) pack(b *Binding) {
-	b.Socket = s.intern(b.Socket)
+func (s *memStore) pack(b *Binding, old []Binding) {
+	b.Socket = s.internFrom(b.Socket, old)
 	n := len(b.Contact) + len(b.Received) + len(b.Path) + len(b.CallID) + len(b.UserAgent) + len(b.Instance)
 	if n == 0 {
 		return
@@ -421,6 +455,17 @@ func (s *memStore) pack(b *Binding) {
 	cut(&b.CallID)
 	cut(&b.UserAgent)
 	cut(&b.Instance)
+}
+
+// internFrom is intern, taking the store's copy from old (the AOR's stored bindings) when one has it: a
+// refresh comes in on the socket it registered on, and this saves the lookup in interned.
+func (s *memStore) internFrom(v string, old []Binding) string {
+	for i := range old {
+		if old[i].Socket == v {
+			return old[i].Socket
+		}
+	}
+	return s.intern(v)
 }
 
 // intern returns the store's copy of a socket name.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // clock is a settable Unix time for the store's now.
@@ -343,5 +344,36 @@ func TestMemoryRefreshStrings(t *testing.T) {
 		if len(got) != 1 || got[0] != want {
 			t.Fatalf("%s: stored %+v, want %+v", tc.name, got, want)
 		}
+	}
+}
+
+// Update stores the copy it gave fn when fn changes it in place and returns it (no second copy); a
+// reader's earlier Lookup still sees the bindings as they were, and the stored strings are the store's
+// own even when fn put a view of a reused buffer into that copy.
+func TestMemoryUpdateKeepsFnCopy(t *testing.T) {
+	s := openTest(t, memOptions{})
+	exp := time.Now().Unix() + 60
+	put(t, s, "", "u", Binding{Contact: "sip:u@h", CallID: "c1", CSeq: 1, Expires: exp})
+	before, _ := s.Lookup("", "u")
+	buf := []byte("c2")
+	var given []Binding
+	err := s.Update("", "u", func(cur []Binding) ([]Binding, error) {
+		cur[0].CSeq, cur[0].CallID = 2, unsafe.String(&buf[0], len(buf))
+		given = cur
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf[1] = 'X' // the caller reuses its buffer
+	after, _ := s.Lookup("", "u")
+	if &after[0] != &given[0] {
+		t.Errorf("the store copied fn's slice again instead of keeping it")
+	}
+	if len(before) != 1 || before[0].CSeq != 1 || before[0].CallID != "c1" {
+		t.Errorf("an earlier Lookup changed under its reader: %+v", before)
+	}
+	if len(after) != 1 || after[0].CSeq != 2 || after[0].CallID != "c2" {
+		t.Errorf("after Update: %+v", after)
 	}
 }

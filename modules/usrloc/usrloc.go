@@ -48,7 +48,8 @@ type Store interface {
 	// Update replaces the bindings of aor by what fn returns given the live ones, atomically with respect
 	// to other updates of the same AOR (on every node sharing the store). fn may run more than once (an
 	// optimistic retry) and must have no side effects; an error from fn is returned as is and nothing
-	// changes. Returning no bindings removes the AOR.
+	// changes. Returning no bindings removes the AOR. The store may keep the returned slice itself (the
+	// memory backend keeps the copy it gave fn when fn returns it): nobody may change it afterwards.
 	Update(table, aor string, fn func(cur []Binding) ([]Binding, error)) error
 	// Delete removes one contact of aor, or every contact when contact is "". It reports whether anything
 	// was removed.
@@ -60,6 +61,14 @@ type Store interface {
 	Counts() (aors, contacts int)
 	// Close flushes what must be kept (the snapshot) and releases the backend.
 	Close() error
+}
+
+// CopiesStrings is implemented by a Store that keeps none of the strings it is given: Update copies those
+// of the bindings it stores (and the AOR), and no method keeps its arguments. A caller may then pass
+// strings that are views of a buffer it reuses afterwards (the registrar passes views of the REGISTER).
+type CopiesStrings interface {
+	Store
+	CopiesStrings()
 }
 
 // ErrUnavailable is wrapped by backend errors when the backing server cannot be reached.
