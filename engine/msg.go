@@ -403,6 +403,9 @@ func (m *Msg) Reason() string {
 	if !m.reply {
 		return ""
 	}
-	_, reason, _ := statusLine(m.Buf[:m.Raw.FirstLineEnd])
+	code, reason, _ := statusLine(m.Buf[:m.Raw.FirstLineEnd])
+	if std := Reason(code); std == string(reason) { // "OK", "Ringing": no copy (tm keeps it per branch)
+		return std
+	}
 	return string(reason)
 }
