@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -288,7 +287,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		txt = append(txt, ";rport"...)
 	}
 	txt = append(txt, "\r\n"...)
-	extra = append(extra, edit{off: int32(off), end: int32(off), text: bytesView(txt)})
+	extra = append(extra, edit{off: int32(off), end: int32(off), text: rawsip.View(txt)})
 	if vi >= 0 {
 		// received/rport on the request's top Via (RFC 3261 §18.2.1, RFC 3581), so the reply finds its way back
 		// as parameter edits, not a new value: the script's own edits inside that Via (textops) stay, as
@@ -298,7 +297,7 @@ func (m *Msg) AppendRequest(dst []byte, local *Listener, proto Proto, branch, ru
 		// so that a reply relayed statelessly finds the connection (received:rport over WS).
 		// a view of the buffer, not a copy: the edits get new strings
 		v := h.Value(m.Buf)
-		extra, _ = appendViaReceivedEdits(extra, txt, bytesView(v), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
+		extra, _ = appendViaReceivedEdits(extra, txt, rawsip.View(v), int(h.VStart), m.Src, m.ForceRport || m.Proto.WebSocket())
 	}
 	if m.Path != "" { // the registrar's route set to the contact (RFC 3327): before the Routes, as Kamailio
 		if ri := m.Raw.Find(m.Buf, "route"); ri >= 0 {
@@ -333,9 +332,9 @@ func appendViaReceivedEdits(extra []edit, txt []byte, v string, base int, src ne
 		txt = strconv.AppendUint(txt, uint64(src.Port()), 10)
 		if hasRport {
 			p := base + len(sentBy)
-			extra = append(extra, edit{off: int32(p + rs), end: int32(p + re), text: bytesView(txt[s:])})
+			extra = append(extra, edit{off: int32(p + rs), end: int32(p + re), text: rawsip.View(txt[s:])})
 		} else {
-			extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: bytesView(txt[s:])})
+			extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: rawsip.View(txt[s:])})
 		}
 	}
 	_, _, _, hasRecv := rawsip.Param(params, "received")
@@ -343,13 +342,10 @@ func appendViaReceivedEdits(extra []edit, txt []byte, v string, base int, src ne
 		s := len(txt)
 		txt = append(txt, ";received="...)
 		txt = src.Addr().Unmap().AppendTo(txt)
-		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: bytesView(txt[s:])})
+		extra = append(extra, edit{off: int32(base + end), end: int32(base + end), text: rawsip.View(txt[s:])})
 	}
 	return extra, txt
 }
-
-// bytesView is b as a string without a copy: for texts used while b's array is neither written nor freed.
-func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // statelessBranch derives the Via branch of a statelessly forwarded request from what identifies its
 // transaction (RFC 3261 §16.11, and the fields Kamailio hashes): the top Via (sent-by and branch), Call-ID,
@@ -476,7 +472,7 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 		for _, h2 := range m.Raw.Hdrs[i+1:] {
 			if h2.Is(m.Buf, "via") {
 				v2 := h2.Value(m.Buf)
-				next = unsafe.String(unsafe.SliceData(v2), len(v2)) // parsed below, not kept
+				next = rawsip.View(v2) // parsed below, not kept
 				break
 			}
 		}

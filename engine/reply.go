@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/siplua/siplua/engine/rawsip"
 )
@@ -162,7 +161,7 @@ func (m *Msg) BuildReply(dst []byte, code int, reason string, body []byte, conte
 				// A string view of the received bytes, not a copy (one allocation per reply saved): it does
 				// not outlive the call, which copies what it writes into dst, and buf is not written meanwhile.
 				v := h.Value(buf)
-				dst = appendViaWithReceived(dst, unsafe.String(unsafe.SliceData(v), len(v)), m.Src, m.ForceRport)
+				dst = appendViaWithReceived(dst, rawsip.View(v), m.Src, m.ForceRport)
 				dst = append(dst, "\r\n"...)
 				continue
 			}

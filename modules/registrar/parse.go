@@ -78,7 +78,7 @@ func contacts(m *engine.Msg, first int, list []contact) (_ []contact, star bool,
 		v := h.Value(m.Buf)
 		for len(v) > 0 {
 			end := rawsip.FirstValueEnd(v)
-			one := strings.TrimSpace(view(v[:end]))
+			one := strings.TrimSpace(rawsip.View(v[:end]))
 			if end < len(v) {
 				v = v[end+1:]
 			} else {

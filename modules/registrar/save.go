@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -386,10 +385,6 @@ func (c *saveCtx) doSave(m *engine.Msg, table string, uri string) (int, rerr) {
 	return c.ret, rFine
 }
 
-// view is b as a string without a copy, for reading the received message: it must not outlive the save
-// (m.Buf is reused for the next message) unless own copies it.
-func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
 // own copies the strings of reg that the store may keep (AOR, Call-ID, User-Agent, the contacts' URI,
 // received and +sip.instance), views of the received message until then, into one new allocation. A
 // store that copies what it keeps (usrloc.CopiesStrings: the memory backend) does not need it.
@@ -434,7 +429,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 		if x.to < 0 {
 			return rToMiss
 		}
-		_, u, _, ok := rawsip.NameAddr(view(x.value(m, x.to)))
+		_, u, _, ok := rawsip.NameAddr(rawsip.View(x.value(m, x.to)))
 		if !ok || u == "" {
 			return rToMiss
 		}
@@ -455,7 +450,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 	if len(cid) > callIDMaxSize {
 		return rCallIDLen
 	}
-	reg.callID = view(cid)
+	reg.callID = rawsip.View(cid)
 	if x.cseq < 0 {
 		return rCSMiss
 	}
@@ -505,7 +500,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 	reg.ua = "n/a"
 	if x.ua >= 0 {
 		if ua := trimBlanks(x.value(m, x.ua)); len(ua) > 0 && len(ua) < uaMaxSize {
-			reg.ua = view(ua)
+			reg.ua = rawsip.View(ua)
 		}
 	}
 	if r.UsePath && x.path {
@@ -535,7 +530,7 @@ func (r *Registrar) readRegister(m *engine.Msg, uri string, reg *register) rerr 
 		reg.methods = 0
 		for _, h := range m.Raw.Hdrs {
 			if h.Is(m.Buf, "allow") {
-				reg.methods = methodMask(reg.methods, view(h.Value(m.Buf)))
+				reg.methods = methodMask(reg.methods, rawsip.View(h.Value(m.Buf)))
 			}
 		}
 	}

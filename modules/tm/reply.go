@@ -2,7 +2,6 @@ package tm
 
 import (
 	"strings"
-	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -21,7 +20,7 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	raw = raw[:rawsip.FirstValueEnd(raw)]
 	// Parsed from a string view of the received bytes (no copy: one allocation per reply): v and the
 	// branch id are only used for the lookup below and do not outlive it; m.Buf is not written meanwhile.
-	v, err := engine.ParseVia(unsafe.String(unsafe.SliceData(raw), len(raw)))
+	v, err := engine.ParseVia(rawsip.View(raw))
 	if err != nil {
 		return false
 	}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/engine/rawsip"
@@ -132,7 +131,7 @@ func serverKey(m *engine.Msg, method string) (string, bool) {
 		raw := m.Raw.Hdrs[i].Value(m.Buf)
 		raw = raw[:rawsip.FirstValueEnd(raw)]
 		// Parsed from a view of the received bytes (no copy): the key below copies what it keeps.
-		if rv, err := engine.ParseVia(unsafe.String(unsafe.SliceData(raw), len(raw))); err == nil {
+		if rv, err := engine.ParseVia(rawsip.View(raw)); err == nil {
 			if b, _, _, _ := rawsip.Param(rv.Params, "branch"); strings.HasPrefix(b, "z9hG4bK") {
 				var sb strings.Builder
 				sb.Grow(len(b) + len(rv.Host) + len(method) + 10)
