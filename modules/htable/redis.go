@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +133,24 @@ func (s *redisStore) reconnect() {
 	}()
 }
 
+// staleConn tells a call that failed because the connection it was queued on had broken (Redis restarted
+// or dropped it while idle: EOF, reset) from one Redis refused or that timed out. Right after Redis comes
+// back the first calls can still meet the dead connection even after others succeeded on the new one
+// (TestRedisDown saw a GET fail with EOF after a successful SET and GET); retries are off so that a
+// call fails within the route budget, so a read, which is safe to send twice, is sent once more within the
+// same deadline. Writes are not: an INCRBY must not be applied twice.
+func staleConn(err error) bool {
+	if err == nil || rueidis.IsRedisNil(err) {
+		return false
+	}
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		(errors.As(err, &ne) && !ne.Timeout())
+}
+
 // fail logs a Redis error (at most every 10 s per table) and wraps it.
 func (s *redisStore) fail(what string, err error) error {
 	if now := time.Now().Unix(); s.lastLog.Load() < now-10 {
@@ -179,6 +199,10 @@ func (s *redisStore) get(key string) (item, bool, error) {
 	k := s.prefix + key
 	res := c.DoMulti(ctx, c.B().Get().Key(k).Build(), c.B().Pttl().Key(k).Build())
 	v, err := res[0].ToString()
+	if staleConn(err) { // a read is safe to send again, on the connection rueidis dials now
+		res = c.DoMulti(ctx, c.B().Get().Key(k).Build(), c.B().Pttl().Key(k).Build())
+		v, err = res[0].ToString()
+	}
 	if rueidis.IsRedisNil(err) {
 		return item{}, false, nil
 	}
@@ -197,6 +221,9 @@ func (s *redisStore) peek(key string) (item, bool, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	v, err := c.Do(ctx, c.B().Get().Key(s.prefix+key).Build()).ToString()
+	if staleConn(err) {
+		v, err = c.Do(ctx, c.B().Get().Key(s.prefix+key).Build()).ToString()
+	}
 	if rueidis.IsRedisNil(err) {
 		return item{}, false, nil
 	}
