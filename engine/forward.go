@@ -362,20 +362,16 @@ func (m *Msg) statelessBranch() string {
 		}
 		h *= 1099511628211 // the separator: ^ 0 leaves h as it is
 	}
-	first := func(name string) []byte {
-		if i := m.Raw.Find(m.Buf, name); i >= 0 {
-			return m.Raw.Hdrs[i].Value(m.Buf)
-		}
-		return nil
-	}
 	if via, ok := m.TopVia(); ok {
 		put(via.Host)
 		put(strconv.Itoa(via.Port))
 		b, _, _, _ := rawsip.Param(via.Params, "branch")
 		put(b)
 	}
-	put(strings.TrimSpace(rawsip.View(first("call-id"))))
-	if n, _, ok := cseqParts(first("cseq")); ok {
+	cid, _ := m.Raw.Value(m.Buf, "call-id")
+	put(strings.TrimSpace(rawsip.View(cid)))
+	cs, _ := m.Raw.Value(m.Buf, "cseq")
+	if n, _, ok := cseqParts(cs); ok {
 		put(strconv.Itoa(n))
 	}
 	put(m.tagView("from"))
@@ -404,9 +400,8 @@ func (e *Engine) routeReply(m *Msg) {
 			return
 		}
 	}
-	i := m.Raw.Find(m.Buf, "via")
 	top, ok := m.TopVia() // on the raw bytes: a stateless relay never needs sipgo's full parse
-	if i < 0 || !ok || !e.IsMyself(top.Host, top.Port) {
+	if !ok || !e.IsMyself(top.Host, top.Port) {
 		e.stats.dropParse.Add(1)
 		e.log.Debug("reply dropped", "src", m.Src.String(), "err", errNotOurVia)
 		return
@@ -471,8 +466,7 @@ func (m *Msg) AppendRelayedReply(dst []byte) ([]byte, Target, error) {
 		rm = edit{off: h.Start, end: h.End}
 		for _, h2 := range m.Raw.Hdrs[i+1:] {
 			if h2.Is(m.Buf, "via") {
-				v2 := h2.Value(m.Buf)
-				next = rawsip.View(v2) // parsed below, not kept
+				next = rawsip.View(h2.Value(m.Buf)) // parsed below, not kept
 				break
 			}
 		}
@@ -547,11 +541,11 @@ type Via struct {
 // TopVia is the first value of the first Via header, parsed on a view of the buffer: its strings are only
 // valid until the message is recycled (strings.Clone what is kept).
 func (m *Msg) TopVia() (Via, bool) {
-	i := m.Raw.Find(m.Buf, "via")
-	if i < 0 {
+	b, ok := m.Raw.Value(m.Buf, "via")
+	if !ok {
 		return Via{}, false
 	}
-	v := rawsip.View(m.Raw.Hdrs[i].Value(m.Buf))
+	v := rawsip.View(b)
 	via, err := ParseVia(v[:rawsip.FirstValueEndString(v)])
 	return via, err == nil
 }

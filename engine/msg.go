@@ -282,8 +282,8 @@ func (m *Msg) Method() string {
 		}
 		return ""
 	}
-	if i := m.Raw.Find(m.Buf, "cseq"); i >= 0 {
-		if _, meth, ok := cseqParts(m.Raw.Hdrs[i].Value(m.Buf)); ok {
+	if v, ok := m.Raw.Value(m.Buf, "cseq"); ok {
+		if _, meth, ok := cseqParts(v); ok {
 			return internMethod(meth)
 		}
 	}
@@ -352,8 +352,8 @@ func (m *Msg) HeaderValue(name string) string {
 
 func (m *Msg) Header(name string) (string, bool) {
 	lname := HeaderName(name)
-	if i := m.Raw.Find(m.Buf, lname); i >= 0 {
-		return string(m.Raw.Hdrs[i].Value(m.Buf)), true
+	if v, ok := m.Raw.Value(m.Buf, lname); ok {
+		return string(v), true
 	}
 	return "", false
 }

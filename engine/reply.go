@@ -55,12 +55,11 @@ func (m *Msg) appendToTag(dst []byte) []byte {
 	// of building a stateless reply. Deterministic, so the tag stays stable across restarts.
 	var s uint32
 	for _, name := range [...]string{"call-id", "from", "cseq"} {
-		if i := m.Raw.Find(m.Buf, name); i >= 0 {
-			s = crc32.Update(s, castagnoli, m.Raw.Hdrs[i].Value(m.Buf))
+		if v, ok := m.Raw.Value(m.Buf, name); ok {
+			s = crc32.Update(s, castagnoli, v)
 		}
 	}
-	if i := m.Raw.Find(m.Buf, "via"); i >= 0 {
-		v := m.Raw.Hdrs[i].Value(m.Buf)
+	if v, ok := m.Raw.Value(m.Buf, "via"); ok {
 		s = crc32.Update(s, castagnoli, v[:rawsip.FirstValueEnd(v)])
 	}
 	var sum [4]byte
@@ -221,11 +220,10 @@ func (m *Msg) HasToTag() bool { return m.tagView("to") != "" }
 func (m *Msg) tagView(hdr string) string { t, _ := m.tagViewOK(hdr); return t }
 
 func (m *Msg) tagViewOK(hdr string) (string, bool) {
-	i := m.Raw.Find(m.Buf, hdr)
-	if i < 0 {
+	v, ok := m.Raw.Value(m.Buf, hdr)
+	if !ok {
 		return "", false
 	}
-	v := m.Raw.Hdrs[i].Value(m.Buf)
 	tag, _, _, ok := rawsip.Param(rawsip.View(v[paramsStart(v):]), "tag")
 	return tag, ok
 }

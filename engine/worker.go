@@ -398,11 +398,10 @@ func (e *Engine) malformed(m *Msg, err error) {
 
 // topViaUsable reports whether a reply to m can be addressed by its top Via (topViaOK).
 func topViaUsable(m *Msg) bool {
-	i := m.Raw.Find(m.Buf, "via")
-	if i < 0 {
+	v, ok := m.Raw.Value(m.Buf, "via")
+	if !ok {
 		return false
 	}
-	v := m.Raw.Hdrs[i].Value(m.Buf)
 	return topViaOK(v[:rawsip.FirstValueEnd(v)])
 }
 

@@ -192,6 +192,15 @@ func Compact(c byte) string {
 	return ""
 }
 
+// Value returns the value of the first header named name (lower-case full name, as Find), a view of buf;
+// ok is false when there is none.
+func (m *Msg) Value(buf []byte, name string) (v []byte, ok bool) {
+	if i := m.Find(buf, name); i >= 0 {
+		return m.Hdrs[i].Value(buf), true
+	}
+	return nil, false
+}
+
 // Find returns the index of the first header named name, or -1.
 func (m *Msg) Find(buf []byte, name string) int {
 	for i, h := range m.Hdrs {

@@ -82,6 +82,16 @@ func ParseURI(s string) (URI, bool) {
 	return u, true
 }
 
+// PortNum is the port as a number, 0 when the URI has none (ParseURI accepts only digits; beyond 65535 it
+// stops counting, so a port too large reads as over 65535). No allocation, unlike strconv.Atoi("").
+func (u URI) PortNum() int {
+	n := 0
+	for i := 0; i < len(u.Port) && n <= 65535; i++ {
+		n = n*10 + int(u.Port[i]-'0')
+	}
+	return n
+}
+
 // String joins the parts again.
 func (u URI) String() string {
 	var b strings.Builder

@@ -63,3 +63,20 @@ func FuzzParseURI(f *testing.F) {
 		NameAddr(s)
 	})
 }
+
+func TestPortNum(t *testing.T) {
+	for _, tc := range []struct {
+		uri  string
+		want int
+	}{
+		{"sip:a@h", 0}, {"sip:h:5060", 5060}, {"sip:[::1]:5070;lr", 5070}, {"sip:h:0", 0}, {"sip:h:70000", 70000},
+	} {
+		u, ok := ParseURI(tc.uri)
+		if !ok || u.PortNum() != tc.want {
+			t.Errorf("%s: ok %v port %d, want %d", tc.uri, ok, u.PortNum(), tc.want)
+		}
+	}
+	if u, _ := ParseURI("sip:h:99999999999"); u.PortNum() <= 65535 {
+		t.Errorf("a huge port reads as %d, a valid one", u.PortNum())
+	}
+}

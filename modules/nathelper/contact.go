@@ -19,8 +19,7 @@ type contact struct {
 }
 
 func (c contact) port() int {
-	p, _ := strconv.Atoi(c.uri.Port)
-	return portOr5060(p)
+	return portOr5060(c.uri.PortNum())
 }
 
 // proto is the transport of the contact URI: its transport parameter, else UDP (sips: TCP).

@@ -252,6 +252,5 @@ func targetDiffers(m *engine.Msg) bool {
 }
 
 func uriPort(u rawsip.URI) int {
-	p, _ := strconv.Atoi(u.Port)
-	return portOr5060(p)
+	return portOr5060(u.PortNum())
 }

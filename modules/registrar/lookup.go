@@ -3,7 +3,6 @@ package registrar
 import (
 	"encoding/hex"
 	"hash/fnv"
-	"strconv"
 	"strings"
 	"time"
 
@@ -71,8 +70,7 @@ func (r *Registrar) isMyself(e *engine.Engine, uri string) bool {
 	if !ok {
 		return false
 	}
-	port, _ := strconv.Atoi(u.Port)
-	return e.IsMyself(u.Host, port)
+	return e.IsMyself(u.Host, u.PortNum())
 }
 
 // bindings resolves the AOR of uri and looks up its bindings in table: ok is false when uri has no AOR

@@ -256,15 +256,6 @@ func methodMask(mask uint32, list string) uint32 {
 	return mask
 }
 
-// rawHeader returns the raw value of the first header named name (lower-case full name) without copying.
-func rawHeader(m *engine.Msg, name string) ([]byte, bool) {
-	i := m.Raw.Find(m.Buf, name)
-	if i < 0 {
-		return nil, false
-	}
-	return m.Raw.Hdrs[i].Value(m.Buf), true
-}
-
 // uint32Value parses a header value of digits (surrounding blanks allowed).
 func uint32Value(v []byte) (uint32, bool) {
 	v = trimBlanks(v)

@@ -243,8 +243,8 @@ func addRRParam(m *engine.Msg, p string) int {
 }
 
 // routeValue is one Route header value with its place in the message. uri and raw are views of the
-// message buffer (no copy: loose_route runs on every in-dialog request); anything kept past the route is
-// copied out (the String of a URI, paramsOf).
+// message buffer (no copy: loose_route runs on every in-dialog request); what is kept past the route is
+// copied out (text, and routeParams in looseRoute).
 type routeValue struct {
 	hdr        int
 	start, end int // of the value (no separator) in Buf
@@ -313,16 +313,7 @@ func removeRoutes(m *engine.Msg, rs []routeValue, n int) {
 }
 
 func isOurs(m *engine.Msg, rv *routeValue) bool {
-	return rv.ok && rv.uri.Host != "" && m.E.IsMyself(rv.uri.Host, portOf(rv.uri.Port))
-}
-
-// portOf is a URI's port as a number, 0 when absent (ParseURI only accepts digits).
-func portOf(p string) int {
-	n := 0
-	for i := 0; i < len(p) && n <= 65535; i++ {
-		n = n*10 + int(p[i]-'0')
-	}
-	return n
+	return rv.ok && rv.uri.Host != "" && m.E.IsMyself(rv.uri.Host, rv.uri.PortNum())
 }
 
 // looseRoute is Kamailio's loose_route: 1 when the request was routed by its Route set (our own Route
@@ -335,7 +326,7 @@ func (r *RR) looseRoute(m *engine.Msg) int {
 	var buf [4]routeValue // on the stack: no allocation for the usual Route sets
 	rs := appendRoutes(buf[:0], m)
 	st := state(m)
-	if ru, ok := rawsip.ParseURI(m.RURI()); ok && ru.Params != "" && m.E.IsMyself(ru.Host, portOf(ru.Port)) {
+	if ru, ok := rawsip.ParseURI(m.RURI()); ok && ru.Params != "" && m.E.IsMyself(ru.Host, ru.PortNum()) {
 		if _, _, _, lr := rawsip.Param(ru.Params, "lr"); lr || ru.User == "" && len(rs) > 0 {
 			// the previous hop was a strict router: our Record-Route came as R-URI (Kamailio's after_strict)
 			return r.afterStrict(m, st, rs)
