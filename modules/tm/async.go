@@ -57,15 +57,15 @@ func (t *TM) Suspend(m *engine.Msg) (index, label uint32, err error) {
 	if c.tx == nil {
 		// as t_newtran, but the blind branch exists before the 100 Trying goes out: a CANCEL sent at once
 		// must find the transaction suspended
-		x, isNew := t.newTx(m)
-		if x == nil {
+		f, isNew := t.newTx(m)
+		if !f.ok {
 			return 0, 0, errors.New("t_suspend: no transaction")
 		}
 		if !isNew {
-			x.retransmitted(m)
+			t.retransmitted(m, f)
 			return 0, 0, errors.New("t_suspend: a retransmission (its transaction exists)")
 		}
-		c.tx, created = x, true
+		c.tx, created = f.x, true
 	}
 	x := c.tx
 	fr := t.FrTimer

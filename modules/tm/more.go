@@ -73,7 +73,7 @@ func (t *TM) lookupRequest(m *engine.Msg) int {
 	if !m.IsRequest() || m.IsAck() {
 		return -1
 	}
-	return b2i(t.lookup(m, keyMethod(m)) != nil)
+	return b2i(t.find(m, keyMethod(m)).ok)
 }
 
 // lookupCancel is t_lookup_cancel(flags): for a CANCEL, 1 when the INVITE transaction it cancels exists;
@@ -82,11 +82,15 @@ func (t *TM) lookupCancel(m *engine.Msg, flags int) int {
 	if m.Method() != "CANCEL" {
 		return -1
 	}
-	x := t.lookup(m, "INVITE")
-	if x == nil {
+	f := t.find(m, "INVITE")
+	if !f.ok {
 		return -1
 	}
-	if flags&1 != 0 {
+	if x := f.x; x == nil {
+		if flags&1 != 0 {
+			m.Flags = f.d.flags
+		}
+	} else if flags&1 != 0 {
 		x.mu.Lock()
 		if x.req != nil {
 			m.Flags = x.req.Flags

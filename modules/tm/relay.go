@@ -35,8 +35,10 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	}
 	switch methodID(m) {
 	case "ACK":
-		if x := t.lookup(m, "INVITE"); x != nil {
-			x.ack() // hop-by-hop ACK of a negative reply: ends here
+		if f := t.find(m, "INVITE"); f.ok {
+			if f.x != nil {
+				f.x.ack() // hop-by-hop ACK of a negative reply: ends here
+			} // a completed transaction's record absorbs it as it is
 			return 1
 		}
 		// end-to-end ACK of a 2xx: no transaction, relayed statelessly (RFC 3261 §16.7 step 10)
@@ -46,11 +48,14 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 		}
 		return 1
 	case "CANCEL":
-		if x := t.lookup(m, "INVITE"); x != nil {
-			if t.cancelSuspended(m, x) { // async.go
+		if f := t.find(m, "INVITE"); f.x != nil {
+			if t.cancelSuspended(m, f.x) { // async.go
 				return 1
 			}
-			t.cancelTx(m, x)
+			t.cancelTx(m, f.x)
+			return 1
+		} else if f.ok {
+			t.cancelDone(m) // the INVITE is answered already: nothing left to cancel
 			return 1
 		}
 	}
@@ -61,15 +66,15 @@ func (t *TM) relayOnce(m *engine.Msg, proto engine.Proto, addr string) int {
 	}
 	x := c.tx
 	if x == nil {
-		var isNew bool
-		x, isNew = t.newTx(m)
-		if x == nil {
+		f, isNew := t.newTx(m)
+		if !f.ok {
 			return -1
 		}
 		if !isNew {
-			x.retransmitted(m)
+			t.retransmitted(m, f)
 			return 0
 		}
+		x = f.x
 		c.tx = x
 		x.mu.Lock()
 		if x.invite && t.AutoInv100 {
@@ -767,6 +772,18 @@ func (t *TM) cancelTx(m *engine.Msg, x *tx) {
 	}
 	x.unlock() // sends what cancelling queued
 	t.checkSend(x)
+	m.Replied = true
+}
+
+// cancelDone answers a CANCEL whose INVITE transaction completed and is waiting out wt_timer as a record:
+// 200, as cancelTx answers one whose INVITE already had its final reply.
+func (t *TM) cancelDone(m *engine.Msg) {
+	ok := m.BuildReply(nil, 200, "canceling", nil, "")
+	if err := t.e.SendReplyBytes(m, ok); err != nil {
+		t.logger().Info("reply not sent upstream", "code", 200, "err", err, "call_id", callID(m))
+	} else {
+		t.e.CountLocal(200)
+	}
 	m.Replied = true
 }
 

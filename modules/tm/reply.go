@@ -27,6 +27,10 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	id, _, _, _ := rawsip.Param(v.Params, "branch")
 	b, ok := t.client.get(id)
 	if !ok {
+		if d, db, ok := t.wait.client(id, t.timers.now()); ok {
+			t.doneReply(m, d, db)
+			return true
+		}
 		return false
 	}
 	x := b.tx
@@ -68,6 +72,48 @@ func (t *TM) OnReply(m *engine.Msg) bool {
 	t.branchReply(x, b, m, code)
 	x.unlock()
 	return true
+}
+
+// doneReply handles a reply on a branch of a completed transaction, now a record in the wait store: a final
+// reply the callee sent again. The reply route and the transaction's onreply route run as for a live
+// transaction (on a stand-in without the request: $T_req and the like are empty there); then a 2xx of an
+// INVITE goes upstream again (its ACK is end-to-end) and a negative one is ACKed again; anything else ends
+// here, as a live transaction's would.
+func (t *TM) doneReply(m *engine.Msg, d doneTx, db doneBranch) {
+	if methodID(m) == "CANCEL" || !strings.EqualFold(m.Method(), d.method) {
+		return // the answer to a CANCEL long answered, or not a reply to this request
+	}
+	code := m.StatusCode()
+	if d.gen.Hold() {
+		defer d.gen.Release()
+		m.UseGeneration(d.gen)
+	}
+	sx := &tx{t: t, key: d.key, method: d.method, invite: d.invite, final: true, removed: true,
+		status: int32(d.status), onReply: d.onReply}
+	m.SetModState(ctxKey, &msgCtx{tx: sx, route: routeReply, branch: db.idx, code: code, reason: m.Reason()})
+	if err := m.RunReplyRoute(); err != nil {
+		t.logger().Error("reply route failed", "err", err, "call_id", callID(m))
+	}
+	if d.onReply != "" && !m.Dropped {
+		if err := m.CallRoute(d.onReply); err != nil {
+			t.logger().Error("onreply route failed", "route", d.onReply, "err", err, "call_id", callID(m))
+		}
+	}
+	switch {
+	case !d.invite || code < 200:
+	case code < 300:
+		if err := t.e.RelayReply(m); err != nil {
+			t.logger().Info("reply not relayed", "err", err, "call_id", callID(m))
+		}
+	case db.out != nil:
+		var local *engine.Listener
+		if ls := t.e.Listeners(); db.listener >= 0 && db.listener < len(ls) {
+			local = ls[db.listener]
+		}
+		if ack := hopRequest(db.out, "ACK", toValue(m)); ack != nil {
+			_ = t.e.Send(db.dst.Proto, local, db.dst.Addr, ack)
+		}
+	}
 }
 
 // branchReply updates a branch with a reply and relays what RFC 3261 §16.7 says to. Called with x.mu held.

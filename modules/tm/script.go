@@ -37,14 +37,15 @@ func (t *TM) newtran(m *engine.Msg) int {
 	if c.tx != nil {
 		return 1
 	}
-	x, isNew := t.newTx(m)
-	if x == nil {
+	f, isNew := t.newTx(m)
+	if !f.ok {
 		return -1
 	}
 	if !isNew {
-		x.retransmitted(m)
+		t.retransmitted(m, f)
 		return 0
 	}
+	x := f.x
 	c.tx = x
 	x.mu.Lock()
 	defer x.unlock()
@@ -62,7 +63,7 @@ func (t *TM) reply(m *engine.Msg, code int, reason string) int {
 	if code < 100 || code > 699 {
 		return -1
 	}
-	if c, ok := m.ModState(ctxKey).(*msgCtx); (!ok || c.tx == nil) && t.lookup(m, keyMethod(m)) == nil && t.newtran(m) < 0 {
+	if c, ok := m.ModState(ctxKey).(*msgCtx); (!ok || c.tx == nil) && !t.find(m, keyMethod(m)).ok && t.newtran(m) < 0 {
 		return -1 // t_reply creates the transaction when there is none
 	}
 	ok, err := t.TxReply(m, code, reason)
@@ -117,15 +118,22 @@ func (t *TM) checkTrans(m *engine.Msg) int {
 	}
 	switch methodID(m) {
 	case "CANCEL":
-		if t.lookup(m, "INVITE") != nil {
+		if t.find(m, "INVITE").ok {
 			return 1
 		}
 		return -1
 	case "ACK":
-		x := t.lookup(m, "INVITE")
-		if x == nil {
+		f := t.find(m, "INVITE")
+		if !f.ok {
 			return -1
 		}
+		if f.x == nil { // completed, a record: the ACK of its 2xx, or of a negative reply (absorbed)
+			if f.d.status >= 200 && f.d.status < 300 {
+				return 1
+			}
+			return 0
+		}
+		x := f.x
 		x.mu.Lock()
 		st := x.status
 		x.unlock()
@@ -138,11 +146,11 @@ func (t *TM) checkTrans(m *engine.Msg) int {
 	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.tx != nil {
 		return 1
 	}
-	x := t.lookup(m, keyMethod(m))
-	if x == nil {
+	f := t.find(m, keyMethod(m))
+	if !f.ok {
 		return -1
 	}
-	x.retransmitted(m)
+	t.retransmitted(m, f)
 	return 0
 }
 

@@ -95,6 +95,9 @@ func (b *branch) queueRequest(out []byte, count outCount) {
 // unlock releases x.mu, then makes the sends queued under it, and any queued meanwhile, in order, unless
 // another goroutine is making them already.
 func (x *tx) unlock() {
+	if x.waiting && !x.removed {
+		x.compact()
+	}
 	if x.sending || len(x.outq) == 0 {
 		x.mu.Unlock()
 		return

@@ -70,6 +70,7 @@ type TM struct {
 	client table[*branch] // client transactions by the Via branch the proxy generated
 	prefix string         // per-process part of generated branches
 	timers timers         // every transaction and branch timer, on one goroutine
+	wait   waitStore      // completed transactions waiting out wt_timer, as records (wait.go)
 	seq    atomic.Uint64
 	// sendHook, when set (tests, export_test.go), runs before every send tm makes for a transaction.
 	sendHook hookSlot
@@ -112,6 +113,7 @@ func (t *TM) Start(env *engine.Env) error {
 	t.server.init()
 	t.client.init()
 	t.timers.init()
+	t.wait.init(&t.timers)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	t.prefix = "z9hG4bK" + hex.EncodeToString(b[:])
@@ -220,7 +222,7 @@ func (t *TM) Exists(m *engine.Msg) bool {
 	if c, ok := m.ModState(ctxKey).(*msgCtx); ok && c.tx != nil {
 		return false // its own transaction
 	}
-	return t.lookup(m, keyMethod(m)) != nil
+	return t.find(m, keyMethod(m)).ok
 }
 
 // RequestRouteDone ends what the request route left open in a transaction it created, as Kamailio's tm

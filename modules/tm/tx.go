@@ -82,6 +82,7 @@ type tx struct {
 	canceled  bool
 	inFailure bool // a failure route is queued or running
 	removed   bool
+	waiting   bool // completed: waits out wt_timer, and becomes a record once its branches are done too
 	sending   bool // a goroutine is making outq's sends
 	// retrN counts the retransmissions of a negative INVITE reply (timer G) plus one, 0 when none is due:
 	// the interval is T1 doubled that many times less one, at most T2 (retrInterval).
@@ -216,7 +217,8 @@ func methodID(m *engine.Msg) string {
 	return meth
 }
 
-// lookup finds the server transaction of a request (ACK and CANCEL: the INVITE's when asInvite).
+// lookup finds the live server transaction of a request (ACK and CANCEL: the INVITE's when asInvite); one
+// completed and waiting out wt_timer as a record is not returned (find).
 func (t *TM) lookup(m *engine.Msg, method string) *tx {
 	k, ok := serverKey(m, method)
 	if !ok {
@@ -226,24 +228,73 @@ func (t *TM) lookup(m *engine.Msg, method string) *tx {
 	return x
 }
 
-// newTx creates and registers the server transaction of m, or returns the existing one (a retransmission)
-// with isNew=false.
-func (t *TM) newTx(m *engine.Msg) (*tx, bool) {
+// found is what a request's transaction key finds: a live transaction (x), or a completed one waiting out
+// wt_timer (d, a record in the wait store), or nothing (ok false).
+type found struct {
+	x  *tx
+	d  doneTx
+	ok bool
+}
+
+// find is lookup, records included.
+func (t *TM) find(m *engine.Msg, method string) found {
+	k, ok := serverKey(m, method)
+	if !ok {
+		return found{}
+	}
+	// live first: a transaction becomes a record (compact) before it leaves the live table, so a key
+	// missing there is in the store if anywhere
+	if x, ok := t.server.get(k); ok {
+		return found{x: x, ok: true}
+	}
+	if d, ok := t.wait.server(k, t.timers.now()); ok {
+		return found{d: d, ok: true}
+	}
+	return found{}
+}
+
+// newTx creates and registers the server transaction of m; for a retransmission it returns what m's key
+// found instead, with isNew=false.
+func (t *TM) newTx(m *engine.Msg) (f found, isNew bool) {
 	k, ok := serverKey(m, keyMethod(m))
 	if !ok {
-		return nil, false
+		return found{}, false
 	}
 	meth := m.Method()
 	x := &tx{t: t, key: k, method: meth, invite: methodID(m) == "INVITE", created: t.timers.now()}
 	if g := m.Generation(); g.Hold() {
 		x.gen = g
 	}
-	got, isNew := t.server.getOrPut(k, x)
-	if !isNew {
+	// Under the shard's lock, as compact moves a transaction from here to the store: the key is in one of
+	// the two whenever it is looked at.
+	s := &t.server.shards[t.server.shard(k)]
+	s.Lock()
+	if old, ok := s.m[k]; ok {
+		s.Unlock()
 		x.gen.Release()
-		return got, false
+		return found{x: old, ok: true}, false
 	}
-	return x, true
+	if d, ok := t.wait.server(k, t.timers.now()); ok {
+		s.Unlock()
+		x.gen.Release()
+		return found{d: d, ok: true}, false
+	}
+	s.m[k] = x
+	s.Unlock()
+	return found{x: x, ok: true}, true
+}
+
+// retransmitted answers a retransmission of a request with the last reply its transaction sent upstream.
+func (t *TM) retransmitted(m *engine.Msg, f found) {
+	if f.x != nil {
+		f.x.retransmitted(m)
+		return
+	}
+	if f.d.reply != nil {
+		if err := t.e.SendReplyBytes(m, f.d.reply); err != nil {
+			t.logger().Debug("reply not sent again", "err", err, "call_id", callID(m))
+		}
+	}
 }
 
 // retransmitted answers a retransmission of the request with the last reply sent upstream.
@@ -292,6 +343,7 @@ func (x *tx) completed() {
 		x.arm(x.retrInterval())
 		return
 	}
+	x.waiting = true
 	x.arm(ms(t.WaitTimer))
 }
 
@@ -345,6 +397,7 @@ func (x *tx) ack() {
 	x.acked = true
 	if x.retrN > 0 {
 		x.retrN = 0
+		x.waiting = true
 		x.arm(ms(x.t.WaitTimer))
 	}
 }
@@ -368,6 +421,46 @@ func (x *tx) remove() {
 	// the transaction's last route has run; the release may close the generation's Lua states, so it is
 	// made after the lock, with the sends
 	x.queue(outMsg{kind: outRelease})
+}
+
+// compact replaces a completed transaction by its record in the wait store (wait.go) once nothing of it is
+// pending any more: no branch waits for an answer or still retransmits a CANCEL, no failure route runs, no
+// final reply is retransmitted. Whoever still holds x (a worker finishing the route that relayed it, a reply
+// being handled) finds it removed. Called with x.mu held, by unlock.
+func (x *tx) compact() {
+	if x.removed || x.inFailure || x.retrN > 0 || !x.final {
+		return
+	}
+	for _, b := range x.branches {
+		if !b.final || b.cancelWanted && b.cancel == nil ||
+			b.cancel != nil && b.cancelN < 10 && b.dst.Proto == engine.UDP {
+			return
+		}
+	}
+	t := x.t
+	now := t.timers.now()
+	s := &t.server.shards[t.server.shard(x.key)]
+	s.Lock()
+	if cur, ok := s.m[x.key]; !ok || cur != x || !t.wait.put(x, now, now.Add(ms(t.WaitTimer)), t.e.Listeners()) {
+		s.Unlock()
+		x.waiting = false // not a record after all: its wait timer removes it
+		return
+	}
+	delete(s.m, x.key)
+	s.Unlock()
+	x.removed = true
+	for _, b := range x.branches {
+		if b.tmr.armed() {
+			b.tmr.Stop()
+		}
+		if b.id != "" {
+			t.client.del(b.id)
+		}
+	}
+	if x.tmr.armed() {
+		x.tmr.Stop()
+	}
+	x.queue(outMsg{kind: outRelease}) // the record holds the generation on its own (waitStore.genIndex)
 }
 
 // unregister drops a transaction that never got a branch out (t_relay failed before sending anything), so
