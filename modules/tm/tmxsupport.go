@@ -149,6 +149,9 @@ func (t *TM) byCallID(callid, cseq string) *tx {
 func (t *TM) KCancelCallID(m *engine.Msg, callid, cseq string, flag, rcode int) int {
 	x := t.byCallID(callid, cseq)
 	if x == nil {
+		if t.wait.byCallID(callid, cseq, t.timers.now()) {
+			return 1 // completed, waiting out wt_timer: nothing left to cancel
+		}
 		return -1
 	}
 	x.mu.Lock()

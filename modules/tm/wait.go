@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -300,6 +301,31 @@ func (w *waitStore) client(id string, now mono) (doneTx, doneBranch, bool) {
 		}
 	}
 	return doneTx{}, doneBranch{}, false
+}
+
+// byCallID reports whether a record waiting still answered the request with Call-ID callid and CSeq
+// number cseq (tmx's t_cancel_callid): a scan of every record's reply, for occasional use.
+func (w *waitStore) byCallID(callid, cseq string, now mono) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var raw rawsip.Msg
+	for _, c := range w.chunks {
+		for off := 0; off < len(c.data); {
+			n := int(binary.LittleEndian.Uint32(c.data[off:]))
+			d := decodeDone(c.data[off:off+n], nil)
+			off += n
+			if !now.Before(d.deadline) || rawsip.Scan(d.reply, &raw) != nil {
+				continue
+			}
+			id, _ := raw.Value(d.reply, "call-id")
+			cs, _ := raw.Value(d.reply, "cseq")
+			num, _, _ := strings.Cut(strings.TrimSpace(string(cs)), " ")
+			if string(id) == callid && num == cseq {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // len is the number of records kept (those whose wait ended count until their chunk goes).

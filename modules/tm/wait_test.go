@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siplua/siplua/engine"
 	"github.com/siplua/siplua/luabind/enginetest"
 )
 
@@ -57,6 +58,14 @@ func TestWaitRecord2xx(t *testing.T) {
 		t.Fatalf("first 200: X-OnReply %v, want [200]:\n%s", got, first)
 	}
 	waitForRecord(t, pp)
+	cancelCallID := pp.p.Export(t, "tmx", "t_cancel_callid").(func(*engine.Msg, string, string, int) int)
+	m := &engine.Msg{E: pp.p.E}
+	if rc := cancelCallID(m, header([]byte(inv), "Call-ID")[0], "1", 0); rc != 1 {
+		t.Fatalf("t_cancel_callid of the completed call: %d, want 1 (found, nothing to cancel)", rc)
+	}
+	if rc := cancelCallID(m, "another-call", "1", 0); rc != -1 {
+		t.Fatalf("t_cancel_callid of an unknown call: %d, want -1", rc)
+	}
 
 	pp.uac.Send(inv) // the caller did not get the 200: it goes again, from the record
 	again, _ := recvFinal(t, pp.uac, 2*time.Second)
