@@ -79,3 +79,45 @@ func TestWaitStore(t *testing.T) {
 		t.Fatal("a swept record found")
 	}
 }
+
+// FuzzWaitRecord: whatever a transaction holds, its record reads back the same (recordSize and the writing
+// agree, or put panics), and a transaction too big for a record is refused, not cut.
+func FuzzWaitRecord(f *testing.F) {
+	f.Add("z9hG4bK1\x00127.0.0.1:5060\x00INVITE", "INVITE", "onrep", []byte("SIP/2.0 486 Busy\r\n\r\n"), "z9hG4bKa", []byte("INVITE sip:b@h SIP/2.0\r\n\r\n"), uint16(486), "[fe80::1%eth0]:5070")
+	f.Add("k", "BYE", "", []byte(nil), "", []byte(nil), uint16(200), "10.0.0.1:5060")
+	f.Fuzz(func(t *testing.T, key, method, onReply string, reply []byte, id string, out []byte, status uint16, dst string) {
+		var ts timers
+		var w waitStore
+		w.init(&ts)
+		x := &tx{t: &TM{}, key: key, method: method, onReply: onReply, reply: reply, invite: true, status: int32(status)}
+		ap, _ := netip.ParseAddrPort(dst)
+		b := &branch{tx: x, id: id, out: out, status: int32(status), dst: engine.Target{Proto: engine.TCP, Addr: ap}}
+		x.branches = []*branch{b}
+		now := mono(1)
+		if !w.put(x, now, now.Add(time.Second), nil) {
+			if recordSize(x) >= 0 {
+				t.Fatal("put refused a transaction recordSize accepts")
+			}
+			return
+		}
+		d, ok := w.server(key, now)
+		if !ok || d.key != key || d.method != method || d.onReply != onReply || string(d.reply) != string(reply) ||
+			d.status != int(status) || !d.invite || d.nbr != 1 {
+			t.Fatalf("read back %+v %v", d, ok)
+		}
+		if id == "" {
+			return
+		}
+		_, db, ok := w.client(id, now)
+		if !ok || db.id != id {
+			t.Fatalf("branch %q not found: %+v", id, db)
+		}
+		if b.keepsRequest() {
+			if string(db.out) != string(out) || db.dst.Addr != ap || db.dst.Proto != engine.TCP {
+				t.Fatalf("branch read back %+v, want out %q dst %v", db, out, ap)
+			}
+		} else if db.out != nil {
+			t.Fatalf("branch kept its request: %+v", db)
+		}
+	})
+}
