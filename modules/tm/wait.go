@@ -257,28 +257,17 @@ func (w *waitStore) record(pos uint64) ([]byte, []*engine.Generation) {
 
 // server finds the completed transaction with server key k, unless its wait is over.
 func (w *waitStore) server(k string, now mono) (doneTx, bool) {
-	w.mu.Lock()
-	pos, ok := w.idx[w.serverHash(k)]
-	var rec []byte
-	var gens []*engine.Generation
-	if ok {
-		rec, gens = w.record(pos)
-	}
-	w.mu.Unlock()
-	if rec == nil {
-		return doneTx{}, false
-	}
-	d := decodeDone(rec, gens)
-	if d.key != k || !now.Before(d.deadline) {
+	d, ok := w.get(w.serverHash(k), now)
+	if !ok || d.key != k {
 		return doneTx{}, false
 	}
 	return d, true
 }
 
-// client finds the completed transaction one of whose branches has Via branch id, and that branch's index.
-func (w *waitStore) client(id string, now mono) (doneTx, doneBranch, bool) {
+// get reads the record under hash h, unless there is none or its wait is over.
+func (w *waitStore) get(h uint64, now mono) (doneTx, bool) {
 	w.mu.Lock()
-	pos, ok := w.idx[w.clientHash(id)]
+	pos, ok := w.idx[h]
 	var rec []byte
 	var gens []*engine.Generation
 	if ok {
@@ -286,10 +275,16 @@ func (w *waitStore) client(id string, now mono) (doneTx, doneBranch, bool) {
 	}
 	w.mu.Unlock()
 	if rec == nil {
-		return doneTx{}, doneBranch{}, false
+		return doneTx{}, false
 	}
 	d := decodeDone(rec, gens)
-	if !now.Before(d.deadline) {
+	return d, now.Before(d.deadline)
+}
+
+// client finds the completed transaction one of whose branches has Via branch id, and that branch's index.
+func (w *waitStore) client(id string, now mono) (doneTx, doneBranch, bool) {
+	d, ok := w.get(w.clientHash(id), now)
+	if !ok {
 		return doneTx{}, doneBranch{}, false
 	}
 	for i, p := 0, d.br; i < d.nbr; i++ {

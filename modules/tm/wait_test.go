@@ -42,17 +42,25 @@ func waitForRecord(t *testing.T, pp *peers) {
 	})
 }
 
+// waitCall starts the proxy with wt_timer (ms) and waitScript, and makes a call its UAS answers with
+// status: the caller's INVITE, the request the UAS got and the UAS's reply.
+func waitCall(t *testing.T, wt, status string) (pp *peers, inv string, req []byte, reply string) {
+	t.Helper()
+	cfg := strings.Replace(peerConfig, "[modules.tm]\n", "[modules.tm]\nwt_timer = "+wt+"\n", 1) + "[modules.hdr]\n[modules.pv]\n"
+	pp = startPeers(t, cfg, 1, func(*peers) string { return waitScript })
+	inv = enginetest.CRLF(pp.uac.Request("INVITE", pp.uasURI(0)))
+	pp.uac.Send(inv)
+	req = recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
+	reply = replyTo(string(req), status, "uas1")
+	pp.uas[0].Send(reply)
+	return pp, inv, req, reply
+}
+
 // TestWaitRecord2xx: after a 2xx, the record answers the INVITE retransmitted with the 2xx again, relays
 // the 2xx the callee sends again (its onreply route still runs), answers a late CANCEL with 200; once
 // wt_timer is over it is gone and the same INVITE is a new request.
 func TestWaitRecord2xx(t *testing.T) {
-	cfg := strings.Replace(peerConfig, "[modules.tm]\n", "[modules.tm]\nwt_timer = 1500\n", 1) + "[modules.hdr]\n[modules.pv]\n"
-	pp := startPeers(t, cfg, 1, func(*peers) string { return waitScript })
-	inv := enginetest.CRLF(pp.uac.Request("INVITE", pp.uasURI(0)))
-	pp.uac.Send(inv)
-	req := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
-	ok := replyTo(string(req), "200 OK", "uas1")
-	pp.uas[0].Send(ok)
+	pp, inv, _, ok := waitCall(t, "1500", "200 OK")
 	first, _ := recvFinal(t, pp.uac, 2*time.Second)
 	if got := header(first, "X-OnReply"); len(got) != 1 || got[0] != "200" {
 		t.Fatalf("first 200: X-OnReply %v, want [200]:\n%s", got, first)
@@ -101,13 +109,7 @@ func TestWaitRecord2xx(t *testing.T) {
 // TestWaitRecordNegative: after a 486 the caller ACKed, the record ACKs the 486 the callee sends again
 // (hop by hop, the same ACK as the first), relays nothing upstream, and absorbs the caller's ACK sent again.
 func TestWaitRecordNegative(t *testing.T) {
-	cfg := strings.Replace(peerConfig, "[modules.tm]\n", "[modules.tm]\nwt_timer = 3000\n", 1) + "[modules.hdr]\n[modules.pv]\n"
-	pp := startPeers(t, cfg, 1, func(*peers) string { return waitScript })
-	inv := enginetest.CRLF(pp.uac.Request("INVITE", pp.uasURI(0)))
-	pp.uac.Send(inv)
-	req := recvRequest(t, pp.uas[0], "INVITE", 2*time.Second)
-	busy := replyTo(string(req), "486 Busy Here", "uas1")
-	pp.uas[0].Send(busy)
+	pp, inv, _, busy := waitCall(t, "3000", "486 Busy Here")
 	ack1 := recvRequest(t, pp.uas[0], "ACK", 2*time.Second)
 	final, _ := recvFinal(t, pp.uac, 2*time.Second)
 	if statusCode(final) != 486 {
