@@ -152,11 +152,10 @@ func (w *waitStore) put(x *tx, now, deadline mono, listeners []*engine.Listener)
 			d = append(d, 0)
 			continue
 		}
-		a := b.dst.Addr.Addr()
-		d = append(d, 1, byte(b.dst.Proto))
-		ab, _ := a.AppendBinary(nil) // 4 or 16 bytes, then the zone: one small allocation, negative INVITEs only
-		d = append(d, byte(len(ab)))
-		d = append(d, ab...)
+		d = append(d, 1, byte(b.dst.Proto), 0)
+		at := len(d)
+		d, _ = b.dst.Addr.Addr().AppendBinary(d) // 4 or 16 bytes, then the zone
+		d[at-1] = byte(len(d) - at)
 		d = le.AppendUint16(d, b.dst.Addr.Port())
 		li := int16(-1)
 		for i, l := range listeners {
@@ -169,11 +168,12 @@ func (w *waitStore) put(x *tx, now, deadline mono, listeners []*engine.Listener)
 		d = le.AppendUint32(d, uint32(len(b.out)))
 		d = append(d, b.out...)
 	}
-	if len(d)-off > size || cap(d) != cap(c.data) { // recordSize and the writing disagree: a bug
+	if len(d)-off > size || cap(d) != cap(c.data) {
+		// recordSize and the writing disagree (a bug): nothing was stored, the transaction stays live
 		w.mu.Unlock()
-		panic("tm: wait record size mismatch")
+		return false
 	}
-	// the zone's length was counted in full whether or not AppendBinary wrote it: fix the length up
+	// recordSize counts 16 address bytes, an IPv4 address takes 4: the length is what was written
 	le.PutUint32(d[off:], uint32(len(d)-off))
 	c.data = d
 	c.last = max(c.last, deadline)
