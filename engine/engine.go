@@ -537,29 +537,8 @@ func viaReplyPort(m *Msg) (int, bool) {
 // hasParam reports whether a ;-separated parameter list has parameter name, as rawsip.Param finds it,
 // without allocating.
 func hasParam(params []byte, name string) bool {
-	i := 0
-	for i < len(params) {
-		semi := bytes.IndexByte(params[i:], ';')
-		if semi < 0 {
-			return false
-		}
-		j := i + semi + 1
-		end := j
-		for end < len(params) && params[end] != ';' && params[end] != ',' {
-			if params[end] == '"' { // quoted value: skip to the closing quote
-				if q := bytes.IndexByte(params[end+1:], '"'); q >= 0 {
-					end += q + 1
-				}
-			}
-			end++
-		}
-		k, _, _ := bytes.Cut(bytes.TrimSpace(params[j:end]), []byte("="))
-		if len(bytes.TrimSpace(k)) == len(name) && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
-			return true
-		}
-		i = end
-	}
-	return false
+	_, _, _, ok := rawsip.Param(rawsip.View(params), name) // the view does not outlive the call
+	return ok
 }
 
 // sentByPort is the port of a Via sent-by ("host", "host:port", "[v6]:port"), 0 when absent, with

@@ -283,32 +283,41 @@ func RequestURI(buf []byte, m *Msg) (int, int, bool) {
 	return sp + 1, sp + 1 + sp2, true
 }
 
+// NextParam reads the parameter of a ;-separated parameter list that follows position i (0 at first): its
+// name and value without surrounding blanks (value empty for a flag parameter), the span of the whole
+// ";name[=value]", and ok=false when there is none. The next call takes end as i. A quoted value may hold
+// ';' and ','; the list ends at a ',' outside quotes (the next element of a header).
+func NextParam(params string, i int) (name, val string, start, end int, ok bool) {
+	semi := strings.IndexByte(params[i:], ';')
+	if semi < 0 {
+		return "", "", 0, 0, false
+	}
+	start = i + semi
+	j := start + 1
+	end = j
+	for end < len(params) && params[end] != ';' && params[end] != ',' {
+		if params[end] == '"' { // quoted value: skip to the closing quote
+			if q := strings.IndexByte(params[end+1:], '"'); q >= 0 {
+				end += q + 1
+			}
+		}
+		end++
+	}
+	k, v, _ := strings.Cut(strings.TrimSpace(params[j:end]), "=")
+	return strings.TrimSpace(k), strings.TrimSpace(v), start, end, true
+}
+
 // Param finds parameter name (lower case) in a ;-separated parameter list and returns its value
 // (empty for a flag parameter), the span of the whole ";name[=value]" and whether it was found.
 func Param(params string, name string) (val string, start, end int, ok bool) {
-	i := 0
-	for i < len(params) {
-		semi := strings.IndexByte(params[i:], ';')
-		if semi < 0 {
+	for i := 0; i < len(params); i = end {
+		var k string
+		if k, val, start, end, ok = NextParam(params, i); !ok {
 			return "", 0, 0, false
 		}
-		start = i + semi
-		j := start + 1
-		end = j
-		for end < len(params) && params[end] != ';' && params[end] != ',' {
-			if params[end] == '"' { // quoted value: skip to the closing quote
-				if q := strings.IndexByte(params[end+1:], '"'); q >= 0 {
-					end += q + 1
-				}
-			}
-			end++
+		if strings.EqualFold(k, name) {
+			return val, start, end, true
 		}
-		p := strings.TrimSpace(params[j:end])
-		k, v, _ := strings.Cut(p, "=")
-		if strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v), start, end, true
-		}
-		i = end
 	}
 	return "", 0, 0, false
 }

@@ -108,25 +108,12 @@ func contacts(m *engine.Msg, first int, list []contact) (_ []contact, star bool,
 // first occurrence, its name in any case, its value without blanks and quotes (what param returns).
 func (c *contact) params(params string) {
 	var hasRcv, hasInst, hasRegID bool
-	i := 0
-	for i < len(params) {
-		semi := strings.IndexByte(params[i:], ';')
-		if semi < 0 {
+	for i := 0; i < len(params); {
+		k, v, _, end, ok := rawsip.NextParam(params, i)
+		if !ok {
 			return
 		}
-		j := i + semi + 1
-		end := j
-		for end < len(params) && params[end] != ';' && params[end] != ',' {
-			if params[end] == '"' { // quoted value: skip to the closing quote
-				if q := strings.IndexByte(params[end+1:], '"'); q >= 0 {
-					end += q + 1
-				}
-			}
-			end++
-		}
 		i = end
-		k, v, _ := strings.Cut(strings.TrimSpace(params[j:end]), "=")
-		k = strings.TrimSpace(k)
 		var dst *string
 		switch {
 		case !c.hasExp && strings.EqualFold(k, "expires"):
@@ -144,7 +131,6 @@ func (c *contact) params(params string) {
 		default:
 			continue
 		}
-		v = strings.TrimSpace(v)
 		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 			v = v[1 : len(v)-1]
 		}
